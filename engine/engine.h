@@ -128,6 +128,23 @@
  * 10. Limits: per account per instrument at most open_orders_max working
  *    orders and stop_orders_max untriggered stops (BitMEX-style text in api/).
  *
+ * 11. Details every consumer relies on:
+ *    - EV_CANCELED comes before the EV_LEVEL of the removal; a canceled
+ *      order reports leaves 0 (as BitMEX shows leavesQty 0).
+ *    - An amend that takes an order out of its level emits EV_AMENDED (new
+ *      values), then the EV_LEVEL of the removal, then rule 3.
+ *    - clOrdID is unique among the account's live orders (api/ keeps the
+ *      history and refuses reuse of a recent id as well).
+ *    - FillOrKill's test counts every eligible resting order's whole leaves
+ *      (an iceberg's hidden part included); ReduceOnly caps of makers are not
+ *      counted, so when one cuts a fill short the remainder is CXL_FOK.
+ *    - Validation order for new orders (first failure wins): instrument,
+ *      account, AllOrNone, unknown/duplicate trigger execInst, side, qty,
+ *      ordType, price, peg, pegOffsetValue, stopPx / trigger execInst,
+ *      timeInForce, post-only combination, displayQty, contingency,
+ *      clOrdID/clOrdLinkID text, duplicate clOrdID, per-account limits,
+ *      pools, Pegged reference, margin admit.
+ *
  * Every reject reason is an enum value here; only api/ maps it to BitMEX's
  * HTTP status and message text.
  */
@@ -274,6 +291,7 @@ struct engine_instrument {
 
 struct engine_config {
     uint32_t orders_max;        /* live orders, all instruments */
+    uint32_t strings_max;       /* live clOrdIDs + clOrdLinkIDs; 0 = orders_max */
     uint32_t accounts_max;      /* account ids are 0 .. accounts_max-1 */
     uint32_t stops_max;         /* untriggered stops per instrument */
     uint32_t open_orders_max;   /* per account per instrument (BitMEX 200) */
