@@ -1487,6 +1487,8 @@ enum reject engine_apply(struct engine *e, const struct cmd *c)
 
 void engine_position_set(struct engine *e, uint32_t account, uint16_t inst, qty_t pos)
 {
+    if (account >= e->cfg.accounts_max || inst >= e->cfg.instruments_count)
+        return;
     struct acct_inst *a = ai_of(e, account, inst);
     touch_position(e, account, inst, pos - a->pos);
     ro_enforce_touched(e);
