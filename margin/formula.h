@@ -1,0 +1,366 @@
+/*
+ * formula.h - the pure integer formulas of the margin core: contract value,
+ * fees, entry price, PnL, margin requirements, risk-limit tiers, bankruptcy
+ * and liquidation prices, funding, fair price and the ADL score.
+ *
+ * Everything here is a pure function of its arguments: no I/O, no globals,
+ * no floating point. Positions, accounts and liquidation (built on top) own
+ * all state; this layer only computes numbers.
+ *
+ * Invariants every function keeps:
+ *   - Results are written only on MF_OK; on an error the out-parameters are
+ *     left untouched. Products are formed in i128 with overflow checks, and a
+ *     result that does not fit its int64 type is MF_ERR_OVERFLOW, never a
+ *     wrapped number.
+ *   - Every division names its rounding (here and in formula.c). Rounding goes
+ *     against the trader (requirements up, realised PnL down, funding payer up
+ *     / receiver down), or is symmetric between the two sides of a trade so
+ *     that it moves money between nobody (value, mark and fair prices), or is
+ *     BitMEX's observed rule with the rounding residue kept by a named account
+ *     (fees: the fee account). Each function says which.
+ *   - A BitMEX rule names its source: MECHANICS.md section N (the reference
+ *     in /work/shared/reference/bitmex/, not needed to build or test).
+ *
+ * Units (see engine/units.h): px_t price in 1e-8 quote units, qty_t contracts
+ * (signed: long > 0), sats_t settlement minor units (XBt, USDt), ms_t ms.
+ * Rates are rate_t in 1e-8 units (names end in _e8):
+ *   takerFee 0.00075 = 75000, makerFee -0.00025 = -25000, initMargin 0.01 =
+ *   1000000, maintMargin 0.005 = 500000, fundingRate 0.0001 = 10000,
+ *   leverage 100x = 10000000000 (leverage is a rate_t too: 1.0 = RATE_SCALE).
+ */
+#ifndef PERPSIM_MARGIN_FORMULA_H
+#define PERPSIM_MARGIN_FORMULA_H
+
+#include <stdint.h>
+
+#include "engine/units.h"
+
+/* A rate in 1e-8 units: 0.00075 = 75000. */
+typedef int64_t rate_t;
+#define MF_RATE_SCALE INT64_C(100000000)
+
+/* A year for annualised rates (%FairBasis, fairBasisRate), MECHANICS.md §3:
+ * 365 days, as BitMEX's "daysToExpiry/365" and "fundingRate x 3 x 365". */
+#define MF_YEAR_MS (INT64_C(365) * MS_PER_DAY)
+
+enum mf_err {
+    MF_OK = 0,
+    MF_ERR_RANGE,    /* an argument outside its domain (price <= 0, bad contract...) */
+    MF_ERR_OVERFLOW, /* the result (or an intermediate beyond i128) does not fit */
+    MF_ERR_NO_PRICE, /* no finite positive price exists (e.g. 1x short inverse bankruptcy) */
+};
+
+/* MECHANICS.md §1. QUANTO and LINEAR share every formula here (value is
+ * q * multiplier * price for both); the kind is kept for what callers show. */
+enum mf_kind { MF_INVERSE = 1, MF_QUANTO = 2, MF_LINEAR = 3 };
+
+/*
+ * A contract, as BitMEX's instrument fields (MECHANICS.md §1):
+ *   multiplier  BitMEX's `multiplier`, settlement minor units per contract
+ *               per 1.0 of price (inverse: per 1/price), signed as BitMEX:
+ *               INVERSE must be < 0 (XBTUSD -100000000, so a long has
+ *               negative value); QUANTO and LINEAR must be > 0 (ETHUSD 100
+ *               XBt per $; ETHZ20 100000000; XBTUSDT 1).
+ *               For linear contracts BitMEX's multiplier already equals
+ *               quoteToSettleMultiplier / underlyingToPositionMultiplier
+ *               (XBTUSDT: 1e6 USDt per USDT / 1e6 contracts per XBT = 1), so
+ *               those two fields are not stored: one contract of XBTUSDT is
+ *               1e-6 XBT and 1000 (one lot) @ 20000.5 is worth 20,000,500 USDt.
+ *   tick_px     tickSize in px (XBTUSD 0.5 USD = 50000000).
+ *   lot_qty     lotSize in contracts (XBTUSD 100 since 2021, XBTUSDT 1000).
+ */
+struct mf_contract {
+    enum mf_kind kind;
+    int64_t multiplier;
+    px_t tick_px;
+    qty_t lot_qty;
+};
+
+/* ---- contract ------------------------------------------------------------ */
+
+/* MF_OK when the kind is known, the multiplier has its kind's sign, and tick
+ * and lot are > 0; else MF_ERR_RANGE. Every function taking a contract checks
+ * this first. */
+enum mf_err mf_contract_check(const struct mf_contract *c);
+
+/* A static name for an error ("ok", "range", "overflow", "no_price"). */
+const char *mf_err_name(enum mf_err e);
+
+/* ---- value, fees, entry price, PnL (MECHANICS.md §1, §2, §9) -------------- */
+
+/*
+ * The signed value of qty contracts at price_px, in settlement minor units
+ * (MECHANICS.md §1):
+ *   INVERSE          value = qty * multiplier / price   (long: negative)
+ *   QUANTO, LINEAR   value = qty * multiplier * price   (long: positive)
+ * Rounding: the exact rational value of the WHOLE quantity, rounded half away
+ * from zero (half-up on the magnitude, sign applied after). So
+ * value(-q, p) == -value(q, p) exactly: the two sides of a trade book
+ * opposite values and the rounding moves money between nobody. The error is
+ * <= 0.5 minor unit whatever the size.
+ * Deliberate difference from MECHANICS.md §1's suggestion (per-lot rounding
+ * times lots): per-lot rounding errs by up to 0.5 unit per lot and does not
+ * reproduce the §2 guide example (long 15000 XBTUSD @750 -> 800 = exactly
+ * 1.25 XBT; per contract it would be 124,995,000 XBt). Both rules agree on the
+ * 2021 observations (one lot: 100 @ 46976 -> -212875). Pre-2021 trade
+ * grossValue rounded per contract (229 @ 8120 -> 2,820,135); this gives
+ * 2,820,197 (exact 2,820,197.04).
+ * MF_ERR_RANGE: bad contract or price_px <= 0.
+ */
+enum mf_err mf_value(const struct mf_contract *c, qty_t qty, px_t price_px, sats_t *value_sats);
+
+/*
+ * Commission of one fill (MECHANICS.md §9): execComm = |value| * rate.
+ * Positive = paid by the trader; a negative rate (maker rebate) gives a
+ * negative commission (received).
+ * Rounding: to the nearest unit, ties toward +infinity (against the trader:
+ * a tie charges the extra unit of a fee, pays the smaller rebate). Nearest,
+ * not ceiling, because BitMEX's observed fill (§9: 9919 * 0.00075 = 7.44)
+ * charged 7. The trader and the fee account move the same integer, so the
+ * residue is the fee account's pricing, not lost money.
+ */
+enum mf_err mf_fee(sats_t value_sats, rate_t rate_e8, sats_t *comm_sats);
+
+/*
+ * avgEntryPrice from an open position's qty and unrealisedCost
+ * (MECHANICS.md §2):
+ *   INVERSE          price = qty * multiplier / cost  (harmonic mean of fills)
+ *   QUANTO, LINEAR   price = cost / (qty * multiplier)
+ * Rounding: to the nearest px, ties away from zero. It is informational (PnL
+ * comes from costs, never from this price), so no side is favoured. The
+ * result may be off the tick: 100 @ 46976 has cost -212875 and gives
+ * 46975.92483852 (4697592483852 px); mf_px_to_tick(..., MF_ROUND_NEAREST) gives
+ * back 46976 for a single-fill position of that size.
+ * MF_ERR_RANGE: qty == 0, cost == 0, or cost of the wrong sign for qty.
+ */
+enum mf_err mf_avg_entry_px(const struct mf_contract *c, qty_t qty, sats_t cost_sats,
+                            px_t *avg_px);
+
+enum mf_round { MF_ROUND_DOWN = 1, MF_ROUND_UP = 2, MF_ROUND_NEAREST = 3 };
+
+/* px to a multiple of tick_px: DOWN toward -inf, UP toward +inf, NEAREST
+ * with ties up. MF_ERR_RANGE: tick_px <= 0 or unknown mode. */
+enum mf_err mf_px_to_tick(px_t px, px_t tick_px, enum mf_round mode, px_t *out_px);
+
+/*
+ * Gross PnL of qty contracts (signed; long > 0) opened at entry_px and closed
+ * at exit_px (MECHANICS.md §2): value(qty, exit) - value(qty, entry), i.e.
+ * -(cost of the open fill + cost of the close fill), exactly the engine
+ * bookkeeping's realisedGrossPnl for a full round trip.
+ *   inverse  q * |mult| * (1/entry - 1/exit);  quanto/linear  q*mult*(exit-entry).
+ * Rounding: none beyond mf_value's; pnl(-q) == -pnl(q) exactly.
+ */
+enum mf_err mf_pnl(const struct mf_contract *c, qty_t qty, px_t entry_px, px_t exit_px,
+                   sats_t *pnl_sats);
+
+/* unrealisedPnl = markValue - unrealisedCost, markValue = value(qty, mark)
+ * (MECHANICS.md §2; -212951 - (-212875) = -76). No rounding beyond mf_value. */
+enum mf_err mf_unrealised_pnl(const struct mf_contract *c, qty_t qty, px_t mark_px,
+                              sats_t unrealised_cost_sats, sats_t *pnl_sats);
+
+/*
+ * The part of an open position's cost attributed to closing close_qty of its
+ * open_qty contracts, by the average-cost method (MECHANICS.md §2:
+ * realisedCost = closing fraction x open cost):
+ *   share = open_cost * close_qty / |open_qty|.
+ * close_qty is a count, 0 <= close_qty <= |open_qty|; a close that flips the
+ * position is two calls (close all, then open).
+ * Rounding: toward +infinity. The realised gross PnL of the close is
+ * -(share + value of the closing fill), so rounding the share up rounds the
+ * PnL realised now down (against the trader); the remaining cost
+ * (open_cost - share) carries the residue, and closing everything attributes
+ * exactly open_cost, so nothing is lost over the position's life.
+ * MF_ERR_RANGE: open_qty == 0 or close_qty outside [0, |open_qty|].
+ */
+enum mf_err mf_cost_share(sats_t open_cost_sats, qty_t open_qty, qty_t close_qty,
+                          sats_t *share_sats);
+
+/* ---- margin requirements (MECHANICS.md §3, §5) ---------------------------- */
+
+/* A requirement |value| * rate, rounded UP (against the trader): posInit =
+ * IM% x |cost| (§5: 1% of 212875 = 2128.75 -> 2129), order IM, MM at mark.
+ * MF_ERR_RANGE: rate_e8 < 0. */
+enum mf_err mf_margin_req(sats_t value_sats, rate_t rate_e8, sats_t *req_sats);
+
+/* The extra initial margin for an order through the mark (MECHANICS.md §3
+ * last bullet, §5): 100% of the loss it would show at once if filled, i.e.
+ * max(0, value(qty, price) - value(qty, mark)) with qty signed (buy > 0):
+ * positive for a buy above the mark or a sell below it, else 0.
+ * Rounding: none beyond mf_value. */
+enum mf_err mf_through_mark_premium(const struct mf_contract *c, qty_t qty, px_t price_px,
+                                    px_t mark_px, sats_t *premium_sats);
+
+/* Initial margin of an order (MECHANICS.md §5): mf_margin_req(value(qty,
+ * price), im) + mf_through_mark_premium. For a sell BitMEX values the order
+ * at max(limit, bestBid): the caller passes that as price_px. Reducing parts
+ * and the net-bid rule are the caller's (they need the position and book). */
+enum mf_err mf_order_init_margin(const struct mf_contract *c, qty_t qty, px_t price_px,
+                                 px_t mark_px, rate_t im_e8, sats_t *req_sats);
+
+/* Commission held to close a position, posComm (MECHANICS.md §5 obs:
+ * taker x (|posCost| + posInit); 0.0005 x (212875 + 2129) = 107.5 -> 108).
+ * Rounding: UP (against the trader). A negative rate reserves 0. */
+enum mf_err mf_close_comm_reserve(sats_t cost_sats, sats_t pos_init_sats, rate_t taker_e8,
+                                  sats_t *comm_sats);
+
+/*
+ * Funding payment of a position (MECHANICS.md §4): |value(qty, mark)| x |rate|,
+ * signed: > 0 the position pays, < 0 it receives. Positive rate: longs pay,
+ * shorts receive; negative rate: the reverse. qty == 0 or rate == 0: 0.
+ * Rounding: against the trader on both sides: the payer's amount rounded UP,
+ * the receiver's DOWN. Over all positions payments >= receipts; the residue
+ * (>= 0) belongs to the named account the caller books it to.
+ * §2 guide: 20 XBT x 0.25% = 0.05 XBT paid by the long.
+ */
+enum mf_err mf_funding_payment(const struct mf_contract *c, qty_t qty, px_t mark_px,
+                               rate_t rate_e8, sats_t *paid_sats);
+
+/*
+ * Maintenance margin of a position (MECHANICS.md §5): MM% x |value at mark|
+ * (rounded UP) + close_comm_sats (mf_close_comm_reserve) + the next funding
+ * payment if the position will pay it (mf_funding_payment, > 0 only).
+ * §5 obs: MM 0.35% x 212951 = 745.3 -> 746, + 108 + 21.3 -> 22 = 876 where
+ * BitMEX showed 875 (its individual roundings are not determinable, +-1).
+ */
+enum mf_err mf_maint_margin(const struct mf_contract *c, qty_t qty, px_t mark_px, rate_t mm_e8,
+                            sats_t close_comm_sats, rate_t funding_rate_e8, sats_t *req_sats);
+
+/* ---- risk limits (MECHANICS.md §6) ---------------------------------------- */
+
+/* The risk limit of step k: base + k x step. MF_ERR_RANGE: k < 0, base or
+ * step <= 0. */
+enum mf_err mf_risk_limit(sats_t base_limit_sats, sats_t step_sats, int64_t k,
+                          sats_t *limit_sats);
+
+/* The lowest step k >= 0 whose limit holds |risk_value|: 0 when |risk| <=
+ * base, else ceil((|risk| - base) / step) (division rounded UP: a value over
+ * a limit needs the next step; a value equal to a limit fits it, as BitMEX
+ * rejects only "over the chosen limit"). MF_ERR_RANGE: base or step <= 0. */
+enum mf_err mf_risk_step(sats_t base_limit_sats, sats_t step_sats, sats_t risk_value_sats,
+                         int64_t *k);
+
+/* Rates at step k (MECHANICS.md §6): MM = baseMM x (1 + k), IM = baseIM +
+ * k x baseMM. Exact (no division). MF_ERR_RANGE: k < 0 or a negative rate. */
+enum mf_err mf_tier_rates(rate_t base_im_e8, rate_t base_mm_e8, int64_t k, rate_t *im_e8,
+                          rate_t *mm_e8);
+
+/* ---- bankruptcy and liquidation, isolated (MECHANICS.md §5, §7) ----------- */
+
+/* initMarginReq = 1 / leverage (MECHANICS.md §5), leverage in 1e-8 units
+ * (100x = 10000000000). Rounding: UP (more margin: against the trader).
+ * MF_ERR_RANGE: leverage <= 0. */
+enum mf_err mf_im_from_leverage(rate_t leverage_e8, rate_t *im_e8);
+
+/* IM_eff = (posInit + posCross) / |value(q, E)| (MECHANICS.md §7); pass the
+ * sum as margin_sats and the cost as value_sats. Rounding: DOWN (less margin
+ * counted: the liquidation price lands nearer the entry, against the trader).
+ * MF_ERR_RANGE: value == 0 or margin < 0. */
+enum mf_err mf_im_eff(sats_t margin_sats, sats_t value_sats, rate_t *im_e8);
+
+/* MM_eff = maintMarginReq + |fundingRate| if the position pays the next
+ * funding (long with rate > 0, short with rate < 0), MECHANICS.md §7. Exact. */
+enum mf_err mf_mm_eff(rate_t mm_e8, rate_t funding_rate_e8, qty_t qty, rate_t *mm_eff_e8);
+
+/*
+ * Bankruptcy price of an isolated position entered at entry_px
+ * (MECHANICS.md §7), qty's sign picks the side:
+ *   inverse  long E / (1 + IM)    short E / (1 - IM)
+ *   linear   long E x (1 - IM)    short E x (1 + IM)      (quanto as linear)
+ * Rounded to the tick in one step from the exact rational: long UP, short
+ * DOWN (§7 [inf]; the position is closed out no later than the exact price).
+ * MF_ERR_NO_PRICE: no finite price > 0 (inverse short with IM >= 1: cannot
+ * go bankrupt; linear long with IM >= 1: bankrupt only at 0).
+ * MF_ERR_RANGE: bad contract, qty == 0, entry <= 0, IM < 0.
+ */
+enum mf_err mf_bankrupt_px(const struct mf_contract *c, qty_t qty, px_t entry_px, rate_t im_eff_e8,
+                           px_t *px);
+
+/* Liquidation price, same as mf_bankrupt_px with IM replaced by IM - MM
+ * (MECHANICS.md §7):
+ *   inverse  long E / (1 + IM - MM)   short E / (1 - IM + MM)
+ *   linear   long E x (1 - IM + MM)   short E x (1 + IM - MM)
+ * Same rounding (long UP, short DOWN: liquidation comes no later) and
+ * errors. MF_ERR_RANGE also for mm < 0. */
+enum mf_err mf_liq_px(const struct mf_contract *c, qty_t qty, px_t entry_px, rate_t im_eff_e8,
+                      rate_t mm_eff_e8, px_t *px);
+
+/* ---- funding rate (MECHANICS.md §4) --------------------------------------- */
+
+/* Interest component per funding interval from the daily quote and base
+ * interest rates: I = (quote - base) x interval / 1 day (8 h: / 3; 0.06% and
+ * 0.03% a day -> 0.01%). Rounding: nearest, ties away from zero (a rate, not
+ * money; symmetric). MF_ERR_RANGE: interval_ms <= 0. */
+enum mf_err mf_funding_interest(rate_t quote_daily_e8, rate_t base_daily_e8, ms_t interval_ms,
+                                rate_t *interest_e8);
+
+/* Premium index P = (max(0, impactBid - mark) - max(0, mark - impactAsk)) /
+ * index + fundingBasisUsedInMark (MECHANICS.md §4). The division rounds to
+ * nearest, ties away from zero (symmetric). MF_ERR_RANGE: a price <= 0. */
+enum mf_err mf_premium_index(px_t impact_bid_px, px_t impact_ask_px, px_t mark_px, px_t index_px,
+                             rate_t basis_in_mark_e8, rate_t *premium_e8);
+
+/* F = P + clamp(I - P, -0.05%, +0.05%), then |F| <= 0.75 x (IM - MM)
+ * (MECHANICS.md §4). The cap's x0.75 rounds DOWN in magnitude (1%/0.5% ->
+ * 0.375% exactly). MF_ERR_RANGE: IM < MM or a negative IM/MM. */
+enum mf_err mf_funding_rate(rate_t premium_e8, rate_t interest_e8, rate_t im_e8, rate_t mm_e8,
+                            rate_t *rate_e8);
+
+/* ---- fair price (MECHANICS.md §3) ----------------------------------------- */
+
+/* fundingBasis = fundingRate x timeUntilFunding / fundingInterval, as a rate
+ * (the fundingBasisUsedInMark of mf_premium_index). Rounding: nearest, ties
+ * away from zero. MF_ERR_RANGE: interval <= 0, until < 0. */
+enum mf_err mf_funding_basis(rate_t funding_rate_e8, ms_t until_funding_ms, ms_t interval_ms,
+                             rate_t *basis_e8);
+
+/* Perpetual fair price = index x (1 + fundingRate x until / interval), in
+ * one rounding from the exact product: nearest px, ties away from zero (a
+ * mark price: off the tick allowed, symmetric for longs and shorts).
+ * MF_ERR_RANGE: index <= 0, interval <= 0, until < 0. */
+enum mf_err mf_perp_fair_px(px_t index_px, rate_t funding_rate_e8, ms_t until_funding_ms,
+                            ms_t interval_ms, px_t *fair_px);
+
+/* The instrument's fairBasisRate = fundingRate x (year / interval) (8 h:
+ * x 3 x 365; 0.0001 -> 0.1095). Rounding: nearest, ties away from zero.
+ * MF_ERR_RANGE: interval <= 0. */
+enum mf_err mf_perp_fair_basis_rate(rate_t funding_rate_e8, ms_t interval_ms,
+                                    rate_t *basis_rate_e8);
+
+/* Futures %FairBasis (annualised) = (impactMid / index - 1) / (T / 365 d),
+ * impactMid = (impactBid + impactAsk) / 2 kept as a sum (no halving
+ * rounding). Rounding: one division, nearest, ties away from zero.
+ * MF_ERR_RANGE: a price <= 0 or to_expiry_ms <= 0. */
+enum mf_err mf_futures_basis_rate(px_t impact_bid_px, px_t impact_ask_px, px_t index_px,
+                                  ms_t to_expiry_ms, rate_t *basis_annual_e8);
+
+/* Futures fair price = index + index x %FairBasis x T / 365 d (MECHANICS.md
+ * §3; between basis updates it floats with the index and decays with T).
+ * Rounding: nearest px, ties away from zero. MF_ERR_RANGE: index <= 0 or
+ * to_expiry_ms < 0. */
+enum mf_err mf_futures_fair_px(px_t index_px, rate_t basis_annual_e8, ms_t to_expiry_ms,
+                               px_t *fair_px);
+
+/* 1 when %FairBasis may be recalculated: impactAsk - impactBid < MM x
+ * impactMid (MECHANICS.md §3), compared exactly by cross-multiplication;
+ * 0 otherwise, and 0 for non-positive or crossed prices. */
+int mf_futures_basis_updatable(px_t impact_bid_px, px_t impact_ask_px, rate_t mm_e8);
+
+/* ---- auto-deleveraging (MECHANICS.md §8) ---------------------------------- */
+
+/*
+ * ADL ranking score, higher is deleveraged first, from the position's value
+ * at mark, at average entry and at bankruptcy (each mf_value(qty, price)):
+ *   PNL%   = (markValue - entryValue) / |entryValue|
+ *   effLev = |markValue| / (markValue - bankruptValue)
+ *   score  = PNL% x effLev if PNL% > 0, else PNL% / effLev.
+ * As one fraction, scaled by 1e8 (score 6 = 600000000) and rounded DOWN
+ * (toward -inf; a consistent order, equal within 1e-8 compare equal and the
+ * caller breaks ties). Longs and shorts are ranked separately by the caller.
+ * MF_ERR_RANGE: entryValue == 0, markValue - bankruptValue <= 0 (past
+ * bankruptcy), or markValue == 0 with PNL% <= 0. MF_ERR_OVERFLOW beyond i128
+ * (values above ~1e13 each) or a score beyond int64.
+ */
+enum mf_err mf_adl_score(sats_t mark_value_sats, sats_t entry_value_sats,
+                         sats_t bankrupt_value_sats, int64_t *score_e8);
+
+#endif
