@@ -123,9 +123,12 @@ static void view_of(const struct order *o, struct order_view *v)
     v->status = o->status;
     v->exec_inst = o->exec_inst;
     v->triggered = (o->flags & OF_TRIGGERED) ? 1 : 0;
-    v->working = (o->flags & OF_WORKING) ? 1 : 0;
+    /* A terminal order is no longer working, and a canceled one shows
+     * leavesQty 0, as BitMEX reports them. */
+    int terminal = o->status == ST_FILLED || o->status == ST_CANCELED;
+    v->working = (o->flags & OF_WORKING) && !terminal ? 1 : 0;
     v->qty = o->qty;
-    v->leaves = o->leaves;
+    v->leaves = o->status == ST_CANCELED ? 0 : o->leaves;
     v->cum = o->qty - o->leaves;
     v->display_qty = o->display;
     v->price = o->price;
@@ -133,7 +136,17 @@ static void view_of(const struct order *o, struct order_view *v)
     v->peg_offset_px = o->peg_offset_px;
 }
 
+/* EV_NEW always carries the client ids; EV_AMENDED only when renamed. */
+static void emit_order_ids(struct engine *e, uint8_t type, const struct order *o, uint8_t reason,
+                           int with_ids);
+
 static void emit_order(struct engine *e, uint8_t type, const struct order *o, uint8_t reason)
+{
+    emit_order_ids(e, type, o, reason, type == EV_NEW);
+}
+
+static void emit_order_ids(struct engine *e, uint8_t type, const struct order *o, uint8_t reason,
+                           int with_ids)
 {
     struct event ev;
     ev_begin(e, &ev, type);
@@ -141,7 +154,7 @@ static void emit_order(struct engine *e, uint8_t type, const struct order *o, ui
     ev.inst = o->inst;
     ev.account = o->account;
     view_of(o, &ev.order);
-    if (type == EV_NEW || type == EV_AMENDED) {
+    if (with_ids) {
         if (o->clord != ENGINE_NIL)
             memcpy(ev.u.ids.clordid, e->strs[o->clord], CLORDID_LEN_MAX + 1);
         if (o->link != ENGINE_NIL)
@@ -195,7 +208,13 @@ static enum reject reject_cmd(struct engine *e, const struct cmd *c, enum reject
         memcpy(ev.u.ids.clordid, n->clordid, CLORDID_LEN_MAX);
         memcpy(ev.u.ids.clordlinkid, n->clordlinkid, CLORDID_LEN_MAX);
     } else if (c->type == CMD_AMEND) {
-        ev.order.id = c->u.amend.ref.order_id;
+        const struct cmd_amend *a = &c->u.amend;
+        ev.order.id = a->ref.order_id;
+        ev.order.qty = (a->has & AMD_QTY) ? a->qty : 0;
+        ev.order.leaves = (a->has & AMD_LEAVES) ? a->leaves : 0;
+        ev.order.price = (a->has & AMD_PRICE) ? a->price : 0;
+        ev.order.stop_px = (a->has & AMD_STOP_PX) ? a->stop_px : 0;
+        ev.order.peg_offset_px = (a->has & AMD_PEG_OFFSET) ? a->peg_offset_px : 0;
         memcpy(ev.u.ids.clordid, c->u.amend.ref.clordid, CLORDID_LEN_MAX);
     } else if (c->type == CMD_CANCEL) {
         ev.order.id = c->u.cancel.order_id;
@@ -384,7 +403,6 @@ static void cancel_order(struct engine *e, uint32_t slot, enum cancel_reason why
     }
     of_set_where(o, WH_NONE);
     o->status = ST_CANCELED;
-    o->leaves = 0; /* BitMEX shows a canceled order with leavesQty 0 */
     emit_order(e, EV_CANCELED, o, (uint8_t)why);
     if (wh == WH_BOOK)
         emit_level(e, o->inst, o->side, o->price, before, before - shown);
@@ -441,7 +459,8 @@ static void oco_fired(struct engine *e, uint32_t slot)
     const char *link = e->strs[o->link];
     for (uint32_t s = ai_of(e, o->account, o->inst)->head; s != ENGINE_NIL; s = e->orders[s].anext) {
         const struct order *x = &e->orders[s];
-        if (x->id != id && x->contingency == CONT_OCO && x->link != ENGINE_NIL &&
+        /* a member filled in this same match is no longer live */
+        if (x->id != id && x->status != ST_FILLED && x->contingency == CONT_OCO && x->link != ENGINE_NIL &&
             strcmp(e->strs[x->link], link) == 0)
             e->grp_buf[n++] = (struct idslot){x->id, s};
     }
@@ -651,10 +670,12 @@ static void execute(struct engine *e, uint32_t tslot, uint32_t mslot, uint32_t l
         of_set_where(m, WH_NONE);
     }
     emit_level(e, inst, mside, px, before, after);
+    uint64_t tid = t->id;
     oco_fired(e, mslot);
     if (filled)
         order_release(e, mslot);
-    oco_fired(e, tslot);
+    if (e->orders[tslot].id == tid) /* the maker's group may have canceled the taker */
+        oco_fired(e, tslot);
 }
 
 /* Match taker t against the book. Returns the reason its remainder must be
@@ -1133,7 +1154,7 @@ static enum reject validate_new(struct engine *e, const struct cmd *c, struct or
         return REJ_UNSUPPORTED_TIF;
     if (tif == TIF_NONE)
         tif = is_market_type(t) ? TIF_IOC : TIF_GTC;
-    if (is_market_type(t) && tif != TIF_IOC && tif != TIF_FOK)
+    if (is_market_type(t) && tif != TIF_IOC)
         return REJ_UNSUPPORTED_TIF;
     o->tif = tif;
     if ((n->exec_inst & EXEC_POST_ONLY) && (is_market_type(t) || tif == TIF_IOC || tif == TIF_FOK))
@@ -1314,13 +1335,13 @@ static enum reject apply_amend(struct engine *e, const struct cmd *c)
     }
     int rename = 0;
     if (m->has & AMD_NEW_CLORDID) {
-        if (!clordid_valid(m->new_clordid))
+        if (!clordid_valid(m->new_clordid) || m->new_clordid[0] == 0)
             return reject_cmd(e, c, REJ_INVALID_CLORDID);
         const char *cur = o->clord != ENGINE_NIL ? e->strs[o->clord] : "";
         if (strcmp(cur, m->new_clordid) != 0) {
-            if (m->new_clordid[0] && clomap_find(e, o->account, m->new_clordid) != ENGINE_NIL)
+            if (clomap_find(e, o->account, m->new_clordid) != ENGINE_NIL)
                 return reject_cmd(e, c, REJ_DUPLICATE_CLORDID);
-            if (m->new_clordid[0] && o->clord == ENGINE_NIL && e->strs_used >= e->cfg.strings_max)
+            if (o->clord == ENGINE_NIL && e->strs_used >= e->cfg.strings_max)
                 return reject_cmd(e, c, REJ_POOL_FULL);
             rename = 1;
         }
@@ -1347,10 +1368,8 @@ static enum reject apply_amend(struct engine *e, const struct cmd *c)
             str_give(e, o->clord);
             o->clord = ENGINE_NIL;
         }
-        if (m->new_clordid[0]) {
-            o->clord = str_take(e, m->new_clordid);
-            clomap_insert(e, slot);
-        }
+        o->clord = str_take(e, m->new_clordid);
+        clomap_insert(e, slot);
     }
     if (untriggered) {
         o->qty = cum + leaves;
@@ -1362,16 +1381,17 @@ static enum reject apply_amend(struct engine *e, const struct cmd *c)
             if (!is_special_stop(o))
                 sheap_rekey(heap_of(e, o), e->orders, slot);
         }
-        o->flags &= (uint8_t)~OF_CLOSE_ALL;
+        if (m->has & (AMD_QTY | AMD_LEAVES))
+            o->flags &= (uint8_t)~OF_CLOSE_ALL; /* now sized; else still the whole position */
         e->dirty_insts |= UINT64_C(1) << o->inst;
-        emit_order(e, EV_AMENDED, o, 0);
+        emit_order_ids(e, EV_AMENDED, o, 0, rename);
         return REJ_NONE;
     }
     if (!requeue) {
         /* only leaves went down (or a rename): keeps its place */
         o->qty = cum + leaves;
         o->leaves = leaves;
-        emit_order(e, EV_AMENDED, o, 0);
+        emit_order_ids(e, EV_AMENDED, o, 0, rename);
         qty_t shown = o->display > 0 ? min_qty(o->shown, leaves) : shown_for(o, leaves);
         if (shown != o->shown)
             reshow(e, slot, shown);
@@ -1381,7 +1401,7 @@ static enum reject apply_amend(struct engine *e, const struct cmd *c)
     amended.qty = cum + leaves;
     amended.leaves = leaves;
     amended.price = price;
-    emit_order(e, EV_AMENDED, &amended, 0);
+    emit_order_ids(e, EV_AMENDED, &amended, 0, rename);
     unrest_order(e, slot);
     o->qty = cum + leaves;
     o->leaves = leaves;
