@@ -15,7 +15,6 @@
 
 #include "engine/engine.h"
 
-#pragma GCC diagnostic ignored "-Wunused-function" /* TEMP */
 
 #define USD(x) ((px_t)(x) * PX_SCALE)
 #define USD_HALF(x) ((px_t)(x) * PX_SCALE + PX_SCALE / 2)
