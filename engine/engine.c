@@ -300,6 +300,8 @@ static void order_release(struct engine *e, uint32_t slot)
         a->open_count--;
     else
         a->stop_count--;
+    if (o->exec_inst & (EXEC_REDUCE_ONLY | EXEC_CLOSE))
+        a->ro_count--;
     idmap_remove(e, slot);
     if (o->clord != ENGINE_NIL) {
         clomap_remove(e, slot);
@@ -491,6 +493,8 @@ static int cmp_ro(const void *a, const void *b)
 static void ro_enforce(struct engine *e, uint32_t account, uint16_t inst)
 {
     static const uint8_t sides[2] = {SIDE_BUY, SIDE_SELL};
+    if (ai_of(e, account, inst)->ro_count == 0)
+        return; /* the common case: nothing to enforce, no list walk */
     for (int k = 0; k < 2; k++) {
         uint8_t side = sides[k];
         qty_t room = ro_room(e, account, inst, side);
@@ -1244,6 +1248,8 @@ static enum reject apply_new(struct engine *e, const struct cmd *c)
         a->open_count++;
     else
         a->stop_count++;
+    if (o->exec_inst & (EXEC_REDUCE_ONLY | EXEC_CLOSE))
+        a->ro_count++;
     emit_order(e, EV_NEW, o, 0);
     if (is_stop_type(o->ord_type))
         stops_insert(e, slot);
@@ -1881,8 +1887,10 @@ const char *engine_verify(const struct engine *e)
     size_t nai = (size_t)e->cfg.accounts_max * e->cfg.instruments_count;
     for (size_t i = 0; i < nai; i++) {
         const struct acct_inst *a = &e->ai[i];
-        uint32_t open = 0, stops = 0;
+        uint32_t open = 0, stops = 0, ro = 0;
         for (uint32_t s = a->head, prev = ENGINE_NIL; s != ENGINE_NIL; prev = s, s = e->orders[s].anext) {
+            if (e->orders[s].exec_inst & (EXEC_REDUCE_ONLY | EXEC_CLOSE))
+                ro++;
             CHECK(e->orders[s].aprev == prev, "account list back link broken");
             CHECK((size_t)e->orders[s].account * e->cfg.instruments_count + e->orders[s].inst == i,
                   "order on another account's list");
@@ -1892,6 +1900,7 @@ const char *engine_verify(const struct engine *e)
                 stops++;
         }
         CHECK(open == a->open_count && stops == a->stop_count, "account order counts wrong");
+        CHECK(ro == a->ro_count, "account ReduceOnly count wrong");
         CHECK(!a->touched, "touched flag left set");
     }
     for (uint32_t k = 0; k < e->dm_count; k++) {

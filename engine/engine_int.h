@@ -91,6 +91,7 @@ struct acct_inst {
     uint32_t head;           /* list of the account's live orders here */
     uint32_t open_count;     /* working orders */
     uint32_t stop_count;     /* untriggered stops */
+    uint32_t ro_count;       /* live ReduceOnly/Close orders: enforcement skips 0 */
     uint8_t touched;         /* position changed in this matching step */
 };
 
