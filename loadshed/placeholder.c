@@ -1,0 +1,2 @@
+/* replaced by the first real loadshed/ source */
+typedef int loadshed_placeholder_t;
