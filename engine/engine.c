@@ -110,9 +110,11 @@ static inline void ev_begin(const struct engine *e, struct event *ev, uint8_t ty
     ev->ts = e->cur_ts;
 }
 
-static void view_of(const struct order *o, struct order_view *v)
+static void view_of(const struct engine *e, const struct order *o, struct order_view *v)
 {
     v->id = o->id;
+    v->slot = o >= e->orders && o < e->orders + e->cfg.orders_max ? (uint32_t)(o - e->orders)
+                                                                    : ENGINE_NIL;
     v->account = o->account;
     v->inst = o->inst;
     v->side = o->side;
@@ -153,7 +155,7 @@ static void emit_order_ids(struct engine *e, uint8_t type, const struct order *o
     ev.reason = reason;
     ev.inst = o->inst;
     ev.account = o->account;
-    view_of(o, &ev.order);
+    view_of(e, o, &ev.order);
     if (with_ids) {
         if (o->clord != ENGINE_NIL)
             memcpy(ev.u.ids.clordid, e->strs[o->clord], CLORDID_LEN_MAX + 1);
@@ -192,6 +194,7 @@ static enum reject reject_cmd(struct engine *e, const struct cmd *c, enum reject
     ev.order.inst = c->inst;
     ev.order.status = ST_REJECTED;
     ev.order.display_qty = -1;
+    ev.order.slot = ENGINE_NIL;
     if (c->type == CMD_NEW_ORDER) {
         const struct cmd_new_order *n = &c->u.new_order;
         ev.order.side = n->side;
@@ -644,13 +647,13 @@ static void execute(struct engine *e, uint32_t tslot, uint32_t mslot, uint32_t l
     ev_begin(e, &mev, EV_FILL);
     mev.inst = m->inst;
     mev.account = m->account;
-    view_of(m, &mev.order);
+    view_of(e, m, &mev.order);
     mev.u.fill = (struct ev_fill){.trade_id = trade_id, .last_qty = q, .last_px = px, .maker = 1,
                                   .pays_taker = pays_taker};
     ev_begin(e, &tev, EV_FILL);
     tev.inst = t->inst;
     tev.account = t->account;
-    view_of(t, &tev.order);
+    view_of(e, t, &tev.order);
     tev.u.fill = (struct ev_fill){.trade_id = trade_id, .last_qty = q, .last_px = px, .maker = 0,
                                   .pays_taker = 1};
     ev_begin(e, &trade, EV_TRADE);
@@ -818,7 +821,7 @@ static void activate(struct engine *e, uint32_t slot)
     emit_order(e, EV_TRIGGERED, o, 0);
     if (e->hooks.admit) {
         struct order_view v;
-        view_of(o, &v);
+        view_of(e, o, &v);
         if (e->hooks.admit(e->hooks.ctx, &v) != REJ_NONE) {
             cancel_order(e, slot, CXL_TRIGGER_REJECTED);
             return;
@@ -1215,7 +1218,7 @@ static enum reject validate_new(struct engine *e, const struct cmd *c, struct or
         o->flags |= OF_WORKING;
         if (e->hooks.admit) {
             struct order_view v;
-            view_of(o, &v);
+            view_of(e, o, &v);
             if ((r = e->hooks.admit(e->hooks.ctx, &v)))
                 return r;
         }
@@ -1362,7 +1365,8 @@ static enum reject apply_amend(struct engine *e, const struct cmd *c)
         tmp.qty = cum + leaves;
         tmp.price = price;
         struct order_view v;
-        view_of(&tmp, &v);
+        view_of(e, &tmp, &v);
+        v.slot = (uint32_t)(o - e->orders);
         if ((r = e->hooks.admit(e->hooks.ctx, &v)))
             return reject_cmd(e, c, r);
     }
@@ -1436,10 +1440,10 @@ static enum reject apply_cancel_all(struct engine *e, const struct cmd *c)
         return reject_cmd(e, c, REJ_UNKNOWN_ACCOUNT);
     if (a->inst != INST_ALL && a->inst >= e->cfg.instruments_count)
         return reject_cmd(e, c, REJ_UNKNOWN_SYMBOL);
-    if (a->side > SIDE_SELL)
+    if (a->side > SIDE_SELL || a->reason >= CXL_COUNT)
         return reject_cmd(e, c, REJ_INVALID_SIDE);
     uint32_t n = collect_account(e, c->account, a->inst, a->side);
-    cancel_collected(e, e->acct_buf, n, CXL_CANCEL_ALL);
+    cancel_collected(e, e->acct_buf, n, a->reason ? a->reason : CXL_CANCEL_ALL);
     return REJ_NONE;
 }
 
@@ -1495,6 +1499,11 @@ enum reject engine_apply(struct engine *e, const struct cmd *c)
     e->last_seq = e->cur_seq = c->seq;
     e->last_ts = e->cur_ts = c->ts;
     time_work(e, c->ts);
+    return engine_apply_within(e, c);
+}
+
+enum reject engine_apply_within(struct engine *e, const struct cmd *c)
+{
     enum reject r;
     switch (c->type) {
     case CMD_NEW_ORDER: r = apply_new(e, c); break;
@@ -1648,7 +1657,7 @@ int engine_order(const struct engine *e, uint64_t order_id, struct order_view *o
     uint32_t s = order_id ? idmap_find(e, order_id) : ENGINE_NIL;
     if (s == ENGINE_NIL)
         return 0;
-    view_of(&e->orders[s], out);
+    view_of(e, &e->orders[s], out);
     return 1;
 }
 
@@ -1712,7 +1721,7 @@ static inline uint64_t mix(uint64_t h, uint64_t v)
 static uint64_t hash_order(uint64_t h, const struct engine *e, const struct order *o)
 {
     struct order_view v;
-    view_of(o, &v);
+    view_of(e, o, &v);
     h = mix(h, v.id);
     h = mix(h, v.account);
     h = mix(h, ((uint64_t)v.inst << 48) | ((uint64_t)v.side << 40) | ((uint64_t)v.ord_type << 32) |
@@ -1944,6 +1953,17 @@ static const char *const reject_names[REJ_COUNT] = {
     [REJ_POOL_FULL] = "pool_full",
     [REJ_INSUFFICIENT_BALANCE] = "insufficient_balance",
     [REJ_INVALID_TIMEOUT] = "invalid_timeout",
+    [REJ_INVALID_CURRENCY] = "invalid_currency",
+    [REJ_INVALID_AMOUNT] = "invalid_amount",
+    [REJ_INSUFFICIENT_WITHDRAWABLE] = "insufficient_withdrawable",
+    [REJ_INVALID_LEVERAGE] = "invalid_leverage",
+    [REJ_INVALID_RISK_LIMIT] = "invalid_risk_limit",
+    [REJ_RISK_LIMIT_EXCEEDED] = "risk_limit_exceeded",
+    [REJ_NOT_ISOLATED] = "not_isolated",
+    [REJ_NO_POSITION] = "no_position",
+    [REJ_TRANSFER_TOO_LARGE] = "transfer_too_large",
+    [REJ_INSTRUMENT_CLOSED] = "instrument_closed",
+    [REJ_LIQUIDATION_IN_PROGRESS] = "liquidation_in_progress",
 };
 
 static const char *const cancel_names[CXL_COUNT] = {

@@ -257,6 +257,18 @@ enum reject {
     REJ_POOL_FULL,           /* the engine's order pool is full */
     REJ_INSUFFICIENT_BALANCE, /* from the margin hook */
     REJ_INVALID_TIMEOUT,     /* cancel-all-after */
+    /* margin/ (commands the engine itself does not handle) */
+    REJ_INVALID_CURRENCY,    /* unknown currency */
+    REJ_INVALID_AMOUNT,      /* deposit/withdrawal/transfer amount <= 0 or too large */
+    REJ_INSUFFICIENT_WITHDRAWABLE, /* withdrawal beyond withdrawable balance */
+    REJ_INVALID_LEVERAGE,    /* outside 0.01..100 or above the tier's maximum */
+    REJ_INVALID_RISK_LIMIT,  /* not base + k x step, or below the current risk */
+    REJ_RISK_LIMIT_EXCEEDED, /* position + orders would exceed the chosen risk limit */
+    REJ_NOT_ISOLATED,        /* transfer margin into a cross position */
+    REJ_NO_POSITION,         /* transfer margin with no open position */
+    REJ_TRANSFER_TOO_LARGE,  /* removing margin below the initial margin */
+    REJ_INSTRUMENT_CLOSED,   /* the future has settled */
+    REJ_LIQUIDATION_IN_PROGRESS, /* the account is being liquidated */
     REJ_COUNT
 };
 
@@ -311,6 +323,15 @@ enum cmd_type {
     CMD_CANCEL_ALL_AFTER,
     CMD_SET_PRICE,   /* mark or index price (last comes from trades) */
     CMD_CLOCK,       /* only advance time (rule 0) */
+    /* Handled by margin/ (margin/exchange.h); the engine alone rejects them
+     * with REJ_UNKNOWN_COMMAND. */
+    CMD_DEPOSIT,         /* credit a wallet: the testnet faucet */
+    CMD_WITHDRAW,        /* debit a wallet, at most its withdrawable balance */
+    CMD_SET_LEVERAGE,    /* position/leverage: 0 = cross, else isolated 1/leverage */
+    CMD_SET_CROSS,       /* position/isolate enabled=false (true = SET_LEVERAGE) */
+    CMD_SET_RISK_LIMIT,  /* position/riskLimit */
+    CMD_TRANSFER_MARGIN, /* position/transferMargin: signed amount */
+    CMD_SET_INDEX,       /* an index price; margin/ derives every mark from it */
 };
 
 /* Which optional fields of a new order were given (no sentinels). */
@@ -368,6 +389,7 @@ struct cmd_amend {
 struct cmd_cancel_all {
     uint16_t inst; /* INST_ALL for every instrument */
     uint8_t side;  /* SIDE_NONE for both */
+    uint8_t reason; /* 0 = CXL_CANCEL_ALL; margin/ passes CXL_LIQUIDATION etc. */
 };
 
 struct cmd_set_price {
@@ -388,6 +410,11 @@ struct cmd {
         struct cmd_cancel_all cancel_all;
         int64_t cancel_after_ms;
         struct cmd_set_price set_price;
+        struct { uint8_t currency; sats_t amount; } money; /* DEPOSIT, WITHDRAW */
+        int64_t leverage_e8;    /* SET_LEVERAGE: 1.0 = 100000000, 0 = cross */
+        sats_t risk_limit;      /* SET_RISK_LIMIT */
+        sats_t transfer;        /* TRANSFER_MARGIN: > 0 adds to the position */
+        struct { uint16_t index; px_t price; } set_index; /* SET_INDEX */
     } u;
 };
 
@@ -405,11 +432,49 @@ enum ev_type {
     EV_LEVEL,        /* a price level's visible size changed (orderBookL2) */
     EV_PRICE,        /* a mark/index price was set */
     EV_CANCEL_AFTER, /* dead man's switch armed or disarmed */
+    /* from margin/ */
+    EV_MONEY,        /* a wallet moved outside trading (ev_money) */
+    EV_POSITION,     /* a position's figures changed (read it with exch_position) */
+    EV_FUNDING,      /* an instrument's funding was paid (ev_funding) */
+    EV_INSTRUMENT,   /* mark, fair basis, funding rates or state changed */
+};
+
+/* What moved a wallet (EV_MONEY), as BitMEX's transactType / execType. */
+enum money_kind {
+    MK_DEPOSIT = 1,    /* transactType Deposit */
+    MK_WITHDRAWAL,     /* transactType Withdrawal */
+    MK_FUNDING,        /* execType Funding: amount < 0 paid, > 0 received */
+    MK_SETTLEMENT,     /* execType Settlement: PnL realised at expiry, fee included */
+    MK_LIQUIDATION,    /* execType Liquidation: position taken over at bankruptcy */
+    MK_DELEVERAGE,     /* execType Bankruptcy: closed by ADL at the bankruptcy price */
+    MK_INSURANCE,      /* the insurance fund moved (account = the liquidator) */
+    MK_TRANSFER,       /* margin moved into (> 0) or out of an isolated position */
+};
+
+struct ev_money {
+    uint8_t kind;      /* enum money_kind */
+    uint8_t currency;
+    sats_t amount;     /* signed change of the wallet (isolated margin for MK_TRANSFER) */
+    sats_t balance;    /* the wallet after */
+    qty_t qty;         /* contracts involved (funding: the position) */
+    px_t px;           /* mark, settlement or bankruptcy price */
+    int64_t rate_e8;   /* funding rate, settlement fee rate */
+};
+
+struct ev_funding {
+    px_t mark_px;
+    int64_t rate_e8;
+    int64_t next_rate_e8;
+    sats_t paid;       /* sum paid by the paying side */
+    sats_t received;   /* sum received: paid - received went to the rounding account */
 };
 
 /* The public state of an order, as the Order table shows it. */
 struct order_view {
     uint64_t id;
+    uint32_t slot;     /* the engine's pool slot while live (< orders_max), stable
+                        * for the order's life and reused after; ENGINE_NIL in
+                        * rejects. margin/ keys its per-order figures on it. */
     uint32_t account;
     uint16_t inst;
     uint8_t side, ord_type, tif, peg_type, contingency, status;
@@ -463,6 +528,8 @@ struct event {
         struct ev_level level;
         struct { uint8_t source; px_t price; } price;
         struct { ms_t deadline; } cancel_after; /* 0 = disarmed */
+        struct ev_money money;
+        struct ev_funding funding;
         /* EV_NEW, EV_AMENDED (when renamed) and EV_REJECTED carry the ids. */
         struct {
             char clordid[CLORDID_LEN_MAX + 1];
@@ -519,6 +586,13 @@ uint32_t engine_orders_live(const struct engine *e);
  * (px, size) pairs, returns how many. */
 uint32_t engine_levels(const struct engine *e, uint16_t inst, enum side side, uint32_t max,
                        px_t *px, qty_t *size);
+
+/* For margin/: applies a command as part of the command being applied now
+ * (the last engine_apply): same seq and ts, no sequence check, no time work
+ * (rule 0); the trigger pass (rule 8) runs after it as after any command.
+ * Liquidation orders, cancels of a liquidated account and mark prices
+ * derived from an index go through here. */
+enum reject engine_apply_within(struct engine *e, const struct cmd *c);
 
 /* For margin/: a position changed outside matching (liquidation transfer,
  * ADL, settlement). Runs ReduceOnly enforcement; events go to the sink. */

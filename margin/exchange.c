@@ -1,0 +1,1681 @@
+/*
+ * exchange.c - the margin core around the engine. Rules: exchange.h (M0-M10).
+ *
+ * State per account and currency (struct wal) caches the sums the hot paths
+ * need (cross unrealised PnL, cross position margin and maintenance,
+ * isolated margins, order margins); per account and instrument (struct pos)
+ * the position and its order aggregates; per engine order slot (struct
+ * oslot) what that order contributes to its side's aggregate. Every cache is
+ * changed only by delta from the one function that owns it (pos_refresh,
+ * om_refresh, isolated-margin moves), and exch_verify() recomputes them all
+ * from scratch.
+ */
+#include "margin/exchange.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NIL UINT32_MAX
+
+struct wal {
+    sats_t bal, dep, wd;
+    sats_t cross_upnl, cross_pm, cross_maint; /* sums over cross positions */
+    sats_t iso;                               /* sum of isolated margins */
+    sats_t om;                                /* sum of order margins */
+};
+
+struct pos {
+    qty_t qty;
+    sats_t cost, cur_cost, real_cost, real_gross, comm;
+    sats_t mv, upnl, pinit, pcomm, maint; /* at the mark, by pos_refresh */
+    sats_t iso;                           /* isolated margin (leverage > 0) */
+    sats_t om;                            /* order margin, by om_refresh */
+    qty_t bq, sq;                         /* working buy / sell leaves with a price */
+    sats_t bv, sv;                        /* their signed values at their limits */
+    rate_t lev;                           /* 0 = cross */
+    int32_t k;                            /* risk-limit step */
+    uint32_t li;                          /* index in the instrument's list or NIL */
+};
+
+struct oslot {
+    uint64_t id;
+    qty_t leaves; /* counted leaves (0 = contributes nothing) */
+    px_t px;
+    sats_t sv;    /* signed value of leaves at px */
+};
+
+struct ist {
+    px_t mark;
+    rate_t rate, indicative;
+    ms_t next_funding;
+    i128 prem_sum;
+    int64_t prem_n;
+    rate_t basis_annual;
+    int settled;
+    px_t settled_px;
+    i128 settle_sum;
+    int64_t settle_n;
+    uint32_t *list; /* accounts with an open position */
+    uint32_t n;
+};
+
+struct cand {
+    uint32_t account;
+    uint8_t cross;   /* 0 isolated (inst), 1 cross (currency) */
+    uint16_t which;  /* inst or currency */
+};
+
+struct rank {
+    int64_t score;
+    uint32_t account;
+};
+
+struct exch {
+    struct exch_config cfg;
+    struct engine *eng;
+    engine_sink_fn sink;
+    void *sink_ctx;
+    exch_audit_fail_fn on_fail;
+    void *on_fail_ctx;
+    uint32_t naccts;
+    uint16_t ninst;
+    struct wal *w;
+    struct pos *p;
+    struct oslot *os;
+    struct ist is[INSTRUMENTS_MAX];
+    px_t index_px[INDICES_MAX];
+    sats_t fees[CURRENCIES_MAX], rounding[CURRENCIES_MAX];
+    sats_t dep[CURRENCIES_MAX], wd[CURRENCIES_MAX];
+    int started;
+    ms_t now, next_minute;
+    uint64_t last_seq;
+    ms_t last_ts;
+    struct cmd cur; /* the command being applied (for reports) */
+    struct cand *cand;
+    uint32_t ncand;
+    struct rank *rank;
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void fatal(const char *what, enum mf_err e)
+{
+    fprintf(stderr, "perpsim margin: %s failed (%s): stopping\n", what, mf_err_name(e));
+    abort();
+}
+
+static inline void must(enum mf_err e, const char *what)
+{
+    if (e != MF_OK)
+        fatal(what, e);
+}
+
+static inline struct pos *P(struct exch *x, uint32_t a, uint16_t i)
+{
+    return &x->p[(size_t)a * x->ninst + i];
+}
+
+static inline const struct pos *PC(const struct exch *x, uint32_t a, uint16_t i)
+{
+    return &x->p[(size_t)a * x->ninst + i];
+}
+
+static inline struct wal *W(struct exch *x, uint32_t a, uint8_t cur)
+{
+    return &x->w[(size_t)a * CURRENCIES_MAX + cur];
+}
+
+static inline const struct wal *WC(const struct exch *x, uint32_t a, uint8_t cur)
+{
+    return &x->w[(size_t)a * CURRENCIES_MAX + cur];
+}
+
+static inline const struct exch_instrument *I(const struct exch *x, uint16_t i)
+{
+    return &x->cfg.inst[i];
+}
+
+static inline qty_t qabs(qty_t q) { return q < 0 ? -q : q; }
+static inline sats_t sabs(sats_t v) { return v < 0 ? -v : v; }
+static inline sats_t smax(sats_t a, sats_t b) { return a > b ? a : b; }
+
+static sats_t value(const struct exch *x, uint16_t i, qty_t q, px_t px)
+{
+    if (q == 0)
+        return 0;
+    sats_t v;
+    must(mf_value(&I(x, i)->contract, q, px, &v), "value");
+    return v;
+}
+
+static sats_t req(sats_t v, rate_t r)
+{
+    sats_t out;
+    must(mf_margin_req(sabs(v), r, &out), "margin requirement");
+    return out;
+}
+
+static void emit(struct exch *x, struct event *ev)
+{
+    ev->seq = x->cur.seq;
+    ev->ts = x->cur.ts;
+    x->sink(x->sink_ctx, ev);
+}
+
+static void emit_simple(struct exch *x, uint8_t type, uint32_t account, uint16_t inst)
+{
+    struct event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    ev.account = account;
+    ev.inst = inst;
+    emit(x, &ev);
+}
+
+static void emit_money(struct exch *x, uint32_t account, uint16_t inst, uint8_t kind, uint8_t cur,
+                       sats_t amount, qty_t qty, px_t px, rate_t rate)
+{
+    struct event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EV_MONEY;
+    ev.account = account;
+    ev.inst = inst;
+    ev.u.money.kind = kind;
+    ev.u.money.currency = cur;
+    ev.u.money.amount = amount;
+    ev.u.money.balance = W(x, account, cur)->bal;
+    ev.u.money.qty = qty;
+    ev.u.money.px = px;
+    ev.u.money.rate_e8 = rate;
+    emit(x, &ev);
+}
+
+static enum reject reject(struct exch *x, const struct cmd *c, enum reject why)
+{
+    struct event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EV_REJECTED;
+    ev.reason = (uint8_t)why;
+    ev.account = c->account;
+    ev.inst = c->inst;
+    ev.order.account = c->account;
+    ev.order.inst = c->inst;
+    ev.order.status = ST_REJECTED;
+    ev.order.slot = ENGINE_NIL;
+    ev.order.display_qty = -1;
+    emit(x, &ev);
+    return why;
+}
+
+/* ---- rates ---------------------------------------------------------------- */
+
+/* IM and MM of a position: its risk tier (M3, MECHANICS.md section 6), and
+ * for an isolated position IM = max(tier IM, 1/leverage). */
+static void pos_rates(const struct exch *x, uint16_t i, const struct pos *p, rate_t *im,
+                      rate_t *mm)
+{
+    const struct exch_instrument *in = I(x, i);
+    must(mf_tier_rates(in->im_e8, in->mm_e8, p->k, im, mm), "tier rates");
+    if (p->lev > 0) {
+        rate_t lim;
+        must(mf_im_from_leverage(p->lev, &lim), "leverage");
+        if (lim > *im)
+            *im = lim;
+    }
+}
+
+static inline sats_t available(const struct wal *w)
+{
+    return w->bal - w->iso - w->cross_pm - w->om + w->cross_upnl;
+}
+
+static inline sats_t cross_equity(const struct wal *w)
+{
+    return w->bal - w->iso + w->cross_upnl;
+}
+
+/* ---- the position list of an instrument ------------------------------------ */
+
+static void list_update(struct exch *x, uint32_t a, uint16_t i)
+{
+    struct pos *p = P(x, a, i);
+    struct ist *s = &x->is[i];
+    if (p->qty != 0 && p->li == NIL) {
+        p->li = s->n;
+        s->list[s->n++] = a;
+    } else if (p->qty == 0 && p->li != NIL) {
+        uint32_t last = s->list[--s->n];
+        s->list[p->li] = last;
+        P(x, last, i)->li = p->li;
+        p->li = NIL;
+    }
+}
+
+/* ---- re-margining one position (M2) ---------------------------------------- */
+
+static void pos_refresh(struct exch *x, uint32_t a, uint16_t i)
+{
+    struct pos *p = P(x, a, i);
+    const struct exch_instrument *in = I(x, i);
+    struct wal *w = W(x, a, in->currency);
+    int cross = p->lev == 0;
+    if (cross) {
+        w->cross_upnl -= p->upnl;
+        w->cross_pm -= p->pinit + p->pcomm;
+        w->cross_maint -= p->maint;
+    }
+    if (p->qty == 0) {
+        p->mv = p->upnl = p->pinit = p->pcomm = p->maint = 0;
+    } else {
+        rate_t im, mm;
+        pos_rates(x, i, p, &im, &mm);
+        px_t mark = x->is[i].mark;
+        p->mv = mark > 0 ? value(x, i, p->qty, mark) : p->cost;
+        p->upnl = p->mv - p->cost;
+        p->pinit = req(p->cost, im);
+        must(mf_close_comm_reserve(p->cost, p->pinit, in->taker_fee_e8, &p->pcomm), "posComm");
+        if (mark > 0) {
+            rate_t fr = in->perpetual ? x->is[i].rate : 0;
+            must(mf_maint_margin(&in->contract, p->qty, mark, mm, p->pcomm, fr, &p->maint),
+                 "maintenance");
+        } else {
+            p->maint = req(p->cost, mm) + p->pcomm;
+        }
+    }
+    if (cross) {
+        w->cross_upnl += p->upnl;
+        w->cross_pm += p->pinit + p->pcomm;
+        w->cross_maint += p->maint;
+    }
+}
+
+/* ---- order margin (M3) ------------------------------------------------------ */
+
+/* Order margin from the aggregates (bq, bv) buys and (sq, sv) sells. */
+static sats_t om_calc(const struct exch *x, uint16_t i, const struct pos *p, qty_t bq, sats_t bv,
+                      qty_t sq, sats_t sv)
+{
+    if (bq == 0 && sq == 0)
+        return 0;
+    const struct exch_instrument *in = I(x, i);
+    rate_t im, mm;
+    pos_rates(x, i, p, &im, &mm);
+    /* Reducing parts are free, pro rata by quantity, rounded up (M3). */
+    qty_t rb = p->qty < 0 ? (bq < -p->qty ? bq : -p->qty) : 0;
+    qty_t rs = p->qty > 0 ? (sq < p->qty ? sq : p->qty) : 0;
+    sats_t bval = sabs(bv), sval = sabs(sv);
+    if (rb > 0)
+        bval = (sats_t)(((i128)bval * (bq - rb) + bq - 1) / bq);
+    if (rs > 0)
+        sval = (sats_t)(((i128)sval * (sq - rs) + sq - 1) / sq);
+    sats_t side = smax(bval, sval);
+    sats_t om = req(side, im) + req(side, in->taker_fee_e8 > 0 ? in->taker_fee_e8 : 0);
+    px_t mark = x->is[i].mark;
+    if (mark > 0) {
+        if (bq > 0)
+            om += smax(0, bv - value(x, i, bq, mark));
+        if (sq > 0)
+            om += smax(0, sv - value(x, i, -sq, mark));
+    }
+    return om;
+}
+
+static void om_refresh(struct exch *x, uint32_t a, uint16_t i)
+{
+    struct pos *p = P(x, a, i);
+    sats_t om = om_calc(x, i, p, p->bq, p->bv, p->sq, p->sv);
+    if (om != p->om) {
+        W(x, a, I(x, i)->currency)->om += om - p->om;
+        p->om = om;
+    }
+}
+
+/* The per-slot record follows every order event: what the order adds to
+ * its side's aggregate is its leaves while it is working with a price. */
+static void order_track(struct exch *x, const struct order_view *o)
+{
+    if (o->slot == ENGINE_NIL)
+        return;
+    struct oslot *r = &x->os[o->slot];
+    qty_t old_q = r->id == o->id ? r->leaves : 0;
+    sats_t old_v = r->id == o->id ? r->sv : 0;
+    qty_t new_q = o->working && o->leaves > 0 && o->price > 0 ? o->leaves : 0;
+    if (r->id == o->id && new_q == old_q && (new_q == 0 || r->px == o->price))
+        return;
+    qty_t signed_q = o->side == SIDE_BUY ? new_q : -new_q;
+    sats_t new_v = new_q ? value(x, o->inst, signed_q, o->price) : 0;
+    struct pos *p = P(x, o->account, o->inst);
+    if (o->side == SIDE_BUY) {
+        p->bq += new_q - old_q;
+        p->bv += new_v - old_v;
+    } else {
+        p->sq += new_q - old_q;
+        p->sv += new_v - old_v;
+    }
+    r->id = o->id;
+    r->leaves = new_q;
+    r->px = o->price;
+    r->sv = new_v;
+    om_refresh(x, o->account, o->inst);
+}
+
+/* The engine's events pass through here on their way out. */
+static void on_event(void *ctx, const struct event *ev)
+{
+    struct exch *x = ctx;
+    switch (ev->type) {
+    case EV_NEW:
+    case EV_AMENDED:
+    case EV_RESTATED:
+    case EV_CANCELED:
+    case EV_TRIGGERED:
+    case EV_FILL:
+        order_track(x, &ev->order);
+        break;
+    default:
+        break;
+    }
+    x->sink(x->sink_ctx, ev);
+}
+
+/* ---- booking a change of position (M2) ------------------------------------- */
+
+/* Posts the isolated margin of a newly opened value v. */
+static sats_t iso_post(const struct exch *x, uint16_t i, const struct pos *p, sats_t v)
+{
+    rate_t im, mm;
+    pos_rates(x, i, p, &im, &mm);
+    sats_t init = req(v, im), comm;
+    must(mf_close_comm_reserve(v, init, I(x, i)->taker_fee_e8, &comm), "isolated posComm");
+    return init + comm;
+}
+
+static void iso_move(struct exch *x, uint32_t a, uint16_t i, sats_t delta)
+{
+    P(x, a, i)->iso += delta;
+    W(x, a, I(x, i)->currency)->iso += delta;
+}
+
+/* Account a acquires dq contracts (signed) of instrument i for value v
+ * (value(dq, px) for a fill; an exact transfer value otherwise) and pays
+ * fee. Returns the PnL realised (before the fee). The engine's position is
+ * the caller's. */
+static sats_t book(struct exch *x, uint32_t a, uint16_t i, qty_t dq, sats_t v, sats_t fee)
+{
+    struct pos *p = P(x, a, i);
+    const struct exch_instrument *in = I(x, i);
+    struct wal *w = W(x, a, in->currency);
+    sats_t realised = 0;
+    if (fee) {
+        w->bal -= fee;
+        x->fees[in->currency] += fee;
+        p->comm += fee;
+    }
+    p->cur_cost += v;
+    qty_t old = p->qty;
+    qty_t open_q = dq;
+    sats_t open_v = v;
+    if (old != 0 && (old > 0) != (dq > 0)) {
+        qty_t closeq = qabs(dq) < qabs(old) ? qabs(dq) : qabs(old);
+        sats_t share, vc;
+        must(mf_cost_share(p->cost, old, closeq, &share), "cost share");
+        vc = closeq == qabs(dq) ? v : (sats_t)((i128)v * closeq / qabs(dq));
+        realised = -(share + vc);
+        p->cost -= share;
+        p->real_cost += share;
+        p->real_gross += realised;
+        w->bal += realised;
+        if (p->iso) {
+            sats_t rel = closeq == qabs(old) ? p->iso : (sats_t)((i128)p->iso * closeq / qabs(old));
+            iso_move(x, a, i, -rel);
+        }
+        p->qty += dq > 0 ? closeq : -closeq;
+        open_q = dq > 0 ? dq - closeq : dq + closeq;
+        open_v = v - vc;
+    }
+    if (open_q != 0) {
+        p->cost += open_v;
+        p->qty += open_q;
+        if (p->lev > 0 && a != EXCH_LIQUIDATOR)
+            iso_move(x, a, i, iso_post(x, i, p, open_v));
+    }
+    if (p->qty == 0 && p->iso)
+        iso_move(x, a, i, -p->iso);
+    list_update(x, a, i);
+    pos_refresh(x, a, i);
+    om_refresh(x, a, i);
+    emit_simple(x, EV_POSITION, a, i);
+    return realised;
+}
+
+static void on_fill(void *ctx, const struct event *m, const struct event *t)
+{
+    struct exch *x = ctx;
+    uint16_t i = m->inst;
+    const struct exch_instrument *in = I(x, i);
+    qty_t q = m->u.fill.last_qty;
+    qty_t dqm = m->order.side == SIDE_BUY ? q : -q;
+    sats_t vm = value(x, i, dqm, m->u.fill.last_px);
+    sats_t fm = 0, ft = 0;
+    if (m->account != EXCH_LIQUIDATOR)
+        must(mf_fee(vm, m->u.fill.pays_taker ? in->taker_fee_e8 : in->maker_fee_e8, &fm), "fee");
+    if (t->account != EXCH_LIQUIDATOR)
+        must(mf_fee(-vm, in->taker_fee_e8, &ft), "fee");
+    book(x, m->account, i, dqm, vm, fm);
+    book(x, t->account, i, -dqm, -vm, ft);
+}
+
+/* ---- the pre-trade check (M3) ------------------------------------------- */
+
+static enum reject admit(void *ctx, const struct order_view *o)
+{
+    struct exch *x = ctx;
+    if (o->account == EXCH_LIQUIDATOR)
+        return REJ_NONE;
+    uint16_t i = o->inst;
+    if (x->is[i].settled)
+        return REJ_INSTRUMENT_CLOSED;
+    struct pos *p = P(x, o->account, i);
+    px_t px = o->price;
+    if (px == 0) {
+        /* Market: the worse of mark and the best opposite price. */
+        px_t mark = x->is[i].mark;
+        px_t best = engine_best(x->eng, i, o->side == SIDE_BUY ? SIDE_SELL : SIDE_BUY);
+        if (o->side == SIDE_BUY)
+            px = mark > best ? mark : best;
+        else
+            px = mark > 0 && (best == 0 || mark < best) ? mark : best;
+        if (px == 0)
+            return REJ_NONE; /* nothing to trade against and nothing to value it at */
+    }
+    const struct oslot *r = o->slot != ENGINE_NIL ? &x->os[o->slot] : NULL;
+    qty_t old_q = r && r->id == o->id ? r->leaves : 0;
+    sats_t old_v = r && r->id == o->id ? r->sv : 0;
+    qty_t nq = o->leaves;
+    sats_t nv = value(x, i, o->side == SIDE_BUY ? nq : -nq, px);
+    qty_t bq = p->bq, sq = p->sq;
+    sats_t bv = p->bv, sv = p->sv;
+    if (o->side == SIDE_BUY) {
+        bq += nq - old_q;
+        bv += nv - old_v;
+    } else {
+        sq += nq - old_q;
+        sv += nv - old_v;
+    }
+    sats_t om = om_calc(x, i, p, bq, bv, sq, sv);
+    if (om <= p->om)
+        return REJ_NONE;
+    const struct exch_instrument *in = I(x, i);
+    sats_t limit = in->risk_limit + (sats_t)p->k * in->risk_step;
+    if (sabs(p->cost) + smax(sabs(bv), sabs(sv)) > limit)
+        return REJ_RISK_LIMIT_EXCEEDED;
+    if (available(W(x, o->account, in->currency)) - (om - p->om) < 0)
+        return REJ_INSUFFICIENT_BALANCE;
+    return REJ_NONE;
+}
+
+/* ---- engine sub-commands -------------------------------------------------- */
+
+static enum reject sub(struct exch *x, struct cmd *c)
+{
+    c->seq = x->cur.seq;
+    c->ts = x->cur.ts;
+    return engine_apply_within(x->eng, c);
+}
+
+static void cancel_orders(struct exch *x, uint32_t a, uint16_t i)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_CANCEL_ALL;
+    c.account = a;
+    c.inst = i;
+    c.u.cancel_all.inst = i;
+    c.u.cancel_all.reason = CXL_LIQUIDATION;
+    sub(x, &c);
+}
+
+static void engine_pos_sync(struct exch *x, uint32_t a, uint16_t i)
+{
+    engine_position_set(x->eng, a, i, P(x, a, i)->qty);
+}
+
+/* ---- liquidation, insurance, ADL (M6) ------------------------------------ */
+
+/* The price at which qty contracts are worth v, rounded to the tick toward
+ * `up` (1) or down (0), clamped to the instrument's range; beyond the range
+ * (no such positive price) the bound in that direction. */
+static px_t px_for_value(const struct exch *x, uint16_t i, qty_t qty, sats_t v, int up)
+{
+    const struct engine_instrument *ei = &x->cfg.engine.instruments[i];
+    px_t px, t;
+    if (mf_avg_entry_px(&I(x, i)->contract, qty, v, &px) != MF_OK)
+        return up ? ei->tick_px : ei->max_px;
+    must(mf_px_to_tick(px, ei->tick_px, up ? MF_ROUND_UP : MF_ROUND_DOWN, &t), "tick");
+    if (t < ei->tick_px)
+        t = ei->tick_px;
+    if (t > ei->max_px)
+        t = ei->max_px;
+    return t;
+}
+
+static int64_t adl_score(const struct exch *x, uint32_t a, uint16_t i)
+{
+    const struct pos *p = PC(x, a, i);
+    sats_t equity = p->lev > 0 ? p->iso + p->upnl
+                               : cross_equity(WC(x, a, I(x, i)->currency));
+    if (equity < 1)
+        equity = 1;
+    /* The bankruptcy value is the mark value moved against the position by
+     * its equity: the sign of "against" is the sign of value's slope. */
+    sats_t bv = p->mv - equity;
+    int64_t score;
+    if (mf_adl_score(p->mv, p->cost, bv, &score) != MF_OK)
+        return INT64_MIN;
+    return score;
+}
+
+static int rank_cmp(const void *pa, const void *pb)
+{
+    const struct rank *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return a->account < b->account ? -1 : a->account > b->account;
+}
+
+static void adl(struct exch *x, uint16_t i)
+{
+    struct pos *lp = P(x, EXCH_LIQUIDATOR, i);
+    if (lp->qty == 0)
+        return;
+    struct ist *s = &x->is[i];
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < s->n; k++) {
+        uint32_t a = s->list[k];
+        if (a == EXCH_LIQUIDATOR || (P(x, a, i)->qty > 0) == (lp->qty > 0))
+            continue;
+        x->rank[n].account = a;
+        x->rank[n].score = adl_score(x, a, i);
+        n++;
+    }
+    qsort(x->rank, n, sizeof(*x->rank), rank_cmp);
+    uint8_t cur = I(x, i)->currency;
+    for (uint32_t k = 0; k < n && lp->qty != 0; k++) {
+        uint32_t a = x->rank[k].account;
+        cancel_orders(x, a, i);
+        struct pos *p = P(x, a, i);
+        if (p->qty == 0)
+            continue;
+        qty_t take = qabs(p->qty) < qabs(lp->qty) ? qabs(p->qty) : qabs(lp->qty);
+        sats_t share;
+        must(mf_cost_share(lp->cost, lp->qty, take, &share), "adl share");
+        qty_t dq = lp->qty > 0 ? -take : take; /* the liquidator's change */
+        px_t px = px_for_value(x, i, -dq, share, lp->qty > 0);
+        book(x, EXCH_LIQUIDATOR, i, dq, -share, 0);
+        sats_t before = W(x, a, cur)->bal;
+        book(x, a, i, -dq, share, 0);
+        engine_pos_sync(x, EXCH_LIQUIDATOR, i);
+        engine_pos_sync(x, a, i);
+        emit_money(x, a, i, MK_DELEVERAGE, cur, W(x, a, cur)->bal - before, -dq, px, 0);
+    }
+}
+
+/* The liquidator works its position in i: one IOC limit at the worst price
+ * the fund can pay for (M6 c), then ADL for the rest (M6 d). */
+static void work(struct exch *x, uint16_t i)
+{
+    struct pos *lp = P(x, EXCH_LIQUIDATOR, i);
+    if (lp->qty == 0)
+        return;
+    const struct engine_instrument *ei = &x->cfg.engine.instruments[i];
+    uint8_t cur = I(x, i)->currency;
+    sats_t fund0 = W(x, EXCH_LIQUIDATOR, cur)->bal;
+    sats_t afford = fund0 > 0 ? fund0 : 0;
+    int is_long = lp->qty > 0;
+    px_t px = px_for_value(x, i, lp->qty, lp->cost - afford, is_long);
+    while (lp->qty != 0) {
+        qty_t q = qabs(lp->qty);
+        if (q > ei->max_order_qty)
+            q = ei->max_order_qty - ei->max_order_qty % ei->lot_qty;
+        struct cmd c;
+        memset(&c, 0, sizeof(c));
+        c.type = CMD_NEW_ORDER;
+        c.account = EXCH_LIQUIDATOR;
+        c.inst = i;
+        c.u.new_order.has = HAS_QTY | HAS_PRICE;
+        c.u.new_order.side = is_long ? SIDE_SELL : SIDE_BUY;
+        c.u.new_order.ord_type = ORD_LIMIT;
+        c.u.new_order.tif = TIF_IOC;
+        c.u.new_order.qty = q;
+        c.u.new_order.price = px;
+        qty_t before = lp->qty;
+        sub(x, &c);
+        if (lp->qty == before)
+            break; /* nothing more to take within the price */
+        if (qabs(lp->qty) > 0 && qabs(before) - qabs(lp->qty) < q)
+            break; /* the order was not filled whole: the book is exhausted */
+    }
+    sats_t fund1 = W(x, EXCH_LIQUIDATOR, cur)->bal;
+    if (fund1 != fund0)
+        emit_money(x, EXCH_LIQUIDATOR, i, MK_INSURANCE, cur, fund1 - fund0, 0, px, 0);
+    adl(x, i);
+}
+
+/* Takes account a's position in i over at the value that costs the owner
+ * exactly `loss` (M6 b). */
+static void takeover(struct exch *x, uint32_t a, uint16_t i, sats_t loss)
+{
+    struct pos *p = P(x, a, i);
+    qty_t q = p->qty;
+    if (q == 0)
+        return;
+    uint8_t cur = I(x, i)->currency;
+    sats_t v = p->cost - loss;
+    px_t bpx = px_for_value(x, i, q, v, q > 0);
+    sats_t before = W(x, a, cur)->bal;
+    book(x, a, i, -q, -v, 0);
+    book(x, EXCH_LIQUIDATOR, i, q, v, 0);
+    engine_pos_sync(x, a, i);
+    engine_pos_sync(x, EXCH_LIQUIDATOR, i);
+    emit_money(x, a, i, MK_LIQUIDATION, cur, W(x, a, cur)->bal - before, q, bpx, 0);
+}
+
+static int iso_below(const struct exch *x, uint32_t a, uint16_t i)
+{
+    const struct pos *p = PC(x, a, i);
+    return p->qty != 0 && p->lev > 0 && p->iso + p->upnl < p->maint;
+}
+
+static int cross_below(const struct exch *x, uint32_t a, uint8_t cur)
+{
+    const struct wal *w = WC(x, a, cur);
+    return w->cross_maint > 0 && cross_equity(w) < w->cross_maint;
+}
+
+static void liquidate_iso(struct exch *x, uint32_t a, uint16_t i)
+{
+    if (!iso_below(x, a, i))
+        return;
+    cancel_orders(x, a, i);
+    if (!iso_below(x, a, i))
+        return;
+    takeover(x, a, i, P(x, a, i)->iso);
+    work(x, i);
+}
+
+static void liquidate_cross(struct exch *x, uint32_t a, uint8_t cur)
+{
+    if (!cross_below(x, a, cur))
+        return;
+    for (uint16_t i = 0; i < x->ninst; i++)
+        if (I(x, i)->currency == cur)
+            cancel_orders(x, a, i);
+    if (!cross_below(x, a, cur))
+        return;
+    struct wal *w = W(x, a, cur);
+    sats_t equity = cross_equity(w), total = w->cross_maint, given = 0;
+    uint16_t last = 0;
+    for (uint16_t i = 0; i < x->ninst; i++)
+        if (I(x, i)->currency == cur && P(x, a, i)->qty != 0 && P(x, a, i)->lev == 0)
+            last = i;
+    /* Share the equity over the cross positions by maintenance; the last
+     * takes the remainder so the shares sum exactly. */
+    sats_t share[INSTRUMENTS_MAX] = {0};
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        struct pos *p = P(x, a, i);
+        if (I(x, i)->currency != cur || p->qty == 0 || p->lev != 0)
+            continue;
+        share[i] = i == last ? equity - given : (sats_t)((i128)equity * p->maint / total);
+        given += share[i];
+    }
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        struct pos *p = P(x, a, i);
+        if (I(x, i)->currency != cur || p->qty == 0 || p->lev != 0)
+            continue;
+        /* Owner's realised = upnl - share: loss = cost - (mv - share). */
+        takeover(x, a, i, p->cost - (p->mv - share[i]));
+    }
+    for (uint16_t i = 0; i < x->ninst; i++)
+        if (I(x, i)->currency == cur)
+            work(x, i);
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const struct cand *a = pa, *b = pb;
+    if (a->account != b->account)
+        return a->account < b->account ? -1 : 1;
+    if (a->cross != b->cross)
+        return a->cross < b->cross ? -1 : 1;
+    return (a->which > b->which) - (a->which < b->which);
+}
+
+/* Collects the accounts below maintenance among the positions of
+ * instrument i (INST_ALL: every instrument), then liquidates them in
+ * ascending account order (M6). */
+static void liq_scan(struct exch *x, uint16_t only)
+{
+    x->ncand = 0;
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        if (only != INST_ALL && i != only)
+            continue;
+        const struct ist *s = &x->is[i];
+        uint8_t cur = I(x, i)->currency;
+        for (uint32_t k = 0; k < s->n; k++) {
+            uint32_t a = s->list[k];
+            if (a == EXCH_LIQUIDATOR)
+                continue;
+            const struct pos *p = PC(x, a, i);
+            if (p->lev > 0 ? iso_below(x, a, i) : cross_below(x, a, cur)) {
+                struct cand *c = &x->cand[x->ncand++];
+                c->account = a;
+                c->cross = p->lev == 0;
+                c->which = p->lev > 0 ? i : cur;
+            }
+        }
+    }
+    if (x->ncand == 0)
+        return;
+    qsort(x->cand, x->ncand, sizeof(*x->cand), cand_cmp);
+    uint32_t n = x->ncand;
+    for (uint32_t k = 0; k < n; k++) {
+        const struct cand *c = &x->cand[k];
+        if (k > 0 && !cand_cmp(c, c - 1))
+            continue;
+        if (c->cross)
+            liquidate_cross(x, c->account, (uint8_t)c->which);
+        else
+            liquidate_iso(x, c->account, c->which);
+    }
+}
+
+/* ---- prices (M5) ---------------------------------------------------------- */
+
+static void remargin(struct exch *x, uint16_t i)
+{
+    struct ist *s = &x->is[i];
+    for (uint32_t k = 0; k < s->n; k++) {
+        uint32_t a = s->list[k];
+        pos_refresh(x, a, i);
+        struct pos *p = P(x, a, i);
+        if (p->bq || p->sq)
+            om_refresh(x, a, i);
+    }
+}
+
+static void audit_now(struct exch *x);
+
+static void set_mark(struct exch *x, uint16_t i)
+{
+    const struct exch_instrument *in = I(x, i);
+    struct ist *s = &x->is[i];
+    px_t index = x->index_px[in->index];
+    if (index <= 0 || s->settled)
+        return;
+    px_t mark;
+    if (in->perpetual) {
+        ms_t until = s->next_funding - x->now;
+        if (until < 0)
+            until = 0;
+        must(mf_perp_fair_px(index, s->rate, until, in->funding_interval_ms, &mark), "fair price");
+    } else {
+        ms_t t = in->expiry_ms - x->now;
+        must(mf_futures_fair_px(index, s->basis_annual, t > 0 ? t : 0, &mark), "futures fair");
+    }
+    if (mark == s->mark)
+        return;
+    s->mark = mark;
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_SET_PRICE;
+    c.inst = i;
+    c.u.set_price.source = SRC_MARK;
+    c.u.set_price.price = mark;
+    sub(x, &c);
+    remargin(x, i);
+    emit_simple(x, EV_INSTRUMENT, 0, i);
+    liq_scan(x, i);
+    audit_now(x);
+}
+
+/* The average price of taking `notional` (settlement units) from one side
+ * of the visible book, or 0 when the side is not deep enough. */
+static px_t impact_px(struct exch *x, uint16_t i, enum side side, sats_t notional)
+{
+    enum { DEPTH = 64 };
+    px_t px[DEPTH];
+    qty_t sz[DEPTH];
+    uint32_t n = engine_levels(x->eng, i, side, DEPTH, px, sz);
+    qty_t q = 0;
+    sats_t v = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        sats_t lv = sabs(value(x, i, sz[k], px[k]));
+        if (v + lv >= notional) {
+            /* the part of this level still needed, rounded up to a contract */
+            qty_t part = (qty_t)(((i128)(notional - v) * sz[k] + lv - 1) / lv);
+            if (part < 1)
+                part = 1;
+            q += part;
+            v += sabs(value(x, i, part, px[k]));
+            px_t out;
+            if (mf_avg_entry_px(&I(x, i)->contract, q,
+                                I(x, i)->contract.kind == MF_INVERSE ? -v : v, &out) != MF_OK)
+                return 0;
+            return out;
+        }
+        q += sz[k];
+        v += lv;
+    }
+    return 0;
+}
+
+static void sample_minute(struct exch *x, uint16_t i)
+{
+    const struct exch_instrument *in = I(x, i);
+    struct ist *s = &x->is[i];
+    px_t index = x->index_px[in->index];
+    if (s->settled || index <= 0 || s->mark <= 0)
+        return;
+    px_t bid = impact_px(x, i, SIDE_BUY, in->impact_notional);
+    px_t ask = impact_px(x, i, SIDE_SELL, in->impact_notional);
+    if (in->perpetual) {
+        rate_t basis, prem;
+        ms_t until = s->next_funding - x->now;
+        must(mf_funding_basis(s->rate, until > 0 ? until : 0, in->funding_interval_ms, &basis),
+             "funding basis");
+        /* A side without depth adds no premium: use the mark for it. */
+        must(mf_premium_index(bid ? bid : s->mark, ask ? ask : s->mark, s->mark, index, basis,
+                              &prem),
+             "premium index");
+        s->prem_sum += prem;
+        s->prem_n++;
+        rate_t p = (rate_t)(s->prem_sum / s->prem_n);
+        must(mf_funding_rate(p, in->funding_interest_e8, in->im_e8, in->mm_e8, &s->indicative),
+             "funding rate");
+    } else {
+        ms_t t = in->expiry_ms - x->now;
+        if (bid && ask && t > 0 && mf_futures_basis_updatable(bid, ask, in->mm_e8))
+            must(mf_futures_basis_rate(bid, ask, index, t, &s->basis_annual), "basis");
+        if (t <= SETTLE_WINDOW_MS) {
+            s->settle_sum += index;
+            s->settle_n++;
+        }
+    }
+}
+
+/* ---- funding (M7) and settlement (M8) ------------------------------------- */
+
+static void funding(struct exch *x, uint16_t i)
+{
+    const struct exch_instrument *in = I(x, i);
+    struct ist *s = &x->is[i];
+    uint8_t cur = in->currency;
+    sats_t paid = 0, received = 0;
+    rate_t rate = s->rate;
+    if (s->mark > 0 && rate != 0) {
+        for (uint32_t k = 0; k < s->n; k++) {
+            uint32_t a = s->list[k];
+            struct pos *p = P(x, a, i);
+            sats_t pay;
+            must(mf_funding_payment(&in->contract, p->qty, s->mark, rate, &pay), "funding");
+            if (pay == 0)
+                continue;
+            W(x, a, cur)->bal -= pay;
+            x->rounding[cur] += pay;
+            p->comm += pay;
+            if (p->lev > 0 && a != EXCH_LIQUIDATOR) {
+                sats_t d = pay > p->iso ? p->iso : pay;
+                iso_move(x, a, i, -d);
+            }
+            if (pay > 0)
+                paid += pay;
+            else
+                received -= pay;
+            emit_money(x, a, i, MK_FUNDING, cur, -pay, p->qty, s->mark, rate);
+        }
+    }
+    /* The rate for the next interval: from the samples of the one ended. */
+    rate_t p = s->prem_n ? (rate_t)(s->prem_sum / s->prem_n) : 0;
+    must(mf_funding_rate(p, in->funding_interest_e8, in->im_e8, in->mm_e8, &s->rate),
+         "funding rate");
+    s->indicative = s->rate;
+    s->prem_sum = 0;
+    s->prem_n = 0;
+    s->next_funding += in->funding_interval_ms;
+    struct event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EV_FUNDING;
+    ev.inst = i;
+    ev.u.funding.mark_px = s->mark;
+    ev.u.funding.rate_e8 = rate;
+    ev.u.funding.next_rate_e8 = s->rate;
+    ev.u.funding.paid = paid;
+    ev.u.funding.received = received;
+    emit(x, &ev);
+    for (uint32_t k = 0; k < s->n; k++)
+        pos_refresh(x, s->list[k], i);
+}
+
+static void settle(struct exch *x, uint16_t i)
+{
+    const struct exch_instrument *in = I(x, i);
+    struct ist *s = &x->is[i];
+    uint8_t cur = in->currency;
+    for (uint32_t a = 0; a < x->naccts; a++) {
+        struct cmd c;
+        memset(&c, 0, sizeof(c));
+        c.type = CMD_CANCEL_ALL;
+        c.account = a;
+        c.u.cancel_all.inst = i;
+        sub(x, &c);
+    }
+    px_t spx = s->settle_n ? (px_t)(s->settle_sum / s->settle_n) : s->mark;
+    if (spx <= 0)
+        spx = x->index_px[in->index];
+    s->settled_px = spx;
+    s->settled = 1;
+    while (s->n > 0) {
+        uint32_t a = s->list[s->n - 1];
+        struct pos *p = P(x, a, i);
+        qty_t q = p->qty;
+        sats_t v = spx > 0 ? value(x, i, q, spx) : p->cost;
+        sats_t fee = 0;
+        if (a != EXCH_LIQUIDATOR)
+            must(mf_fee(v, in->settle_fee_e8, &fee), "settlement fee");
+        sats_t before = W(x, a, cur)->bal;
+        book(x, a, i, -q, -v, fee);
+        /* value(q) of one position is rounded alone, so the settlement
+         * values need not sum to zero; the rounding account takes the
+         * residue (M9: wallets - open costs is what is conserved). */
+        x->rounding[cur] -= v;
+        engine_pos_sync(x, a, i);
+        emit_money(x, a, i, MK_SETTLEMENT, cur, W(x, a, cur)->bal - before, q, spx,
+                   in->settle_fee_e8);
+    }
+    emit_simple(x, EV_INSTRUMENT, 0, i);
+}
+
+static ms_t first_funding_after(ms_t t, ms_t interval)
+{
+    ms_t base = t - ((t % MS_PER_DAY) + MS_PER_DAY) % MS_PER_DAY + FUNDING_ANCHOR_MS - MS_PER_DAY;
+    while (base <= t)
+        base += interval;
+    return base;
+}
+
+static void time_start(struct exch *x, ms_t ts)
+{
+    x->started = 1;
+    x->now = ts;
+    x->next_minute = ts - ts % 60000 + 60000;
+    for (uint16_t i = 0; i < x->ninst; i++)
+        if (I(x, i)->perpetual)
+            x->is[i].next_funding = first_funding_after(ts, I(x, i)->funding_interval_ms);
+}
+
+static ms_t next_time_event(const struct exch *x)
+{
+    ms_t t = x->next_minute;
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        const struct ist *s = &x->is[i];
+        if (s->settled)
+            continue;
+        ms_t e = I(x, i)->perpetual ? s->next_funding : I(x, i)->expiry_ms;
+        if (e < t)
+            t = e;
+    }
+    return t;
+}
+
+/* Runs funding, settlement and minute samples due up to ts, in time order. */
+static void time_work(struct exch *x, ms_t ts)
+{
+    for (;;) {
+        ms_t t = next_time_event(x);
+        if (t > ts)
+            break;
+        x->now = t;
+        int funded = 0;
+        for (uint16_t i = 0; i < x->ninst; i++) {
+            struct ist *s = &x->is[i];
+            if (s->settled)
+                continue;
+            if (I(x, i)->perpetual && s->next_funding == t) {
+                funding(x, i);
+                funded = 1;
+            } else if (!I(x, i)->perpetual && I(x, i)->expiry_ms == t) {
+                settle(x, i);
+            }
+        }
+        if (funded) {
+            liq_scan(x, INST_ALL);
+            audit_now(x);
+        }
+        if (x->next_minute == t) {
+            for (uint16_t i = 0; i < x->ninst; i++) {
+                sample_minute(x, i);
+                set_mark(x, i);
+            }
+            x->next_minute += 60000;
+        }
+    }
+    x->now = ts;
+}
+
+/* ---- margin commands (M10) -------------------------------------------------- */
+
+static enum reject cmd_money(struct exch *x, const struct cmd *c)
+{
+    uint8_t cur = c->u.money.currency;
+    sats_t amt = c->u.money.amount;
+    if (c->account >= x->naccts)
+        return reject(x, c, REJ_UNKNOWN_ACCOUNT);
+    if (cur >= x->cfg.currencies_count)
+        return reject(x, c, REJ_INVALID_CURRENCY);
+    /* 1e17 minor units: a billion XBT; keeps every sum far from overflow. */
+    if (amt <= 0 || amt > INT64_C(100000000000000000))
+        return reject(x, c, REJ_INVALID_AMOUNT);
+    struct wal *w = W(x, c->account, cur);
+    if (c->type == CMD_DEPOSIT) {
+        if (w->bal > INT64_C(1000000000000000000) - amt)
+            return reject(x, c, REJ_INVALID_AMOUNT);
+        w->bal += amt;
+        w->dep += amt;
+        x->dep[cur] += amt;
+        emit_money(x, c->account, 0, MK_DEPOSIT, cur, amt, 0, 0, 0);
+    } else {
+        struct exch_margin m;
+        exch_margin(x, c->account, cur, &m);
+        if (amt > m.withdrawable)
+            return reject(x, c, REJ_INSUFFICIENT_WITHDRAWABLE);
+        w->bal -= amt;
+        w->wd += amt;
+        x->wd[cur] += amt;
+        emit_money(x, c->account, 0, MK_WITHDRAWAL, cur, -amt, 0, 0, 0);
+    }
+    return REJ_NONE;
+}
+
+/* The isolated margin a position needs at its leverage: posInit + posComm
+ * + any unrealised loss (so isolating a losing position does not liquidate
+ * it at once). */
+static sats_t iso_needed(const struct exch *x, uint16_t i, const struct pos *p)
+{
+    if (p->qty == 0)
+        return 0;
+    return iso_post(x, i, p, p->cost) + (p->upnl < 0 ? -p->upnl : 0);
+}
+
+/* Applies a change of leverage / risk step to the position and its orders;
+ * refuses when the account cannot afford it, restoring the two records it
+ * touched (the position and its wallet) exactly. */
+static enum reject reconfigure(struct exch *x, const struct cmd *c, rate_t lev, int32_t k)
+{
+    uint32_t a = c->account;
+    uint16_t i = c->inst;
+    struct pos *p = P(x, a, i);
+    struct wal *w = W(x, a, I(x, i)->currency);
+    struct pos psave = *p;
+    struct wal wsave = *w;
+    sats_t avail0 = available(w);
+    /* leave the current mode: no cross contribution, no isolated margin */
+    if (p->lev == 0) {
+        w->cross_upnl -= p->upnl;
+        w->cross_pm -= p->pinit + p->pcomm;
+        w->cross_maint -= p->maint;
+    }
+    iso_move(x, a, i, -p->iso);
+    p->mv = p->upnl = p->pinit = p->pcomm = p->maint = 0;
+    p->lev = lev; /* pos_refresh below adds the cross contribution if cross */
+    p->k = k;
+    pos_refresh(x, a, i);
+    if (lev > 0)
+        iso_move(x, a, i, iso_needed(x, i, p));
+    om_refresh(x, a, i);
+    sats_t avail1 = available(w);
+    if (avail1 < 0 && avail1 < avail0) {
+        *p = psave;
+        *w = wsave;
+        return reject(x, c, REJ_INSUFFICIENT_BALANCE);
+    }
+    emit_simple(x, EV_POSITION, a, i);
+    liq_scan(x, i);
+    return REJ_NONE;
+}
+
+static enum reject cmd_position(struct exch *x, const struct cmd *c)
+{
+    if (c->account >= x->naccts || c->account == EXCH_LIQUIDATOR)
+        return reject(x, c, REJ_UNKNOWN_ACCOUNT);
+    if (c->inst >= x->ninst)
+        return reject(x, c, REJ_UNKNOWN_SYMBOL);
+    uint16_t i = c->inst;
+    const struct exch_instrument *in = I(x, i);
+    struct pos *p = P(x, c->account, i);
+    if (x->is[i].settled)
+        return reject(x, c, REJ_INSTRUMENT_CLOSED);
+    switch (c->type) {
+    case CMD_SET_LEVERAGE: {
+        rate_t lev = c->u.leverage_e8;
+        if (lev == 0)
+            return reconfigure(x, c, 0, p->k);
+        if (lev < MF_RATE_SCALE / 100 || lev > 100 * MF_RATE_SCALE)
+            return reject(x, c, REJ_INVALID_LEVERAGE);
+        rate_t im, mm, lim;
+        must(mf_tier_rates(in->im_e8, in->mm_e8, p->k, &im, &mm), "tier");
+        must(mf_im_from_leverage(lev, &lim), "leverage");
+        if (lim < im)
+            return reject(x, c, REJ_INVALID_LEVERAGE);
+        return reconfigure(x, c, lev, p->k);
+    }
+    case CMD_SET_CROSS:
+        return reconfigure(x, c, 0, p->k);
+    case CMD_SET_RISK_LIMIT: {
+        sats_t lim = c->u.risk_limit;
+        if (lim < in->risk_limit || (lim - in->risk_limit) % in->risk_step != 0 ||
+            (lim - in->risk_limit) / in->risk_step > RISK_STEPS_MAX)
+            return reject(x, c, REJ_INVALID_RISK_LIMIT);
+        int32_t k = (int32_t)((lim - in->risk_limit) / in->risk_step);
+        if (sabs(p->cost) + smax(sabs(p->bv), sabs(p->sv)) > lim)
+            return reject(x, c, REJ_INVALID_RISK_LIMIT);
+        if (p->lev > 0) {
+            rate_t im, mm, lim_im;
+            must(mf_tier_rates(in->im_e8, in->mm_e8, k, &im, &mm), "tier");
+            must(mf_im_from_leverage(p->lev, &lim_im), "leverage");
+            if (lim_im < im)
+                return reject(x, c, REJ_INVALID_LEVERAGE);
+        }
+        return reconfigure(x, c, p->lev, k);
+    }
+    case CMD_TRANSFER_MARGIN: {
+        sats_t amt = c->u.transfer;
+        if (p->lev == 0)
+            return reject(x, c, REJ_NOT_ISOLATED);
+        if (p->qty == 0)
+            return reject(x, c, REJ_NO_POSITION);
+        if (amt == 0 || amt > INT64_C(100000000000000000) || amt < -INT64_C(100000000000000000))
+            return reject(x, c, REJ_INVALID_AMOUNT);
+        struct wal *w = W(x, c->account, in->currency);
+        if (amt > 0 && available(w) < amt)
+            return reject(x, c, REJ_INSUFFICIENT_BALANCE);
+        if (amt < 0 && p->iso + amt < iso_needed(x, i, p))
+            return reject(x, c, REJ_TRANSFER_TOO_LARGE);
+        iso_move(x, c->account, i, amt);
+        emit_money(x, c->account, i, MK_TRANSFER, in->currency, amt, p->qty, 0, 0);
+        emit_simple(x, EV_POSITION, c->account, i);
+        return REJ_NONE;
+    }
+    default:
+        return reject(x, c, REJ_UNKNOWN_COMMAND);
+    }
+}
+
+static enum reject cmd_index(struct exch *x, const struct cmd *c)
+{
+    uint16_t idx = c->u.set_index.index;
+    px_t px = c->u.set_index.price;
+    if (idx >= x->cfg.indices_count)
+        return reject(x, c, REJ_UNKNOWN_SYMBOL);
+    if (px <= 0 || px > INT64_C(100000000000000000))
+        return reject(x, c, REJ_INVALID_PRICE);
+    x->index_px[idx] = px;
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        if (I(x, i)->index != idx || x->is[i].settled)
+            continue;
+        struct cmd s;
+        memset(&s, 0, sizeof(s));
+        s.type = CMD_SET_PRICE;
+        s.inst = i;
+        s.u.set_price.source = SRC_INDEX;
+        s.u.set_price.price = px;
+        sub(x, &s);
+        set_mark(x, i);
+    }
+    return REJ_NONE;
+}
+
+/* ---- the audit (M9) ------------------------------------------------------- */
+
+int exch_audit(const struct exch *x, struct exch_audit *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->ok = 1;
+    for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
+        sats_t sum = 0, open = 0;
+        for (uint32_t a = 0; a < x->naccts; a++)
+            sum += WC(x, a, c)->bal;
+        for (uint16_t i = 0; i < x->ninst; i++)
+            if (I(x, i)->currency == c)
+                for (uint32_t k = 0; k < x->is[i].n; k++)
+                    open -= PC(x, x->is[i].list[k], i)->cost;
+        out->insurance[c] = WC(x, EXCH_LIQUIDATOR, c)->bal;
+        out->fees[c] = x->fees[c];
+        out->rounding[c] = x->rounding[c];
+        out->positions[c] = open;
+        out->total[c] = sum + x->fees[c] + x->rounding[c] + open;
+        out->expected[c] = x->dep[c] - x->wd[c];
+        if (out->ok && out->total[c] != out->expected[c]) {
+            out->ok = 0;
+            snprintf(out->report, sizeof(out->report),
+                     "currency %s: wallets %lld + fees %lld + rounding %lld + open positions %lld "
+                     "= %lld, deposits - withdrawals = %lld, difference %lld",
+                     x->cfg.currency[c], (long long)sum, (long long)x->fees[c],
+                     (long long)x->rounding[c], (long long)open, (long long)out->total[c],
+                     (long long)out->expected[c], (long long)(out->total[c] - out->expected[c]));
+        }
+    }
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        for (uint32_t a = 0; a < x->naccts; a++) {
+            qty_t q = PC(x, a, i)->qty;
+            if (q > 0)
+                out->long_qty[i] += q;
+            else
+                out->short_qty[i] -= q;
+        }
+        if (out->ok && out->long_qty[i] != out->short_qty[i]) {
+            out->ok = 0;
+            snprintf(out->report, sizeof(out->report),
+                     "instrument %s: long %lld contracts, short %lld",
+                     x->cfg.engine.instruments[i].symbol, (long long)out->long_qty[i],
+                     (long long)out->short_qty[i]);
+        }
+    }
+    return out->ok;
+}
+
+static void default_fail(void *ctx, const struct cmd *c, const struct exch_audit *a)
+{
+    (void)ctx;
+    fprintf(stderr,
+            "perpsim: MONEY AUDIT FAILED after command seq %llu (type %d, account %u, ts %lld): "
+            "%s. Stopping.\n",
+            (unsigned long long)c->seq, c->type, c->account, (long long)c->ts, a->report);
+    abort();
+}
+
+static void audit_now(struct exch *x)
+{
+    struct exch_audit a;
+    if (!exch_audit(x, &a))
+        x->on_fail(x->on_fail_ctx, &x->cur, &a);
+}
+
+/* ---- the command entry ---------------------------------------------------- */
+
+static int is_margin_cmd(uint8_t t)
+{
+    return t >= CMD_DEPOSIT && t <= CMD_SET_INDEX;
+}
+
+enum reject exch_apply(struct exch *x, const struct cmd *c)
+{
+    if (c->seq <= x->last_seq || c->ts < x->last_ts || (x->started && c->ts < x->now)) {
+        x->cur = *c;
+        return reject(x, c, REJ_BAD_SEQUENCE);
+    }
+    x->cur = *c;
+    x->last_seq = c->seq;
+    x->last_ts = c->ts;
+    if (!x->started)
+        time_start(x, c->ts);
+    enum reject r;
+    if (!is_margin_cmd(c->type) && c->ts < next_time_event(x)) {
+        x->now = c->ts;
+        r = engine_apply(x->eng, c);
+    } else {
+        struct cmd clk;
+        memset(&clk, 0, sizeof(clk));
+        clk.type = CMD_CLOCK;
+        clk.seq = c->seq;
+        clk.ts = c->ts;
+        engine_apply(x->eng, &clk);
+        time_work(x, c->ts);
+        if (!is_margin_cmd(c->type))
+            r = engine_apply_within(x->eng, c);
+        else if (c->type == CMD_DEPOSIT || c->type == CMD_WITHDRAW)
+            r = cmd_money(x, c);
+        else if (c->type == CMD_SET_INDEX)
+            r = cmd_index(x, c);
+        else
+            r = cmd_position(x, c);
+    }
+#ifdef PERPSIM_CHECKS
+    const char *bad = exch_verify(x);
+    if (bad) {
+        struct exch_audit a;
+        exch_audit(x, &a);
+        if (a.ok) {
+            a.ok = 0;
+            snprintf(a.report, sizeof(a.report), "%s", bad);
+        }
+        x->on_fail(x->on_fail_ctx, &x->cur, &a);
+    }
+#endif
+    return r;
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+int exch_position(const struct exch *x, uint32_t a, uint16_t i, struct exch_position *out)
+{
+    if (a >= x->naccts || i >= x->ninst)
+        return -1;
+    const struct pos *p = PC(x, a, i);
+    const struct exch_instrument *in = I(x, i);
+    memset(out, 0, sizeof(*out));
+    out->qty = p->qty;
+    out->current_cost = p->cur_cost;
+    out->unrealised_cost = p->cost;
+    out->realised_cost = p->real_cost;
+    out->realised_gross_pnl = p->real_gross;
+    out->comm = p->comm;
+    out->mark_value = p->mv;
+    out->unrealised_pnl = p->upnl;
+    out->pos_init = p->pinit;
+    out->pos_comm = p->pcomm;
+    out->pos_margin = p->lev > 0 ? p->iso : p->pinit + p->pcomm;
+    out->maint = p->maint;
+    out->order_margin = p->om;
+    out->open_buy_qty = p->bq;
+    out->open_sell_qty = p->sq;
+    out->leverage_e8 = p->lev;
+    pos_rates(x, i, p, &out->im_e8, &out->mm_e8);
+    out->risk_limit = in->risk_limit + (sats_t)p->k * in->risk_step;
+    out->mark_px = x->is[i].mark;
+    if (p->qty == 0)
+        return 0;
+    if (mf_avg_entry_px(&in->contract, p->qty, p->cost, &out->avg_entry_px) != MF_OK)
+        out->avg_entry_px = 0;
+    /* Bankruptcy: where the margin backing the position is used up;
+     * liquidation: where what is left equals maintenance at that price
+     * (approximated by the maintenance now, as BitMEX's figures are). */
+    sats_t backing = p->lev > 0 ? p->iso : cross_equity(WC(x, a, in->currency)) - p->upnl;
+    out->bankrupt_px = px_for_value(x, i, p->qty, p->cost - backing, p->qty > 0);
+    out->liq_px = px_for_value(x, i, p->qty, p->cost - backing + p->maint, p->qty > 0);
+    return 0;
+}
+
+int exch_margin(const struct exch *x, uint32_t a, uint8_t cur, struct exch_margin *out)
+{
+    if (a >= x->naccts || cur >= x->cfg.currencies_count)
+        return -1;
+    const struct wal *w = WC(x, a, cur);
+    memset(out, 0, sizeof(*out));
+    out->wallet = w->bal;
+    out->deposited = w->dep;
+    out->withdrawn = w->wd;
+    sats_t upnl = 0, maint = 0, iso_upnl = 0;
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        if (I(x, i)->currency != cur)
+            continue;
+        const struct pos *p = PC(x, a, i);
+        upnl += p->upnl;
+        maint += p->maint;
+        if (p->lev > 0)
+            iso_upnl += p->upnl;
+    }
+    (void)iso_upnl;
+    out->unrealised_pnl = upnl;
+    out->margin_balance = w->bal + upnl;
+    out->order_margin = w->om;
+    out->position_margin = w->iso + w->cross_pm;
+    out->maint_margin = maint;
+    out->available = available(w);
+    sats_t held = w->bal - w->iso - w->cross_pm - w->om;
+    sats_t wd = out->available < held ? out->available : held;
+    out->withdrawable = wd > 0 ? wd : 0;
+    return 0;
+}
+
+void exch_instrument_state(const struct exch *x, uint16_t i, struct exch_instrument_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (i >= x->ninst)
+        return;
+    const struct exch_instrument *in = I(x, i);
+    const struct ist *s = &x->is[i];
+    out->mark_px = s->mark;
+    out->index_px = x->index_px[in->index];
+    out->fair_basis_px = s->mark && out->index_px ? s->mark - out->index_px : 0;
+    out->funding_rate_e8 = in->perpetual ? s->rate : 0;
+    out->indicative_rate_e8 = in->perpetual ? s->indicative : 0;
+    if (in->perpetual)
+        mf_perp_fair_basis_rate(s->rate, in->funding_interval_ms, &out->fair_basis_rate_e8);
+    else
+        out->fair_basis_rate_e8 = s->basis_annual;
+    out->next_funding_ms = in->perpetual ? s->next_funding : 0;
+    out->settled = s->settled;
+    out->settled_px = s->settled_px;
+    for (uint32_t k = 0; k < s->n; k++) {
+        qty_t q = PC(x, s->list[k], i)->qty;
+        if (q > 0)
+            out->open_interest += q;
+    }
+}
+
+sats_t exch_insurance(const struct exch *x, uint8_t cur)
+{
+    return cur < x->cfg.currencies_count ? WC(x, EXCH_LIQUIDATOR, cur)->bal : 0;
+}
+
+rate_t exch_adl_percentile(const struct exch *x, uint32_t a, uint16_t i)
+{
+    if (a >= x->naccts || i >= x->ninst || PC(x, a, i)->qty == 0)
+        return -1;
+    const struct ist *s = &x->is[i];
+    int is_long = PC(x, a, i)->qty > 0;
+    int64_t mine = adl_score(x, a, i);
+    int64_t n = 0, behind = 0;
+    for (uint32_t k = 0; k < s->n; k++) {
+        uint32_t b = s->list[k];
+        if (b == EXCH_LIQUIDATOR || (PC(x, b, i)->qty > 0) != is_long)
+            continue;
+        n++;
+        int64_t sc = adl_score(x, b, i);
+        if (sc < mine || (sc == mine && b >= a))
+            behind++;
+    }
+    return n ? (rate_t)((i128)behind * MF_RATE_SCALE / n) : -1;
+}
+
+const struct exch_config *exch_config(const struct exch *x)
+{
+    return &x->cfg;
+}
+
+struct engine *exch_engine(struct exch *x)
+{
+    return x->eng;
+}
+
+void exch_on_audit_fail(struct exch *x, exch_audit_fail_fn fn, void *ctx)
+{
+    x->on_fail = fn ? fn : default_fail;
+    x->on_fail_ctx = ctx;
+}
+
+/* ---- verification ---------------------------------------------------------- */
+
+const char *exch_verify(const struct exch *x)
+{
+    static _Thread_local char buf[300];
+    struct exch_audit a;
+    if (!exch_audit(x, &a)) {
+        snprintf(buf, sizeof(buf), "%s", a.report);
+        return buf;
+    }
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        uint32_t n = 0;
+        for (uint32_t acc = 0; acc < x->naccts; acc++) {
+            const struct pos *p = PC(x, acc, i);
+            if (p->qty != engine_position(x->eng, acc, i))
+                return "a position differs from the engine's";
+            if ((p->qty != 0) != (p->li != NIL))
+                return "position list membership wrong";
+            if (p->li != NIL && (p->li >= x->is[i].n || x->is[i].list[p->li] != acc))
+                return "position list index wrong";
+            n += p->qty != 0;
+            if (p->bq < 0 || p->sq < 0)
+                return "negative order aggregate";
+            if (p->lev == 0 && p->iso != 0)
+                return "a cross position holds isolated margin";
+            if (p->qty == 0 && p->iso != 0)
+                return "a flat position holds isolated margin";
+        }
+        if (n != x->is[i].n)
+            return "position list count wrong";
+    }
+    for (uint32_t acc = 0; acc < x->naccts; acc++) {
+        for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
+            sats_t upnl = 0, pm = 0, mt = 0, iso = 0, om = 0;
+            for (uint16_t i = 0; i < x->ninst; i++) {
+                if (I(x, i)->currency != c)
+                    continue;
+                const struct pos *p = PC(x, acc, i);
+                if (p->lev == 0) {
+                    upnl += p->upnl;
+                    pm += p->pinit + p->pcomm;
+                    mt += p->maint;
+                }
+                iso += p->iso;
+                om += p->om;
+            }
+            const struct wal *w = WC(x, acc, c);
+            if (w->cross_upnl != upnl || w->cross_pm != pm || w->cross_maint != mt)
+                return "cached cross sums differ from the positions";
+            if (w->iso != iso)
+                return "cached isolated margin differs from the positions";
+            if (w->om != om)
+                return "cached order margin differs from the positions";
+        }
+    }
+    /* Order aggregates from the engine's live orders. */
+    size_t cells = (size_t)x->naccts * x->ninst;
+    qty_t *q = calloc(cells * 2, sizeof(qty_t));
+    if (!q)
+        return NULL;
+    const struct engine_config *ec = engine_config(x->eng);
+    uint32_t seen = 0, live = engine_orders_live(x->eng);
+    for (uint32_t s = 0; s < ec->orders_max && seen < live; s++) {
+        const struct oslot *r = &x->os[s];
+        if (r->leaves == 0)
+            continue;
+        struct order_view v;
+        if (!engine_order(x->eng, r->id, &v) || !v.working || v.leaves != r->leaves ||
+            v.price != r->px) {
+            free(q);
+            return "an order's margin record differs from the engine's order";
+        }
+        q[((size_t)v.account * x->ninst + v.inst) * 2 + (v.side == SIDE_SELL)] += v.leaves;
+    }
+    const char *bad = NULL;
+    for (size_t k = 0; k < cells && !bad; k++)
+        if (q[k * 2] != x->p[k].bq || q[k * 2 + 1] != x->p[k].sq)
+            bad = "order aggregates differ from the records";
+    free(q);
+    return bad;
+}
+
+/* ---- life -------------------------------------------------------------------- */
+
+static const char *margin_config_error(const struct exch_config *cfg)
+{
+    if (cfg->currencies_count == 0 || cfg->currencies_count > CURRENCIES_MAX)
+        return "currencies: 1 to 4";
+    if (cfg->indices_count == 0 || cfg->indices_count > INDICES_MAX)
+        return "indices: 1 to 16";
+    if (cfg->engine.accounts_max < 2)
+        return "accounts_max must be >= 2 (account 0 is the liquidator)";
+    for (uint16_t i = 0; i < cfg->engine.instruments_count; i++) {
+        const struct exch_instrument *in = &cfg->inst[i];
+        const struct engine_instrument *ei = &cfg->engine.instruments[i];
+        if (mf_contract_check(&in->contract) != MF_OK)
+            return "an instrument's contract is invalid";
+        if (in->contract.tick_px != ei->tick_px || in->contract.lot_qty != ei->lot_qty)
+            return "an instrument's contract tick/lot differ from its engine tick/lot";
+        if (in->currency >= cfg->currencies_count || in->index >= cfg->indices_count)
+            return "an instrument names an unknown currency or index";
+        if (in->im_e8 <= 0 || in->mm_e8 <= 0 || in->mm_e8 > in->im_e8 || in->im_e8 > MF_RATE_SCALE)
+            return "an instrument's margins must be 0 < maint <= init <= 1";
+        if (in->risk_limit <= 0 || in->risk_step <= 0)
+            return "an instrument's risk limit and step must be > 0";
+        if (in->perpetual && in->funding_interval_ms <= 0)
+            return "a perpetual needs a funding interval";
+        if (!in->perpetual && in->expiry_ms <= 0)
+            return "a future needs an expiry";
+        if (in->impact_notional <= 0)
+            return "an instrument's impact notional must be > 0";
+    }
+    for (uint8_t c = 0; c < cfg->currencies_count; c++)
+        if (cfg->insurance_initial[c] < 0)
+            return "initial insurance fund must be >= 0";
+    return NULL;
+}
+
+struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, void *sink_ctx,
+                         const char **err)
+{
+    const char *e = margin_config_error(cfg);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    struct exch *x = calloc(1, sizeof(*x));
+    if (!x) {
+        *err = "out of memory";
+        return NULL;
+    }
+    x->cfg = *cfg;
+    x->sink = sink;
+    x->sink_ctx = sink_ctx;
+    x->on_fail = default_fail;
+    x->naccts = cfg->engine.accounts_max;
+    x->ninst = cfg->engine.instruments_count;
+    x->w = calloc((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->w));
+    x->p = calloc((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->p));
+    x->os = calloc(cfg->engine.orders_max, sizeof(*x->os));
+    x->cand = calloc((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->cand));
+    x->rank = calloc(x->naccts, sizeof(*x->rank));
+    int ok = x->w && x->p && x->os && x->cand && x->rank;
+    for (uint16_t i = 0; ok && i < x->ninst; i++) {
+        x->is[i].list = calloc(x->naccts, sizeof(uint32_t));
+        ok = x->is[i].list != NULL;
+        x->is[i].rate = cfg->inst[i].perpetual ? cfg->inst[i].funding_interest_e8 : 0;
+        x->is[i].indicative = x->is[i].rate;
+    }
+    if (!ok) {
+        exch_destroy(x);
+        *err = "out of memory";
+        return NULL;
+    }
+    for (size_t k = 0; k < (size_t)x->naccts * x->ninst; k++)
+        x->p[k].li = NIL;
+    struct engine_hooks hooks = {.ctx = x, .admit = admit, .on_fill = on_fill, .market_bound = NULL};
+    x->eng = engine_create(&cfg->engine, on_event, x, &hooks, err);
+    if (!x->eng) {
+        exch_destroy(x);
+        return NULL;
+    }
+    for (uint8_t c = 0; c < cfg->currencies_count; c++) {
+        W(x, EXCH_LIQUIDATOR, c)->bal = W(x, EXCH_LIQUIDATOR, c)->dep = cfg->insurance_initial[c];
+        x->dep[c] = cfg->insurance_initial[c];
+    }
+    return x;
+}
+
+void exch_destroy(struct exch *x)
+{
+    if (!x)
+        return;
+    if (x->eng)
+        engine_destroy(x->eng);
+    for (uint16_t i = 0; i < INSTRUMENTS_MAX; i++)
+        free(x->is[i].list);
+    free(x->w);
+    free(x->p);
+    free(x->os);
+    free(x->cand);
+    free(x->rank);
+    free(x);
+}

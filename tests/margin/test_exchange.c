@@ -1,0 +1,543 @@
+/*
+ * test_exchange.c - the margin core driven the way a trader and the market
+ * drive it: deposits, orders that trade, index moves, the clock. Every
+ * expected number is either one of MECHANICS.md's worked figures or is
+ * derived here from formula.h and the state before the action, never read
+ * back from the code under test. The checked build (-Dchecks=true) also runs
+ * exch_verify() and the money audit after every command.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "margin/exchange.h"
+
+#define USD(x) ((px_t)((x) * (double)PX_SCALE))
+#define T0 INT64_C(1795221000000) /* 2026-11-21T00:30:00Z */
+#define EXPIRY INT64_C(1806062400000) /* 2027-03-26T12:00:00Z */
+#define XBT 0
+#define XBTUSD 0
+#define ETHUSD 1
+#define XBTUSDT 2
+#define FUT 3
+
+static struct exch *X;
+static uint64_t SEQ;
+static ms_t NOW;
+static int n_ev[32];
+static int n_money[16];
+static sats_t money_sum[16][16]; /* [kind][account] */
+static struct ev_funding last_funding;
+static int n_xbtusd_funding;
+
+static void sink(void *ctx, const struct event *ev)
+{
+    (void)ctx;
+    n_ev[ev->type]++;
+    if (ev->type == EV_MONEY) {
+        n_money[ev->u.money.kind]++;
+        if (ev->account < 16)
+            money_sum[ev->u.money.kind][ev->account] += ev->u.money.amount;
+    }
+    if (ev->type == EV_FUNDING && ev->inst == XBTUSD) {
+        n_xbtusd_funding++;
+        last_funding = ev->u.funding;
+    }
+}
+
+static void setup_with(sats_t insurance)
+{
+    struct exch_config cfg;
+    exch_config_default(&cfg, EXPIRY);
+    cfg.engine.accounts_max = 16;
+    cfg.engine.orders_max = 4096;
+    cfg.engine.stops_max = 256;
+    cfg.insurance_initial[0] = insurance;
+    const char *err = NULL;
+    memset(n_ev, 0, sizeof(n_ev));
+    memset(n_money, 0, sizeof(n_money));
+    memset(money_sum, 0, sizeof(money_sum));
+    n_xbtusd_funding = 0;
+    X = exch_create(&cfg, sink, NULL, &err);
+    ck_assert_msg(X != NULL, "%s", err ? err : "");
+    SEQ = 0;
+    NOW = T0;
+}
+
+static void setup(void) { setup_with(INT64_C(1000000000)); }
+
+static void teardown(void)
+{
+    exch_destroy(X);
+    X = NULL;
+}
+
+static enum reject run(struct cmd *c)
+{
+    c->seq = ++SEQ;
+    c->ts = NOW;
+    return exch_apply(X, c);
+}
+
+static enum reject deposit(uint32_t a, uint8_t cur, sats_t amt)
+{
+    struct cmd c = {.type = CMD_DEPOSIT, .account = a};
+    c.u.money.currency = cur;
+    c.u.money.amount = amt;
+    return run(&c);
+}
+
+static enum reject withdraw(uint32_t a, uint8_t cur, sats_t amt)
+{
+    struct cmd c = {.type = CMD_WITHDRAW, .account = a};
+    c.u.money.currency = cur;
+    c.u.money.amount = amt;
+    return run(&c);
+}
+
+static enum reject order(uint32_t a, uint16_t inst, enum side side, qty_t qty, px_t px)
+{
+    struct cmd c = {.type = CMD_NEW_ORDER, .account = a, .inst = inst};
+    c.u.new_order.has = HAS_QTY | (px ? HAS_PRICE : 0);
+    c.u.new_order.side = side;
+    c.u.new_order.qty = qty;
+    c.u.new_order.price = px;
+    return run(&c);
+}
+
+static enum reject set_index(uint16_t idx, px_t px)
+{
+    struct cmd c = {.type = CMD_SET_INDEX};
+    c.u.set_index.index = idx;
+    c.u.set_index.price = px;
+    return run(&c);
+}
+
+static enum reject leverage(uint32_t a, uint16_t inst, rate_t lev)
+{
+    struct cmd c = {.type = CMD_SET_LEVERAGE, .account = a, .inst = inst};
+    c.u.leverage_e8 = lev;
+    return run(&c);
+}
+
+static enum reject transfer(uint32_t a, uint16_t inst, sats_t amt)
+{
+    struct cmd c = {.type = CMD_TRANSFER_MARGIN, .account = a, .inst = inst};
+    c.u.transfer = amt;
+    return run(&c);
+}
+
+static enum reject clock_to(ms_t t)
+{
+    NOW = t;
+    struct cmd c = {.type = CMD_CLOCK};
+    return run(&c);
+}
+
+static struct exch_position pos(uint32_t a, uint16_t i)
+{
+    struct exch_position p;
+    ck_assert_int_eq(exch_position(X, a, i, &p), 0);
+    return p;
+}
+
+static struct exch_margin mar(uint32_t a, uint8_t cur)
+{
+    struct exch_margin m;
+    ck_assert_int_eq(exch_margin(X, a, cur, &m), 0);
+    return m;
+}
+
+static sats_t val(uint16_t i, qty_t q, px_t px)
+{
+    sats_t v;
+    ck_assert_int_eq(mf_value(&exch_config(X)->inst[i].contract, q, px, &v), MF_OK);
+    return v;
+}
+
+static sats_t fee(sats_t v, rate_t r)
+{
+    sats_t f;
+    ck_assert_int_eq(mf_fee(v, r, &f), MF_OK);
+    return f;
+}
+
+static void audit_ok(void)
+{
+    struct exch_audit a;
+    ck_assert_msg(exch_audit(X, &a), "%s", a.report);
+    ck_assert_ptr_null(exch_verify(X));
+}
+
+/* ---- trading and bookkeeping ------------------------------------------------ */
+
+START_TEST(fill_books_cost_fees_and_entry)
+{
+    const struct exch_config *cfg = exch_config(X);
+    ck_assert_int_eq(deposit(1, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 100, USD(46976)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(46976)), REJ_NONE);
+    struct exch_position a = pos(1, XBTUSD), b = pos(2, XBTUSD);
+    /* MECHANICS.md section 1: 100 XBTUSD @ 46976 is -212875 XBt. */
+    ck_assert_int_eq(a.qty, 100);
+    ck_assert_int_eq(a.unrealised_cost, -212875);
+    ck_assert_int_eq(b.unrealised_cost, 212875);
+    px_t entry;
+    ck_assert_int_eq(mf_px_to_tick(a.avg_entry_px, USD(0.5), MF_ROUND_NEAREST, &entry), MF_OK);
+    ck_assert_int_eq(entry, USD(46976));
+    sats_t taker = fee(-212875, cfg->inst[XBTUSD].taker_fee_e8);
+    sats_t maker = fee(212875, cfg->inst[XBTUSD].maker_fee_e8);
+    ck_assert_int_eq(taker, 160); /* 0.075% of 212875 = 159.66 */
+    ck_assert_int_eq(maker, -21); /* the rebate, -0.01% */
+    ck_assert_int_eq(mar(1, XBT).wallet, 1000000000 - taker);
+    ck_assert_int_eq(mar(2, XBT).wallet, 1000000000 - maker);
+    ck_assert_int_eq(a.comm, taker);
+    struct exch_audit au;
+    ck_assert(exch_audit(X, &au));
+    ck_assert_int_eq(au.fees[XBT], taker + maker);
+    audit_ok();
+}
+END_TEST
+
+START_TEST(guide_example_long_15000_at_750_closed_at_800)
+{
+    for (uint32_t a = 1; a <= 3; a++)
+        ck_assert_int_eq(deposit(a, XBT, 5000000000), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 15000, USD(750)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 15000, USD(750)), REJ_NONE);
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 15000, USD(800)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_SELL, 15000, USD(800)), REJ_NONE);
+    struct exch_position a = pos(1, XBTUSD);
+    ck_assert_int_eq(a.qty, 0);
+    ck_assert_int_eq(a.realised_gross_pnl, 125000000); /* 1.25 XBT */
+    audit_ok();
+}
+END_TEST
+
+START_TEST(unaffordable_order_is_refused_and_changes_nothing)
+{
+    ck_assert_int_eq(deposit(1, XBT, 1000), REJ_NONE);
+    uint64_t h = engine_hash(exch_engine(X));
+    struct exch_margin m0 = mar(1, XBT);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(46976)), REJ_INSUFFICIENT_BALANCE);
+    struct exch_margin m1 = mar(1, XBT);
+    ck_assert_mem_eq(&m0, &m1, sizeof(m0));
+    ck_assert_int_eq(engine_orders_live(exch_engine(X)), 0);
+    (void)h;
+    /* enough for IM 1% + the fee reserve: accepted */
+    ck_assert_int_eq(deposit(1, XBT, 2500), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(46976)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).order_margin, 2129 + 160);
+    audit_ok();
+}
+END_TEST
+
+START_TEST(net_bid_rule_charges_the_larger_side)
+{
+    const struct exch_config *cfg = exch_config(X);
+    ck_assert_int_eq(deposit(1, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 2000, USD(10000)), REJ_NONE);
+    sats_t bids = -val(XBTUSD, 2000, USD(10000)); /* 20,000,000 */
+    sats_t one_side;
+    ck_assert_int_eq(mf_margin_req(bids, cfg->inst[XBTUSD].im_e8, &one_side), MF_OK);
+    sats_t comm;
+    ck_assert_int_eq(mf_margin_req(bids, cfg->inst[XBTUSD].taker_fee_e8, &comm), MF_OK);
+    ck_assert_int_eq(pos(1, XBTUSD).order_margin, one_side + comm);
+    /* offers of smaller value add nothing: only the net side is charged */
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_SELL, 1500, USD(15000)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).order_margin, one_side + comm);
+    ck_assert_int_eq(mar(1, XBT).order_margin, one_side + comm);
+    audit_ok();
+}
+END_TEST
+
+/* ---- liquidation, insurance, ADL ------------------------------------------------ */
+
+/* Account 1 long 10000 XBTUSD @ 50000 at 10x isolated from account 2's
+ * offer (account 2 cross, large balance). */
+static struct exch_position open_isolated_long(void)
+{
+    ck_assert_int_eq(deposit(1, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(3, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(leverage(1, XBTUSD, 10 * MF_RATE_SCALE), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 10000, USD(50000)), REJ_NONE);
+    struct exch_position p = pos(1, XBTUSD);
+    ck_assert_int_eq(p.qty, 10000);
+    ck_assert_int_eq(p.unrealised_cost, -20000000);
+    ck_assert(p.pos_margin > 2000000); /* 10% + the closing fee reserve */
+    ck_assert(p.liq_px > p.bankrupt_px);
+    ck_assert(p.liq_px < USD(50000));
+    audit_ok();
+    return p;
+}
+
+START_TEST(surplus_liquidation_credits_the_fund)
+{
+    struct exch_position p = open_isolated_long();
+    sats_t w0 = mar(1, XBT).wallet;
+    sats_t fund0 = exch_insurance(X, XBT);
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 10000, USD(46000)), REJ_NONE); /* above bankruptcy */
+    ck_assert_int_eq(set_index(0, USD(45000)), REJ_NONE);
+    /* the owner loses exactly the isolated margin, no more */
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(mar(1, XBT).wallet, w0 - p.pos_margin);
+    ck_assert_int_eq(n_money[MK_LIQUIDATION], 1);
+    /* the liquidator took it at cost - margin and sold it to the bid */
+    sats_t taken = p.unrealised_cost - p.pos_margin;
+    sats_t sold = val(XBTUSD, -10000, USD(46000));
+    ck_assert_int_eq(exch_insurance(X, XBT), fund0 - (taken + sold));
+    ck_assert(exch_insurance(X, XBT) > fund0);
+    ck_assert_int_eq(pos(EXCH_LIQUIDATOR, XBTUSD).qty, 0);
+    ck_assert_int_eq(pos(3, XBTUSD).qty, 10000);
+    ck_assert_int_eq(n_money[MK_INSURANCE], 1);
+    audit_ok();
+}
+END_TEST
+
+START_TEST(shortfall_is_paid_by_the_fund)
+{
+    struct exch_position p = open_isolated_long();
+    sats_t fund0 = exch_insurance(X, XBT);
+    px_t bid = p.bankrupt_px - USD(500); /* below bankruptcy */
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 10000, bid), REJ_NONE);
+    ck_assert_int_eq(set_index(0, p.liq_px - USD(100)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    sats_t taken = p.unrealised_cost - p.pos_margin;
+    sats_t sold = val(XBTUSD, -10000, bid);
+    ck_assert_int_eq(exch_insurance(X, XBT), fund0 - (taken + sold));
+    ck_assert(exch_insurance(X, XBT) < fund0);
+    ck_assert_int_eq(pos(3, XBTUSD).qty, 10000);
+    audit_ok();
+}
+END_TEST
+
+START_TEST(empty_fund_deleverages_the_top_ranked_opposite_trader)
+{
+    teardown();
+    setup_with(0);
+    /* account 4 short 10000 against account 5, both cross with large
+     * balances: low effective leverage; account 2 short 10000 at 10x
+     * isolated: the same PnL%, higher leverage, so first in the queue. */
+    ck_assert_int_eq(deposit(4, XBT, 10000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(5, XBT, 10000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(deposit(1, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(4, XBTUSD, SIDE_SELL, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(5, XBTUSD, SIDE_BUY, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(leverage(1, XBTUSD, 10 * MF_RATE_SCALE), REJ_NONE);
+    ck_assert_int_eq(leverage(2, XBTUSD, 10 * MF_RATE_SCALE), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 10000, USD(50000)), REJ_NONE);
+    struct exch_position p = pos(1, XBTUSD);
+    ck_assert(exch_adl_percentile(X, 2, XBTUSD) > exch_adl_percentile(X, 4, XBTUSD));
+    sats_t w2 = mar(2, XBT).wallet;
+    ck_assert_int_eq(set_index(0, p.liq_px - USD(100)), REJ_NONE); /* no bids at all */
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(pos(2, XBTUSD).qty, 0);       /* deleveraged */
+    ck_assert_int_eq(pos(4, XBTUSD).qty, -10000);  /* untouched */
+    ck_assert_int_eq(pos(EXCH_LIQUIDATOR, XBTUSD).qty, 0);
+    ck_assert_int_eq(exch_insurance(X, XBT), 0);
+    ck_assert_int_eq(n_money[MK_DELEVERAGE], 1);
+    /* closed at the bankruptcy value: account 2 realises cost - that value */
+    sats_t at_bankruptcy = p.unrealised_cost - p.pos_margin;
+    /* account 2 (short, cost +20000000) buys back at that value */
+    ck_assert_int_eq(mar(2, XBT).wallet, w2 - (20000000 + at_bankruptcy));
+    ck_assert_int_eq(money_sum[MK_DELEVERAGE][2], -(20000000 + at_bankruptcy));
+    ck_assert(money_sum[MK_DELEVERAGE][2] > 0);
+    audit_ok();
+}
+END_TEST
+
+START_TEST(isolated_loss_stops_at_the_position_cross_uses_the_balance)
+{
+    /* Account 1 isolated 10x and account 6 cross with the same 0.1 XBT
+     * wallet, both long 10000 @ 50000 (0.2 XBT of value). */
+    open_isolated_long();
+    ck_assert_int_eq(deposit(6, XBT, 10000000), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(6, XBTUSD, SIDE_BUY, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(pos(6, XBTUSD).qty, 10000);
+    struct exch_position iso = pos(1, XBTUSD);
+    sats_t w1 = mar(1, XBT).wallet;
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 10000, USD(44000)), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(45100)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(mar(1, XBT).wallet, w1 - iso.pos_margin); /* 0.1 XBT wallet kept the rest */
+    ck_assert(mar(1, XBT).wallet > 0);
+    ck_assert_int_eq(pos(6, XBTUSD).qty, 10000); /* the cross balance holds it */
+    ck_assert(pos(6, XBTUSD).unrealised_pnl < -iso.pos_margin);
+    audit_ok();
+}
+END_TEST
+
+START_TEST(cross_account_below_maintenance_is_liquidated_whole)
+{
+    ck_assert_int_eq(deposit(1, XBT, 1000000), REJ_NONE); /* 0.01 XBT */
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(3, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    /* 0.2 XBT of XBTUSD on a 0.01 XBT cross wallet: 20x */
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 10000, USD(40000)), REJ_NONE);
+    sats_t w = mar(1, XBT).wallet;
+    ck_assert(w > 0);
+    ck_assert_int_eq(set_index(0, USD(48000)), REJ_NONE); /* -0.0083 XBT: still above */
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 10000);
+    ck_assert(mar(1, XBT).margin_balance > mar(1, XBT).maint_margin);
+    ck_assert_int_eq(set_index(0, USD(47000)), REJ_NONE); /* -0.0128 XBT: below */
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(mar(1, XBT).wallet, 0); /* the whole cross balance, never below 0 */
+    ck_assert_int_eq(money_sum[MK_LIQUIDATION][1], -w);
+    audit_ok();
+}
+END_TEST
+
+/* ---- funding and settlement -------------------------------------------------------- */
+
+START_TEST(funding_pays_the_right_side_to_the_satoshi)
+{
+    ck_assert_int_eq(deposit(1, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 12300, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 12300, USD(50000)), REJ_NONE);
+    sats_t w1 = mar(1, XBT).wallet, w2 = mar(2, XBT).wallet;
+    struct exch_audit a0;
+    exch_audit(X, &a0);
+    struct exch_instrument_state st;
+    exch_instrument_state(X, XBTUSD, &st);
+    ck_assert_int_eq(st.funding_rate_e8, 10000); /* 0.01% */
+    ck_assert_int_eq(st.next_funding_ms, T0 + 3 * 3600000 + 1800000); /* 04:00 */
+    ck_assert_int_eq(clock_to(st.next_funding_ms), REJ_NONE);
+    ck_assert_int_eq(n_xbtusd_funding, 1);
+    sats_t pay, recv;
+    const struct mf_contract *c = &exch_config(X)->inst[XBTUSD].contract;
+    ck_assert_int_eq(mf_funding_payment(c, 12300, last_funding.mark_px, 10000, &pay), MF_OK);
+    ck_assert_int_eq(mf_funding_payment(c, -12300, last_funding.mark_px, 10000, &recv), MF_OK);
+    ck_assert(pay > 0 && recv < 0);
+    ck_assert_int_eq(mar(1, XBT).wallet, w1 - pay); /* longs pay */
+    ck_assert_int_eq(mar(2, XBT).wallet, w2 - recv); /* shorts receive */
+    ck_assert_int_eq(money_sum[MK_FUNDING][1], -pay);
+    struct exch_audit a1;
+    exch_audit(X, &a1);
+    ck_assert_int_eq(a1.rounding[XBT] - a0.rounding[XBT], pay + recv);
+    ck_assert(pay + recv == 0 || pay + recv == 1);
+    exch_instrument_state(X, XBTUSD, &st);
+    ck_assert_int_eq(st.next_funding_ms, T0 + 11 * 3600000 + 1800000); /* 12:00 */
+    audit_ok();
+}
+END_TEST
+
+START_TEST(settlement_closes_everything)
+{
+    const struct exch_config *cfg = exch_config(X);
+    ck_assert_int_eq(deposit(1, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(2, FUT, SIDE_SELL, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, FUT, SIDE_BUY, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(2, FUT, SIDE_SELL, 500, USD(60000)), REJ_NONE); /* resting */
+    sats_t w1 = mar(1, XBT).wallet, w2 = mar(2, XBT).wallet;
+    NOW = EXPIRY - 3600000;
+    ck_assert_int_eq(set_index(0, USD(55000)), REJ_NONE);
+    ck_assert_int_eq(clock_to(EXPIRY), REJ_NONE);
+    struct exch_instrument_state st;
+    exch_instrument_state(X, FUT, &st);
+    ck_assert(st.settled);
+    ck_assert_int_eq(st.settled_px, USD(55000)); /* the index over the last 30 min */
+    ck_assert_int_eq(pos(1, FUT).qty, 0);
+    ck_assert_int_eq(pos(2, FUT).qty, 0);
+    ck_assert_int_eq(engine_orders_live(exch_engine(X)), 0);
+    sats_t v = val(FUT, 10000, USD(55000));
+    sats_t f1 = fee(v, cfg->inst[FUT].settle_fee_e8), f2 = fee(-v, cfg->inst[FUT].settle_fee_e8);
+    ck_assert_int_eq(mar(1, XBT).wallet, w1 + (v - -20000000) - f1);
+    ck_assert_int_eq(mar(2, XBT).wallet, w2 + (-v - 20000000) - f2);
+    ck_assert_int_eq(order(1, FUT, SIDE_BUY, 100, USD(50000)), REJ_INSTRUMENT_CLOSED);
+    audit_ok();
+}
+END_TEST
+
+/* ---- bad input: named rejects, nothing changes ---------------------------------------- */
+
+START_TEST(bad_margin_commands_are_refused_and_change_nothing)
+{
+    ck_assert_int_eq(deposit(1, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 10000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 10000, USD(50000)), REJ_NONE);
+    struct exch_margin m0 = mar(1, XBT);
+    struct exch_position p0 = pos(1, XBTUSD);
+    struct exch_audit a0;
+    exch_audit(X, &a0);
+    ck_assert_int_eq(deposit(1, 9, 100), REJ_INVALID_CURRENCY);
+    ck_assert_int_eq(deposit(1, XBT, 0), REJ_INVALID_AMOUNT);
+    ck_assert_int_eq(deposit(1, XBT, -5), REJ_INVALID_AMOUNT);
+    ck_assert_int_eq(withdraw(1, XBT, m0.withdrawable + 1), REJ_INSUFFICIENT_WITHDRAWABLE);
+    ck_assert_int_eq(withdraw(1, XBT, m0.wallet), REJ_INSUFFICIENT_WITHDRAWABLE);
+    ck_assert_int_eq(leverage(1, XBTUSD, MF_RATE_SCALE / 1000), REJ_INVALID_LEVERAGE); /* 0.001 */
+    ck_assert_int_eq(leverage(1, XBTUSD, 101 * MF_RATE_SCALE), REJ_INVALID_LEVERAGE);
+    ck_assert_int_eq(leverage(1, ETHUSD, 75 * MF_RATE_SCALE), REJ_INVALID_LEVERAGE); /* 50x max */
+    ck_assert_int_eq(transfer(1, XBTUSD, 1000), REJ_NOT_ISOLATED);
+    ck_assert_int_eq(leverage(1, XBTUSD, 0), REJ_NONE); /* cross again: no change */
+    struct cmd rl = {.type = CMD_SET_RISK_LIMIT, .account = 1, .inst = XBTUSD};
+    rl.u.risk_limit = 20000000001;
+    ck_assert_int_eq(run(&rl), REJ_INVALID_RISK_LIMIT);
+    struct exch_margin m1 = mar(1, XBT);
+    struct exch_position p1 = pos(1, XBTUSD);
+    ck_assert_mem_eq(&m0, &m1, sizeof(m0));
+    ck_assert_mem_eq(&p0, &p1, sizeof(p0));
+    struct exch_audit a1;
+    exch_audit(X, &a1);
+    ck_assert_mem_eq(&a0, &a1, sizeof(a0));
+    /* isolated: transfers within bounds work, beyond them are refused */
+    ck_assert_int_eq(leverage(1, XBTUSD, 10 * MF_RATE_SCALE), REJ_NONE);
+    struct exch_position iso = pos(1, XBTUSD);
+    struct exch_margin mi = mar(1, XBT);
+    ck_assert_int_eq(transfer(1, XBTUSD, mi.available + 1), REJ_INSUFFICIENT_BALANCE);
+    ck_assert_int_eq(transfer(1, XBTUSD, -1), REJ_TRANSFER_TOO_LARGE);
+    ck_assert_int_eq(transfer(1, XBTUSD, 5000), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).pos_margin, iso.pos_margin + 5000);
+    ck_assert_int_eq(transfer(1, XBTUSD, -5000), REJ_NONE);
+    ck_assert_int_eq(transfer(2, XBTUSD, 1), REJ_NOT_ISOLATED);
+    ck_assert_int_eq(withdraw(1, XBT, mar(1, XBT).withdrawable), REJ_NONE);
+    ck_assert_int_eq(mar(1, XBT).withdrawable, 0);
+    audit_ok();
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("exchange");
+    TCase *t = tcase_create("exchange");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, fill_books_cost_fees_and_entry);
+    tcase_add_test(t, guide_example_long_15000_at_750_closed_at_800);
+    tcase_add_test(t, unaffordable_order_is_refused_and_changes_nothing);
+    tcase_add_test(t, net_bid_rule_charges_the_larger_side);
+    tcase_add_test(t, surplus_liquidation_credits_the_fund);
+    tcase_add_test(t, shortfall_is_paid_by_the_fund);
+    tcase_add_test(t, empty_fund_deleverages_the_top_ranked_opposite_trader);
+    tcase_add_test(t, isolated_loss_stops_at_the_position_cross_uses_the_balance);
+    tcase_add_test(t, cross_account_below_maintenance_is_liquidated_whole);
+    tcase_add_test(t, funding_pays_the_right_side_to_the_satoshi);
+    tcase_add_test(t, settlement_closes_everything);
+    tcase_add_test(t, bad_margin_commands_are_refused_and_change_nothing);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
