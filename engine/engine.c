@@ -141,6 +141,8 @@ static void view_of(const struct engine *e, const struct order *o, struct order_
 /* EV_NEW always carries the client ids; EV_AMENDED only when renamed. */
 static void emit_order_ids(struct engine *e, uint8_t type, const struct order *o, uint8_t reason,
                            int with_ids);
+static void emit_order_copy(struct engine *e, uint8_t type, const struct order *copy,
+                            uint32_t slot, uint8_t reason, int with_ids);
 
 static void emit_order(struct engine *e, uint8_t type, const struct order *o, uint8_t reason)
 {
@@ -150,12 +152,21 @@ static void emit_order(struct engine *e, uint8_t type, const struct order *o, ui
 static void emit_order_ids(struct engine *e, uint8_t type, const struct order *o, uint8_t reason,
                            int with_ids)
 {
+    emit_order_copy(e, type, o, (uint32_t)(o - e->orders), reason, with_ids);
+}
+
+/* o may be a modified copy of the order in `slot` (an amend shows its new
+ * values before the order itself changes). */
+static void emit_order_copy(struct engine *e, uint8_t type, const struct order *o, uint32_t slot,
+                            uint8_t reason, int with_ids)
+{
     struct event ev;
     ev_begin(e, &ev, type);
     ev.reason = reason;
     ev.inst = o->inst;
     ev.account = o->account;
     view_of(e, o, &ev.order);
+    ev.order.slot = slot;
     if (with_ids) {
         if (o->clord != ENGINE_NIL)
             memcpy(ev.u.ids.clordid, e->strs[o->clord], CLORDID_LEN_MAX + 1);
@@ -1411,7 +1422,7 @@ static enum reject apply_amend(struct engine *e, const struct cmd *c)
     amended.qty = cum + leaves;
     amended.leaves = leaves;
     amended.price = price;
-    emit_order_ids(e, EV_AMENDED, &amended, 0, rename);
+    emit_order_copy(e, EV_AMENDED, &amended, slot, 0, rename);
     unrest_order(e, slot);
     o->qty = cum + leaves;
     o->leaves = leaves;
@@ -1499,7 +1510,14 @@ enum reject engine_apply(struct engine *e, const struct cmd *c)
     e->last_seq = e->cur_seq = c->seq;
     e->last_ts = e->cur_ts = c->ts;
     time_work(e, c->ts);
-    return engine_apply_within(e, c);
+    enum reject r = engine_apply_within(e, c);
+#ifdef PERPSIM_CHECKS
+    if (++e->verify_n >= e->cfg.verify_every) {
+        e->verify_n = 0;
+        VERIFY_AFTER_COMMAND(e);
+    }
+#endif
+    return r;
 }
 
 enum reject engine_apply_within(struct engine *e, const struct cmd *c)
@@ -1516,7 +1534,6 @@ enum reject engine_apply_within(struct engine *e, const struct cmd *c)
     default: r = reject_cmd(e, c, REJ_UNKNOWN_COMMAND); break;
     }
     run_triggers(e);
-    VERIFY_AFTER_COMMAND(e);
     return r;
 }
 

@@ -309,6 +309,9 @@ struct engine_config {
     uint32_t open_orders_max;   /* per account per instrument (BitMEX 200) */
     uint32_t stop_orders_max;   /* per account per instrument (BitMEX 10) */
     enum stp_mode stp;
+    /* Builds with -Dchecks=true run engine_verify() after every n-th
+     * command (0 and 1: every one); long randomized tests thin it out. */
+    uint32_t verify_every;
     uint16_t instruments_count;
     struct engine_instrument instruments[INSTRUMENTS_MAX];
 };

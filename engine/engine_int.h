@@ -124,6 +124,7 @@ struct engine {
     /* Pools hand out never-used slots from a high-water mark before reusing
      * freed ones, so untouched capacity costs no resident memory. */
     struct order *orders;
+    uint32_t verify_n; /* commands since the last engine_verify (checked builds) */
     uint32_t free_order, orders_hw;
     uint32_t live;
 

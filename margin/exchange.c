@@ -88,6 +88,7 @@ struct exch {
     sats_t fees[CURRENCIES_MAX], rounding[CURRENCIES_MAX];
     sats_t dep[CURRENCIES_MAX], wd[CURRENCIES_MAX];
     int started;
+    uint32_t verify_n;
     ms_t now, next_minute;
     uint64_t last_seq;
     ms_t last_ts;
@@ -1341,15 +1342,19 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
             r = cmd_position(x, c);
     }
 #ifdef PERPSIM_CHECKS
-    const char *bad = exch_verify(x);
-    if (bad) {
-        struct exch_audit a;
-        exch_audit(x, &a);
-        if (a.ok) {
+    /* The money audit after every command; the full recomputation of every
+     * cache (and the engine's own walk) every verify_every commands. */
+    struct exch_audit a;
+    if (!exch_audit(x, &a))
+        x->on_fail(x->on_fail_ctx, &x->cur, &a);
+    if (++x->verify_n >= x->cfg.engine.verify_every) {
+        x->verify_n = 0;
+        const char *bad = exch_verify(x);
+        if (bad) {
             a.ok = 0;
             snprintf(a.report, sizeof(a.report), "%s", bad);
+            x->on_fail(x->on_fail_ctx, &x->cur, &a);
         }
-        x->on_fail(x->on_fail_ctx, &x->cur, &a);
     }
 #endif
     return r;
@@ -1503,6 +1508,11 @@ const char *exch_verify(const struct exch *x)
     struct exch_audit a;
     if (!exch_audit(x, &a)) {
         snprintf(buf, sizeof(buf), "%s", a.report);
+        return buf;
+    }
+    const char *ebad = engine_verify(x->eng);
+    if (ebad) {
+        snprintf(buf, sizeof(buf), "engine: %s", ebad);
         return buf;
     }
     for (uint16_t i = 0; i < x->ninst; i++) {
