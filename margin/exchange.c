@@ -26,16 +26,20 @@ struct wal {
 };
 
 struct pos {
+    /* hot: what re-margining on a mark change reads and writes */
     qty_t qty;
-    sats_t cost, cur_cost, real_cost, real_gross, comm;
-    sats_t mv, upnl, pinit, pcomm, maint; /* at the mark, by pos_refresh */
+    sats_t cost;                          /* unrealisedCost */
+    sats_t mv, upnl, maint;               /* at the mark, by pos_marks */
+    sats_t pcomm, pinit;                  /* from the cost, by pos_refresh */
     sats_t iso;                           /* isolated margin (leverage > 0) */
-    sats_t om;                            /* order margin, by om_refresh */
-    qty_t bq, sq;                         /* working buy / sell leaves with a price */
-    sats_t bv, sv;                        /* their signed values at their limits */
     rate_t lev;                           /* 0 = cross */
     int32_t k;                            /* risk-limit step */
     uint32_t li;                          /* index in the instrument's list or NIL */
+    qty_t bq, sq;                         /* working buy / sell leaves with a price */
+    sats_t bv, sv;                        /* their signed values at their limits */
+    sats_t om;                            /* order margin, by om_refresh */
+    /* cold */
+    sats_t cur_cost, real_cost, real_gross, comm;
 };
 
 struct oslot {
@@ -255,39 +259,76 @@ static void list_update(struct exch *x, uint32_t a, uint16_t i)
 
 /* ---- re-margining one position (M2) ---------------------------------------- */
 
+/* |v| x r rounded up (r >= 0), as mf_margin_req; int64 when it cannot
+ * overflow, which is every position below ~900 XBT at 1%. */
+static inline sats_t ceil_rate(sats_t v, rate_t r)
+{
+    v = sabs(v);
+    if (r <= 0 || v == 0)
+        return 0;
+    if (v <= INT64_MAX / r - 1)
+        return (v * r + MF_RATE_SCALE - 1) / MF_RATE_SCALE;
+    return req(v, r);
+}
+
+/* The figures that move with the mark: markValue, unrealisedPnl and
+ * maintenance = MM x |markValue| + posComm + the next funding if the
+ * position pays it (MECHANICS.md section 5; the same roundings as
+ * mf_maint_margin: each term up). */
+static void pos_marks(struct exch *x, uint16_t i, struct pos *p)
+{
+    const struct exch_instrument *in = I(x, i);
+    rate_t mm = in->mm_e8 * (1 + p->k); /* mf_tier_rates: baseMM x (1 + k) */
+    px_t mark = x->is[i].mark;
+    p->mv = mark > 0 ? value(x, i, p->qty, mark) : p->cost;
+    p->upnl = p->mv - p->cost;
+    p->maint = ceil_rate(p->mv, mm) + p->pcomm;
+    rate_t fr = in->perpetual && mark > 0 ? x->is[i].rate : 0;
+    if ((fr > 0 && p->qty > 0) || (fr < 0 && p->qty < 0))
+        p->maint += ceil_rate(p->mv, fr < 0 ? -fr : fr);
+}
+
+static inline void cross_add(struct wal *w, const struct pos *p, int sign)
+{
+    w->cross_upnl += sign * p->upnl;
+    w->cross_pm += sign * (p->pinit + p->pcomm);
+    w->cross_maint += sign * p->maint;
+}
+
+/* Re-margins one position after its cost, mode or the mark changed. */
 static void pos_refresh(struct exch *x, uint32_t a, uint16_t i)
 {
     struct pos *p = P(x, a, i);
     const struct exch_instrument *in = I(x, i);
     struct wal *w = W(x, a, in->currency);
     int cross = p->lev == 0;
-    if (cross) {
-        w->cross_upnl -= p->upnl;
-        w->cross_pm -= p->pinit + p->pcomm;
-        w->cross_maint -= p->maint;
-    }
+    if (cross)
+        cross_add(w, p, -1);
     if (p->qty == 0) {
         p->mv = p->upnl = p->pinit = p->pcomm = p->maint = 0;
     } else {
         rate_t im, mm;
         pos_rates(x, i, p, &im, &mm);
-        px_t mark = x->is[i].mark;
-        p->mv = mark > 0 ? value(x, i, p->qty, mark) : p->cost;
-        p->upnl = p->mv - p->cost;
         p->pinit = req(p->cost, im);
         must(mf_close_comm_reserve(p->cost, p->pinit, in->taker_fee_e8, &p->pcomm), "posComm");
-        if (mark > 0) {
-            rate_t fr = in->perpetual ? x->is[i].rate : 0;
-            must(mf_maint_margin(&in->contract, p->qty, mark, mm, p->pcomm, fr, &p->maint),
-                 "maintenance");
-        } else {
-            p->maint = req(p->cost, mm) + p->pcomm;
-        }
+        pos_marks(x, i, p);
     }
-    if (cross) {
-        w->cross_upnl += p->upnl;
-        w->cross_pm += p->pinit + p->pcomm;
-        w->cross_maint += p->maint;
+    if (cross)
+        cross_add(w, p, 1);
+}
+
+/* Re-margins one open position after only the mark moved. */
+static inline void pos_remark(struct exch *x, uint32_t a, uint16_t i)
+{
+    struct pos *p = P(x, a, i);
+    if (p->lev == 0) {
+        struct wal *w = W(x, a, I(x, i)->currency);
+        sats_t u = p->upnl, m = p->maint;
+        pos_marks(x, i, p);
+        w->cross_upnl += p->upnl - u;
+        w->cross_maint += p->maint - m;
+    } else {
+        pos_marks(x, i, p);
     }
 }
 
@@ -752,30 +793,18 @@ static int cand_cmp(const void *pa, const void *pb)
     return (a->which > b->which) - (a->which < b->which);
 }
 
-/* Collects the accounts below maintenance among the positions of
- * instrument i (INST_ALL: every instrument), then liquidates them in
- * ascending account order (M6). */
-static void liq_scan(struct exch *x, uint16_t only)
+static void cand_add(struct exch *x, uint32_t a, int cross, uint16_t which)
 {
-    x->ncand = 0;
-    for (uint16_t i = 0; i < x->ninst; i++) {
-        if (only != INST_ALL && i != only)
-            continue;
-        const struct ist *s = &x->is[i];
-        uint8_t cur = I(x, i)->currency;
-        for (uint32_t k = 0; k < s->n; k++) {
-            uint32_t a = s->list[k];
-            if (a == EXCH_LIQUIDATOR)
-                continue;
-            const struct pos *p = PC(x, a, i);
-            if (p->lev > 0 ? iso_below(x, a, i) : cross_below(x, a, cur)) {
-                struct cand *c = &x->cand[x->ncand++];
-                c->account = a;
-                c->cross = p->lev == 0;
-                c->which = p->lev > 0 ? i : cur;
-            }
-        }
-    }
+    struct cand *c = &x->cand[x->ncand++];
+    c->account = a;
+    c->cross = (uint8_t)cross;
+    c->which = which;
+}
+
+/* Liquidates the collected candidates in ascending account order (M6);
+ * each is checked again first, as earlier ones may have changed things. */
+static void liquidate_candidates(struct exch *x)
+{
     if (x->ncand == 0)
         return;
     qsort(x->cand, x->ncand, sizeof(*x->cand), cand_cmp);
@@ -791,18 +820,48 @@ static void liq_scan(struct exch *x, uint16_t only)
     }
 }
 
+/* Collects the accounts below maintenance among the positions of
+ * instrument i (INST_ALL: every instrument) and liquidates them. */
+static void liq_scan(struct exch *x, uint16_t only)
+{
+    x->ncand = 0;
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        if (only != INST_ALL && i != only)
+            continue;
+        const struct ist *s = &x->is[i];
+        uint8_t cur = I(x, i)->currency;
+        for (uint32_t k = 0; k < s->n; k++) {
+            uint32_t a = s->list[k];
+            if (a == EXCH_LIQUIDATOR)
+                continue;
+            const struct pos *p = PC(x, a, i);
+            if (p->lev > 0 ? iso_below(x, a, i) : cross_below(x, a, cur))
+                cand_add(x, a, p->lev == 0, p->lev > 0 ? i : cur);
+        }
+    }
+    liquidate_candidates(x);
+}
+
 /* ---- prices (M5) ---------------------------------------------------------- */
 
-static void remargin(struct exch *x, uint16_t i)
+/* Re-margins every open position of i after a mark change, collecting the
+ * ones now below maintenance (M6) in the same pass; returns how many. */
+static uint32_t remargin(struct exch *x, uint16_t i)
 {
     struct ist *s = &x->is[i];
+    uint8_t cur = I(x, i)->currency;
+    x->ncand = 0;
     for (uint32_t k = 0; k < s->n; k++) {
         uint32_t a = s->list[k];
-        pos_refresh(x, a, i);
+        pos_remark(x, a, i);
         struct pos *p = P(x, a, i);
         if (p->bq || p->sq)
             om_refresh(x, a, i);
+        if (a != EXCH_LIQUIDATOR &&
+            (p->lev > 0 ? iso_below(x, a, i) : cross_below(x, a, cur)))
+            cand_add(x, a, p->lev == 0, p->lev > 0 ? i : cur);
     }
+    return x->ncand;
 }
 
 static void audit_now(struct exch *x);
@@ -834,9 +893,10 @@ static void set_mark(struct exch *x, uint16_t i)
     c.u.set_price.source = SRC_MARK;
     c.u.set_price.price = mark;
     sub(x, &c);
-    remargin(x, i);
+    uint32_t below = remargin(x, i);
     emit_simple(x, EV_INSTRUMENT, 0, i);
-    liq_scan(x, i);
+    if (below)
+        liquidate_candidates(x);
     audit_now(x);
 }
 
@@ -955,7 +1015,7 @@ static void funding(struct exch *x, uint16_t i)
     ev.u.funding.received = received;
     emit(x, &ev);
     for (uint32_t k = 0; k < s->n; k++)
-        pos_refresh(x, s->list[k], i);
+        pos_remark(x, s->list[k], i);
 }
 
 static void settle(struct exch *x, uint16_t i)
@@ -1267,8 +1327,8 @@ int exch_audit(const struct exch *x, struct exch_audit *out)
         }
     }
     for (uint16_t i = 0; i < x->ninst; i++) {
-        for (uint32_t a = 0; a < x->naccts; a++) {
-            qty_t q = PC(x, a, i)->qty;
+        for (uint32_t k = 0; k < x->is[i].n; k++) {
+            qty_t q = PC(x, x->is[i].list[k], i)->qty;
             if (q > 0)
                 out->long_qty[i] += q;
             else
