@@ -168,13 +168,18 @@ static void emit(struct exch *x, struct event *ev)
     x->sink(x->sink_ctx, ev);
 }
 
+static void ev_init(struct event *ev, uint8_t type, uint32_t account, uint16_t inst)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->type = type;
+    ev->account = account;
+    ev->inst = inst;
+}
+
 static void emit_simple(struct exch *x, uint8_t type, uint32_t account, uint16_t inst)
 {
     struct event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = type;
-    ev.account = account;
-    ev.inst = inst;
+    ev_init(&ev, type, account, inst);
     emit(x, &ev);
 }
 
@@ -182,10 +187,7 @@ static void emit_money(struct exch *x, uint32_t account, uint16_t inst, uint8_t 
                        sats_t amount, qty_t qty, px_t px, rate_t rate)
 {
     struct event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = EV_MONEY;
-    ev.account = account;
-    ev.inst = inst;
+    ev_init(&ev, EV_MONEY, account, inst);
     ev.u.money.kind = kind;
     ev.u.money.currency = cur;
     ev.u.money.amount = amount;
@@ -199,11 +201,8 @@ static void emit_money(struct exch *x, uint32_t account, uint16_t inst, uint8_t 
 static enum reject reject(struct exch *x, const struct cmd *c, enum reject why)
 {
     struct event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = EV_REJECTED;
+    ev_init(&ev, EV_REJECTED, c->account, c->inst);
     ev.reason = (uint8_t)why;
-    ev.account = c->account;
-    ev.inst = c->inst;
     ev.order.account = c->account;
     ev.order.inst = c->inst;
     ev.order.status = ST_REJECTED;
@@ -793,12 +792,17 @@ static int cand_cmp(const void *pa, const void *pb)
     return (a->which > b->which) - (a->which < b->which);
 }
 
-static void cand_add(struct exch *x, uint32_t a, int cross, uint16_t which)
+/* Adds account a to the candidates when its position in i (isolated) or
+ * its cross account in cur is below maintenance; the liquidator never is. */
+static void cand_check(struct exch *x, uint32_t a, uint16_t i, uint8_t cur)
 {
+    const struct pos *p = PC(x, a, i);
+    if (a == EXCH_LIQUIDATOR || !(p->lev > 0 ? iso_below(x, a, i) : cross_below(x, a, cur)))
+        return;
     struct cand *c = &x->cand[x->ncand++];
     c->account = a;
-    c->cross = (uint8_t)cross;
-    c->which = which;
+    c->cross = p->lev == 0;
+    c->which = p->lev > 0 ? i : cur;
 }
 
 /* Liquidates the collected candidates in ascending account order (M6);
@@ -830,14 +834,8 @@ static void liq_scan(struct exch *x, uint16_t only)
             continue;
         const struct ist *s = &x->is[i];
         uint8_t cur = I(x, i)->currency;
-        for (uint32_t k = 0; k < s->n; k++) {
-            uint32_t a = s->list[k];
-            if (a == EXCH_LIQUIDATOR)
-                continue;
-            const struct pos *p = PC(x, a, i);
-            if (p->lev > 0 ? iso_below(x, a, i) : cross_below(x, a, cur))
-                cand_add(x, a, p->lev == 0, p->lev > 0 ? i : cur);
-        }
+        for (uint32_t k = 0; k < s->n; k++)
+            cand_check(x, s->list[k], i, cur);
     }
     liquidate_candidates(x);
 }
@@ -857,9 +855,7 @@ static uint32_t remargin(struct exch *x, uint16_t i)
         struct pos *p = P(x, a, i);
         if (p->bq || p->sq)
             om_refresh(x, a, i);
-        if (a != EXCH_LIQUIDATOR &&
-            (p->lev > 0 ? iso_below(x, a, i) : cross_below(x, a, cur)))
-            cand_add(x, a, p->lev == 0, p->lev > 0 ? i : cur);
+        cand_check(x, a, i, cur);
     }
     return x->ncand;
 }
@@ -1005,9 +1001,7 @@ static void funding(struct exch *x, uint16_t i)
     s->prem_n = 0;
     s->next_funding += in->funding_interval_ms;
     struct event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = EV_FUNDING;
-    ev.inst = i;
+    ev_init(&ev, EV_FUNDING, 0, i);
     ev.u.funding.mark_px = s->mark;
     ev.u.funding.rate_e8 = rate;
     ev.u.funding.next_rate_e8 = s->rate;
@@ -1470,17 +1464,14 @@ int exch_margin(const struct exch *x, uint32_t a, uint8_t cur, struct exch_margi
     out->wallet = w->bal;
     out->deposited = w->dep;
     out->withdrawn = w->wd;
-    sats_t upnl = 0, maint = 0, iso_upnl = 0;
+    sats_t upnl = 0, maint = 0;
     for (uint16_t i = 0; i < x->ninst; i++) {
         if (I(x, i)->currency != cur)
             continue;
         const struct pos *p = PC(x, a, i);
         upnl += p->upnl;
         maint += p->maint;
-        if (p->lev > 0)
-            iso_upnl += p->upnl;
     }
-    (void)iso_upnl;
     out->unrealised_pnl = upnl;
     out->margin_balance = w->bal + upnl;
     out->order_margin = w->om;

@@ -666,17 +666,15 @@ enum mf_err mf_funding_basis(rate_t funding_rate_e8, ms_t until_funding_ms, ms_t
     return MF_OK;
 }
 
-enum mf_err mf_perp_fair_px(px_t index_px, rate_t funding_rate_e8, ms_t until_funding_ms,
-                            ms_t interval_ms, px_t *fair_px)
+/* index + index x rate x t / (MF_RATE_SCALE x span), in one division
+ * rounded to the nearest px, ties away from zero: the shape of both fair
+ * prices (MECHANICS.md §3). */
+static enum mf_err index_plus_basis(px_t index_px, rate_t rate_e8, ms_t t_ms, ms_t span_ms,
+                                    px_t *fair_px)
 {
-    if (index_px <= 0 || interval_ms <= 0 || until_funding_ms < 0)
-        return MF_ERR_RANGE;
     i128 n, d, fair;
-    if (!mulc(index_px, funding_rate_e8, &n) || !mulc(n, until_funding_ms, &n) ||
-        !mulc(MF_RATE_SCALE, interval_ms, &d))
+    if (!mulc(index_px, rate_e8, &n) || !mulc(n, t_ms, &n) || !mulc(MF_RATE_SCALE, span_ms, &d))
         return MF_ERR_OVERFLOW;
-    /* MECHANICS.md §3: fairPrice = index x (1 + rate x until / interval).
-     * Rounding: one division, nearest px, ties away from zero. */
     if (!addc(index_px, div_half_away(n, d), &fair))
         return MF_ERR_OVERFLOW;
     if (fair <= 0)
@@ -686,6 +684,15 @@ enum mf_err mf_perp_fair_px(px_t index_px, rate_t funding_rate_e8, ms_t until_fu
         return MF_ERR_OVERFLOW;
     *fair_px = out;
     return MF_OK;
+}
+
+enum mf_err mf_perp_fair_px(px_t index_px, rate_t funding_rate_e8, ms_t until_funding_ms,
+                            ms_t interval_ms, px_t *fair_px)
+{
+    if (index_px <= 0 || interval_ms <= 0 || until_funding_ms < 0)
+        return MF_ERR_RANGE;
+    /* fairPrice = index x (1 + rate x until / interval). */
+    return index_plus_basis(index_px, funding_rate_e8, until_funding_ms, interval_ms, fair_px);
 }
 
 enum mf_err mf_perp_fair_basis_rate(rate_t funding_rate_e8, ms_t interval_ms,
@@ -730,21 +737,8 @@ enum mf_err mf_futures_fair_px(px_t index_px, rate_t basis_annual_e8, ms_t to_ex
 {
     if (index_px <= 0 || to_expiry_ms < 0)
         return MF_ERR_RANGE;
-    /* MECHANICS.md §3: fairPrice = index + index x %FairBasis x T / year. */
-    i128 n, d, fair;
-    if (!mulc(index_px, basis_annual_e8, &n) || !mulc(n, to_expiry_ms, &n) ||
-        !mulc(MF_RATE_SCALE, MF_YEAR_MS, &d))
-        return MF_ERR_OVERFLOW;
-    /* Rounding: nearest px, ties away from zero. */
-    if (!addc(index_px, div_half_away(n, d), &fair))
-        return MF_ERR_OVERFLOW;
-    if (fair <= 0)
-        return MF_ERR_NO_PRICE;
-    px_t out;
-    if (!fit64(fair, &out))
-        return MF_ERR_OVERFLOW;
-    *fair_px = out;
-    return MF_OK;
+    /* fairPrice = index + index x %FairBasis x T / year. */
+    return index_plus_basis(index_px, basis_annual_e8, to_expiry_ms, MF_YEAR_MS, fair_px);
 }
 
 int mf_futures_basis_updatable(px_t impact_bid_px, px_t impact_ask_px, rate_t mm_e8)
