@@ -1,0 +1,2215 @@
+/*
+ * routes.c - every endpoint: BitMEX's REST API under /api/v1 (REST.md
+ * section 7, clients.md section 3), the testnet admin API under /admin/v1
+ * and /metrics. Reads answer under the state lock held for reading; writes
+ * are parsed and validated here, then become jobs for the engine thread.
+ */
+#define _GNU_SOURCE
+#include "api/srv_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "api/l2id.h"
+#include "api/timefmt.h"
+
+#define BULK_MAX 100
+#define L2_SYMBOL_IDX_BASE 88 /* XBTUSD's index on BitMEX; the others follow */
+
+static const char VALIDATION[] = "ValidationError";
+static const char HTTP[] = "HTTPError";
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static void rdlock(struct req *r) { pthread_rwlock_rdlock(&r->s->lock); }
+static void unlock(struct req *r) { pthread_rwlock_unlock(&r->s->lock); }
+
+static bool need_auth(struct req *r)
+{
+    if (r->authed)
+        return true;
+    char msg[256];
+    auth_format_error(AUTH_ANONYMOUS, 0, msg, sizeof(msg));
+    reply_error(r, 401, HTTP, "%s", msg);
+    return false;
+}
+
+static bool need_perm(struct req *r, uint32_t perms)
+{
+    if (!need_auth(r))
+        return false;
+    if (r->key.perms & perms)
+        return true;
+    reply_error(r, 403, HTTP, "Access Denied");
+    return false;
+}
+
+/* Parameters a write accepts; anything else is refused (a typo must not be
+ * silently ignored when money is at stake). */
+static bool only_known(struct req *r, const cJSON *obj, const char *const *known)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj)
+    {
+        bool ok = false;
+        for (const char *const *k = known; *k; k++)
+            if (strcmp(it->string, *k) == 0) {
+                ok = true;
+                break;
+            }
+        if (!ok) {
+            reply_error(r, 400, VALIDATION, "Unknown parameter: %s", it->string);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool bad_param(struct req *r, enum prm_get g, const char *name)
+{
+    if (g == PRM_BAD_TYPE || g == PRM_BAD_VALUE) {
+        reply_error(r, 400, VALIDATION, "Invalid %s", name);
+        return true;
+    }
+    return false;
+}
+
+static const char *str_param(const cJSON *p, const char *name)
+{
+    const char *v = NULL;
+    return prm_str(p, name, &v) == PRM_FOUND ? v : NULL;
+}
+
+/* Instruments a `symbol` parameter names: exact, a root ("XBT"), or a
+ * series ("XBT:perpetual", "XBT:quarterly"). Returns the bit mask (all when
+ * absent); 0 when it names nothing. */
+static uint64_t symbol_mask(const struct srv *s, const char *symbol)
+{
+    uint16_t n = s->cfg.exch.engine.instruments_count;
+    uint64_t all = n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
+    if (!symbol || !*symbol)
+        return all;
+    int i = inst_find(s, symbol);
+    if (i >= 0)
+        return UINT64_C(1) << i;
+    char root[16] = "", series[24] = "";
+    const char *colon = strchr(symbol, ':');
+    size_t rl = colon ? (size_t)(colon - symbol) : strlen(symbol);
+    if (rl == 0 || rl >= sizeof(root))
+        return 0;
+    memcpy(root, symbol, rl);
+    if (colon)
+        snprintf(series, sizeof(series), "%s", colon + 1);
+    uint64_t m = 0;
+    for (uint16_t k = 0; k < n; k++) {
+        const char *y = sym(s, k);
+        if (strncasecmp(y, root, rl) != 0 || strlen(y) <= rl)
+            continue;
+        bool perp = s->cfg.exch.inst[k].perpetual;
+        if (!*series || (strcasecmp(series, "perpetual") == 0 && perp) ||
+            (strcasecmp(series, "perpetual") != 0 && !perp))
+            m |= UINT64_C(1) << k;
+    }
+    return m;
+}
+
+/* Generic query parameters; false when the 400 reply is set. */
+static bool parse_query(struct req *r, const struct q_spec *spec, struct q_opts *o, uint64_t *mask)
+{
+    enum q_err e = q_parse(r->params, spec, o);
+    if (e != Q_OK) {
+        reply_error(r, 400, VALIDATION, "%s", q_err_message(e));
+        return false;
+    }
+    if (mask)
+        *mask = symbol_mask(r->s, str_param(r->params, "symbol"));
+    return true;
+}
+
+static void reply_rows(struct req *r, struct q_collect *c, struct q_opts *o)
+{
+    cJSON *rows = q_collect_done(c);
+    q_free(o);
+    reply_json(r, 200, rows);
+}
+
+/* Walks n records oldest first, or newest first when reversed. */
+#define WALK(i, n, rev) for (uint32_t i##_k = 0, i = 0; i##_k < (n) && \
+    ((i = (rev) ? (n) - 1 - i##_k : i##_k), 1); i##_k++)
+
+/* ---- public: instruments ------------------------------------------------------------ */
+
+static void get_instruments(struct req *r, bool active, bool indices, bool instruments)
+{
+    struct srv *s = r->s;
+    static const char *const keys[] = {"symbol", NULL};
+    struct q_spec spec = {.count_max = 1000, .keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    ms_t now = s->now;
+    if (instruments) {
+        uint16_t n = s->cfg.exch.engine.instruments_count;
+        WALK(i, n, o.reverse)
+        {
+            if (!(mask >> i & 1))
+                continue;
+            if (active) {
+                struct exch_instrument_state st;
+                exch_instrument_state(s->x, (uint16_t)i, &st);
+                if (st.settled)
+                    continue;
+            }
+            if (!q_offer(&c, render_instrument(s, (uint16_t)i, now), now))
+                break;
+        }
+    }
+    const char *want = str_param(r->params, "symbol");
+    if (indices)
+        for (uint16_t k = 0; k < s->cfg.exch.indices_count; k++)
+            if (!want || strcasecmp(want, s->cfg.exch.index[k]) == 0)
+                if (!q_offer(&c, render_index(s, k, now), now))
+                    break;
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+/* ---- public: order book ---------------------------------------------------------------- */
+
+static void get_l2(struct req *r)
+{
+    struct srv *s = r->s;
+    const char *symbol = str_param(r->params, "symbol");
+    if (!symbol) {
+        reply_error(r, 400, VALIDATION, "'symbol' is a required arg.");
+        return;
+    }
+    int i = inst_find(s, symbol);
+    if (i < 0) {
+        reply_error(r, 400, VALIDATION, "Invalid symbol");
+        return;
+    }
+    int64_t depth = 25;
+    enum prm_get g = prm_int(r->params, "depth", &depth);
+    if (bad_param(r, g, "depth"))
+        return;
+    if (depth < 0 || depth > 100000) {
+        reply_error(r, 400, VALIDATION, "depth is invalid");
+        return;
+    }
+    uint32_t max = depth == 0 ? 100000 : (uint32_t)depth;
+    px_t *px = malloc(2 * max * sizeof(px_t));
+    qty_t *sz = malloc(2 * max * sizeof(qty_t));
+    if (!px || !sz) {
+        free(px);
+        free(sz);
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    rdlock(r);
+    struct engine *e = exch_engine(s->x);
+    uint32_t ns = engine_levels(e, (uint16_t)i, SIDE_SELL, max, px, sz);
+    uint32_t nb = engine_levels(e, (uint16_t)i, SIDE_BUY, max, px + max, sz + max);
+    ms_t now = s->now;
+    unlock(r);
+    const struct engine_instrument *ei = &s->cfg.exch.engine.instruments[i];
+    px_t ftick = l2_formula_tick_px(ei->symbol, ei->tick_px);
+    char ts[TF_ISO_BUF];
+    tf_format_ms(now, ts, sizeof(ts));
+    cJSON *rows = cJSON_CreateArray();
+    for (uint32_t k = 0; k < ns + nb; k++) {
+        bool sell = k < ns;
+        uint32_t at = sell ? ns - 1 - k : max + (k - ns); /* sells high to low, then buys */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "symbol", ei->symbol);
+        int64_t id = 0;
+        l2_id_from_price(L2_SYMBOL_IDX_BASE + i, px[at], ftick, &id);
+        cJSON_AddNumberToObject(o, "id", (double)id);
+        cJSON_AddStringToObject(o, "side", sell ? "Sell" : "Buy");
+        cJSON_AddNumberToObject(o, "size", (double)sz[at]);
+        cJSON_AddNumberToObject(o, "price", px_num(px[at]));
+        cJSON_AddStringToObject(o, "timestamp", ts);
+        cJSON_AddItemToArray(rows, o);
+    }
+    free(px);
+    free(sz);
+    reply_json(r, 200, rows);
+}
+
+/* ---- public: trades and buckets -------------------------------------------------------------- */
+
+static void get_trades(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const keys[] = {"timestamp", "symbol", "trdMatchID", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    /* Merge the instruments' trade lists by time (ties by instrument). */
+    uint16_t n = s->cfg.exch.engine.instruments_count;
+    const struct trade_rec *tv[INSTRUMENTS_MAX];
+    uint32_t tn[INSTRUMENTS_MAX], pos[INSTRUMENTS_MAX];
+    for (uint16_t i = 0; i < n; i++) {
+        tv[i] = store_trades(s->st, i, &tn[i]);
+        if (!(mask >> i & 1))
+            tn[i] = 0;
+        pos[i] = 0;
+    }
+    for (;;) {
+        int best = -1;
+        ms_t bt = 0;
+        for (uint16_t i = 0; i < n; i++) {
+            if (pos[i] >= tn[i])
+                continue;
+            const struct trade_rec *t = &tv[i][o.reverse ? tn[i] - 1 - pos[i] : pos[i]];
+            if (best < 0 || (o.reverse ? t->ts > bt : t->ts < bt)) {
+                best = i;
+                bt = t->ts;
+            }
+        }
+        if (best < 0)
+            break;
+        const struct trade_rec *t = &tv[best][o.reverse ? tn[best] - 1 - pos[best] : pos[best]];
+        pos[best]++;
+        if (!q_time_ok(&o, t->ts))
+            continue;
+        if (!q_offer(&c, render_trade(s, (uint16_t)best, t), t->ts))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+static cJSON *bin_row(const struct srv *s, uint16_t inst, const struct bin_rec *bins, uint32_t nb,
+                      ms_t start, ms_t width)
+{
+    /* The last stored bucket starting at or before `start`. */
+    uint32_t lo = 0, hi = nb;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (bins[mid].start_ms <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    const struct bin_rec *b = &bins[lo - 1];
+    bool real = b->start_ms == start;
+    cJSON *o = cJSON_CreateObject();
+    add_time(o, "timestamp", start + width);
+    cJSON_AddStringToObject(o, "symbol", sym(s, inst));
+    px_t open = real ? b->open : b->close;
+    cJSON_AddNumberToObject(o, "open", px_num(open));
+    cJSON_AddNumberToObject(o, "high", px_num(real ? b->high : b->close));
+    cJSON_AddNumberToObject(o, "low", px_num(real ? b->low : b->close));
+    cJSON_AddNumberToObject(o, "close", px_num(b->close));
+    cJSON_AddNumberToObject(o, "trades", real ? (double)b->trades : 0);
+    cJSON_AddNumberToObject(o, "volume", real ? (double)b->volume : 0);
+    if (real && b->volume > 0)
+        cJSON_AddNumberToObject(o, "vwap", px_num((px_t)(b->px_qty / b->volume)));
+    else
+        cJSON_AddNullToObject(o, "vwap");
+    cJSON_AddNumberToObject(o, "lastSize", real ? (double)b->last_size : 0);
+    cJSON_AddNumberToObject(o, "turnover", real ? (double)b->turnover : 0);
+    cJSON_AddNumberToObject(o, "homeNotional", 0);
+    cJSON_AddNumberToObject(o, "foreignNotional", 0);
+    return o;
+}
+
+static void get_bucketed(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const keys[] = {"timestamp", "symbol", NULL};
+    struct q_spec spec = {.keys = keys};
+    const char *bs = str_param(r->params, "binSize");
+    static const char *const names[BIN_COUNT] = {"1m", "5m", "1h", "1d"};
+    int b = -1;
+    for (int k = 0; bs && k < BIN_COUNT; k++)
+        if (strcmp(bs, names[k]) == 0)
+            b = k;
+    if (b < 0) {
+        reply_error(r, 400, VALIDATION, "binSize is invalid");
+        return;
+    }
+    bool partial = false;
+    if (bad_param(r, prm_bool(r->params, "partial", &partial), "partial"))
+        return;
+    const char *symbol = str_param(r->params, "symbol");
+    int inst = inst_find(s, symbol);
+    if (!symbol || inst < 0) {
+        reply_error(r, 400, VALIDATION, symbol ? "Invalid symbol" : "'symbol' is a required arg.");
+        return;
+    }
+    struct q_opts o;
+    if (!parse_query(r, &spec, &o, NULL))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    ms_t w = store_bin_ms((enum bin_size)b);
+    rdlock(r);
+    uint32_t nb = 0;
+    const struct bin_rec *bins = store_bins(s->st, (uint16_t)inst, (enum bin_size)b, &nb);
+    ms_t now = s->now;
+    if (nb) {
+        ms_t first = bins[0].start_ms;
+        ms_t cur = now - now % w; /* the bucket in progress */
+        ms_t last = partial ? cur : cur - w;
+        /* Timestamps are bucket ends: t_end in [startTime, endTime]. */
+        if (o.has_start && o.start_ms - w > first)
+            first = ((o.start_ms - w + w - 1) / w) * w;
+        if (o.has_end && o.end_ms - w < last)
+            last = ((o.end_ms - w) / w) * w;
+        if (last >= first) {
+            uint64_t count = (uint64_t)((last - first) / w) + 1;
+            for (uint64_t k = 0; k < count; k++) {
+                ms_t start = o.reverse ? last - (ms_t)k * w : first + (ms_t)k * w;
+                cJSON *row = bin_row(s, (uint16_t)inst, bins, nb, start, w);
+                if (row && !q_offer(&c, row, start + w))
+                    break;
+            }
+        }
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+/* ---- public: funding, insurance, liquidation, settlement ---------------------------------------- */
+
+static void get_funding(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const keys[] = {"timestamp", "symbol", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    uint32_t n = 0;
+    const struct funding_rec *f = store_funding(s->st, &n);
+    WALK(k, n, o.reverse)
+    {
+        if (!(mask >> f[k].inst & 1) || !q_time_ok(&o, f[k].ts))
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        add_time(row, "timestamp", f[k].ts);
+        cJSON_AddStringToObject(row, "symbol", sym(s, f[k].inst));
+        add_time(row, "fundingInterval",
+                 946684800000 + s->cfg.exch.inst[f[k].inst].funding_interval_ms);
+        double rate = (double)f[k].rate_e8 / (double)MF_RATE_SCALE;
+        cJSON_AddNumberToObject(row, "fundingRate", rate);
+        ms_t iv = s->cfg.exch.inst[f[k].inst].funding_interval_ms;
+        cJSON_AddNumberToObject(row, "fundingRateDaily", iv ? rate * (double)MS_PER_DAY / (double)iv : 0);
+        if (!q_offer(&c, row, f[k].ts))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+static void get_insurance(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const keys[] = {"currency", "timestamp", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    if (!parse_query(r, &spec, &o, NULL))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    uint32_t n = 0;
+    const struct insurance_rec *f = store_insurance(s->st, &n);
+    WALK(k, n, o.reverse)
+    {
+        if (!q_time_ok(&o, f[k].ts))
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[f[k].currency]);
+        add_time(row, "timestamp", f[k].ts);
+        cJSON_AddNumberToObject(row, "walletBalance", (double)f[k].balance);
+        if (!q_offer(&c, row, f[k].ts))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+static void get_liquidations(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const keys[] = {"orderID", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    const struct idx_vec *lv = store_liquidations(s->st);
+    WALK(k, lv->n, o.reverse)
+    {
+        const struct ord_rec *rec = store_order(s->st, lv->v[k]);
+        if (!rec || !(mask >> rec->v.inst & 1) || !q_time_ok(&o, rec->created_ms))
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        char id[37];
+        id_format(id, ID_ORDER, rec->v.id);
+        cJSON_AddStringToObject(row, "orderID", id);
+        cJSON_AddStringToObject(row, "symbol", sym(s, rec->v.inst));
+        cJSON_AddStringToObject(row, "side", rec->v.side == SIDE_SELL ? "Sell" : "Buy");
+        cJSON_AddNumberToObject(row, "price", px_num(rec->v.price));
+        cJSON_AddNumberToObject(row, "leavesQty", (double)rec->v.leaves);
+        cJSON_AddNumberToObject(row, "orderQty", (double)rec->v.qty);
+        cJSON_AddNumberToObject(row, "cumQty", (double)rec->v.cum);
+        add_time(row, "timestamp", rec->created_ms);
+        if (!q_offer(&c, row, rec->created_ms))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+static void get_settlements(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const keys[] = {"timestamp", "symbol", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    uint32_t n = 0;
+    const struct settle_rec *f = store_settlements(s->st, &n);
+    WALK(k, n, o.reverse)
+    {
+        if (!(mask >> f[k].inst & 1) || !q_time_ok(&o, f[k].ts))
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        add_time(row, "timestamp", f[k].ts);
+        cJSON_AddStringToObject(row, "symbol", sym(s, f[k].inst));
+        cJSON_AddStringToObject(row, "settlementType", "Settlement");
+        cJSON_AddNumberToObject(row, "settledPrice", px_num(f[k].px));
+        cJSON_AddNullToObject(row, "optionStrikePrice");
+        cJSON_AddNullToObject(row, "optionUnderlyingPrice");
+        cJSON_AddNumberToObject(row, "bankrupt", 0);
+        cJSON_AddNumberToObject(row, "taxBase", 0);
+        cJSON_AddNumberToObject(row, "taxRate", 0);
+        if (!q_offer(&c, row, f[k].ts))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+/* ---- public: assets, schema, announcements ------------------------------------------------------- */
+
+static void get_assets(struct req *r)
+{
+    struct srv *s = r->s;
+    cJSON *rows = cJSON_CreateArray();
+    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
+        const char *cur = s->cfg.exch.currency[c];
+        bool usdt = strcmp(cur, "USDt") == 0;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "asset", usdt ? "USDT" : "XBT");
+        cJSON_AddStringToObject(o, "currency", cur);
+        cJSON_AddStringToObject(o, "majorCurrency", usdt ? "USDT" : "XBT");
+        cJSON_AddStringToObject(o, "name", usdt ? "Tether" : "Bitcoin");
+        cJSON_AddStringToObject(o, "currencyType", "Crypto");
+        cJSON_AddNumberToObject(o, "scale", usdt ? 6 : 8);
+        cJSON_AddBoolToObject(o, "enabled", true);
+        cJSON_AddBoolToObject(o, "isMarginCurrency", true);
+        cJSON_AddNumberToObject(o, "minDepositAmount", usdt ? 1000000 : 10000);
+        cJSON_AddNumberToObject(o, "minWithdrawalAmount", usdt ? 1000000 : 10000);
+        cJSON_AddNumberToObject(o, "maxWithdrawalAmount", 1e15);
+        cJSON *nets = cJSON_AddArrayToObject(o, "networks");
+        cJSON *n = cJSON_CreateObject();
+        cJSON_AddStringToObject(n, "asset", usdt ? "eth" : "btc");
+        cJSON_AddStringToObject(n, "tokenAddress", "");
+        cJSON_AddBoolToObject(n, "depositEnabled", true);
+        cJSON_AddBoolToObject(n, "withdrawalEnabled", true);
+        cJSON_AddNumberToObject(n, "withdrawalFee", 0);
+        cJSON_AddNumberToObject(n, "minFee", 0);
+        cJSON_AddNumberToObject(n, "maxFee", 0);
+        cJSON_AddItemToArray(nets, n);
+        cJSON_AddItemToArray(rows, o);
+    }
+    reply_json(r, 200, rows);
+}
+
+static cJSON *str_array(const char *const *v)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (; *v; v++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(*v));
+    return a;
+}
+
+static void get_ws_help(struct req *r)
+{
+    static const char *const pub[] = {"announcement", "chat", "connected", "funding", "instrument",
+                                      "insurance", "liquidation", "orderBookL2_25", "orderBookL2",
+                                      "orderBook10", "publicNotifications", "quote", "quoteBin1m",
+                                      "quoteBin5m", "quoteBin1h", "quoteBin1d", "settlement", "trade",
+                                      "tradeBin1m", "tradeBin5m", "tradeBin1h", "tradeBin1d", NULL};
+    static const char *const priv[] = {"privateNotifications", "account", "wallet", "affiliate",
+                                       "margin", "position", "transact", "order", "execution", NULL};
+    static const char *const ops[] = {"authKey", "authKeyExpires", "cancelAllAfter", "ping",
+                                      "subscribe", "unsubscribe", NULL};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "info", "See https://www.bitmex.com/app/wsAPI and https://www.bitmex.com/explorer for more documentation.");
+    cJSON_AddStringToObject(o, "usage", "Send a message in the format: {\"op\": string, \"args\": Array<string>}");
+    cJSON_AddItemToObject(o, "ops", str_array(ops));
+    cJSON_AddStringToObject(o, "subscribe", "To subscribe, send: {\"op\": \"subscribe\", \"args\": [subscriptionTopic, ...]}.");
+    cJSON *subj = cJSON_AddObjectToObject(o, "subscriptionSubjects");
+    cJSON_AddItemToObject(subj, "authenticationRequired", str_array(priv));
+    cJSON_AddItemToObject(subj, "public", str_array(pub));
+    reply_json(r, 200, o);
+}
+
+/* GET /schema: each model's keys and field types (the WS partial's shape). */
+static void get_schema(struct req *r)
+{
+    static const struct { const char *model; const char *keys[4]; const char *fields[12]; } m[] = {
+        {"Order", {"orderID", NULL}, {"orderID:guid", "clOrdID:symbol", "account:long", "symbol:symbol", "side:symbol", "orderQty:long", "price:float", "ordStatus:symbol", "leavesQty:long", "cumQty:long", "timestamp:timestamp", NULL}},
+        {"Execution", {"execID", NULL}, {"execID:guid", "orderID:guid", "symbol:symbol", "execType:symbol", "lastQty:long", "lastPx:float", "execCost:long", "execComm:long", "timestamp:timestamp", NULL}},
+        {"Position", {"account", "symbol", NULL}, {"account:long", "symbol:symbol", "currentQty:long", "avgEntryPrice:float", "markPrice:float", "liquidationPrice:float", "unrealisedPnl:long", "timestamp:timestamp", NULL}},
+        {"Margin", {"account", "currency", NULL}, {"account:long", "currency:symbol", "walletBalance:long", "marginBalance:long", "availableMargin:long", "timestamp:timestamp", NULL}},
+        {"Trade", {"timestamp", "symbol", NULL}, {"timestamp:timestamp", "symbol:symbol", "side:symbol", "size:long", "price:float", "trdMatchID:guid", NULL}},
+        {"OrderBookL2", {"symbol", "id", "side", NULL}, {"symbol:symbol", "id:long", "side:symbol", "size:long", "price:float", "timestamp:timestamp", NULL}},
+        {"Instrument", {"symbol", NULL}, {"symbol:symbol", "state:symbol", "typ:symbol", "tickSize:float", "lotSize:long", "markPrice:float", "fundingRate:float", "timestamp:timestamp", NULL}},
+        {"Funding", {"timestamp", "symbol", NULL}, {"timestamp:timestamp", "symbol:symbol", "fundingRate:float", "fundingRateDaily:float", NULL}},
+    };
+    const char *want = str_param(r->params, "model");
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        if (want && strcmp(want, m[i].model) != 0)
+            continue;
+        cJSON *mo = cJSON_AddObjectToObject(o, m[i].model);
+        cJSON_AddItemToObject(mo, "keys", str_array(m[i].keys));
+        cJSON *types = cJSON_AddObjectToObject(mo, "types");
+        for (int k = 0; m[i].fields[k]; k++) {
+            char name[64];
+            const char *colon = strchr(m[i].fields[k], ':');
+            snprintf(name, sizeof(name), "%.*s", (int)(colon - m[i].fields[k]), m[i].fields[k]);
+            cJSON_AddStringToObject(types, name, colon + 1);
+        }
+    }
+    reply_json(r, 200, o);
+}
+
+/* ---- private reads ---------------------------------------------------------------------------------- */
+
+static void get_orders(struct req *r)
+{
+    struct srv *s = r->s;
+    if (!need_auth(r))
+        return;
+    static const char *const keys[] = {"orderID", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    const struct idx_vec *ov = store_account_orders(s->st, r->key.account);
+    WALK(k, ov->n, o.reverse)
+    {
+        const struct ord_rec *rec = store_order(s->st, ov->v[k]);
+        if (!rec || !(mask >> rec->v.inst & 1) || !q_time_ok(&o, rec->updated_ms))
+            continue;
+        if (!q_offer(&c, render_order(s, rec), rec->updated_ms))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+static void get_executions(struct req *r, bool trades_only)
+{
+    struct srv *s = r->s;
+    if (!need_auth(r))
+        return;
+    static const char *const keys[] = {"execID", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    const struct idx_vec *ev = store_account_execs(s->st, r->key.account);
+    WALK(k, ev->n, o.reverse)
+    {
+        const struct exe_rec *e = store_exec(s->st, ev->v[k]);
+        if (!(mask >> e->v.inst & 1) || !q_time_ok(&o, e->ts))
+            continue;
+        if (trades_only && !(e->type == EX_TRADE || e->type == EX_FUNDING ||
+                             e->type == EX_SETTLEMENT || e->type == EX_LIQUIDATION ||
+                             e->type == EX_BANKRUPTCY))
+            continue;
+        if (!q_offer(&c, render_exec(s, e), e->ts))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+static void get_positions(struct req *r)
+{
+    struct srv *s = r->s;
+    if (!need_auth(r))
+        return;
+    static const char *const keys[] = {"account", "symbol", "currency", NULL};
+    struct q_spec spec = {.keys = keys};
+    struct q_opts o;
+    uint64_t mask;
+    if (!parse_query(r, &spec, &o, &mask))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    uint64_t has = store_account_insts(s->st, r->key.account);
+    uint16_t n = s->cfg.exch.engine.instruments_count;
+    WALK(i, n, o.reverse)
+    {
+        struct exch_position p;
+        if (!(mask >> i & 1) || exch_position(s->x, r->key.account, (uint16_t)i, &p) != 0)
+            continue;
+        if (!(has >> i & 1) && !p.qty && !p.leverage_e8)
+            continue;
+        if (!q_offer(&c, render_position(s, r->key.account, (uint16_t)i, &p, s->now), s->now))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+/* `currency` parameter: default XBt; "all" = every currency (an array). */
+static bool currency_param(struct req *r, int *cur, bool *all)
+{
+    const char *c = str_param(r->params, "currency");
+    *all = c && strcasecmp(c, "all") == 0;
+    *cur = 0;
+    if (c && !*all) {
+        *cur = currency_find(r->s, c);
+        if (*cur < 0) {
+            reply_error(r, 400, VALIDATION, "Invalid currency");
+            return false;
+        }
+    }
+    return true;
+}
+
+static void get_margin(struct req *r, bool wallet)
+{
+    struct srv *s = r->s;
+    int cur;
+    bool all;
+    if (!need_auth(r) || !currency_param(r, &cur, &all))
+        return;
+    cJSON *rows = all ? cJSON_CreateArray() : NULL, *one = NULL;
+    rdlock(r);
+    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
+        if (!all && c != cur)
+            continue;
+        struct exch_margin m;
+        exch_margin(s->x, r->key.account, c, &m);
+        cJSON *o = wallet ? render_wallet(s, r->key.account, c, &m, s->now)
+                          : render_margin(s, r->key.account, c, &m, s->now);
+        if (all)
+            cJSON_AddItemToArray(rows, o);
+        else
+            one = o;
+    }
+    unlock(r);
+    reply_json(r, 200, all ? rows : one);
+}
+
+static cJSON *wallet_row(const struct srv *s, const struct wallet_rec *w)
+{
+    cJSON *o = cJSON_CreateObject();
+    char id[37];
+    id_format(id, ID_TRANSACT, w->id);
+    cJSON_AddStringToObject(o, "transactID", id);
+    cJSON_AddNumberToObject(o, "account", w->account);
+    cJSON_AddStringToObject(o, "currency", s->cfg.exch.currency[w->currency]);
+    cJSON_AddStringToObject(o, "network", "");
+    const char *t = money_kind_name(w->kind);
+    if (w->kind == MK_FUNDING || w->kind == MK_SETTLEMENT || w->kind == MK_LIQUIDATION ||
+        w->kind == MK_DELEVERAGE)
+        t = "RealisedPNL";
+    cJSON_AddStringToObject(o, "transactType", t);
+    cJSON_AddNumberToObject(o, "amount", (double)w->amount);
+    cJSON_AddNumberToObject(o, "fee", 0);
+    cJSON_AddStringToObject(o, "transactStatus", "Completed");
+    cJSON_AddStringToObject(o, "address", w->kind == MK_TRANSFER || w->kind >= MK_FUNDING ? sym(s, w->inst) : "");
+    cJSON_AddStringToObject(o, "tx", "");
+    cJSON_AddStringToObject(o, "text", money_kind_name(w->kind));
+    add_time(o, "transactTime", w->ts);
+    add_time(o, "timestamp", w->ts);
+    cJSON_AddNumberToObject(o, "walletBalance", (double)w->balance);
+    cJSON_AddNullToObject(o, "marginBalance");
+    return o;
+}
+
+static void get_wallet_history(struct req *r)
+{
+    struct srv *s = r->s;
+    int cur;
+    bool all;
+    if (!need_auth(r) || !currency_param(r, &cur, &all))
+        return;
+    static const char *const keys[] = {"transactID", NULL};
+    struct q_spec spec = {.count_default = 10000, .count_max = 10000, .reverse_default = true, .keys = keys};
+    struct q_opts o;
+    if (!parse_query(r, &spec, &o, NULL))
+        return;
+    struct q_collect c;
+    q_collect_init(&c, &o);
+    rdlock(r);
+    const struct idx_vec *wv = store_account_wallet(s->st, r->key.account);
+    WALK(k, wv->n, o.reverse)
+    {
+        const struct wallet_rec *w = store_wallet(s->st, wv->v[k]);
+        if ((!all && w->currency != cur) || w->kind == MK_INSURANCE || !q_time_ok(&o, w->ts))
+            continue;
+        if (!q_offer(&c, wallet_row(s, w), w->ts))
+            break;
+    }
+    unlock(r);
+    reply_rows(r, &c, &o);
+}
+
+static void get_wallet_summary(struct req *r)
+{
+    struct srv *s = r->s;
+    int cur;
+    bool all;
+    if (!need_auth(r) || !currency_param(r, &cur, &all))
+        return;
+    struct q_spec spec = {0};
+    struct q_opts o;
+    if (!parse_query(r, &spec, &o, NULL))
+        return;
+    cJSON *rows = cJSON_CreateArray();
+    rdlock(r);
+    const struct idx_vec *wv = store_account_wallet(s->st, r->key.account);
+    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
+        if (!all && c != cur)
+            continue;
+        sats_t sum[MK_TRANSFER + 1] = {0};
+        for (uint32_t k = 0; k < wv->n; k++) {
+            const struct wallet_rec *w = store_wallet(s->st, wv->v[k]);
+            if (w->currency == c && w->kind <= MK_TRANSFER && q_time_ok(&o, w->ts))
+                sum[w->kind] += w->amount;
+        }
+        struct exch_margin m;
+        exch_margin(s->x, r->key.account, c, &m);
+        sats_t other = 0;
+        static const uint8_t kinds[] = {MK_DEPOSIT, MK_WITHDRAWAL, MK_TRANSFER};
+        for (size_t k = 0; k < sizeof(kinds); k++) {
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddNumberToObject(row, "account", r->key.account);
+            cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[c]);
+            cJSON_AddStringToObject(row, "transactType", money_kind_name(kinds[k]));
+            cJSON_AddStringToObject(row, "symbol", "");
+            cJSON_AddNumberToObject(row, "amount", (double)sum[kinds[k]]);
+            cJSON_AddNumberToObject(row, "pendingDebit", 0);
+            cJSON_AddNumberToObject(row, "realisedPnl", 0);
+            cJSON_AddNumberToObject(row, "walletBalance", (double)sum[kinds[k]]);
+            cJSON_AddNumberToObject(row, "unrealisedPnl", 0);
+            cJSON_AddNumberToObject(row, "marginBalance", (double)sum[kinds[k]]);
+            cJSON_AddItemToArray(rows, row);
+            if (kinds[k] != MK_TRANSFER)
+                other += sum[kinds[k]];
+        }
+        /* Everything else that moved the wallet: trading PnL, fees, funding. */
+        sats_t pnl = m.wallet - other;
+        const char *names[] = {"RealisedPNL", "UnrealisedPNL", "Total"};
+        sats_t amounts[] = {pnl, m.unrealised_pnl, m.wallet};
+        for (int k = 0; k < 3; k++) {
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddNumberToObject(row, "account", r->key.account);
+            cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[c]);
+            cJSON_AddStringToObject(row, "transactType", names[k]);
+            cJSON_AddStringToObject(row, "symbol", "");
+            cJSON_AddNumberToObject(row, "amount", (double)amounts[k]);
+            cJSON_AddNumberToObject(row, "pendingDebit", 0);
+            cJSON_AddNumberToObject(row, "realisedPnl", k == 0 ? (double)pnl : 0);
+            cJSON_AddNumberToObject(row, "walletBalance", k == 2 ? (double)m.wallet : (double)amounts[k]);
+            cJSON_AddNumberToObject(row, "unrealisedPnl", k == 1 || k == 2 ? (double)m.unrealised_pnl : 0);
+            cJSON_AddNumberToObject(row, "marginBalance", k == 2 ? (double)m.margin_balance : (double)amounts[k]);
+            cJSON_AddItemToArray(rows, row);
+        }
+    }
+    unlock(r);
+    q_free(&o);
+    reply_json(r, 200, rows);
+}
+
+static void get_api_keys(struct req *r)
+{
+    if (!need_auth(r))
+        return;
+    struct key_rec keys[64];
+    int n = keys_list(r->s, r->key.account, keys, 64);
+    cJSON *rows = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", keys[i].id); /* never the secret */
+        cJSON_AddStringToObject(o, "name", "perpsim");
+        cJSON_AddNumberToObject(o, "nonce", 0);
+        cJSON_AddStringToObject(o, "cidr", keys[i].ncidr ? "" : "0.0.0.0/0");
+        cJSON *cidrs = cJSON_AddArrayToObject(o, "cidrs");
+        for (int k = 0; k < keys[i].ncidr; k++) {
+            char b[32];
+            uint32_t a = keys[i].cidr_addr[k];
+            snprintf(b, sizeof(b), "%u.%u.%u.%u/%u", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255,
+                     keys[i].cidr_bits[k]);
+            cJSON_AddItemToArray(cidrs, cJSON_CreateString(b));
+        }
+        cJSON *perms = cJSON_AddArrayToObject(o, "permissions");
+        if (keys[i].perms & PERM_ORDER)
+            cJSON_AddItemToArray(perms, cJSON_CreateString("order"));
+        if (keys[i].perms & PERM_CANCEL)
+            cJSON_AddItemToArray(perms, cJSON_CreateString("orderCancel"));
+        if (keys[i].perms & PERM_WITHDRAW)
+            cJSON_AddItemToArray(perms, cJSON_CreateString("withdraw"));
+        cJSON_AddBoolToObject(o, "enabled", keys[i].enabled);
+        cJSON_AddNumberToObject(o, "userId", keys[i].account);
+        add_time(o, "created", keys[i].created_ms);
+        cJSON_AddItemToArray(rows, o);
+    }
+    reply_json(r, 200, rows);
+}
+
+static void get_user(struct req *r)
+{
+    if (!need_auth(r))
+        return;
+    cJSON *o = cJSON_CreateObject();
+    char name[32];
+    snprintf(name, sizeof(name), "trader%u", r->key.account);
+    cJSON_AddNumberToObject(o, "id", r->key.account);
+    cJSON_AddStringToObject(o, "username", name);
+    cJSON_AddStringToObject(o, "accountName", name);
+    cJSON_AddBoolToObject(o, "isUser", true);
+    cJSON_AddStringToObject(o, "email", "");
+    add_time(o, "created", r->key.created_ms);
+    cJSON_AddBoolToObject(o, "TFAEnabled", false);
+    cJSON_AddStringToObject(o, "typ", "Testnet");
+    reply_json(r, 200, o);
+}
+
+static void get_commission(struct req *r)
+{
+    struct srv *s = r->s;
+    if (!need_auth(r))
+        return;
+    cJSON *o = cJSON_CreateObject();
+    for (uint16_t i = 0; i < s->cfg.exch.engine.instruments_count; i++) {
+        cJSON *f = cJSON_AddObjectToObject(o, sym(s, i));
+        const struct exch_instrument *in = &s->cfg.exch.inst[i];
+        cJSON_AddNumberToObject(f, "makerFee", (double)in->maker_fee_e8 / (double)MF_RATE_SCALE);
+        cJSON_AddNumberToObject(f, "takerFee", (double)in->taker_fee_e8 / (double)MF_RATE_SCALE);
+        cJSON_AddNumberToObject(f, "settlementFee", (double)in->settle_fee_e8 / (double)MF_RATE_SCALE);
+        cJSON_AddNumberToObject(f, "maxFee", (double)in->taker_fee_e8 / (double)MF_RATE_SCALE);
+    }
+    reply_json(r, 200, o);
+}
+
+/* ---- orders: parsing --------------------------------------------------------------------------------- */
+
+struct name_val { const char *name; uint32_t val; };
+
+static bool lookup(const struct name_val *t, const char *name, uint32_t *out)
+{
+    for (; t->name; t++)
+        if (strcmp(t->name, name) == 0) {
+            *out = t->val;
+            return true;
+        }
+    return false;
+}
+
+static const struct name_val ord_types[] = {
+    {"Limit", ORD_LIMIT}, {"Market", ORD_MARKET}, {"Stop", ORD_STOP}, {"StopLimit", ORD_STOP_LIMIT},
+    {"MarketIfTouched", ORD_MARKET_IF_TOUCHED}, {"LimitIfTouched", ORD_LIMIT_IF_TOUCHED},
+    {"Pegged", ORD_PEGGED}, {NULL, 0}};
+static const struct name_val tifs[] = {
+    {"GoodTillCancel", TIF_GTC}, {"ImmediateOrCancel", TIF_IOC}, {"FillOrKill", TIF_FOK},
+    {"Day", TIF_DAY}, {NULL, 0}};
+static const struct name_val pegs[] = {
+    {"PrimaryPeg", PEG_PRIMARY}, {"MarketPeg", PEG_MARKET}, {"TrailingStopPeg", PEG_TRAILING_STOP},
+    {NULL, 0}};
+static const struct name_val conts[] = {
+    {"OneCancelsTheOther", CONT_OCO}, {"OneTriggersTheOther", CONT_OTO}, {NULL, 0}};
+static const struct name_val insts[] = {
+    {"ParticipateDoNotInitiate", EXEC_POST_ONLY}, {"ReduceOnly", EXEC_REDUCE_ONLY},
+    {"Close", EXEC_CLOSE}, {"MarkPrice", EXEC_MARK_PRICE}, {"LastPrice", EXEC_LAST_PRICE},
+    {"IndexPrice", EXEC_INDEX_PRICE}, {"Fixed", EXEC_FIXED}, {"LastWithinMark", EXEC_LAST_WITHIN_MARK},
+    {"AllOrNone", EXEC_ALL_OR_NONE}, {NULL, 0}};
+
+/* An enumerated string parameter; false when the reply is set. */
+static bool enum_param(struct req *r, const cJSON *p, const char *name, const struct name_val *t,
+                       const char *bad, uint32_t *out)
+{
+    const char *v = NULL;
+    enum prm_get g = prm_str(p, name, &v);
+    if (g == PRM_ABSENT || (g == PRM_FOUND && !*v))
+        return true;
+    if (g != PRM_FOUND || !lookup(t, v, out)) {
+        reply_error(r, 400, VALIDATION, "%s", bad);
+        return false;
+    }
+    return true;
+}
+
+static bool text_param(struct req *r, const cJSON *p, const char *name, char *out, size_t cap,
+                       const char *bad)
+{
+    const char *v = NULL;
+    enum prm_get g = prm_str(p, name, &v);
+    out[0] = 0;
+    if (g == PRM_ABSENT)
+        return true;
+    if (g != PRM_FOUND || strlen(v) >= cap) {
+        reply_error(r, 400, VALIDATION, "%s", bad);
+        return false;
+    }
+    memcpy(out, v, strlen(v) + 1);
+    return true;
+}
+
+static bool px_param(struct req *r, const cJSON *p, const char *name, px_t *out, bool *has,
+                     bool allow_negative)
+{
+    int64_t v = 0;
+    enum prm_get g = prm_fixed(p, name, 8, &v);
+    *has = g == PRM_FOUND;
+    if (g == PRM_ABSENT)
+        return true;
+    if (g != PRM_FOUND || (!allow_negative && v <= 0)) {
+        reply_error(r, 400, VALIDATION, "Invalid %s", name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool qty_param(struct req *r, const cJSON *p, const char *name, qty_t *out, bool *has)
+{
+    int64_t v = 0;
+    enum prm_get g = prm_int(p, name, &v);
+    *has = g == PRM_FOUND;
+    if (g == PRM_ABSENT)
+        return true;
+    if (g != PRM_FOUND) {
+        reply_error(r, 400, VALIDATION, "Invalid %s", name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool symbol_param(struct req *r, const cJSON *p, uint16_t *inst)
+{
+    const char *y = str_param(p, "symbol");
+    if (!y) {
+        reply_error(r, 400, VALIDATION, "'symbol' is a required arg.");
+        return false;
+    }
+    int i = inst_find(r->s, y);
+    if (i < 0) {
+        reply_error(r, 400, VALIDATION, "Invalid symbol");
+        return false;
+    }
+    *inst = (uint16_t)i;
+    return true;
+}
+
+static const char *const order_fields[] = {
+    "symbol", "side", "orderQty", "price", "displayQty", "stopPx", "clOrdID", "clOrdLinkID",
+    "pegOffsetValue", "pegPriceType", "ordType", "timeInForce", "execInst", "contingencyType",
+    "text", "simpleOrderQty", NULL};
+
+/* One new order from p into c (account set by the caller); *text gets a
+ * malloc'd copy of `text` or NULL. false when the 400 reply is set. */
+static bool parse_new(struct req *r, const cJSON *p, struct cmd *c, char **text)
+{
+    struct cmd_new_order *n = &c->u.new_order;
+    *text = NULL;
+    if (!only_known(r, p, order_fields))
+        return false;
+    if (cJSON_GetObjectItemCaseSensitive(p, "simpleOrderQty") &&
+        !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "simpleOrderQty"))) {
+        reply_error(r, 400, VALIDATION, "simpleOrderQty is deprecated, use orderQty");
+        return false;
+    }
+    c->type = CMD_NEW_ORDER;
+    if (!symbol_param(r, p, &c->inst))
+        return false;
+    const char *side = str_param(p, "side");
+    if (side && *side) {
+        if (strcmp(side, "Buy") == 0)
+            n->side = SIDE_BUY;
+        else if (strcmp(side, "Sell") == 0)
+            n->side = SIDE_SELL;
+        else {
+            reply_error(r, 400, VALIDATION, "Invalid side");
+            return false;
+        }
+    }
+    bool has;
+    if (!qty_param(r, p, "orderQty", &n->qty, &has))
+        return false;
+    if (has)
+        n->has |= HAS_QTY;
+    if (!qty_param(r, p, "displayQty", &n->display_qty, &has))
+        return false;
+    if (has)
+        n->has |= HAS_DISPLAY_QTY;
+    if (!px_param(r, p, "price", &n->price, &has, false))
+        return false;
+    if (has)
+        n->has |= HAS_PRICE;
+    if (!px_param(r, p, "stopPx", &n->stop_px, &has, false))
+        return false;
+    if (has)
+        n->has |= HAS_STOP_PX;
+    if (!px_param(r, p, "pegOffsetValue", &n->peg_offset_px, &has, true))
+        return false;
+    if (has)
+        n->has |= HAS_PEG_OFFSET;
+    uint32_t v = 0;
+    if (!enum_param(r, p, "ordType", ord_types, "Unsupported ordType", &v))
+        return false;
+    n->ord_type = (uint8_t)v;
+    v = 0;
+    if (!enum_param(r, p, "timeInForce", tifs, "Unsupported timeInForce", &v))
+        return false;
+    n->tif = (uint8_t)v;
+    v = 0;
+    if (!enum_param(r, p, "pegPriceType", pegs, "Unsupported pegPriceType", &v))
+        return false;
+    n->peg_type = (uint8_t)v;
+    v = 0;
+    if (!enum_param(r, p, "contingencyType", conts, "Unsupported contingencyType", &v))
+        return false;
+    n->contingency = (uint8_t)v;
+    const char *ei = str_param(p, "execInst");
+    if (ei && *ei) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s", ei);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ')
+                t++;
+            uint32_t bit = 0;
+            if (!lookup(insts, t, &bit)) {
+                reply_error(r, 400, VALIDATION, "Unsupported execInst");
+                return false;
+            }
+            n->exec_inst |= (uint16_t)bit;
+        }
+    } else if (cJSON_GetObjectItemCaseSensitive(p, "execInst") &&
+               !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "execInst")) &&
+               !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "execInst"))) {
+        reply_error(r, 400, VALIDATION, "Invalid execInst");
+        return false;
+    }
+    if (!text_param(r, p, "clOrdID", n->clordid, sizeof(n->clordid), "Invalid clOrdID") ||
+        !text_param(r, p, "clOrdLinkID", n->clordlinkid, sizeof(n->clordlinkid), "Invalid clOrdLinkID"))
+        return false;
+    char t[TEXT_LEN_MAX + 1];
+    if (!text_param(r, p, "text", t, sizeof(t), "Invalid text"))
+        return false;
+    if (t[0] && !(*text = strdup(t))) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return false;
+    }
+    return true;
+}
+
+/* An order id or clOrdID of the caller's account -> the order; 404 reply
+ * when it is unknown or another account's. */
+static bool resolve_order(struct req *r, const char *order_id, const char *clordid, uint64_t *id)
+{
+    struct srv *s = r->s;
+    *id = 0;
+    rdlock(r);
+    if (order_id) {
+        uint64_t k;
+        const struct ord_rec *rec = id_parse(order_id, ID_ORDER, &k) ? store_order(s->st, k) : NULL;
+        if (rec && rec->v.account == r->key.account)
+            *id = k;
+    } else if (clordid) {
+        *id = store_find_clordid(s->st, r->key.account, clordid);
+    }
+    unlock(r);
+    if (!*id) {
+        reply_error(r, 404, HTTP, "Not Found");
+        return false;
+    }
+    return true;
+}
+
+static const char *const amend_fields[] = {"orderID", "origClOrdID", "clOrdID", "orderQty",
+                                           "leavesQty", "price", "stopPx", "pegOffsetValue", "text",
+                                           "simpleOrderQty", "simpleLeavesQty", NULL};
+
+static bool parse_amend(struct req *r, const cJSON *p, struct cmd *c, uint64_t *target)
+{
+    struct cmd_amend *a = &c->u.amend;
+    if (!only_known(r, p, amend_fields))
+        return false;
+    c->type = CMD_AMEND;
+    const char *oid = str_param(p, "orderID"), *orig = str_param(p, "origClOrdID");
+    if (!oid && !orig) {
+        reply_error(r, 400, VALIDATION, "Must specify either orderID or origClOrdID");
+        return false;
+    }
+    if (!resolve_order(r, oid, orig, target))
+        return false;
+    a->ref.order_id = *target;
+    bool has;
+    if (!qty_param(r, p, "orderQty", &a->qty, &has))
+        return false;
+    if (has)
+        a->has |= AMD_QTY;
+    if (!qty_param(r, p, "leavesQty", &a->leaves, &has))
+        return false;
+    if (has)
+        a->has |= AMD_LEAVES;
+    if (!px_param(r, p, "price", &a->price, &has, false))
+        return false;
+    if (has)
+        a->has |= AMD_PRICE;
+    if (!px_param(r, p, "stopPx", &a->stop_px, &has, false))
+        return false;
+    if (has)
+        a->has |= AMD_STOP_PX;
+    if (!px_param(r, p, "pegOffsetValue", &a->peg_offset_px, &has, true))
+        return false;
+    if (has)
+        a->has |= AMD_PEG_OFFSET;
+    if (orig && str_param(p, "clOrdID")) {
+        if (!text_param(r, p, "clOrdID", a->new_clordid, sizeof(a->new_clordid), "Invalid clOrdID"))
+            return false;
+        a->has |= AMD_NEW_CLORDID;
+    }
+    return true;
+}
+
+/* BitMEX refuses a clOrdID the account has used before, live or not. */
+static bool clordid_free(struct req *r, const char *clordid)
+{
+    if (!*clordid)
+        return true;
+    rdlock(r);
+    uint64_t id = store_find_clordid(r->s->st, r->key.account, clordid);
+    unlock(r);
+    if (id) {
+        reply_error(r, 400, VALIDATION, "Duplicate clOrdID");
+        return false;
+    }
+    return true;
+}
+
+/* ---- orders: replies ------------------------------------------------------------------------------------ */
+
+static void reject_reply(struct req *r, const struct cmd *c, enum reject rej)
+{
+    int status;
+    const char *msg = reject_message(rej, &status);
+    if (rej == REJ_INSUFFICIENT_BALANCE && c->type == CMD_NEW_ORDER) {
+        const struct exch_instrument *in = &r->s->cfg.exch.inst[c->inst];
+        sats_t v = 0, need = 0;
+        qty_t q = c->u.new_order.qty < 0 ? -c->u.new_order.qty : c->u.new_order.qty;
+        px_t px = c->u.new_order.price;
+        if (!px) {
+            struct exch_instrument_state st;
+            rdlock(r);
+            exch_instrument_state(r->s->x, c->inst, &st);
+            unlock(r);
+            px = st.mark_px;
+        }
+        if (px > 0 && mf_value(&in->contract, q, px, &v) == MF_OK)
+            mf_margin_req(v < 0 ? -v : v, in->im_e8 + 2 * in->taker_fee_e8, &need);
+        reply_error(r, 400, VALIDATION, "%s, %" PRId64 " %s required", msg, need,
+                    r->s->cfg.exch.currency[in->currency]);
+        return;
+    }
+    reply_error(r, status, status == 400 ? VALIDATION : HTTP, "%s", msg);
+}
+
+static cJSON *rejected_row(struct req *r, const struct cmd *c, enum reject rej)
+{
+    struct ord_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.v.account = c->account;
+    rec.v.inst = c->inst;
+    rec.v.side = c->u.new_order.side ? c->u.new_order.side : (c->u.new_order.qty < 0 ? SIDE_SELL : SIDE_BUY);
+    rec.v.qty = c->u.new_order.qty < 0 ? -c->u.new_order.qty : c->u.new_order.qty;
+    rec.v.price = c->u.new_order.price;
+    rec.v.ord_type = c->u.new_order.ord_type;
+    rec.v.status = ST_REJECTED;
+    rec.v.display_qty = -1;
+    memcpy(rec.clordid, c->u.new_order.clordid, sizeof(rec.clordid));
+    rec.updated_ms = r->job ? r->job->ts : 0;
+    cJSON *o = render_order(r->s, &rec);
+    int status;
+    const char *msg = reject_message(rej, &status);
+    cJSON_ReplaceItemInObject(o, "ordRejReason", cJSON_CreateString(msg));
+    cJSON_AddStringToObject(o, "error", msg);
+    return o;
+}
+
+static void finish_one(struct req *r)
+{
+    struct job *j = r->job;
+    if (j->rej[0] != REJ_NONE && !(j->cmds[0].type == CMD_NEW_ORDER && j->rows[0].v.id)) {
+        reject_reply(r, &j->cmds[0], j->rej[0]);
+        return;
+    }
+    reply_json(r, 200, render_order(r->s, &j->rows[0]));
+}
+
+static void finish_list(struct req *r)
+{
+    struct job *j = r->job;
+    cJSON *rows = cJSON_CreateArray();
+    for (uint32_t i = 0; i < j->n; i++) {
+        const struct cmd *c = &j->cmds[i];
+        if (j->rows[i].v.id) {
+            cJSON *o = render_order(r->s, &j->rows[i]);
+            if (j->rej[i] != REJ_NONE && c->type == CMD_CANCEL) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "Unable to cancel order due to existing state: %s",
+                         cJSON_GetObjectItem(o, "ordStatus")->valuestring);
+                cJSON_AddStringToObject(o, "error", msg);
+            } else if (j->rej[i] != REJ_NONE) {
+                int st;
+                cJSON_AddStringToObject(o, "error", reject_message(j->rej[i], &st));
+            }
+            cJSON_AddItemToArray(rows, o);
+        } else {
+            cJSON_AddItemToArray(rows, rejected_row(r, c, j->rej[i]));
+        }
+    }
+    reply_json(r, 200, rows);
+}
+
+static void finish_cancel_all(struct req *r)
+{
+    struct job *j = r->job;
+    cJSON *rows = cJSON_CreateArray();
+    for (uint32_t i = 0; i < j->nrows; i++)
+        cJSON_AddItemToArray(rows, render_order(r->s, &j->rows[i]));
+    reply_json(r, 200, rows);
+}
+
+/* ---- orders: endpoints ----------------------------------------------------------------------------------- */
+
+static void post_order(struct req *r)
+{
+    if (!need_perm(r, PERM_ORDER))
+        return;
+    struct job *j = job_new(J_ORDERS, r->key.account, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->cmds[0].account = r->key.account;
+    if (!parse_new(r, r->params, &j->cmds[0], &j->texts[0]) ||
+        !clordid_free(r, j->cmds[0].u.new_order.clordid) ||
+        !rate_limit(r, rl_cost_single(), true, false, false)) {
+        job_free(j);
+        return;
+    }
+    /* A Close without a quantity is the exempt close-position order. */
+    const struct cmd_new_order *n = &j->cmds[0].u.new_order;
+    bool exempt = (n->exec_inst & EXEC_CLOSE) && !(n->has & HAS_QTY);
+    rate_limit(r, rl_cost_single(), true, true, true);
+    submit_job(r, j, LS_KIND_NEW_ORDER, exempt, finish_one);
+}
+
+static void put_order(struct req *r)
+{
+    if (!need_perm(r, PERM_ORDER))
+        return;
+    struct job *j = job_new(J_ORDERS, r->key.account, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->cmds[0].account = r->key.account;
+    if (!parse_amend(r, r->params, &j->cmds[0], &j->target[0]) ||
+        !rate_limit(r, rl_cost_single(), true, false, false)) {
+        job_free(j);
+        return;
+    }
+    char t[TEXT_LEN_MAX + 1];
+    if (text_param(r, r->params, "text", t, sizeof(t), "Invalid text") && t[0])
+        j->texts[0] = strdup(t);
+    rate_limit(r, rl_cost_single(), true, true, true);
+    submit_job(r, j, LS_KIND_AMEND, false, finish_one);
+}
+
+/* orderID / clOrdID: a string, a JSON array of strings, or a
+ * comma-separated list. Returns how many ids were written (max cap), -1
+ * with the reply set on bad input. */
+static int id_list(struct req *r, const char *name, char ids[][64], int cap)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(r->params, name);
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    int n = 0;
+    cJSON *parsed = NULL;
+    if (cJSON_IsString(it) && it->valuestring[0] == '[') {
+        parsed = cJSON_Parse(it->valuestring);
+        if (parsed)
+            it = parsed;
+    }
+    if (cJSON_IsArray(it)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, it)
+        {
+            if (!cJSON_IsString(e) || n >= cap || strlen(e->valuestring) >= 64) {
+                cJSON_Delete(parsed);
+                reply_error(r, 400, VALIDATION, "Invalid %s", name);
+                return -1;
+            }
+            snprintf(ids[n++], 64, "%s", e->valuestring);
+        }
+    } else if (cJSON_IsString(it)) {
+        char buf[8192];
+        snprintf(buf, sizeof(buf), "%s", it->valuestring);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (n >= cap || strlen(t) >= 64) {
+                reply_error(r, 400, VALIDATION, "Invalid %s", name);
+                return -1;
+            }
+            snprintf(ids[n++], 64, "%s", t);
+        }
+    } else {
+        reply_error(r, 400, VALIDATION, "Invalid %s", name);
+        return -1;
+    }
+    cJSON_Delete(parsed);
+    return n;
+}
+
+static void delete_order(struct req *r)
+{
+    if (!need_perm(r, PERM_ORDER | PERM_CANCEL))
+        return;
+    char (*oid)[64] = malloc(sizeof(char[BULK_MAX][64])), (*cid)[64] = malloc(sizeof(char[BULK_MAX][64]));
+    int no = oid && cid ? id_list(r, "orderID", oid, BULK_MAX) : -1;
+    int nc = no >= 0 ? id_list(r, "clOrdID", cid, BULK_MAX) : -1;
+    struct job *j = NULL;
+    if (no < 0 || nc < 0)
+        goto out;
+    if (no + nc == 0) {
+        reply_error(r, 400, VALIDATION, "Must specify either orderID or clOrdID");
+        goto out;
+    }
+    j = job_new(J_ORDERS, r->key.account, (uint32_t)(no + nc));
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        goto out;
+    }
+    for (int i = 0; i < no + nc; i++) {
+        struct cmd *c = &j->cmds[i];
+        c->type = CMD_CANCEL;
+        c->account = r->key.account;
+        if (!resolve_order(r, i < no ? oid[i] : NULL, i < no ? NULL : cid[i - no], &j->target[i]))
+            goto out;
+        c->u.cancel.order_id = j->target[i];
+    }
+    rate_limit(r, rl_cost_single(), true, true, true); /* cancels: counted, never refused */
+    submit_job(r, j, LS_KIND_CANCEL, true, finish_list);
+    j = NULL;
+out:
+    job_free(j);
+    free(oid);
+    free(cid);
+}
+
+static void delete_all(struct req *r)
+{
+    struct srv *s = r->s;
+    if (!need_perm(r, PERM_ORDER | PERM_CANCEL))
+        return;
+    static const char *const known[] = {"symbol", "filter", "text", "targetAccountIds", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    uint16_t inst = INST_ALL;
+    const char *y = str_param(r->params, "symbol");
+    if (y) {
+        int i = inst_find(s, y);
+        if (i < 0) {
+            reply_error(r, 400, VALIDATION, "Invalid symbol");
+            return;
+        }
+        inst = (uint16_t)i;
+    }
+    uint8_t side = SIDE_NONE;
+    cJSON *f = NULL;
+    enum prm_get g = prm_json(r->params, "filter", &f);
+    if (g == PRM_BAD_TYPE || g == PRM_BAD_VALUE || (f && !cJSON_IsObject(f))) {
+        cJSON_Delete(f);
+        reply_error(r, 400, VALIDATION, "filter values are not valid");
+        return;
+    }
+    const cJSON *fs = f ? cJSON_GetObjectItemCaseSensitive(f, "side") : NULL;
+    if (fs && cJSON_IsString(fs))
+        side = strcmp(fs->valuestring, "Buy") == 0 ? SIDE_BUY : strcmp(fs->valuestring, "Sell") == 0 ? SIDE_SELL : 0;
+    const cJSON *fy = f ? cJSON_GetObjectItemCaseSensitive(f, "symbol") : NULL;
+    if (fy && cJSON_IsString(fy) && inst_find(s, fy->valuestring) >= 0)
+        inst = (uint16_t)inst_find(s, fy->valuestring);
+    cJSON_Delete(f);
+    struct job *j = job_new(J_CANCEL_ALL, r->key.account, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->cmds[0].type = CMD_CANCEL_ALL;
+    j->cmds[0].inst = inst;
+    j->cmds[0].u.cancel_all.inst = inst;
+    j->cmds[0].u.cancel_all.side = side;
+    rate_limit(r, rl_cost_single(), true, true, true);
+    submit_job(r, j, LS_KIND_CANCEL_ALL, true, finish_cancel_all);
+}
+
+static void finish_cancel_after(struct req *r)
+{
+    struct job *j = r->job;
+    if (j->rej[0] != REJ_NONE) {
+        reject_reply(r, &j->cmds[0], j->rej[0]);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    add_time(o, "now", j->ts);
+    if (j->cmds[0].u.cancel_after_ms > 0)
+        add_time(o, "cancelTime", j->ts + j->cmds[0].u.cancel_after_ms);
+    else
+        cJSON_AddNumberToObject(o, "cancelTime", 0);
+    reply_json(r, 200, o);
+}
+
+static void post_cancel_after(struct req *r)
+{
+    if (!need_perm(r, PERM_ORDER | PERM_CANCEL))
+        return;
+    static const char *const known[] = {"timeout", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    int64_t t = 0;
+    enum prm_get g = prm_int(r->params, "timeout", &t);
+    if (g != PRM_FOUND || t < 0) {
+        reply_error(r, 400, VALIDATION, g == PRM_ABSENT ? "'timeout' is a required arg." : "Invalid timeout");
+        return;
+    }
+    struct job *j = job_new(J_CANCEL_AFTER, r->key.account, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->cmds[0].type = CMD_CANCEL_ALL_AFTER;
+    j->cmds[0].u.cancel_after_ms = t;
+    rate_limit(r, rl_cost_single(), true, true, true);
+    submit_job(r, j, LS_KIND_CANCEL_AFTER, true, finish_cancel_after);
+}
+
+static void bulk(struct req *r, bool amend)
+{
+    if (!need_perm(r, PERM_ORDER))
+        return;
+    static const char *const known[] = {"orders", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    cJSON *orders = NULL;
+    enum prm_get g = prm_json(r->params, "orders", &orders);
+    if (g != PRM_FOUND || !cJSON_IsArray(orders)) {
+        cJSON_Delete(orders);
+        reply_error(r, 400, VALIDATION, g == PRM_ABSENT ? "'orders' is a required arg." : "Invalid orders");
+        return;
+    }
+    int n = cJSON_GetArraySize(orders);
+    if (n > BULK_MAX || n == 0) {
+        cJSON_Delete(orders);
+        reply_error(r, 400, VALIDATION, n ? "Too many orders provided. The maximum count allowed is 100."
+                                          : "Invalid orders");
+        return;
+    }
+    struct job *j = job_new(J_ORDERS, r->key.account, (uint32_t)n);
+    if (!j) {
+        cJSON_Delete(orders);
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, orders)
+    {
+        struct cmd *c = &j->cmds[i];
+        c->account = r->key.account;
+        bool ok = cJSON_IsObject(it);
+        if (!ok)
+            reply_error(r, 400, VALIDATION, "Invalid orders");
+        else if (amend)
+            ok = parse_amend(r, it, c, &j->target[i]);
+        else
+            ok = parse_new(r, it, c, &j->texts[i]) && clordid_free(r, c->u.new_order.clordid);
+        if (!ok) { /* if any order fails validation, none execute */
+            cJSON_Delete(orders);
+            job_free(j);
+            return;
+        }
+        i++;
+    }
+    cJSON_Delete(orders);
+    if (!rate_limit(r, rl_cost_bulk(n), true, false, false)) {
+        job_free(j);
+        return;
+    }
+    rate_limit(r, rl_cost_bulk(n), true, true, true);
+    submit_job(r, j, LS_KIND_BULK, false, finish_list);
+}
+
+/* ---- positions ------------------------------------------------------------------------------------------- */
+
+static void finish_position(struct req *r)
+{
+    struct job *j = r->job;
+    if (j->rej[0] != REJ_NONE) {
+        reject_reply(r, &j->cmds[0], j->rej[0]);
+        return;
+    }
+    reply_json(r, 200, render_position(r->s, j->account, j->cmds[0].inst, &j->pos, j->ts));
+}
+
+enum pos_op { POS_LEVERAGE, POS_ISOLATE, POS_RISK, POS_TRANSFER };
+
+static void post_position(struct req *r, enum pos_op op)
+{
+    if (!need_perm(r, PERM_ORDER))
+        return;
+    static const char *const k_lev[] = {"symbol", "leverage", "targetAccountId", NULL};
+    static const char *const k_iso[] = {"symbol", "enabled", NULL};
+    static const char *const k_risk[] = {"symbol", "riskLimit", "targetAccountId", NULL};
+    static const char *const k_tr[] = {"symbol", "amount", "targetAccountId", NULL};
+    const char *const *known[] = {k_lev, k_iso, k_risk, k_tr};
+    if (!only_known(r, r->params, known[op]))
+        return;
+    struct job *j = job_new(J_POSITION, r->key.account, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    struct cmd *c = &j->cmds[0];
+    c->account = r->key.account;
+    if (!symbol_param(r, r->params, &c->inst))
+        goto bad;
+    int64_t v = 0;
+    enum prm_get g;
+    switch (op) {
+    case POS_LEVERAGE:
+        g = prm_fixed(r->params, "leverage", 8, &v);
+        if (g != PRM_FOUND || v < 0) {
+            reply_error(r, 400, VALIDATION, g == PRM_ABSENT ? "'leverage' is a required arg." : "Invalid leverage");
+            goto bad;
+        }
+        c->type = CMD_SET_LEVERAGE;
+        c->u.leverage_e8 = v;
+        break;
+    case POS_ISOLATE: {
+        bool on = true;
+        if (bad_param(r, prm_bool(r->params, "enabled", &on), "enabled"))
+            goto bad;
+        if (!on) {
+            c->type = CMD_SET_CROSS;
+            break;
+        }
+        /* Isolate at the leverage the position shows now. */
+        struct exch_position p;
+        rdlock(r);
+        exch_position(r->s->x, r->key.account, c->inst, &p);
+        unlock(r);
+        c->type = CMD_SET_LEVERAGE;
+        c->u.leverage_e8 = p.leverage_e8 > 0 ? p.leverage_e8
+                           : p.im_e8 > 0      ? MF_RATE_SCALE * MF_RATE_SCALE / p.im_e8
+                                              : 100 * MF_RATE_SCALE;
+        break;
+    }
+    case POS_RISK:
+        g = prm_int(r->params, "riskLimit", &v);
+        if (g != PRM_FOUND) {
+            reply_error(r, 400, VALIDATION, g == PRM_ABSENT ? "'riskLimit' is a required arg." : "Invalid riskLimit");
+            goto bad;
+        }
+        c->type = CMD_SET_RISK_LIMIT;
+        c->u.risk_limit = v;
+        break;
+    case POS_TRANSFER:
+        g = prm_int(r->params, "amount", &v);
+        if (g != PRM_FOUND) {
+            reply_error(r, 400, VALIDATION, g == PRM_ABSENT ? "'amount' is a required arg." : "Invalid amount");
+            goto bad;
+        }
+        c->type = CMD_TRANSFER_MARGIN;
+        c->u.transfer = v;
+        break;
+    }
+    if (!rate_limit(r, rl_cost_single(), true, false, false))
+        goto bad;
+    rate_limit(r, rl_cost_single(), true, true, true);
+    submit_job(r, j, LS_KIND_POSITION, false, finish_position);
+    return;
+bad:
+    job_free(j);
+}
+
+/* ---- money: user withdrawal and the admin faucet ------------------------------------------------------------ */
+
+static void finish_money(struct req *r)
+{
+    struct job *j = r->job;
+    for (uint32_t i = 0; i < j->n; i++)
+        if (j->rej[i] != REJ_NONE) {
+            reject_reply(r, &j->cmds[i], j->rej[i]);
+            return;
+        }
+    const struct cmd *c = &j->cmds[j->n - 1];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "account", c->account);
+    cJSON_AddStringToObject(o, "currency", r->s->cfg.exch.currency[c->u.money.currency]);
+    cJSON_AddStringToObject(o, "transactType", c->type == CMD_DEPOSIT ? "Deposit" : "Withdrawal");
+    cJSON_AddNumberToObject(o, "amount", (double)(c->type == CMD_DEPOSIT ? c->u.money.amount : -c->u.money.amount));
+    cJSON_AddStringToObject(o, "transactStatus", "Completed");
+    cJSON_AddNumberToObject(o, "walletBalance", (double)j->margin.wallet);
+    add_time(o, "timestamp", j->ts);
+    reply_json(r, 200, o);
+}
+
+/* {account?, currency, amount} into a money command; false with reply set. */
+static bool money_cmd(struct req *r, struct cmd *c, uint8_t type, bool admin)
+{
+    int64_t amount = 0, account = r->key.account;
+    const char *cur = str_param(r->params, "currency");
+    int ci = currency_find(r->s, cur ? cur : "XBt");
+    if (ci < 0) {
+        reply_error(r, 400, VALIDATION, "Invalid currency");
+        return false;
+    }
+    if (admin && prm_int(r->params, "account", &account) != PRM_FOUND) {
+        reply_error(r, 400, VALIDATION, "'account' is a required arg.");
+        return false;
+    }
+    if (admin && (account <= 0 || account >= (int64_t)r->s->next_account)) {
+        reply_error(r, 404, HTTP, "Account not found");
+        return false;
+    }
+    enum prm_get g = prm_int(r->params, "amount", &amount);
+    if (g != PRM_FOUND || amount <= 0) {
+        reply_error(r, 400, VALIDATION, g == PRM_ABSENT ? "'amount' is a required arg." : "Invalid amount");
+        return false;
+    }
+    c->type = type;
+    c->account = (uint32_t)account;
+    c->u.money.currency = (uint8_t)ci;
+    c->u.money.amount = amount;
+    return true;
+}
+
+static void post_withdrawal(struct req *r)
+{
+    if (!need_perm(r, PERM_WITHDRAW))
+        return;
+    struct job *j = job_new(J_MONEY, r->key.account, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    if (!money_cmd(r, &j->cmds[0], CMD_WITHDRAW, false) ||
+        !rate_limit(r, rl_cost_single(), false, false, true)) {
+        job_free(j);
+        return;
+    }
+    submit_job(r, j, LS_KIND_OTHER, false, finish_money);
+}
+
+/* ---- admin ------------------------------------------------------------------------------------------------- */
+
+static bool admin_ok(struct req *r)
+{
+    struct srv *s = r->s;
+    if (!s->cfg.admin_token[0]) {
+        reply_error(r, 404, HTTP, "Not Found");
+        return false;
+    }
+    bool loopback = strncmp(r->client_ip, "127.", 4) == 0 || strcmp(r->client_ip, "::1") == 0;
+    if (!loopback && !s->cfg.admin_remote) {
+        reply_error(r, 403, HTTP, "Access Denied: the admin API answers loopback clients only");
+        return false;
+    }
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    size_t tl = strlen(s->cfg.admin_token);
+    if (!h || strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) != tl ||
+        CRYPTO_memcmp(h + 7, s->cfg.admin_token, tl) != 0) {
+        reply_error(r, 401, HTTP, "Invalid admin token.");
+        return false;
+    }
+    return true;
+}
+
+static void finish_account(struct req *r)
+{
+    struct job *j = r->job;
+    for (uint32_t i = 0; i < j->n; i++)
+        if (j->rej[i] != REJ_NONE) {
+            reject_reply(r, &j->cmds[i], j->rej[i]);
+            return;
+        }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "account", j->account);
+    cJSON_AddStringToObject(o, "apiKey", r->key.id);
+    cJSON_AddStringToObject(o, "apiSecret", r->key.secret);
+    cJSON *perms = cJSON_AddArrayToObject(o, "permissions");
+    if (r->key.perms & PERM_ORDER)
+        cJSON_AddItemToArray(perms, cJSON_CreateString("order"));
+    if (r->key.perms & PERM_CANCEL)
+        cJSON_AddItemToArray(perms, cJSON_CreateString("orderCancel"));
+    if (r->key.perms & PERM_WITHDRAW)
+        cJSON_AddItemToArray(perms, cJSON_CreateString("withdraw"));
+    reply_json(r, 200, o);
+}
+
+static void admin_accounts(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const known[] = {"deposits", "permissions", "cidrs", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    sats_t dep[CURRENCIES_MAX] = {0};
+    uint32_t ndep = 0;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(r->params, "deposits"), *it;
+    if (d && !cJSON_IsObject(d)) {
+        reply_error(r, 400, VALIDATION, "Invalid deposits");
+        return;
+    }
+    cJSON_ArrayForEach(it, d)
+    {
+        int c = currency_find(s, it->string);
+        int64_t v = 0;
+        if (c < 0 || prm_int(d, it->string, &v) != PRM_FOUND || v < 0) {
+            reply_error(r, 400, VALIDATION, "Invalid deposits: %s", it->string);
+            return;
+        }
+        dep[c] = v;
+    }
+    uint32_t perms = PERM_ORDER;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(r->params, "permissions");
+    if (p) {
+        perms = 0;
+        if (!cJSON_IsArray(p)) {
+            reply_error(r, 400, VALIDATION, "Invalid permissions");
+            return;
+        }
+        cJSON_ArrayForEach(it, p)
+        {
+            if (!cJSON_IsString(it)) {
+                reply_error(r, 400, VALIDATION, "Invalid permissions");
+                return;
+            }
+            if (strcmp(it->valuestring, "order") == 0)
+                perms |= PERM_ORDER;
+            else if (strcmp(it->valuestring, "orderCancel") == 0)
+                perms |= PERM_CANCEL;
+            else if (strcmp(it->valuestring, "withdraw") == 0)
+                perms |= PERM_WITHDRAW;
+            else if (strcmp(it->valuestring, "read") != 0) {
+                reply_error(r, 400, VALIDATION, "Invalid permissions: %s", it->valuestring);
+                return;
+            }
+        }
+    }
+    struct key_rec k;
+    memset(&k, 0, sizeof(k));
+    const cJSON *cidrs = cJSON_GetObjectItemCaseSensitive(r->params, "cidrs");
+    if (cidrs) {
+        if (!cJSON_IsArray(cidrs) || cJSON_GetArraySize(cidrs) > KEY_CIDRS_MAX) {
+            reply_error(r, 400, VALIDATION, "Invalid cidrs");
+            return;
+        }
+        cJSON_ArrayForEach(it, cidrs)
+        {
+            unsigned a, b, c2, e, bits;
+            char tail;
+            if (!cJSON_IsString(it) ||
+                sscanf(it->valuestring, "%u.%u.%u.%u/%u%c", &a, &b, &c2, &e, &bits, &tail) != 5 ||
+                a > 255 || b > 255 || c2 > 255 || e > 255 || bits > 32) {
+                reply_error(r, 400, VALIDATION, "Invalid cidrs");
+                return;
+            }
+            k.cidr_addr[k.ncidr] = a << 24 | b << 16 | c2 << 8 | e;
+            k.cidr_bits[k.ncidr++] = (uint8_t)bits;
+        }
+    }
+    uint32_t account = accounts_alloc(s);
+    if (!account) {
+        reply_error(r, 400, VALIDATION, "No more accounts: the configured maximum is reached");
+        return;
+    }
+    struct key_rec made;
+    if (keys_add(s, account, perms, &made) != 0) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    if (k.ncidr) {
+        pthread_mutex_lock(&s->keys_lock);
+        for (uint32_t i = 0; i < s->nkeys; i++)
+            if (strcmp(s->keys[i].id, made.id) == 0) {
+                s->keys[i].ncidr = k.ncidr;
+                memcpy(s->keys[i].cidr_addr, k.cidr_addr, sizeof(k.cidr_addr));
+                memcpy(s->keys[i].cidr_bits, k.cidr_bits, sizeof(k.cidr_bits));
+            }
+        pthread_mutex_unlock(&s->keys_lock);
+    }
+    r->key = made; /* the reply shows the new key once, here only */
+    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++)
+        ndep += dep[c] > 0;
+    struct job *j = job_new(J_MONEY, account, ndep);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    uint32_t n = 0;
+    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++)
+        if (dep[c] > 0) {
+            j->cmds[n].type = CMD_DEPOSIT;
+            j->cmds[n].u.money.currency = c;
+            j->cmds[n++].u.money.amount = dep[c];
+        }
+    submit_job(r, j, LS_KIND_OTHER, true, finish_account);
+}
+
+static void admin_money(struct req *r, uint8_t type)
+{
+    static const char *const known[] = {"account", "currency", "amount", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    struct job *j = job_new(J_MONEY, 0, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    if (!money_cmd(r, &j->cmds[0], type, true)) {
+        job_free(j);
+        return;
+    }
+    j->account = j->cmds[0].account;
+    submit_job(r, j, LS_KIND_OTHER, true, finish_money);
+}
+
+static void finish_index(struct req *r)
+{
+    struct job *j = r->job;
+    if (j->rej[0] != REJ_NONE) {
+        reject_reply(r, &j->cmds[0], j->rej[0]);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "symbol", r->s->cfg.exch.index[j->cmds[0].u.set_index.index]);
+    cJSON_AddNumberToObject(o, "price", px_num(j->cmds[0].u.set_index.price));
+    add_time(o, "timestamp", j->ts);
+    reply_json(r, 200, o);
+}
+
+static void admin_index(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const known[] = {"symbol", "price", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    const char *y = str_param(r->params, "symbol");
+    int idx = -1;
+    for (uint16_t k = 0; y && k < s->cfg.exch.indices_count; k++)
+        if (strcasecmp(y, s->cfg.exch.index[k]) == 0)
+            idx = k;
+    if (idx < 0) {
+        reply_error(r, 400, VALIDATION, "Invalid symbol: not an index");
+        return;
+    }
+    int64_t px = 0;
+    if (prm_fixed(r->params, "price", 8, &px) != PRM_FOUND || px <= 0 || px > 100000000 * PX_SCALE) {
+        reply_error(r, 400, VALIDATION, "Invalid price");
+        return;
+    }
+    struct job *j = job_new(J_INDEX, 0, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->cmds[0].type = CMD_SET_INDEX;
+    j->cmds[0].u.set_index.index = (uint16_t)idx;
+    j->cmds[0].u.set_index.price = px;
+    submit_job(r, j, LS_KIND_OTHER, true, finish_index);
+}
+
+static void admin_audit(struct req *r)
+{
+    struct srv *s = r->s;
+    struct exch_audit a;
+    rdlock(r);
+    exch_audit(s->x, &a);
+    const char *verify = NULL;
+    ms_t now = s->now;
+    unlock(r);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", a.ok && !verify);
+    cJSON_AddStringToObject(o, "report", a.report);
+    cJSON *cur = cJSON_AddArrayToObject(o, "currencies");
+    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[c]);
+        cJSON_AddNumberToObject(row, "total", (double)a.total[c]);
+        cJSON_AddNumberToObject(row, "expected", (double)a.expected[c]);
+        cJSON_AddNumberToObject(row, "difference", (double)(a.total[c] - a.expected[c]));
+        cJSON_AddNumberToObject(row, "insuranceFund", (double)a.insurance[c]);
+        cJSON_AddNumberToObject(row, "fees", (double)a.fees[c]);
+        cJSON_AddNumberToObject(row, "rounding", (double)a.rounding[c]);
+        cJSON_AddNumberToObject(row, "openPositions", (double)a.positions[c]);
+        cJSON_AddItemToArray(cur, row);
+    }
+    cJSON *ins = cJSON_AddArrayToObject(o, "instruments");
+    for (uint16_t i = 0; i < s->cfg.exch.engine.instruments_count; i++) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "symbol", sym(s, i));
+        cJSON_AddNumberToObject(row, "longContracts", (double)a.long_qty[i]);
+        cJSON_AddNumberToObject(row, "shortContracts", (double)a.short_qty[i]);
+        cJSON_AddItemToArray(ins, row);
+    }
+    add_time(o, "timestamp", now);
+    reply_json(r, 200, o);
+}
+
+static void admin_loadshed(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const known[] = {"latencyCapMs", "fixedDepth", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    int64_t v;
+    if (prm_int(r->params, "latencyCapMs", &v) == PRM_FOUND) {
+        if (v <= 0 || ls_set_latency_cap(s->q, v * 1000000) != LS_OK) {
+            reply_error(r, 400, VALIDATION, "Invalid latencyCapMs");
+            return;
+        }
+    } else if (prm_int(r->params, "fixedDepth", &v) == PRM_FOUND) {
+        if (v < 0 || v > UINT32_MAX || ls_set_fixed_depth(s->q, (uint32_t)v) != LS_OK) {
+            reply_error(r, 400, VALIDATION, "Invalid fixedDepth");
+            return;
+        }
+    } else if (strcmp(r->method, "POST") == 0) {
+        reply_error(r, 400, VALIDATION, "Give latencyCapMs or fixedDepth");
+        return;
+    }
+    struct ls_metrics m;
+    ls_metrics(s->q, &m);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "mode", m.mode == LS_FIXED ? "fixed" : "latencyCap");
+    cJSON_AddNumberToObject(o, "latencyCapMs", (double)m.latency_cap_ns / 1e6);
+    cJSON_AddNumberToObject(o, "depthLimit", m.depth_limit);
+    cJSON_AddNumberToObject(o, "depth", m.depth);
+    cJSON_AddNumberToObject(o, "serviceNsEwma", (double)m.service_estimate_ns);
+    reply_json(r, 200, o);
+}
+
+static void get_metrics(struct req *r)
+{
+    struct srv *s = r->s;
+    size_t need = ls_metrics_prometheus(s->q, NULL, 0);
+    size_t cap = need + 4096;
+    char *buf = malloc(cap);
+    if (!buf) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    size_t n = ls_metrics_prometheus(s->q, buf, need + 1);
+    n += (size_t)snprintf(buf + n, cap - n,
+                          "# HELP perpsim_engine_commands_total Commands the engine applied.\n"
+                          "# TYPE perpsim_engine_commands_total counter\n"
+                          "perpsim_engine_commands_total %" PRIu64 "\n"
+                          "# HELP perpsim_http_responses_total HTTP responses by status class.\n"
+                          "# TYPE perpsim_http_responses_total counter\n",
+                          (uint64_t)atomic_load(&s->commands));
+    for (int k = 1; k <= 5; k++)
+        n += (size_t)snprintf(buf + n, cap - n, "perpsim_http_responses_total{code=\"%dxx\"} %" PRIu64 "\n",
+                              k, (uint64_t)atomic_load(&s->http_status[k]));
+    n += (size_t)snprintf(buf + n, cap - n,
+                          "# HELP perpsim_http_connections_total Connections accepted.\n"
+                          "# TYPE perpsim_http_connections_total counter\n"
+                          "perpsim_http_connections_total %" PRIu64 "\n"
+                          "# HELP perpsim_http_connections_open Connections open now.\n"
+                          "# TYPE perpsim_http_connections_open gauge\n"
+                          "perpsim_http_connections_open %" PRIu64 "\n",
+                          (uint64_t)atomic_load(&s->connections),
+                          (uint64_t)atomic_load(&s->connections_open));
+    free(r->reply);
+    r->reply = buf;
+    r->status = 200;
+    r->state = RS_READY;
+    r->text_plain = true;
+}
+
+/* ---- the route table ------------------------------------------------------------------------------------------ */
+
+struct route {
+    const char *method;
+    const char *path;
+    void (*fn)(struct req *r);
+    bool read;        /* charged as a read at once */
+};
+
+static void r_instrument(struct req *r) { get_instruments(r, false, false, true); }
+static void r_active(struct req *r) { get_instruments(r, true, false, true); }
+static void r_active_idx(struct req *r) { get_instruments(r, true, true, true); }
+static void r_indices(struct req *r) { get_instruments(r, false, true, false); }
+static void r_exec(struct req *r) { get_executions(r, false); }
+static void r_trade_hist(struct req *r) { get_executions(r, true); }
+static void r_margin(struct req *r) { get_margin(r, false); }
+static void r_wallet(struct req *r) { get_margin(r, true); }
+static void r_bulk_new(struct req *r) { bulk(r, false); }
+static void r_bulk_amend(struct req *r) { bulk(r, true); }
+static void r_leverage(struct req *r) { post_position(r, POS_LEVERAGE); }
+static void r_isolate(struct req *r) { post_position(r, POS_ISOLATE); }
+static void r_risk(struct req *r) { post_position(r, POS_RISK); }
+static void r_transfer(struct req *r) { post_position(r, POS_TRANSFER); }
+static void r_empty(struct req *r) { reply_json(r, 200, cJSON_CreateArray()); }
+static void a_deposit(struct req *r) { admin_money(r, CMD_DEPOSIT); }
+static void a_withdraw(struct req *r) { admin_money(r, CMD_WITHDRAW); }
+
+static const struct route api_routes[] = {
+    {"GET", "announcement", r_empty, true},
+    {"GET", "announcement/urgent", r_empty, true},
+    {"GET", "schema", get_schema, true},
+    {"GET", "schema/websocketHelp", get_ws_help, true},
+    {"GET", "wallet/assets", get_assets, true},
+    {"GET", "instrument", r_instrument, true},
+    {"GET", "instrument/active", r_active, true},
+    {"GET", "instrument/activeAndIndices", r_active_idx, true},
+    {"GET", "instrument/indices", r_indices, true},
+    {"GET", "orderBook/L2", get_l2, true},
+    {"GET", "trade", get_trades, true},
+    {"GET", "trade/bucketed", get_bucketed, true},
+    {"GET", "funding", get_funding, true},
+    {"GET", "insurance", get_insurance, true},
+    {"GET", "liquidation", get_liquidations, true},
+    {"GET", "settlement", get_settlements, true},
+    {"GET", "order", get_orders, true},
+    {"POST", "order", post_order, false},
+    {"PUT", "order", put_order, false},
+    {"DELETE", "order", delete_order, false},
+    {"DELETE", "order/all", delete_all, false},
+    {"POST", "order/bulk", r_bulk_new, false},
+    {"PUT", "order/bulk", r_bulk_amend, false},
+    {"POST", "order/cancelAllAfter", post_cancel_after, false},
+    {"GET", "execution", r_exec, true},
+    {"GET", "execution/tradeHistory", r_trade_hist, true},
+    {"GET", "position", get_positions, true},
+    {"POST", "position/leverage", r_leverage, false},
+    {"POST", "position/isolate", r_isolate, false},
+    {"POST", "position/riskLimit", r_risk, false},
+    {"POST", "position/transferMargin", r_transfer, false},
+    {"GET", "user", get_user, true},
+    {"GET", "user/margin", r_margin, true},
+    {"GET", "user/wallet", r_wallet, true},
+    {"GET", "user/walletHistory", get_wallet_history, true},
+    {"GET", "user/walletSummary", get_wallet_summary, true},
+    {"GET", "user/commission", get_commission, true},
+    {"POST", "user/requestWithdrawal", post_withdrawal, false},
+    {"GET", "apiKey", get_api_keys, true},
+};
+
+static const struct route admin_routes[] = {
+    {"POST", "accounts", admin_accounts, false},
+    {"POST", "deposit", a_deposit, false},
+    {"POST", "withdraw", a_withdraw, false},
+    {"POST", "index", admin_index, false},
+    {"GET", "audit", admin_audit, false},
+    {"GET", "loadshed", admin_loadshed, false},
+    {"POST", "loadshed", admin_loadshed, false},
+};
+
+static void serve(struct req *r, const struct route *t, size_t n, const char *rest, bool api)
+{
+    bool path_known = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(t[i].path, rest) != 0)
+            continue;
+        path_known = true;
+        if (strcmp(t[i].method, r->method) != 0)
+            continue;
+        if (api && t[i].read && !rate_limit(r, rl_cost_single(), false, false, true))
+            return;
+        t[i].fn(r);
+        return;
+    }
+    if (path_known)
+        reply_error(r, 405, HTTP, "Method Not Allowed");
+    else
+        reply_error(r, 404, HTTP, "Not Found");
+}
+
+void route(struct req *r)
+{
+    char path[256];
+    size_t len = r->query ? (size_t)(r->query - 1 - r->path) : strlen(r->path);
+    if (len >= sizeof(path)) {
+        reply_error(r, 404, HTTP, "Not Found");
+        return;
+    }
+    memcpy(path, r->path, len);
+    path[len] = 0;
+    if (len > 1 && path[len - 1] == '/')
+        path[len - 1] = 0;
+    if (strncmp(path, "/api/v1/", 8) == 0) {
+        serve(r, api_routes, sizeof(api_routes) / sizeof(api_routes[0]), path + 8, true);
+    } else if (strncmp(path, "/admin/v1/", 10) == 0) {
+        if (admin_ok(r))
+            serve(r, admin_routes, sizeof(admin_routes) / sizeof(admin_routes[0]), path + 10, false);
+    } else if (strcmp(path, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
+        get_metrics(r);
+    } else {
+        reply_error(r, 404, HTTP, "Not Found");
+    }
+}

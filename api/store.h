@@ -1,0 +1,162 @@
+/*
+ * store.h - the read model: every table the REST API (and later the
+ * WebSocket feed) shows, kept from the one change stream.
+ *
+ * The engine thread feeds every event of every command to store_event(),
+ * holding the server's state lock for writing; readers hold it for reading,
+ * so a reader sees the state between two commands, never inside one. The
+ * store keeps what the margin core does not: order history (terminal
+ * orders included) with the client's clOrdID and text, executions per
+ * account, public trades and their time buckets, funding, insurance,
+ * liquidation and settlement rows, and the wallet history.
+ *
+ * Records grow in arrays; ids are dense (orders: the engine's ids 1, 2, 3,
+ * ...; executions: 1, 2, 3, ... in stream order), so a lookup is an index.
+ */
+#ifndef PERPSIM_API_STORE_H
+#define PERPSIM_API_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "margin/exchange.h"
+
+#define TEXT_LEN_MAX 255
+
+enum exec_type {
+    EX_NEW = 0,
+    EX_TRADE,
+    EX_CANCELED,
+    EX_REPLACED,
+    EX_RESTATED,
+    EX_TRIGGERED,
+    EX_REJECTED,
+    EX_FUNDING,
+    EX_SETTLEMENT,
+    EX_LIQUIDATION, /* the position taken over by the liquidation engine */
+    EX_BANKRUPTCY,  /* closed by auto-deleveraging at the bankruptcy price */
+    EX_COUNT
+};
+
+/* An order as the Order table shows it. */
+struct ord_rec {
+    struct order_view v; /* latest state (status, leaves, cum, price...) */
+    char clordid[CLORDID_LEN_MAX + 1];
+    char clordlinkid[CLORDID_LEN_MAX + 1];
+    uint32_t text;       /* interned user text (0 = none) */
+    uint8_t cancel_reason; /* enum cancel_reason once canceled */
+    ms_t created_ms, updated_ms;
+    i128 fill_px_qty;    /* sum of px * qty over fills, for avgPx */
+};
+
+struct exe_rec {
+    uint64_t exec_id;
+    uint64_t order_id;   /* 0 for funding/settlement rows */
+    uint64_t trd_match_id;
+    struct order_view v; /* the order after this execution (or a sketch) */
+    uint8_t type;        /* enum exec_type */
+    uint8_t liq;         /* 0 none, 1 AddedLiquidity, 2 RemovedLiquidity */
+    uint8_t reason;      /* cancel / reject reason */
+    uint8_t currency;
+    qty_t last_qty;
+    px_t last_px;
+    px_t avg_px;
+    sats_t exec_cost, exec_comm;
+    rate_t commission_e8;
+    ms_t ts;
+};
+
+struct trade_rec {
+    uint64_t trade_id;
+    ms_t ts;
+    qty_t size;
+    px_t px;
+    sats_t gross;        /* |value| in settlement units */
+    uint8_t side;        /* aggressor */
+    uint8_t tick_dir;    /* 0 PlusTick 1 ZeroPlusTick 2 MinusTick 3 ZeroMinusTick */
+};
+
+/* A time bucket of trades (stored only when it has trades). */
+struct bin_rec {
+    ms_t start_ms;
+    px_t open, high, low, close;
+    int64_t trades;
+    qty_t volume;
+    sats_t turnover;
+    i128 px_qty;         /* for vwap */
+    qty_t last_size;
+};
+
+enum bin_size { BIN_1M = 0, BIN_5M, BIN_1H, BIN_1D, BIN_COUNT };
+
+struct funding_rec { ms_t ts; uint16_t inst; rate_t rate_e8; px_t mark_px; sats_t paid; };
+struct insurance_rec { ms_t ts; uint8_t currency; sats_t balance; };
+struct settle_rec { ms_t ts; uint16_t inst; px_t px; };
+struct wallet_rec {
+    uint64_t id;
+    ms_t ts;
+    uint32_t account;
+    uint8_t currency;
+    uint8_t kind;        /* enum money_kind */
+    uint16_t inst;
+    sats_t amount, balance;
+};
+
+/* A growable array of uint32 indices. */
+struct idx_vec { uint32_t *v; uint32_t n, cap; };
+
+struct store;
+
+/* What the engine thread learns about the command it is applying. */
+struct store_capture {
+    uint32_t account;     /* the command's account */
+    uint64_t new_order_id; /* EV_NEW of that account in this command, 0 if none */
+    uint32_t text;        /* interned text to give a new order */
+    uint64_t *canceled;   /* ids of EV_CANCELED of that account (cancel-all) */
+    uint32_t ncanceled, cap_canceled;
+};
+
+struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max);
+void store_destroy(struct store *s);
+
+/* Set before applying a command, cleared (NULL) after. */
+void store_set_capture(struct store *s, struct store_capture *c);
+/* The sink: every event of the stream, in order. x is read for figures
+ * (positions, insurance) the events point to. */
+void store_event(struct store *s, const struct exch *x, const struct event *ev);
+
+/* Text interning (engine thread). 0 for "" . */
+uint32_t store_intern(struct store *s, const char *text);
+const char *store_text(const struct store *s, uint32_t id);
+
+/* Reads (state lock held for reading). */
+const struct ord_rec *store_order(const struct store *s, uint64_t id);
+uint64_t store_orders_count(const struct store *s);
+/* The account's orders (ids ascending = oldest first). */
+const struct idx_vec *store_account_orders(const struct store *s, uint32_t account);
+/* Latest order of the account with that clOrdID, 0 if none. */
+uint64_t store_find_clordid(const struct store *s, uint32_t account, const char *clordid);
+const struct exe_rec *store_exec(const struct store *s, uint32_t idx);
+const struct idx_vec *store_account_execs(const struct store *s, uint32_t account);
+const struct trade_rec *store_trades(const struct store *s, uint16_t inst, uint32_t *n);
+const struct bin_rec *store_bins(const struct store *s, uint16_t inst, enum bin_size b, uint32_t *n);
+ms_t store_bin_ms(enum bin_size b);
+const struct funding_rec *store_funding(const struct store *s, uint32_t *n);
+const struct insurance_rec *store_insurance(const struct store *s, uint32_t *n);
+const struct settle_rec *store_settlements(const struct store *s, uint32_t *n);
+const struct wallet_rec *store_wallet(const struct store *s, uint32_t idx);
+const struct idx_vec *store_account_wallet(const struct store *s, uint32_t account);
+/* Liquidation orders (the liquidator's), ids ascending. */
+const struct idx_vec *store_liquidations(const struct store *s);
+/* Instruments the account has had an order or position in (bit i). */
+uint64_t store_account_insts(const struct store *s, uint32_t account);
+/* The last trade's price and tick direction, 0 if none. */
+px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir);
+ms_t store_now(const struct store *s); /* the last event's time */
+
+/* Money of a fill: signed value (BitMEX execCost) and fee. */
+void store_fill_money(const struct exch_config *cfg, uint16_t inst, qty_t signed_qty, px_t px,
+                      rate_t rate_e8, sats_t *cost, sats_t *comm);
+
+#endif
