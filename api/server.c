@@ -667,6 +667,8 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "out of memory for the read model");
         goto fail;
     }
+    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++)
+        store_insurance_open(s->st, wall_ms(), c, exch_insurance(s->x, c));
     if (cfg->rate_limit != RLP_OFF) {
         struct rl_config rc;
         if (cfg->rate_limit == RLP_2021)

@@ -450,6 +450,12 @@ static void on_money(struct store *s, const struct event *ev)
     }
 }
 
+void store_insurance_open(struct store *s, ms_t ts, uint8_t currency, sats_t balance)
+{
+    struct insurance_rec ir = {ts, currency, balance};
+    VPUSH(s->insurance, ir);
+}
+
 void store_event(struct store *s, const struct exch *x, const struct event *ev)
 {
     if (ev->ts > s->now)

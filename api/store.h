@@ -126,6 +126,10 @@ void store_set_capture(struct store *s, struct store_capture *c);
  * (positions, insurance) the events point to. */
 void store_event(struct store *s, const struct exch *x, const struct event *ev);
 
+/* The insurance fund's opening balance (booked at exch_create, before any
+ * event): the first row of the insurance table. */
+void store_insurance_open(struct store *s, ms_t ts, uint8_t currency, sats_t balance);
+
 /* Text interning (engine thread). 0 for "" . */
 uint32_t store_intern(struct store *s, const char *text);
 const char *store_text(const struct store *s, uint32_t id);

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Integration tests of the perpsim server over real HTTP.
+
+Starts the server (the path is the first argument) on a free loopback port,
+creates accounts through the admin API and drives every REST endpoint the
+way a client does: signed requests (HMAC-SHA256 over verb + target +
+expires + body, as BitMEX documents), bad input of every kind, auth and
+permission cases, rate-limit headers and the 429. After every bad request
+the money audit must still be exact and unchanged.
+
+Exit status 0 when every check holds; the first failed check is printed
+with the request and the response.
+"""
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/perpsim"
+TOKEN = secrets.token_hex(16)
+checks = 0
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    global checks
+    checks += 1
+    if not cond:
+        fail(msg)
+
+
+class Server:
+    def __init__(self, *args):
+        self.p = subprocess.Popen([BIN, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", *args],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 20
+        self.port = None
+        while time.time() < deadline:
+            line = self.p.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if not self.port:
+            fail("server did not start")
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def stop(self):
+        self.conn.close()
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            rc = self.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            fail("server did not stop on SIGTERM")
+        check(rc == 0, f"server exit status {rc}")
+
+    def raw(self, verb, target, body=b"", headers=None):
+        """One request on the keep-alive connection; returns (status, headers, parsed body)."""
+        h = dict(headers or {})
+        if body and "Content-Type" not in h:
+            h["Content-Type"] = "application/json"
+        try:
+            self.conn.request(verb, target, body=body, headers=h)
+            r = self.conn.getresponse()
+        except (http.client.HTTPException, ConnectionError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            raise
+        data = r.read()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data.decode(errors="replace")
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, parsed
+
+    def admin(self, verb, path, body=None):
+        b = json.dumps(body).encode() if body is not None else b""
+        return self.raw(verb, "/admin/v1/" + path, b, {"Authorization": "Bearer " + TOKEN})
+
+    def account(self, deposits=None, **kw):
+        body = {"deposits": deposits or {"XBt": 100_000_000, "USDt": 1_000_000_000_000}}
+        body.update(kw)
+        st, _, a = self.admin("POST", "accounts", body)
+        check(st == 200 and a.get("apiKey") and a.get("apiSecret"), f"create account: {st} {a}")
+        return Client(self, a)
+
+    def audit(self):
+        st, _, a = self.admin("GET", "audit")
+        check(st == 200 and a["ok"], f"audit: {a}")
+        return [(c["currency"], c["total"], c["expected"]) for c in a["currencies"]]
+
+
+def qs(params):
+    return urllib.parse.urlencode(params, quote_via=urllib.parse.quote) if params else ""
+
+
+class Client:
+    def __init__(self, srv, a):
+        self.srv, self.account, self.key, self.secret = srv, a["account"], a["apiKey"], a["apiSecret"]
+
+    def req(self, verb, path, body=None, params=None, expires=None, secret=None, raw_body=None):
+        target = "/api/v1/" + path + (("?" + qs(params)) if params else "")
+        b = raw_body if raw_body is not None else (json.dumps(body, separators=(",", ":")).encode() if body is not None else b"")
+        exp = str(expires if expires is not None else int(time.time()) + 60)
+        sig = hmac.new((secret or self.secret).encode(), (verb + target + exp).encode() + b, hashlib.sha256).hexdigest()
+        h = {"api-key": self.key, "api-expires": exp, "api-signature": sig}
+        if b:
+            h["Content-Type"] = "application/json"
+        return self.srv.raw(verb, target, b, h)
+
+    def ok(self, verb, path, body=None, params=None):
+        st, h, r = self.req(verb, path, body, params)
+        check(st == 200, f"{verb} {path} {body or params}: {st} {r}")
+        return r
+
+
+def error_is(resp, status, msg_part, what):
+    st, _, r = resp
+    check(st == status and isinstance(r, dict) and "error" in r and msg_part in r["error"]["message"]
+          and r["error"].get("name"), f"{what}: want {status} '{msg_part}', got {st} {r}")
+
+
+def main():
+    s = Server("--rate-limit", "off")
+    try:
+        run_main(s)
+    finally:
+        s.stop()
+    s2 = Server("--rate-limit", "default")
+    try:
+        run_rate_limits(s2)
+    finally:
+        s2.stop()
+    print(f"http integration: {checks} checks passed")
+
+
+def run_main(s):
+    mm, tr = s.account(), s.account()
+
+    # ---- public endpoints ------------------------------------------------------
+    st, h, assets = s.raw("GET", "/api/v1/wallet/assets")
+    check(st == 200 and h["content-type"].startswith("application/json"), "wallet/assets content type")
+    xbt = [a for a in assets if a["currency"] == "XBt"]
+    check(xbt and xbt[0]["scale"] == 8 and xbt[0]["asset"] == "XBT", f"XBt asset: {assets}")
+    for path in ["instrument", "instrument/active", "instrument/activeAndIndices", "instrument/indices"]:
+        st, _, rows = s.raw("GET", "/api/v1/" + path)
+        check(st == 200 and isinstance(rows, list) and rows, f"{path}: {st}")
+    st, _, rows = s.raw("GET", "/api/v1/instrument?symbol=XBTUSD")
+    x = rows[0]
+    check(x["symbol"] == "XBTUSD" and x["typ"] == "FFWCSX" and x["isInverse"] and x["tickSize"] == 0.5
+          and x["lotSize"] == 100 and x["settlCurrency"] == "XBt" and x["markPrice"] > 0, f"XBTUSD: {x}")
+    st, _, rows = s.raw("GET", "/api/v1/instrument?symbol=XBT%3Aperpetual")
+    check({r["symbol"] for r in rows} == {"XBTUSD", "XBTUSDT"}, f"series XBT:perpetual: {[r['symbol'] for r in rows]}")
+    st, _, rows = s.raw("GET", "/api/v1/instrument?symbol=NOPE")
+    check(st == 200 and rows == [], "unknown symbol on a table gives []")
+    st, _, rows = s.raw("GET", "/api/v1/instrument/indices")
+    check(any(r["symbol"] == ".BXBT" and r["lastPrice"] == 60000 for r in rows), f"indices: {rows}")
+    st, _, help_ = s.raw("GET", "/api/v1/schema/websocketHelp")
+    subj = help_["subscriptionSubjects"]
+    check({"orderBookL2", "orderBookL2_25", "trade", "instrument"} <= set(subj["public"])
+          and {"order", "position", "margin", "execution"} <= set(subj["authenticationRequired"]), "websocketHelp")
+    st, _, sch = s.raw("GET", "/api/v1/schema")
+    check(st == 200 and "Order" in sch and sch["Order"]["keys"] == ["orderID"], "schema")
+    st, _, ann = s.raw("GET", "/api/v1/announcement")
+    check(st == 200 and ann == [], "announcement")
+    audit0 = s.audit()
+
+    # ---- liquidity and a trade ---------------------------------------------------
+    asks = [mm.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 1000, "price": 60100 + 50 * i,
+                                    "ordType": "Limit", "clOrdID": f"ask-{i}", "text": "maker"}) for i in range(3)]
+    bids = [mm.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 1000, "price": 59900 - 50 * i})
+            for i in range(3)]
+    check(asks[0]["ordStatus"] == "New" and asks[0]["clOrdID"] == "ask-0" and asks[0]["text"] == "maker"
+          and asks[0]["workingIndicator"] is True and asks[0]["timeInForce"] == "GoodTillCancel", f"ask: {asks[0]}")
+    check(bids[0]["ordType"] == "Limit" and bids[0]["text"] == "Submitted via API.", f"bid defaults: {bids[0]}")
+    st, _, book = s.raw("GET", "/api/v1/orderBook/L2?symbol=XBTUSD&depth=2")
+    check(st == 200 and len(book) == 4 and all(r["price"] and r["id"] for r in book), f"L2 depth 2: {book}")
+    check([r["side"] for r in book] == ["Sell", "Sell", "Buy", "Buy"] and book[1]["price"] == 60100, f"L2 order {book}")
+    check(book[1]["id"] == 88 * 10**8 - 60100 * 100, f"L2 id formula: {book[1]['id']}")
+    st, _, full = s.raw("GET", "/api/v1/orderBook/L2?symbol=XBTUSD&depth=0")
+    check(len(full) == 6, "L2 depth 0 = full book")
+
+    buy = tr.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 1500, "ordType": "Market",
+                                  "text": "CCXT"})
+    check(buy["ordStatus"] == "Filled" and buy["cumQty"] == 1500 and buy["leavesQty"] == 0 and buy["avgPx"] > 60100,
+          f"market buy: {buy}")
+    pos = tr.ok("GET", "position")
+    p = [x for x in pos if x["symbol"] == "XBTUSD"][0]
+    check(p["currentQty"] == 1500 and p["homeNotional"] > 0 and p["foreignNotional"] < 0 and p["currentCost"] < 0
+          and p["liquidationPrice"] > 0 and p["avgEntryPrice"] > 60100 and p["crossMargin"] is True, f"position: {p}")
+    pos_f = tr.ok("GET", "position", params={"filter": json.dumps({"symbol": "XBTUSD"}), "count": 5})
+    check(len(pos_f) == 1, "position filter")
+    check(tr.ok("GET", "position", params={"filter": json.dumps({"symbol": "ETHUSD"})}) == [], "position filter []")
+    trades = tr.ok("GET", "execution/tradeHistory")
+    check(len(trades) == 2 and all(t["execType"] == "Trade" and t["lastLiquidityInd"] == "RemovedLiquidity"
+                                   and t["commission"] == 0.00075 for t in trades), f"tradeHistory: {trades}")
+    mtrades = mm.ok("GET", "execution/tradeHistory", params={"reverse": "true", "count": 1})
+    check(len(mtrades) == 1 and mtrades[0]["commission"] == -0.0001 and mtrades[0]["execComm"] < 0,
+          f"maker rebate: {mtrades}")
+    execs = mm.ok("GET", "execution")
+    check({e["execType"] for e in execs} >= {"New", "Trade"}, "execution has New and Trade")
+    st, _, pub = s.raw("GET", "/api/v1/trade?symbol=XBTUSD&reverse=true&count=10")
+    check(st == 200 and len(pub) == 2 and pub[0]["side"] == "Buy" and pub[0]["trdMatchID"], f"trade: {pub}")
+    st, _, pub2 = s.raw("GET", "/api/v1/trade?symbol=XBTUSD&startTime=2000-01-01T00:00:00.000Z&count=1")
+    check(len(pub2) == 1 and pub2[0]["price"] == 60100, f"trade startTime oldest first: {pub2}")
+    st, _, bins = s.raw("GET", "/api/v1/trade/bucketed?symbol=XBTUSD&binSize=1m&partial=true&count=2&reverse=true")
+    check(st == 200 and bins and bins[0]["volume"] == 1500 and bins[0]["close"] == 60150, f"bucketed: {bins}")
+    t_end = bins[0]["timestamp"]
+    check(t_end.endswith(":00.000Z"), "bucket timestamp is a minute end")
+    st, _, _ = s.raw("GET", "/api/v1/trade/bucketed?symbol=XBTUSD&binSize=7m")
+    check(st == 400, "bad binSize")
+    for path in ["funding", "insurance", "liquidation", "settlement"]:
+        st, _, rows = s.raw("GET", "/api/v1/" + path + "?count=5")
+        check(st == 200 and isinstance(rows, list), f"{path}: {st} {rows}")
+    st, _, ins = s.raw("GET", "/api/v1/insurance")
+    check(ins and ins[0]["currency"] in ("XBt", "USDt"), f"insurance rows: {ins}")
+
+    # ---- private reads ---------------------------------------------------------------
+    m = tr.ok("GET", "user/margin")
+    check(isinstance(m, dict) and m["currency"] == "XBt" and m["walletBalance"] < 100_000_000
+          and m["availableMargin"] > 0, f"margin: {m}")
+    ms = tr.ok("GET", "user/margin", params={"currency": "all"})
+    check(isinstance(ms, list) and {x["currency"] for x in ms} == {"XBt", "USDt"}, "margin all")
+    w = tr.ok("GET", "user/wallet")
+    check(w["deposited"] == 100_000_000 and w["amount"] == m["walletBalance"], f"wallet: {w}")
+    wh = tr.ok("GET", "user/walletHistory")
+    check(wh and wh[0]["transactType"] == "Deposit", f"walletHistory: {wh}")
+    wsum = tr.ok("GET", "user/walletSummary")
+    total = [x for x in wsum if x["transactType"] == "Total" and x["currency"] == "XBt"][0]
+    check(total["walletBalance"] == m["walletBalance"], f"walletSummary total: {total}")
+    keys = tr.ok("GET", "apiKey")
+    check(len(keys) == 1 and keys[0]["id"] == tr.key and "secret" not in keys[0], f"apiKey: {keys}")
+    check(tr.ok("GET", "user")["id"] == tr.account, "user")
+    check("XBTUSD" in tr.ok("GET", "user/commission"), "commission")
+    opens = mm.ok("GET", "order", params={"filter": json.dumps({"open": True})})
+    check(len(opens) == 5, f"open orders: {len(opens)}")
+    one = mm.ok("GET", "order", params={"filter": json.dumps({"orderID": asks[1]["orderID"]})})
+    check(len(one) == 1 and one[0]["orderID"] == asks[1]["orderID"], "order by orderID filter")
+    cols = mm.ok("GET", "order", params={"columns": json.dumps(["price"]), "count": 1})
+    check(set(cols[0]) == {"orderID", "price"}, f"columns: {cols}")
+    rev = mm.ok("GET", "order", params={"reverse": "true", "count": 1})
+    check(rev[0]["orderID"] == bids[-1]["orderID"], "reverse")
+
+    # ---- amend, cancel, bulk, cancel-all, dead man's switch -----------------------------
+    am = mm.ok("PUT", "order", {"orderID": bids[0]["orderID"], "price": 59950})
+    check(am["price"] == 59950 and am["ordStatus"] == "New", f"amend: {am}")
+    am2 = mm.ok("PUT", "order", {"origClOrdID": "ask-2", "clOrdID": "ask-2b", "orderQty": 500})
+    check(am2["clOrdID"] == "ask-2b" and am2["orderQty"] == 500, f"amend by origClOrdID: {am2}")
+    error_is(mm.req("PUT", "order", {"orderID": bids[0]["orderID"], "price": 59950}), 400, "Invalid amend", "no-op amend")
+    c1 = mm.ok("DELETE", "order", {"orderID": bids[1]["orderID"]})
+    check(isinstance(c1, list) and c1[0]["ordStatus"] == "Canceled" and "Canceled via API" in c1[0]["text"], f"cancel {c1}")
+    c2 = mm.ok("DELETE", "order", {"orderID": bids[1]["orderID"]})
+    check("Unable to cancel order due to existing state: Canceled" in c2[0].get("error", ""), f"cancel twice: {c2}")
+    c3 = mm.ok("DELETE", "order", {"clOrdID": "ask-2b"})
+    check(c3[0]["ordStatus"] == "Canceled", "cancel by clOrdID")
+    bl = mm.ok("POST", "order/bulk", {"orders": [
+        {"symbol": "XBTUSD", "side": "Sell", "orderQty": 100, "price": 61000 + i} for i in range(0, 4)]})
+    check(len(bl) == 4 and all(o["ordStatus"] == "New" for o in bl), f"bulk: {bl}")
+    bla = mm.ok("PUT", "order/bulk", {"orders": [{"orderID": o["orderID"], "orderQty": 200} for o in bl]})
+    check(all(o["orderQty"] == 200 for o in bla), "bulk amend")
+    error_is(mm.req("POST", "order/bulk", {"orders": [{"symbol": "XBTUSD", "orderQty": 100, "price": 1}] * 101}),
+             400, "Too many orders", "bulk over 100")
+    ca = mm.ok("DELETE", "order/all", {"symbol": "XBTUSD", "filter": {"side": "Sell"}})
+    check(ca and all(o["side"] == "Sell" and o["ordStatus"] == "Canceled" for o in ca), f"cancel all sells: {ca}")
+    left = mm.ok("GET", "order", params={"filter": json.dumps({"open": True})})
+    check(left and all(o["side"] == "Buy" for o in left), "only buys left")
+    dms = mm.ok("POST", "order/cancelAllAfter", {"timeout": 500})
+    check("now" in dms and "cancelTime" in dms, f"cancelAllAfter: {dms}")
+    time.sleep(1.2)
+    check(mm.ok("GET", "order", params={"filter": json.dumps({"open": True})}) == [], "dead man's switch fired")
+    st, _, dead = mm.req("GET", "order", params={"filter": json.dumps({"orderID": bids[2]["orderID"]})})
+    check("cancelAllAfter" in dead[0]["text"], f"dead man's text: {dead[0]['text']}")
+
+    # post-only that would cross: 200 Canceled, nothing trades
+    ask = mm.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 100, "price": 60500})
+    po = tr.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 60500,
+                                 "execInst": "ParticipateDoNotInitiate"})
+    check(po["ordStatus"] == "Canceled" and po["text"].startswith("Canceled: Order had execInst of ParticipateDoNotInitiate"),
+          f"post-only cross: {po}")
+    mm.ok("DELETE", "order", {"orderID": ask["orderID"]})
+    # stop order holds no margin and is untriggered
+    stp = tr.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 100, "stopPx": 50000})
+    check(stp["ordType"] == "Stop" and stp["workingIndicator"] is False and stp["triggered"] == "", f"stop: {stp}")
+    tr.ok("DELETE", "order", {"orderID": stp["orderID"]})
+
+    # ---- positions ---------------------------------------------------------------------
+    lev = tr.ok("POST", "position/leverage", {"symbol": "XBTUSD", "leverage": 10})
+    check(lev["leverage"] == 10 and lev["crossMargin"] is False, f"leverage: {lev}")
+    tm = tr.ok("POST", "position/transferMargin", {"symbol": "XBTUSD", "amount": 10000})
+    check(tm["posMargin"] >= lev["posMargin"] + 10000, f"transferMargin: {tm} vs {lev}")
+    iso = tr.ok("POST", "position/isolate", {"symbol": "XBTUSD", "enabled": False})
+    check(iso["crossMargin"] is True, f"isolate false: {iso}")
+    iso2 = tr.ok("POST", "position/isolate", {"symbol": "XBTUSD", "enabled": True})
+    check(iso2["crossMargin"] is False, f"isolate true: {iso2}")
+    tr.ok("POST", "position/leverage", {"symbol": "XBTUSD", "leverage": 10})
+    rl = tr.ok("POST", "position/riskLimit", {"symbol": "XBTUSD", "riskLimit": 35000000000})
+    check(rl["riskLimit"] == 35000000000, f"riskLimit: {rl}")
+    tr.ok("POST", "position/leverage", {"symbol": "XBTUSD", "leverage": 0})
+    mm.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 5000, "price": 59000})
+    close = tr.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "execInst": "Close"})
+    check(close["ordType"] == "Market" and "Close" in close["execInst"], f"close: {close}")
+    p = [x for x in tr.ok("GET", "position") if x["symbol"] == "XBTUSD"][0]
+    check(p["currentQty"] == 0, f"closed: {p}")
+
+    # ---- index prices move marks (admin) --------------------------------------------------
+    st, _, r = s.admin("POST", "index", {"symbol": ".BXBT", "price": 61000})
+    check(st == 200 and r["price"] == 61000, f"admin index: {r}")
+    st, _, rows = s.raw("GET", "/api/v1/instrument?symbol=XBTUSD")
+    check(60900 < rows[0]["markPrice"] < 61100, f"mark follows index: {rows[0]['markPrice']}")
+    audit_ok = s.audit()
+
+    # ---- bad input: BitMEX status and error body, nothing changes -------------------------
+    bad = [
+        (tr.req("POST", "order", raw_body=b'{"symbol":"XBTUSD",'), 400, "JSON", "malformed JSON"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": "abc", "price": 60000}), 400, "orderQty", "wrong type"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 60000, "colour": "red"}), 400,
+         "Unknown parameter", "unknown field"),
+        (tr.req("POST", "order", {"symbol": "NOPE", "orderQty": 100, "price": 60000}), 400, "Invalid symbol", "unknown symbol"),
+        (tr.req("POST", "order", {"orderQty": 100, "price": 60000}), 400, "symbol", "missing symbol"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": -100, "price": 60000}), 400,
+         "orderQty", "negative quantity with a side"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100.5, "price": 60000}), 400, "orderQty", "fractional qty"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 150, "price": 60000}), 400, "orderQty", "qty off the lot"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 60000.3}), 400, "tickSize", "price off the tick"),
+        (tr.req("POST", "order", raw_body=b'{"symbol":"XBTUSD","orderQty":100,"price":NaN}'), 400, "", "NaN"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 1e300}), 400, "price", "huge price"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 10**30, "price": 60000}), 400, "orderQty", "huge qty"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "side": "Up", "orderQty": 100, "price": 60000}), 400, "side", "bad side"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 60000, "ordType": "Magic"}), 400,
+         "ordType", "bad ordType"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 60000, "execInst": "AllOrNone"}), 400,
+         "execInst", "AllOrNone"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 10**7, "price": 60000}), 400, "insufficient Available Balance",
+         "insufficient balance"),
+        (tr.req("POST", "position/leverage", {"symbol": "XBTUSD", "leverage": 500}), 400, "leverage", "leverage out of range"),
+        (tr.req("POST", "position/transferMargin", {"symbol": "XBTUSD", "amount": 10**15}), 400, "", "transfer beyond"),
+        (tr.req("DELETE", "order", {"orderID": asks[0]["orderID"]}), 404, "Not Found", "another account's orderID"),
+        (tr.req("PUT", "order", {"orderID": asks[0]["orderID"], "price": 1}), 404, "Not Found", "amend another's order"),
+        (tr.req("DELETE", "order", {"orderID": "not-an-id"}), 404, "Not Found", "garbage orderID"),
+        (tr.req("GET", "nothing/here"), 404, "Not Found", "unknown route"),
+        (tr.req("PATCH", "order"), 405, "", "unknown method"),
+        (tr.req("GET", "order", params={"count": 5000}), 400, "count is invalid", "count over 1000"),
+        (tr.req("GET", "order", params={"filter": "{nope"}), 400, "filter", "bad filter"),
+        (tr.req("GET", "trade", params={"startTime": "yesterday"}), 400, "startTime", "bad startTime"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 60000}, secret="x" * 48), 401,
+         "Signature not valid.", "forged signature"),
+        (tr.req("GET", "order", expires=int(time.time()) - 3600), 400, "expired", "expired api-expires (400 as captured from BitMEX)"),
+        (s.raw("GET", "/api/v1/order", headers={"api-key": "nosuchkey0000000000000000", "api-expires": str(int(time.time()) + 60),
+                                               "api-signature": "0" * 64}), 401, "Invalid API Key.", "unknown key"),
+        (s.raw("GET", "/api/v1/position"), 401, "", "private endpoint without auth"),
+        (tr.req("POST", "order", raw_body=b'{"symbol":"XBTUSD","text":"' + b"x" * (2 << 20) + b'"}'), 413, "", "body too large"),
+        (s.raw("GET", "/api/v1/trade?symbol=" + "X" * 40000), 414, "", "URL too long"),
+    ]
+    for resp, status, part, what in bad:
+        error_is(resp, status, part, what)
+    check(s.audit() == audit_ok, "audit unchanged after bad input")
+    check(audit0[0][2] == audit_ok[0][2], "no deposit or withdrawal between the two audits")
+
+    # ---- permissions and keys ----------------------------------------------------------------
+    ro = s.account(permissions=["read"])
+    check(ro.ok("GET", "user/margin")["currency"] == "XBt", "read-only key reads")
+    error_is(ro.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 50000}), 403, "Access Denied",
+             "read-only key cannot order")
+    error_is(tr.req("POST", "user/requestWithdrawal", {"currency": "XBt", "amount": 1000}), 403, "Access Denied",
+             "order key cannot withdraw")
+    wd = s.account(permissions=["order", "withdraw"])
+    r = wd.ok("POST", "user/requestWithdrawal", {"currency": "XBt", "amount": 1000})
+    check(r["walletBalance"] == 100_000_000 - 1000, f"withdraw key withdraws: {r}")
+    error_is(wd.req("POST", "user/requestWithdrawal", {"currency": "XBt", "amount": 10**12}), 400, "withdrawable",
+             "withdraw beyond withdrawable")
+    cidr = s.account(cidrs=["10.0.0.0/8"])
+    error_is(cidr.req("GET", "user/margin"), 403, "Access Denied", "CIDR whitelist refuses loopback")
+    lo = s.account(cidrs=["127.0.0.0/8"])
+    check(lo.ok("GET", "user/margin")["currency"] == "XBt", "CIDR whitelist admits loopback")
+
+    # ---- admin API guards ---------------------------------------------------------------------
+    st, _, r = s.raw("GET", "/admin/v1/audit", headers={"Authorization": "Bearer wrong"})
+    check(st == 401, f"admin wrong token: {st}")
+    st, _, r = s.raw("GET", "/admin/v1/audit")
+    check(st == 401, "admin without token")
+    st, _, r = s.admin("POST", "deposit", {"account": 999999, "currency": "XBt", "amount": 5})
+    check(st == 404, f"deposit to unknown account: {st} {r}")
+    st, _, r = s.admin("POST", "deposit", {"account": tr.account, "currency": "XBt", "amount": 5})
+    check(st == 200 and r["walletBalance"] > 0, f"faucet deposit: {r}")
+    st, _, r = s.admin("POST", "withdraw", {"account": tr.account, "currency": "XBt", "amount": 10**15})
+    check(st == 400, f"faucet withdraw too much: {st}")
+    st, _, r = s.admin("POST", "index", {"symbol": "XBTUSD", "price": 1})
+    check(st == 400, "index must be an index")
+    st, _, r = s.admin("POST", "loadshed", {"latencyCapMs": 250})
+    check(st == 200 and r["latencyCapMs"] == 250, f"admin loadshed cap: {r}")
+
+    # ---- metrics and keep-alive ------------------------------------------------------------------
+    st, h, text = s.raw("GET", "/metrics")
+    check(st == 200 and h["content-type"].startswith("text/plain") and "perpsim_engine_commands_total" in text
+          and "perpsim_loadshed" in text, "metrics")
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
+    c.request("GET", "/api/v1/announcement")
+    r1 = c.getresponse()
+    r1.read()
+    sock = c.sock
+    c.request("GET", "/api/v1/announcement")
+    r2 = c.getresponse()
+    r2.read()
+    check(r1.getheader("Connection", "").lower() != "close" and c.sock is sock and r2.status == 200,
+          "keep-alive: second request on the same connection")
+    c.close()
+    s.audit()
+
+
+def run_rate_limits(s):
+    # Unsigned: 150 per 5 minutes per IP; the headers on every response.
+    st, h, _ = s.raw("GET", "/api/v1/announcement")
+    check(h.get("x-ratelimit-limit") == "150" and "x-ratelimit-remaining" in h and "x-ratelimit-reset" in h,
+          f"rate-limit headers: {h}")
+    last = None
+    for _ in range(160):
+        last = s.raw("GET", "/api/v1/announcement")
+        if last[0] == 429:
+            break
+    st, h, body = last
+    check(st == 429 and body["error"]["name"] == "RateLimitError" and "Rate limit exceeded, retry in" in body["error"]["message"]
+          and int(h["retry-after"]) >= 1, f"429: {st} {h} {body}")
+    # Signed: a separate bucket per key (300 per 5 minutes); cancels count but are never refused.
+    t = s.account()
+    st, h, _ = t.req("GET", "user/margin")
+    check(st == 200 and h["x-ratelimit-limit"] == "300", f"signed limit: {h}")
+    o = t.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50000})
+    n429 = 0
+    for _ in range(320):
+        st, _, _ = t.req("GET", "user/margin")
+        n429 += st == 429
+    check(n429 > 0, "signed bucket runs out")
+    st, _, r = t.req("DELETE", "order", {"orderID": o["orderID"]})
+    check(st == 200 and r[0]["ordStatus"] == "Canceled", f"cancel never refused: {st} {r}")
+    error_is(t.req("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50000}), 429,
+             "Rate limit exceeded", "order refused when out of tokens")
+
+
+if __name__ == "__main__":
+    main()
