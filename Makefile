@@ -19,7 +19,7 @@ build: deps
 	@ninja -C $(RELEASE)
 
 run: build
-	./$(RELEASE)/perpsim
+	./$(RELEASE)/app/perpsim
 
 # Every test twice: optimized with the O(n) invariant checks on, then under
 # AddressSanitizer + UndefinedBehaviorSanitizer with the checks on.
