@@ -1007,12 +1007,14 @@ static bool text_param(struct req *r, const cJSON *p, const char *name, char *ou
     return true;
 }
 
-static bool px_param(struct req *r, const cJSON *p, const char *name, px_t *out, bool *has,
-                     bool allow_negative)
+/* A price (or offset) parameter; sets `bit` in *has when given. */
+static bool px_param(struct req *r, const cJSON *p, const char *name, px_t *out, uint32_t *has,
+                     uint32_t bit, bool allow_negative)
 {
     int64_t v = 0;
     enum prm_get g = prm_fixed(p, name, 8, &v);
-    *has = g == PRM_FOUND;
+    if (g == PRM_FOUND)
+        *has |= bit;
     if (g == PRM_ABSENT)
         return true;
     if (g != PRM_FOUND || (!allow_negative && v <= 0)) {
@@ -1023,11 +1025,14 @@ static bool px_param(struct req *r, const cJSON *p, const char *name, px_t *out,
     return true;
 }
 
-static bool qty_param(struct req *r, const cJSON *p, const char *name, qty_t *out, bool *has)
+/* A quantity parameter; sets `bit` in *has when given. */
+static bool qty_param(struct req *r, const cJSON *p, const char *name, qty_t *out, uint32_t *has,
+                      uint32_t bit)
 {
     int64_t v = 0;
     enum prm_get g = prm_int(p, name, &v);
-    *has = g == PRM_FOUND;
+    if (g == PRM_FOUND)
+        *has |= bit;
     if (g == PRM_ABSENT)
         return true;
     if (g != PRM_FOUND) {
@@ -1086,27 +1091,12 @@ static bool parse_new(struct req *r, const cJSON *p, struct cmd *c, char **text)
             return false;
         }
     }
-    bool has;
-    if (!qty_param(r, p, "orderQty", &n->qty, &has))
+    if (!qty_param(r, p, "orderQty", &n->qty, &n->has, HAS_QTY) ||
+        !qty_param(r, p, "displayQty", &n->display_qty, &n->has, HAS_DISPLAY_QTY) ||
+        !px_param(r, p, "price", &n->price, &n->has, HAS_PRICE, false) ||
+        !px_param(r, p, "stopPx", &n->stop_px, &n->has, HAS_STOP_PX, false) ||
+        !px_param(r, p, "pegOffsetValue", &n->peg_offset_px, &n->has, HAS_PEG_OFFSET, true))
         return false;
-    if (has)
-        n->has |= HAS_QTY;
-    if (!qty_param(r, p, "displayQty", &n->display_qty, &has))
-        return false;
-    if (has)
-        n->has |= HAS_DISPLAY_QTY;
-    if (!px_param(r, p, "price", &n->price, &has, false))
-        return false;
-    if (has)
-        n->has |= HAS_PRICE;
-    if (!px_param(r, p, "stopPx", &n->stop_px, &has, false))
-        return false;
-    if (has)
-        n->has |= HAS_STOP_PX;
-    if (!px_param(r, p, "pegOffsetValue", &n->peg_offset_px, &has, true))
-        return false;
-    if (has)
-        n->has |= HAS_PEG_OFFSET;
     uint32_t v = 0;
     if (!enum_param(r, p, "ordType", ord_types, "Unsupported ordType", &v))
         return false;
@@ -1198,27 +1188,12 @@ static bool parse_amend(struct req *r, const cJSON *p, struct cmd *c, uint64_t *
     if (!resolve_order(r, oid, orig, target))
         return false;
     a->ref.order_id = *target;
-    bool has;
-    if (!qty_param(r, p, "orderQty", &a->qty, &has))
+    if (!qty_param(r, p, "orderQty", &a->qty, &a->has, AMD_QTY) ||
+        !qty_param(r, p, "leavesQty", &a->leaves, &a->has, AMD_LEAVES) ||
+        !px_param(r, p, "price", &a->price, &a->has, AMD_PRICE, false) ||
+        !px_param(r, p, "stopPx", &a->stop_px, &a->has, AMD_STOP_PX, false) ||
+        !px_param(r, p, "pegOffsetValue", &a->peg_offset_px, &a->has, AMD_PEG_OFFSET, true))
         return false;
-    if (has)
-        a->has |= AMD_QTY;
-    if (!qty_param(r, p, "leavesQty", &a->leaves, &has))
-        return false;
-    if (has)
-        a->has |= AMD_LEAVES;
-    if (!px_param(r, p, "price", &a->price, &has, false))
-        return false;
-    if (has)
-        a->has |= AMD_PRICE;
-    if (!px_param(r, p, "stopPx", &a->stop_px, &has, false))
-        return false;
-    if (has)
-        a->has |= AMD_STOP_PX;
-    if (!px_param(r, p, "pegOffsetValue", &a->peg_offset_px, &has, true))
-        return false;
-    if (has)
-        a->has |= AMD_PEG_OFFSET;
     if (orig && str_param(p, "clOrdID")) {
         if (!text_param(r, p, "clOrdID", a->new_clordid, sizeof(a->new_clordid), "Invalid clOrdID"))
             return false;
@@ -1614,7 +1589,10 @@ static void finish_position(struct req *r)
         reject_reply(r, &j->cmds[0], j->rej[0]);
         return;
     }
-    reply_json(r, 200, render_position(r->s, j->account, j->cmds[0].inst, &j->pos, j->ts));
+    rdlock(r); /* the ADL rank is read from the exchange */
+    cJSON *o = render_position(r->s, j->account, j->cmds[0].inst, &j->pos, j->ts);
+    unlock(r);
+    reply_json(r, 200, o);
 }
 
 enum pos_op { POS_LEVERAGE, POS_ISOLATE, POS_RISK, POS_TRANSFER };
