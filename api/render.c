@@ -177,7 +177,7 @@ static double currency_scale(const struct srv *s, uint8_t cur)
 
 /* homeNotional (underlying units, + for long) and foreignNotional (quote
  * units, - for long) of a signed quantity at px (MECHANICS.md section 1). */
-static void notional(const struct srv *s, uint16_t i, qty_t q, px_t px, double *home, double *foreign)
+void notional(const struct srv *s, uint16_t i, qty_t q, px_t px, double *home, double *foreign)
 {
     sats_t v = 0;
     *home = *foreign = 0;
@@ -311,7 +311,7 @@ cJSON *render_exec(const struct srv *s, const struct exe_rec *e)
         cJSON_AddNumberToObject(o, "avgPx", px_num(e->last_px));
     else
         cJSON_AddNullToObject(o, "avgPx");
-    if (e->type == EX_TRADE || e->type == EX_FUNDING || e->type == EX_SETTLEMENT)
+    if (e->type == EX_TRADE || e->type >= EX_FUNDING)
         add_rate(o, "commission", e->commission_e8);
     else
         cJSON_AddNullToObject(o, "commission");
@@ -333,6 +333,8 @@ cJSON *render_exec(const struct srv *s, const struct exe_rec *e)
     cJSON_AddStringToObject(o, "text", user);
     if (e->trd_match_id)
         add_id(o, "trdMatchID", ID_TRADE, e->trd_match_id);
+    else if (e->type == EX_LIQUIDATION || e->type == EX_BANKRUPTCY || e->type == EX_SETTLEMENT)
+        add_id(o, "trdMatchID", ID_CLOSE, e->exec_id); /* a transfer of contracts: its own id */
     else
         cJSON_AddStringToObject(o, "trdMatchID", "00000000-0000-0000-0000-000000000000");
     add_int(o, "execCost", e->exec_cost);

@@ -326,8 +326,11 @@ static cJSON *bin_row(const struct srv *s, uint16_t inst, const struct bin_rec *
         cJSON_AddNullToObject(o, "vwap");
     cJSON_AddNumberToObject(o, "lastSize", real ? (double)b->last_size : 0);
     cJSON_AddNumberToObject(o, "turnover", real ? (double)b->turnover : 0);
-    cJSON_AddNumberToObject(o, "homeNotional", 0);
-    cJSON_AddNumberToObject(o, "foreignNotional", 0);
+    double home = 0, foreign = 0;
+    if (real && b->volume > 0)
+        notional(s, inst, b->volume, (px_t)(b->px_qty / b->volume), &home, &foreign);
+    cJSON_AddNumberToObject(o, "homeNotional", home < 0 ? -home : home);
+    cJSON_AddNumberToObject(o, "foreignNotional", foreign < 0 ? -foreign : foreign);
     return o;
 }
 

@@ -161,6 +161,9 @@ int currency_find(const struct srv *s, const char *name);
 void id_format(char out[37], uint32_t tag, uint64_t id);
 bool id_parse(const char *text, uint32_t tag, uint64_t *id);
 double px_num(px_t px);
+/* homeNotional (+ for long) and foreignNotional (- for long) of a signed
+ * quantity at px, in the instrument's underlying and quote units. */
+void notional(const struct srv *s, uint16_t inst, qty_t q, px_t px, double *home, double *foreign);
 void add_time(cJSON *o, const char *name, ms_t ms);
 cJSON *render_order(const struct srv *s, const struct ord_rec *r);
 cJSON *render_exec(const struct srv *s, const struct exe_rec *e);
@@ -180,5 +183,6 @@ const char *reject_message(enum reject r, int *status);
 #define ID_EXEC 1u
 #define ID_TRADE 2u
 #define ID_TRANSACT 3u
+#define ID_CLOSE 4u /* liquidation, deleverage, settlement transfers */
 
 #endif

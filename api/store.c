@@ -430,21 +430,28 @@ static void on_money(struct store *s, const struct event *ev)
         VPUSH(s->insurance, ir);
     }
     if (m->kind < sizeof(money_exec) && money_exec[m->kind]) {
+        /* The account's change of position: margin/ gives the position
+         * closed for a liquidation or settlement (a long's is > 0, closed
+         * by a sell), the change itself for a deleverage; funding rows
+         * carry the position and take its side. */
+        qty_t change = m->kind == MK_DELEVERAGE || m->kind == MK_FUNDING ? m->qty : -m->qty;
         struct event e2 = *ev;
         memset(&e2.order, 0, sizeof(e2.order));
         e2.order.account = a;
         e2.order.inst = ev->inst;
-        e2.order.side = m->qty < 0 ? SIDE_SELL : SIDE_BUY;
+        e2.order.side = change < 0 ? SIDE_SELL : SIDE_BUY;
         e2.order.status = ST_FILLED;
+        e2.order.ord_type = m->kind == MK_FUNDING ? ORD_NONE : ORD_LIMIT;
+        e2.order.display_qty = -1;
         struct exe_rec *e = exec_push(s, &e2, money_exec[m->kind], a);
-        e->last_qty = m->qty < 0 ? -m->qty : m->qty;
+        e->last_qty = change < 0 ? -change : change;
         e->last_px = m->px;
         e->commission_e8 = m->rate_e8;
         e->currency = m->currency;
         /* Funding: execComm is what the account paid (a receipt is < 0). */
         e->exec_comm = m->kind == MK_FUNDING ? -m->amount : 0;
         if (m->kind != MK_FUNDING && a != EXCH_LIQUIDATOR)
-            store_fill_money(s->cfg, ev->inst, m->qty, m->px, 0, &e->exec_cost, &e->exec_comm);
+            store_fill_money(s->cfg, ev->inst, change, m->px, 0, &e->exec_cost, &e->exec_comm);
         if (a < s->naccts)
             s->acct[a].insts |= UINT64_C(1) << ev->inst;
     }

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# run.sh PERPSIM_BINARY - the end-to-end suite with real, unmodified clients.
+#
+# Starts perpsim on an ephemeral port with a random admin token and rate
+# limits off, installs ccxt 4.5.82 into tests/e2e/node_modules from
+# package-lock.json when it is not there yet, then runs
+#   1. ccxt_e2e.mjs      - ccxt's bitmex class through every unified method
+#   2. python_client.py  - a plain requests client signing as BitMEX documents
+#   3. GET /admin/v1/audit, which must say {"ok":true}
+# and finally stops the server with SIGTERM, which must exit 0.
+# Exit status 0 only when all of it passed. E2E_KEEP_GOING=1 makes both
+# clients run every step instead of stopping at their first failure.
+set -uo pipefail
+
+die() { echo "e2e: $*" >&2; exit 1; }
+
+[ $# -ge 1 ] || die "usage: $0 PERPSIM_BINARY"
+BIN=$(realpath "$1") || die "no such binary: $1"
+[ -x "$BIN" ] || die "not executable: $BIN"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+command -v node >/dev/null && command -v npm >/dev/null \
+    || die "node and npm are required for the ccxt suite; run tools/install-deps.sh"
+command -v python3 >/dev/null || die "python3 is required; run tools/install-deps.sh"
+python3 -c 'import requests' 2>/dev/null \
+    || die "the Python module 'requests' is missing; run tools/install-deps.sh (it installs python3-requests)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/perpsim-e2e.XXXXXX") || die "mktemp failed"
+LOG="$WORK/server.log"
+SERVER_PID=""
+
+stop_server() {   # SIGTERM, then wait up to 10 s; sets SERVER_RC
+    SERVER_RC=""
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "e2e: perpsim did not stop within 10 s of SIGTERM; killing it" >&2
+        kill -KILL "$SERVER_PID" 2>/dev/null
+    fi
+    wait "$SERVER_PID" 2>/dev/null
+    SERVER_RC=$?
+    SERVER_PID=""
+}
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+show_log() {
+    echo "---- perpsim output (last 40 lines) ----" >&2
+    tail -n 40 "$LOG" >&2
+    echo "----------------------------------------" >&2
+}
+
+# ------------------------------------------------------------ ccxt install
+# node_modules lives in tests/e2e (not committed). Install from the lock
+# file only when ccxt 4.5.82 is not there; the lock keeps two runs (say two
+# build directories tested at once) from installing over each other.
+ccxt_version() {
+    (cd "$HERE" && node -p "require('./node_modules/ccxt/package.json').version" 2>/dev/null)
+}
+if [ "$(ccxt_version)" != "4.5.82" ]; then
+    (
+        flock -w 600 9 || die "timed out waiting for $HERE/.npm.lock"
+        if [ "$(ccxt_version)" != "4.5.82" ]; then
+            echo "e2e: installing ccxt 4.5.82 (npm ci in tests/e2e)"
+            cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >"$WORK/npm.log" 2>&1 \
+                || { cat "$WORK/npm.log" >&2; die "npm ci failed"; }
+        fi
+    ) 9>"$HERE/.npm.lock" || exit 1
+    [ "$(ccxt_version)" = "4.5.82" ] || die "ccxt 4.5.82 is still not installed in $HERE/node_modules"
+fi
+
+# ------------------------------------------------------------ server
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+"$BIN" --listen 127.0.0.1:0 --admin-token "$TOKEN" --no-demo --rate-limit off >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+PORT=""
+for _ in $(seq 200); do   # up to 20 s for the "listening on" line
+    PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$LOG" | head -n 1)
+    [ -n "$PORT" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { show_log; die "perpsim exited during start-up"; }
+    sleep 0.1
+done
+[ -n "$PORT" ] || { show_log; die "perpsim printed no 'listening on http://127.0.0.1:PORT' line in 20 s"; }
+URL="http://127.0.0.1:$PORT"
+
+# it answers when GET /api/v1/instrument?symbol=XBTUSD is 200
+probe='fetch(process.argv[1]).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))'
+up=""
+for _ in $(seq 100); do
+    if node -e "$probe" "$URL/api/v1/instrument?symbol=XBTUSD"; then up=1; break; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$up" ] || { show_log; die "perpsim at $URL does not answer GET /api/v1/instrument?symbol=XBTUSD"; }
+echo "e2e: perpsim $BIN listening at $URL"
+
+export PERPSIM_URL="$URL" PERPSIM_ADMIN_TOKEN="$TOKEN"
+status=0
+
+# ------------------------------------------------------------ clients
+echo "== ccxt"
+(cd "$HERE" && node ccxt_e2e.mjs) || { status=1; echo "e2e: ccxt suite FAILED"; }
+
+echo "== python requests client"
+python3 "$HERE/python_client.py" || { status=1; echo "e2e: Python client FAILED"; }
+
+# ------------------------------------------------------------ audit
+echo "== money audit"
+audit='fetch(process.argv[1], {headers: {Authorization: "Bearer " + process.argv[2]}})
+  .then(async r => { const t = await r.text(); console.log("GET /admin/v1/audit -> " + r.status + " " + t.slice(0, 400));
+                     let j; try { j = JSON.parse(t); } catch { process.exit(1); }
+                     process.exit(r.ok && j.ok === true ? 0 : 1); }, e => { console.log(String(e)); process.exit(1); })'
+node -e "$audit" "$URL/admin/v1/audit" "$TOKEN" || { status=1; echo "e2e: the money audit FAILED"; }
+
+# ------------------------------------------------------------ shutdown
+kill -0 "$SERVER_PID" 2>/dev/null || { status=1; echo "e2e: perpsim died during the run"; }
+stop_server
+if [ -n "$SERVER_RC" ] && [ "$SERVER_RC" -ne 0 ]; then
+    status=1
+    echo "e2e: perpsim exited with status $SERVER_RC on SIGTERM (want 0)"
+fi
+[ "$status" -eq 0 ] || show_log
+if [ "$status" -eq 0 ]; then echo "e2e: PASS"; else echo "e2e: FAIL"; fi
+exit "$status"
