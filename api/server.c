@@ -286,11 +286,14 @@ static void run_job(struct srv *s, struct job *j)
 static void *engine_main(void *arg)
 {
     struct srv *s = arg;
-    struct ls_entry batch[64];
+    /* One write at a time: a write taken out of the queue no longer counts
+     * toward its depth, so taking a batch would let another full queue in
+     * behind it and double the worst wait the latency cap promises. */
+    struct ls_entry batch[1];
     int64_t last_cmd_ns = ls_now_ns();
     for (;;) {
         size_t n = 0;
-        enum ls_take_result t = ls_take(s->q, batch, 64, (int64_t)CLOCK_TICK_MS * 1000000, &n);
+        enum ls_take_result t = ls_take(s->q, batch, 1, (int64_t)CLOCK_TICK_MS * 1000000, &n);
         if (t == LS_TAKE_CLOSED)
             break;
         int64_t now = ls_now_ns();
