@@ -19,7 +19,9 @@
  *   --admin-token T    its admin token (with --url)
  *   --mode M           closed | sweep | all (default all)
  *   --small            every part for a fraction of a second (the test suite
- *                      runs this so the program cannot rot)
+ *                      runs this so the program cannot rot); the CSV and PNG
+ *                      go to a scratch directory that is removed at the end
+ *                      unless --csv is given
  *   --duration S       closed-loop run length (default 5 s; the first 10%,
  *                      at most 0.5 s, is warm-up and not counted)
  *   --connections N    closed-loop keep-alive connections (default 32)
@@ -420,7 +422,8 @@ struct opts {
     long timeout_ms;
     const char *csv;
     const char *png;
-    const char *plot_only; /* --plot CSV: only draw the PNG of an earlier sweep */
+    const char *plot_only;   /* --plot CSV: only draw the PNG of an earlier sweep */
+    const char *scratch_dir; /* --small without --csv: CSV and PNG go here, removed at exit */
     uint64_t seed;
     int verbose;
 };
@@ -611,8 +614,17 @@ static int parse_opts(struct opts *o, int argc, char **argv)
         if (!cap_given)
             o->capacity_per_s = 0;
         parse_steps(o, "0.5,2,5");
-        if (!csv_given)
-            o->csv = "bench_loadgen_small.csv";
+        if (!csv_given) { /* a scratch directory, removed at the end */
+            static char dir[] = "/tmp/loadgen-small-XXXXXX";
+            static char csv[64];
+            if (!mkdtemp(dir)) {
+                perror("mkdtemp");
+                return -1;
+            }
+            snprintf(csv, sizeof csv, "%s/loadshed.csv", dir);
+            o->csv = csv;
+            o->scratch_dir = dir;
+        }
     }
     if (o->connections < 1 || o->connections > CONNS_MAX || o->threads < 1 ||
         o->threads > THREADS_MAX || o->threads > o->connections || o->pool_max < o->threads ||
@@ -2060,6 +2072,13 @@ int main(int argc, char **argv)
         target_close(&t);
     }
     curl_global_cleanup();
+    if (o.scratch_dir) {
+        char png[1024];
+        png_path(png, sizeof png, o.csv, o.png);
+        unlink(o.csv);
+        unlink(png);
+        rmdir(o.scratch_dir);
+    }
     if (g_stop)
         fprintf(stderr, "loadgen: interrupted\n");
     if (g_failures) {
