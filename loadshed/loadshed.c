@@ -244,6 +244,11 @@ static void recompute_limit(struct ls_queue *q)
     } else {
         /* cap <= LS_TIME_MAX_NS, so cap * 256 < 2^50: no overflow. */
         limit = (uint64_t)(q->cap_ns * FP_ONE / q->ewma_fp);
+        /* One slot less: a write admitted behind limit - 1 others also waits
+         * for the one in service, and under sustained overload every
+         * admitted write sits at the back, so without the margin the wait
+         * rides on the cap and any service time above the mean crosses it. */
+        limit = limit > 0 ? limit - 1 : 0;
         if (limit < q->min_depth)
             limit = q->min_depth;
         if (limit > q->capacity) /* last: ordinary writes never reach the headroom */

@@ -32,7 +32,9 @@
  *    - LS_FIXED: the limit is a number of writes, 0..capacity (0 sheds every
  *      ordinary write: a maintenance switch).
  *    - LS_LATENCY_CAP: the limit is a maximum queue wait. limit =
- *      floor(cap_ns / mean service time per write), clamped to
+ *      floor(cap_ns / mean service time per write) - 1 (the slot of the write
+ *      in service: a write admitted at the back then waits at most about
+ *      cap - one service time on average, not exactly the cap), clamped to
  *      [min_depth, capacity]. The mean is an EWMA of the per-write service
  *      time the consumer reports through ls_done(): before the first report
  *      it is config.initial_service_ns; the first report replaces that guess

@@ -555,33 +555,33 @@ static struct ls_queue *cap_queue(uint32_t capacity, uint32_t min_depth, int64_t
 START_TEST(latency_cap_depth_follows_reported_service_times)
 {
     struct ls_queue *q = cap_queue(1000, 1, 10 * MS, 50 * US);
-    /* Guess 50 us: 10 ms / 50 us = 200. */
-    ck_assert_uint_eq(metrics(q).depth_limit, 200);
+    /* Guess 50 us: 10 ms / 50 us = 200, less the slot in service. */
+    ck_assert_uint_eq(metrics(q).depth_limit, 199);
 
-    /* The first report replaces the guess: 100 us -> 100. */
+    /* The first report replaces the guess: 100 us -> 100 - 1. */
     ck_assert_int_eq(ls_done(q, 1, 100 * US), LS_OK);
     struct ls_metrics m = metrics(q);
-    ck_assert_uint_eq(m.depth_limit, 100);
+    ck_assert_uint_eq(m.depth_limit, 99);
     ck_assert_int_eq(m.service_estimate_ns, 100 * US);
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < 99; i++)
         ck_assert_int_eq(ls_submit(q, TOK(i % 64), LS_KIND_NEW_ORDER, false, 0), LS_ACCEPTED);
     ck_assert_int_eq(ls_submit(q, TOK(0), LS_KIND_NEW_ORDER, false, 0), LS_SHED);
 
     /* 4 writes in 800 us = 200 us each: EWMA 100 + (200 - 100) / 8 = 112.5 us;
-     * 10 ms / 112.5 us = 88.9 -> 88. */
+     * 10 ms / 112.5 us = 88.9 -> 88 - 1. */
     ck_assert_int_eq(ls_done(q, 4, 800 * US), LS_OK);
     m = metrics(q);
     ck_assert_int_eq(m.service_estimate_ns, 112500);
-    ck_assert_uint_eq(m.depth_limit, 88);
+    ck_assert_uint_eq(m.depth_limit, 87);
     ck_assert_uint_eq(m.processed, 5);
 
-    /* Runtime setter: 20 ms / 112.5 us = 177.8 -> 177. */
+    /* Runtime setter: 20 ms / 112.5 us = 177.8 -> 177 - 1. */
     ck_assert_int_eq(ls_set_latency_cap(q, 20 * MS), LS_OK);
     m = metrics(q);
-    ck_assert_uint_eq(m.depth_limit, 177);
+    ck_assert_uint_eq(m.depth_limit, 176);
     ck_assert_int_eq(m.latency_cap_ns, 20 * MS);
     ck_assert_int_eq(m.mode, LS_LATENCY_CAP);
-    /* 100 queued < 177: admitted again without any take. */
+    /* 99 queued < 176: admitted again without any take. */
     ck_assert_int_eq(ls_submit(q, TOK(1), LS_KIND_AMEND, false, 0), LS_ACCEPTED);
 
     /* Clamp above: 10 s / 112.5 us = 88,888 -> capacity 1000. */
@@ -597,9 +597,9 @@ START_TEST(latency_cap_depth_follows_reported_service_times)
     ck_assert_int_eq(m.latency_cap_ns, 0);
     /* 112500 + (1000 - 112500) / 8 = 98562.5 */
     ck_assert_int_eq(m.service_estimate_ns, 98562);
-    /* Back to the cap: 10 ms * 256 / (98562.5 * 256) = 101.46 -> 101. */
+    /* Back to the cap: 10 ms * 256 / (98562.5 * 256) = 101.46 -> 101 - 1. */
     ck_assert_int_eq(ls_set_latency_cap(q, 10 * MS), LS_OK);
-    ck_assert_uint_eq(metrics(q).depth_limit, 101);
+    ck_assert_uint_eq(metrics(q).depth_limit, 100);
 
     /* Bad values are named and change nothing. */
     ck_assert_int_eq(ls_set_fixed_depth(q, 1001), LS_ERR_RANGE);
@@ -608,7 +608,7 @@ START_TEST(latency_cap_depth_follows_reported_service_times)
     ck_assert_int_eq(ls_done(q, 0, 5), LS_ERR_RANGE);
     ck_assert_int_eq(ls_done(q, 1, -1), LS_ERR_RANGE);
     m = metrics(q);
-    ck_assert_uint_eq(m.depth_limit, 101);
+    ck_assert_uint_eq(m.depth_limit, 100);
     ck_assert_int_eq(m.mode, LS_LATENCY_CAP);
     ck_assert_uint_eq(m.processed, 6);
     ck_assert_uint_eq(m.service.count, 6);
@@ -619,17 +619,17 @@ END_TEST
 START_TEST(latency_cap_clamps_to_min_depth_and_handles_zero_service)
 {
     /* A queue started fixed switches to the cap with the configured guess
-     * (10 us default): 1 ms / 10 us = 100; min_depth 8 (default) clamps
-     * 50 us / 10 us = 5 up to 8. */
+     * (10 us default): 1 ms / 10 us = 100, less the slot in service;
+     * min_depth 8 (default) clamps 50 us / 10 us = 5 up to 8. */
     struct ls_queue *f = fixed_queue(1000, 0, 3, NULL);
     ck_assert_int_eq(ls_set_latency_cap(f, 1 * MS), LS_OK);
-    ck_assert_uint_eq(metrics(f).depth_limit, 100);
+    ck_assert_uint_eq(metrics(f).depth_limit, 99);
     ck_assert_int_eq(ls_set_latency_cap(f, 50 * US), LS_OK);
     ck_assert_uint_eq(metrics(f).depth_limit, LS_DEFAULT_MIN_DEPTH);
     ls_destroy(f);
 
     struct ls_queue *q = cap_queue(1000, 10, 1 * MS, 10 * US);
-    ck_assert_uint_eq(metrics(q).depth_limit, 100);
+    ck_assert_uint_eq(metrics(q).depth_limit, 99);
     /* 1 ms / 200 us = 5 -> min_depth 10. */
     ck_assert_int_eq(ls_done(q, 2, 400 * US), LS_OK);
     ck_assert_uint_eq(metrics(q).depth_limit, 10);
