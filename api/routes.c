@@ -1334,7 +1334,7 @@ static void post_order(struct req *r)
     /* A Close without a quantity is the exempt close-position order. */
     const struct cmd_new_order *n = &j->cmds[0].u.new_order;
     bool exempt = (n->exec_inst & EXEC_CLOSE) && !(n->has & HAS_QTY);
-    rate_limit(r, rl_cost_single(), true, true, true);
+    r->charge_tenths = rl_cost_single(); /* charged only if the queue admits it */
     submit_job(r, j, LS_KIND_NEW_ORDER, exempt, finish_one);
 }
 
@@ -1356,7 +1356,7 @@ static void put_order(struct req *r)
     char t[TEXT_LEN_MAX + 1];
     if (text_param(r, r->params, "text", t, sizeof(t), "Invalid text") && t[0])
         j->texts[0] = strdup(t);
-    rate_limit(r, rl_cost_single(), true, true, true);
+    r->charge_tenths = rl_cost_single(); /* charged only if the queue admits it */
     submit_job(r, j, LS_KIND_AMEND, false, finish_one);
 }
 
@@ -1579,7 +1579,7 @@ static void bulk(struct req *r, bool amend)
         job_free(j);
         return;
     }
-    rate_limit(r, rl_cost_bulk(n), true, true, true);
+    r->charge_tenths = rl_cost_bulk(n); /* charged only if the queue admits it */
     submit_job(r, j, LS_KIND_BULK, false, finish_list);
 }
 
@@ -1672,7 +1672,7 @@ static void post_position(struct req *r, enum pos_op op)
     }
     if (!rate_limit(r, rl_cost_single(), true, false, false))
         goto bad;
-    rate_limit(r, rl_cost_single(), true, true, true);
+    r->charge_tenths = rl_cost_single(); /* charged only if the queue admits it */
     submit_job(r, j, LS_KIND_POSITION, false, finish_position);
     return;
 bad:

@@ -208,8 +208,12 @@ void submit_job(struct req *r, struct job *j, enum ls_kind kind, bool exempt,
      * connection before this thread returns from submitting it. */
     MHD_suspend_connection(r->conn);
     enum ls_result res = ls_submit(s->q, j, kind, exempt, ls_now_ns());
-    if (res == LS_ACCEPTED)
+    if (res == LS_ACCEPTED) {
+        /* Checked before, charged now: a shed write costs no tokens. */
+        if (r->charge_tenths > 0)
+            rate_limit(r, r->charge_tenths, true, true, true);
         return;
+    }
     r->job = NULL;
     job_free(j);
     if (res == LS_SHED)

@@ -117,6 +117,7 @@ struct req {
     uint32_t client_ip4; /* host order, 0 when not IPv4 */
     struct rl_status rl;
     bool has_rl;
+    int32_t charge_tenths; /* an order-route write: charged when the queue admits it */
     /* the reply */
     int status;
     char *reply;         /* JSON text, malloc'd */

@@ -440,6 +440,18 @@ def run_rate_limits(s):
     st, h, _ = t.req("GET", "user/margin")
     check(st == 200 and h["x-ratelimit-limit"] == "300", f"signed limit: {h}")
     o = t.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50000})
+    # A shed write costs no tokens: depth 0 sheds every ordinary write.
+    st, _, _ = s.admin("POST", "loadshed", {"fixedDepth": 0})
+    check(st == 200, "admin sets a fixed depth of 0")
+    st0, h0, _ = t.req("GET", "user/margin")
+    shed = [t.req("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50000})
+            for _ in range(3)]
+    st1, h1, _ = t.req("GET", "user/margin")
+    check(all(x[0] == 503 for x in shed) and
+          int(h0["x-ratelimit-remaining"]) - int(h1["x-ratelimit-remaining"]) <= 1,
+          f"shed writes cost no rate-limit tokens: {[x[0] for x in shed]} {h0.get('x-ratelimit-remaining')} -> "
+          f"{h1.get('x-ratelimit-remaining')}")
+    st, _, _ = s.admin("POST", "loadshed", {"latencyCapMs": 3000})
     n429 = 0
     for _ in range(320):
         st, _, _ = t.req("GET", "user/margin")
