@@ -131,8 +131,22 @@ static bool parse_query(struct req *r, const struct q_spec *spec, struct q_opts 
     return true;
 }
 
-static void reply_rows(struct req *r, struct q_collect *c, struct q_opts *o)
+/* A table read: the generic query parsed, the collector ready and the state
+ * lock held for reading; false when the 400 reply is set. */
+static bool table_open(struct req *r, const struct q_spec *spec, struct q_opts *o, uint64_t *mask,
+                       struct q_collect *c)
 {
+    if (!parse_query(r, spec, o, mask))
+        return false;
+    q_collect_init(c, o);
+    rdlock(r);
+    return true;
+}
+
+/* Lock released, the collected rows are the reply. */
+static void table_close(struct req *r, struct q_collect *c, struct q_opts *o)
+{
+    unlock(r);
     cJSON *rows = q_collect_done(c);
     q_free(o);
     reply_json(r, 200, rows);
@@ -150,12 +164,10 @@ static void get_instruments(struct req *r, bool active, bool indices, bool instr
     static const char *const keys[] = {"symbol", NULL};
     struct q_spec spec = {.count_max = 1000, .keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     ms_t now = s->now;
     if (instruments) {
         uint16_t n = s->cfg.exch.engine.instruments_count;
@@ -179,8 +191,7 @@ static void get_instruments(struct req *r, bool active, bool indices, bool instr
             if (!want || strcasecmp(want, s->cfg.exch.index[k]) == 0)
                 if (!q_offer(&c, render_index(s, k, now), now))
                     break;
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 /* ---- public: order book ---------------------------------------------------------------- */
@@ -253,12 +264,10 @@ static void get_trades(struct req *r)
     static const char *const keys[] = {"timestamp", "symbol", "trdMatchID", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     /* Merge the instruments' trade lists by time (ties by instrument). */
     uint16_t n = s->cfg.exch.engine.instruments_count;
     const struct trade_rec *tv[INSTRUMENTS_MAX];
@@ -290,8 +299,7 @@ static void get_trades(struct req *r)
         if (!q_offer(&c, render_trade(s, (uint16_t)best, t), t->ts))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 static cJSON *bin_row(const struct srv *s, uint16_t inst, const struct bin_rec *bins, uint32_t nb,
@@ -358,13 +366,11 @@ static void get_bucketed(struct req *r)
         reply_error(r, 400, VALIDATION, symbol ? "Invalid symbol" : "'symbol' is a required arg.");
         return;
     }
-    struct q_opts o;
-    if (!parse_query(r, &spec, &o, NULL))
-        return;
-    struct q_collect c;
-    q_collect_init(&c, &o);
     ms_t w = store_bin_ms((enum bin_size)b);
-    rdlock(r);
+    struct q_opts o;
+    struct q_collect c;
+    if (!table_open(r, &spec, &o, NULL, &c))
+        return;
     uint32_t nb = 0;
     const struct bin_rec *bins = store_bins(s->st, (uint16_t)inst, (enum bin_size)b, &nb);
     ms_t now = s->now;
@@ -387,8 +393,7 @@ static void get_bucketed(struct req *r)
             }
         }
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 /* ---- public: funding, insurance, liquidation, settlement ---------------------------------------- */
@@ -399,12 +404,10 @@ static void get_funding(struct req *r)
     static const char *const keys[] = {"timestamp", "symbol", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     uint32_t n = 0;
     const struct funding_rec *f = store_funding(s->st, &n);
     WALK(k, n, o.reverse)
@@ -423,8 +426,7 @@ static void get_funding(struct req *r)
         if (!q_offer(&c, row, f[k].ts))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 static void get_insurance(struct req *r)
@@ -433,11 +435,9 @@ static void get_insurance(struct req *r)
     static const char *const keys[] = {"currency", "timestamp", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    if (!parse_query(r, &spec, &o, NULL))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    if (!table_open(r, &spec, &o, NULL, &c))
+        return;
     uint32_t n = 0;
     const struct insurance_rec *f = store_insurance(s->st, &n);
     WALK(k, n, o.reverse)
@@ -451,8 +451,7 @@ static void get_insurance(struct req *r)
         if (!q_offer(&c, row, f[k].ts))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 static void get_liquidations(struct req *r)
@@ -461,12 +460,10 @@ static void get_liquidations(struct req *r)
     static const char *const keys[] = {"orderID", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     const struct idx_vec *lv = store_liquidations(s->st);
     WALK(k, lv->n, o.reverse)
     {
@@ -487,8 +484,7 @@ static void get_liquidations(struct req *r)
         if (!q_offer(&c, row, rec->created_ms))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 static void get_settlements(struct req *r)
@@ -497,12 +493,10 @@ static void get_settlements(struct req *r)
     static const char *const keys[] = {"timestamp", "symbol", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     uint32_t n = 0;
     const struct settle_rec *f = store_settlements(s->st, &n);
     WALK(k, n, o.reverse)
@@ -522,8 +516,7 @@ static void get_settlements(struct req *r)
         if (!q_offer(&c, row, f[k].ts))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 /* ---- public: assets, schema, announcements ------------------------------------------------------- */
@@ -633,12 +626,10 @@ static void get_orders(struct req *r)
     static const char *const keys[] = {"orderID", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     const struct idx_vec *ov = store_account_orders(s->st, r->key.account);
     WALK(k, ov->n, o.reverse)
     {
@@ -648,8 +639,7 @@ static void get_orders(struct req *r)
         if (!q_offer(&c, render_order(s, rec), rec->updated_ms))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 static void get_executions(struct req *r, bool trades_only)
@@ -660,12 +650,10 @@ static void get_executions(struct req *r, bool trades_only)
     static const char *const keys[] = {"execID", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     const struct idx_vec *ev = store_account_execs(s->st, r->key.account);
     WALK(k, ev->n, o.reverse)
     {
@@ -679,8 +667,7 @@ static void get_executions(struct req *r, bool trades_only)
         if (!q_offer(&c, render_exec(s, e), e->ts))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 static void get_positions(struct req *r)
@@ -691,12 +678,10 @@ static void get_positions(struct req *r)
     static const char *const keys[] = {"account", "symbol", "currency", NULL};
     struct q_spec spec = {.keys = keys};
     struct q_opts o;
-    uint64_t mask;
-    if (!parse_query(r, &spec, &o, &mask))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    uint64_t mask;
+    if (!table_open(r, &spec, &o, &mask, &c))
+        return;
     uint64_t has = store_account_insts(s->st, r->key.account);
     uint16_t n = s->cfg.exch.engine.instruments_count;
     WALK(i, n, o.reverse)
@@ -709,8 +694,7 @@ static void get_positions(struct req *r)
         if (!q_offer(&c, render_position(s, r->key.account, (uint16_t)i, &p, s->now), s->now))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 /* `currency` parameter: default XBt; "all" = every currency (an array). */
@@ -791,11 +775,9 @@ static void get_wallet_history(struct req *r)
     static const char *const keys[] = {"transactID", NULL};
     struct q_spec spec = {.count_default = 10000, .count_max = 10000, .reverse_default = true, .keys = keys};
     struct q_opts o;
-    if (!parse_query(r, &spec, &o, NULL))
-        return;
     struct q_collect c;
-    q_collect_init(&c, &o);
-    rdlock(r);
+    if (!table_open(r, &spec, &o, NULL, &c))
+        return;
     const struct idx_vec *wv = store_account_wallet(s->st, r->key.account);
     WALK(k, wv->n, o.reverse)
     {
@@ -805,8 +787,7 @@ static void get_wallet_history(struct req *r)
         if (!q_offer(&c, wallet_row(s, w), w->ts))
             break;
     }
-    unlock(r);
-    reply_rows(r, &c, &o);
+    table_close(r, &c, &o);
 }
 
 static void get_wallet_summary(struct req *r)
@@ -1715,7 +1696,7 @@ static bool money_cmd(struct req *r, struct cmd *c, uint8_t type, bool admin)
         reply_error(r, 400, VALIDATION, "'account' is a required arg.");
         return false;
     }
-    if (admin && (account <= 0 || account >= (int64_t)r->s->next_account)) {
+    if (admin && (account <= 0 || account > UINT32_MAX || !account_exists(r->s, (uint32_t)account))) {
         reply_error(r, 404, HTTP, "Account not found");
         return false;
     }

@@ -73,6 +73,14 @@ uint32_t accounts_alloc(struct srv *s)
     return a;
 }
 
+bool account_exists(struct srv *s, uint32_t account)
+{
+    pthread_mutex_lock(&s->keys_lock);
+    bool ok = account > 0 && account < s->next_account;
+    pthread_mutex_unlock(&s->keys_lock);
+    return ok;
+}
+
 int keys_add(struct srv *s, uint32_t account, uint32_t perms, struct key_rec *out)
 {
     struct key_rec k;

@@ -148,6 +148,7 @@ void job_free(struct job *j);
 int keys_add(struct srv *s, uint32_t account, uint32_t perms, struct key_rec *out);
 int keys_list(struct srv *s, uint32_t account, struct key_rec *out, int max);
 uint32_t accounts_alloc(struct srv *s);
+bool account_exists(struct srv *s, uint32_t account); /* allocated by the admin API */
 
 /* ---- routes.c ------------------------------------------------------------------------ */
 
