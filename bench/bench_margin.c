@@ -61,17 +61,22 @@ struct live {
     uint64_t *id;
     uint32_t *acct;
     uint32_t n, cap;
+    uint32_t *slot; /* by order id: its index in id[] + 1, 0 when not live */
+    uint64_t ids;   /* the size of slot[] */
     uint64_t events;
 };
 
 static void live_del(struct live *l, uint64_t id)
 {
-    for (uint32_t k = l->n; k-- > 0;)
-        if (l->id[k] == id) {
-            l->id[k] = l->id[--l->n];
-            l->acct[k] = l->acct[l->n];
-            return;
-        }
+    if (id >= l->ids || l->slot[id] == 0)
+        return;
+    uint32_t k = l->slot[id] - 1;
+    l->slot[id] = 0;
+    if (k != --l->n) {
+        l->id[k] = l->id[l->n];
+        l->acct[k] = l->acct[l->n];
+        l->slot[l->id[k]] = k + 1;
+    }
 }
 
 static void sink_live(void *ctx, const struct event *ev)
@@ -82,7 +87,8 @@ static void sink_live(void *ctx, const struct event *ev)
         return;
     if ((ev->type == EV_NEW || ev->type == EV_AMENDED || ev->type == EV_FILL) &&
         ev->order.working && ev->order.leaves > 0) {
-        if (ev->type == EV_NEW && l->n < l->cap) {
+        if (ev->type == EV_NEW && l->n < l->cap && ev->order.id < l->ids) {
+            l->slot[ev->order.id] = l->n + 1;
             l->id[l->n] = ev->order.id;
             l->acct[l->n++] = ev->account;
         }
@@ -145,9 +151,11 @@ static int mixed(int small)
     struct live l = {.cap = 1u << 16};
     l.id = calloc(l.cap, sizeof(*l.id));
     l.acct = calloc(l.cap, sizeof(*l.acct));
+    l.ids = n + 2; /* order ids are 1, 2, ... one per accepted order at most */
+    l.slot = calloc(l.ids, sizeof(*l.slot));
     struct cmd *cmds = calloc(n, sizeof(*cmds));
     uint32_t *lat = calloc(n, sizeof(*lat));
-    if (!l.id || !l.acct || !cmds || !lat)
+    if (!l.id || !l.acct || !l.slot || !cmds || !lat)
         return 1;
     const char *err = NULL;
     struct exch *g = exch_create(&cfg, sink_live, &l, &err);
@@ -263,6 +271,7 @@ static int mixed(int small)
     free(lat);
     free(l.id);
     free(l.acct);
+    free(l.slot);
     /* events of the generation pass include the setup's; the replays must agree */
     if (ev2 != events || !audit_ok || events + 0 != gen_events) {
         fprintf(stderr, "mixed-margin: replay differs (%llu / %llu / %llu events) or audit failed\n",

@@ -42,13 +42,42 @@ static i128 abs128(i128 x)
     return x < 0 ? -x : x;
 }
 
+/* n / d and n % d truncated as C does, d > 0. The margin core divides on
+ * every order event (a value at a price, a rate of a value), and the
+ * generic i128 division (__divmodti4) costs ~100 cycles, so the common cases
+ * go faster with the same result: both in int64 (a constant divisor becomes
+ * a multiplication), or on x86-64 the one 128-by-64 `div` when the quotient
+ * fits in 64 bits (|n| / 2^64 < d). */
+static inline void divmod(i128 n, i128 d, i128 *q, i128 *r)
+{
+    if (n >= INT64_MIN && n <= INT64_MAX && d <= INT64_MAX) {
+        int64_t a = (int64_t)n, b = (int64_t)d;
+        *q = a / b;
+        *r = a % b;
+        return;
+    }
+#if defined(__x86_64__)
+    i128 m = abs128(n);
+    if (d <= (i128)UINT64_MAX && (m >> 64) < d) {
+        uint64_t hi = (uint64_t)(m >> 64), lo = (uint64_t)m, dv = (uint64_t)d, qq, rr;
+        __asm__("divq %4" : "=a"(qq), "=d"(rr) : "a"(lo), "d"(hi), "rm"(dv));
+        *q = n < 0 ? -(i128)qq : (i128)qq;
+        *r = n < 0 ? -(i128)rr : (i128)rr;
+        return;
+    }
+#endif
+    *q = n / d;
+    *r = n % d;
+}
+
 /* Rounding helpers; every one requires d > 0. */
 
 /* floor(n / d): toward -infinity. */
 static i128 div_floor(i128 n, i128 d)
 {
-    i128 q = n / d;
-    if (n % d != 0 && n < 0)
+    i128 q, r;
+    divmod(n, d, &q, &r);
+    if (r != 0 && n < 0)
         q -= 1;
     return q;
 }
@@ -56,8 +85,9 @@ static i128 div_floor(i128 n, i128 d)
 /* ceil(n / d): toward +infinity. */
 static i128 div_ceil(i128 n, i128 d)
 {
-    i128 q = n / d;
-    if (n % d != 0 && n > 0)
+    i128 q, r;
+    divmod(n, d, &q, &r);
+    if (r != 0 && n > 0)
         q += 1;
     return q;
 }
@@ -66,9 +96,8 @@ static i128 div_ceil(i128 n, i128 d)
  * div_half_away(-n, d) == -div_half_away(n, d). */
 static i128 div_half_away(i128 n, i128 d)
 {
-    i128 a = abs128(n);
-    i128 q = a / d;
-    i128 r = a % d;
+    i128 q, r;
+    divmod(abs128(n), d, &q, &r);
     if (r >= d - r) /* 2r >= d without forming 2r */
         q += 1;
     return n < 0 ? -q : q;

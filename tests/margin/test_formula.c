@@ -985,6 +985,26 @@ START_TEST(prop_fee_is_nearest_and_side_blind)
 }
 END_TEST
 
+/* Margin requirements at every magnitude: the division takes an int64, a
+ * 128-by-64 or a generic path by size, and each must give the ceiling. */
+START_TEST(prop_margin_req_is_the_ceiling_at_every_magnitude)
+{
+    for (int i = 0; i < ROUNDS; i++) {
+        int bits = (int)(rng_next() % 63);
+        sats_t v = (sats_t)(rng_next() & ((UINT64_C(1) << bits) - 1)) | (INT64_C(1) << bits);
+        if (rng_next() & 1)
+            v = -v;
+        rate_t r = rng_range(0, MF_RATE_SCALE);
+        sats_t m = 0;
+        ck_assert_int_eq(mf_margin_req(v, r, &m), MF_OK);
+        i128 exact = (i128)(v < 0 ? -v : v) * r;
+        ck_assert_msg((i128)m * MF_RATE_SCALE >= exact && ((i128)m - 1) * MF_RATE_SCALE < exact,
+                      "req %" PRId64 " not the ceiling of %" PRId64 " x %" PRId64 " " SEEDMSG, m,
+                      v, r, g_seed, g_seed);
+    }
+}
+END_TEST
+
 START_TEST(prop_funding_payer_covers_receiver)
 {
     for (int i = 0; i < ROUNDS; i++) {
@@ -1164,6 +1184,7 @@ static Suite *formula_suite(void)
     tcase_add_test(p, prop_partial_closes_attribute_the_whole_cost);
     tcase_add_test(p, prop_long_and_short_pnl_are_opposite);
     tcase_add_test(p, prop_fee_is_nearest_and_side_blind);
+    tcase_add_test(p, prop_margin_req_is_the_ceiling_at_every_magnitude);
     tcase_add_test(p, prop_funding_payer_covers_receiver);
     tcase_add_test(p, prop_bankrupt_and_liq_are_ordered_and_tight);
     tcase_add_test(p, prop_avg_entry_recovers_a_single_fill_price);
