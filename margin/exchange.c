@@ -116,24 +116,28 @@ static inline void must(enum mf_err e, const char *what)
         fatal(what, e);
 }
 
+/* Positions are stored instrument-major and wallets currency-major: a mark
+ * change walks one instrument's positions (and their wallets) in account
+ * order, and the audit sums one currency's wallets, both as a stream
+ * through memory rather than a stride across every account's record. */
 static inline struct pos *P(struct exch *x, uint32_t a, uint16_t i)
 {
-    return &x->p[(size_t)a * x->ninst + i];
+    return &x->p[(size_t)i * x->naccts + a];
 }
 
 static inline const struct pos *PC(const struct exch *x, uint32_t a, uint16_t i)
 {
-    return &x->p[(size_t)a * x->ninst + i];
+    return &x->p[(size_t)i * x->naccts + a];
 }
 
 static inline struct wal *W(struct exch *x, uint32_t a, uint8_t cur)
 {
-    return &x->w[(size_t)a * CURRENCIES_MAX + cur];
+    return &x->w[(size_t)cur * x->naccts + a];
 }
 
 static inline const struct wal *WC(const struct exch *x, uint32_t a, uint8_t cur)
 {
-    return &x->w[(size_t)a * CURRENCIES_MAX + cur];
+    return &x->w[(size_t)cur * x->naccts + a];
 }
 
 static inline const struct exch_instrument *I(const struct exch *x, uint16_t i)
@@ -840,6 +844,23 @@ static void liq_scan(struct exch *x, uint16_t only)
     liquidate_candidates(x);
 }
 
+/* Liquidates account a if a change of its own (leverage, risk step) left
+ * its isolated position in i or its cross account below maintenance; no
+ * other account's margin moved, so no other needs a look. */
+static void liq_check_account(struct exch *x, uint32_t a, uint16_t i)
+{
+    uint8_t cur = I(x, i)->currency;
+    x->ncand = 0;
+    cand_check(x, a, i, cur);
+    if (P(x, a, i)->lev > 0 && cross_below(x, a, cur) && a != EXCH_LIQUIDATOR) {
+        struct cand *c = &x->cand[x->ncand++];
+        c->account = a;
+        c->cross = 1;
+        c->which = cur;
+    }
+    liquidate_candidates(x);
+}
+
 /* ---- prices (M5) ---------------------------------------------------------- */
 
 /* Re-margins every open position of i after a mark change, collecting the
@@ -1195,7 +1216,7 @@ static enum reject reconfigure(struct exch *x, const struct cmd *c, rate_t lev, 
         return reject(x, c, REJ_INSUFFICIENT_BALANCE);
     }
     emit_simple(x, EV_POSITION, a, i);
-    liq_scan(x, i);
+    liq_check_account(x, a, i);
     return REJ_NONE;
 }
 
@@ -1628,7 +1649,7 @@ const char *exch_verify(const struct exch *x)
             free(q);
             return "an order's margin record differs from the engine's order";
         }
-        q[((size_t)v.account * x->ninst + v.inst) * 2 + (v.side == SIDE_SELL)] += v.leaves;
+        q[((size_t)v.inst * x->naccts + v.account) * 2 + (v.side == SIDE_SELL)] += v.leaves;
     }
     const char *bad = NULL;
     for (size_t k = 0; k < cells && !bad; k++)
