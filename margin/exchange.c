@@ -34,6 +34,7 @@ struct pos {
     sats_t iso;                           /* isolated margin (leverage > 0) */
     rate_t lev;                           /* 0 = cross */
     int32_t k;                            /* risk-limit step */
+    rate_t im, mm;                        /* from lev and k, by pos_set_mode */
     uint32_t li;                          /* index in the instrument's list or NIL */
     qty_t bq, sq;                         /* working buy / sell leaves with a price */
     sats_t bv, sv;                        /* their signed values at their limits */
@@ -75,6 +76,17 @@ struct rank {
     uint32_t account;
 };
 
+/* The last order margin computed, by all of its inputs: the pre-trade check
+ * of an order that then rests computes exactly the figure the order's
+ * event asks for next. */
+struct om_memo {
+    uint16_t inst;
+    px_t mark;
+    rate_t im;
+    qty_t qty, bq, sq;
+    sats_t bv, sv, om;
+};
+
 struct exch {
     struct exch_config cfg;
     struct engine *eng;
@@ -100,6 +112,8 @@ struct exch {
     struct cand *cand;
     uint32_t ncand;
     struct rank *rank;
+    struct om_memo memo;
+    struct { uint16_t inst; qty_t q; px_t px; sats_t v; } vmemo; /* value_memo's */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -156,6 +170,19 @@ static sats_t value(const struct exch *x, uint16_t i, qty_t q, px_t px)
     sats_t v;
     must(mf_value(&I(x, i)->contract, q, px, &v), "value");
     return v;
+}
+
+/* value() remembering the last answer: the pre-trade check and the event of
+ * the same order ask for the value of the same quantity at the same price. */
+static sats_t value_memo(struct exch *x, uint16_t i, qty_t q, px_t px)
+{
+    if (x->vmemo.q != q || x->vmemo.px != px || x->vmemo.inst != i) {
+        x->vmemo.v = value(x, i, q, px);
+        x->vmemo.inst = i;
+        x->vmemo.q = q;
+        x->vmemo.px = px;
+    }
+    return x->vmemo.v;
 }
 
 static sats_t req(sats_t v, rate_t r)
@@ -220,8 +247,8 @@ static enum reject reject(struct exch *x, const struct cmd *c, enum reject why)
 
 /* IM and MM of a position: its risk tier (M3, MECHANICS.md section 6), and
  * for an isolated position IM = max(tier IM, 1/leverage). */
-static void pos_rates(const struct exch *x, uint16_t i, const struct pos *p, rate_t *im,
-                      rate_t *mm)
+static void rates_of(const struct exch *x, uint16_t i, const struct pos *p, rate_t *im,
+                     rate_t *mm)
 {
     const struct exch_instrument *in = I(x, i);
     must(mf_tier_rates(in->im_e8, in->mm_e8, p->k, im, mm), "tier rates");
@@ -231,6 +258,24 @@ static void pos_rates(const struct exch *x, uint16_t i, const struct pos *p, rat
         if (lim > *im)
             *im = lim;
     }
+}
+
+/* Sets the mode of a position (leverage, 0 = cross; risk step) and the
+ * rates that follow from it, which every margin figure reads. */
+static void pos_set_mode(const struct exch *x, uint16_t i, struct pos *p, rate_t lev, int32_t k)
+{
+    p->lev = lev;
+    p->k = k;
+    rates_of(x, i, p, &p->im, &p->mm);
+}
+
+static inline void pos_rates(const struct exch *x, uint16_t i, const struct pos *p, rate_t *im,
+                             rate_t *mm)
+{
+    (void)x;
+    (void)i;
+    *im = p->im;
+    *mm = p->mm;
 }
 
 static inline sats_t available(const struct wal *w)
@@ -281,7 +326,7 @@ static inline sats_t ceil_rate(sats_t v, rate_t r)
 static void pos_marks(struct exch *x, uint16_t i, struct pos *p)
 {
     const struct exch_instrument *in = I(x, i);
-    rate_t mm = in->mm_e8 * (1 + p->k); /* mf_tier_rates: baseMM x (1 + k) */
+    rate_t mm = p->mm;
     px_t mark = x->is[i].mark;
     p->mv = mark > 0 ? value(x, i, p->qty, mark) : p->cost;
     p->upnl = p->mv - p->cost;
@@ -338,11 +383,15 @@ static inline void pos_remark(struct exch *x, uint32_t a, uint16_t i)
 /* ---- order margin (M3) ------------------------------------------------------ */
 
 /* Order margin from the aggregates (bq, bv) buys and (sq, sv) sells. */
-static sats_t om_calc(const struct exch *x, uint16_t i, const struct pos *p, qty_t bq, sats_t bv,
+static sats_t om_calc(struct exch *x, uint16_t i, const struct pos *p, qty_t bq, sats_t bv,
                       qty_t sq, sats_t sv)
 {
     if (bq == 0 && sq == 0)
         return 0;
+    struct om_memo *m = &x->memo;
+    if (m->inst == i && m->mark == x->is[i].mark && m->im == p->im && m->qty == p->qty &&
+        m->bq == bq && m->sq == sq && m->bv == bv && m->sv == sv)
+        return m->om;
     const struct exch_instrument *in = I(x, i);
     rate_t im, mm;
     pos_rates(x, i, p, &im, &mm);
@@ -363,6 +412,8 @@ static sats_t om_calc(const struct exch *x, uint16_t i, const struct pos *p, qty
         if (sq > 0)
             om += smax(0, sv - value(x, i, -sq, mark));
     }
+    *m = (struct om_memo){.inst = i, .mark = mark, .im = p->im, .qty = p->qty, .bq = bq,
+                          .sq = sq, .bv = bv, .sv = sv, .om = om};
     return om;
 }
 
@@ -389,7 +440,7 @@ static void order_track(struct exch *x, const struct order_view *o)
     if (r->id == o->id && new_q == old_q && (new_q == 0 || r->px == o->price))
         return;
     qty_t signed_q = o->side == SIDE_BUY ? new_q : -new_q;
-    sats_t new_v = new_q ? value(x, o->inst, signed_q, o->price) : 0;
+    sats_t new_v = new_q ? value_memo(x, o->inst, signed_q, o->price) : 0;
     struct pos *p = P(x, o->account, o->inst);
     if (o->side == SIDE_BUY) {
         p->bq += new_q - old_q;
@@ -538,7 +589,7 @@ static enum reject admit(void *ctx, const struct order_view *o)
     qty_t old_q = r && r->id == o->id ? r->leaves : 0;
     sats_t old_v = r && r->id == o->id ? r->sv : 0;
     qty_t nq = o->leaves;
-    sats_t nv = value(x, i, o->side == SIDE_BUY ? nq : -nq, px);
+    sats_t nv = value_memo(x, i, o->side == SIDE_BUY ? nq : -nq, px);
     qty_t bq = p->bq, sq = p->sq;
     sats_t bv = p->bv, sv = p->sv;
     if (o->side == SIDE_BUY) {
@@ -1203,8 +1254,7 @@ static enum reject reconfigure(struct exch *x, const struct cmd *c, rate_t lev, 
     }
     iso_move(x, a, i, -p->iso);
     p->mv = p->upnl = p->pinit = p->pcomm = p->maint = 0;
-    p->lev = lev; /* pos_refresh below adds the cross contribution if cross */
-    p->k = k;
+    pos_set_mode(x, i, p, lev, k); /* pos_refresh below adds the cross contribution if cross */
     pos_refresh(x, a, i);
     if (lev > 0)
         iso_move(x, a, i, iso_needed(x, i, p));
@@ -1604,6 +1654,10 @@ const char *exch_verify(const struct exch *x)
                 return "a cross position holds isolated margin";
             if (p->qty == 0 && p->iso != 0)
                 return "a flat position holds isolated margin";
+            rate_t im, mm;
+            rates_of(x, i, p, &im, &mm);
+            if (im != p->im || mm != p->mm)
+                return "cached margin rates differ from the leverage and risk step";
         }
         if (n != x->is[i].n)
             return "position list count wrong";
@@ -1731,8 +1785,11 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
         *err = "out of memory";
         return NULL;
     }
-    for (size_t k = 0; k < (size_t)x->naccts * x->ninst; k++)
-        x->p[k].li = NIL;
+    for (uint16_t i = 0; i < x->ninst; i++)
+        for (uint32_t a = 0; a < x->naccts; a++) {
+            P(x, a, i)->li = NIL;
+            pos_set_mode(x, i, P(x, a, i), 0, 0);
+        }
     struct engine_hooks hooks = {.ctx = x, .admit = admit, .on_fill = on_fill, .market_bound = NULL};
     x->eng = engine_create(&cfg->engine, on_event, x, &hooks, err);
     if (!x->eng) {
