@@ -154,20 +154,74 @@ static const char *settl_currency(const struct srv *s, uint16_t i)
     return s->cfg.exch.currency[inst_cfg(s, i)->currency];
 }
 
-/* The quote currency from the symbol: XBTUSD -> USD, XBTUSDT -> USDT; a
- * future (no funding) quotes USD. */
-static void quote_of(const struct srv *s, uint16_t i, char *out, size_t cap)
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* A future's month code and year at the end of a symbol: "Z26". */
+static bool month_code_at(const char *y, size_t n)
+{
+    return n >= 3 && strchr("FGHJKMNQUVXZ", y[n - 3]) && isdigit((unsigned char)y[n - 2]) &&
+           isdigit((unsigned char)y[n - 1]);
+}
+
+/* Underlying and quote currency of an instrument, from its symbol, index and
+ * kind (nothing in the config names them):
+ *  - the underlying is the index's name without '.' (or without ".B", as
+ *    BitMEX names its indices: .BXBT, .BETH, .BSOL) when the symbol starts
+ *    with it; else the symbol less a known quote suffix (and a future's
+ *    month code); else its first three letters;
+ *  - the quote is what follows the underlying, less a future's month code
+ *    (XBTUSD -> USD, XBTUSDT -> USDT, SOLUSDTZ26 -> USDT); when nothing does
+ *    (XBTZ26) it is USD for inverse and quanto contracts and the settlement
+ *    currency for linear ones. */
+static void names_of(const struct srv *s, uint16_t i, char *u, size_t ucap, char *q, size_t qcap)
 {
     const char *y = sym(s, i);
-    if (inst_cfg(s, i)->perpetual && strlen(y) > 3)
-        snprintf(out, cap, "%s", y + 3);
-    else
-        snprintf(out, cap, "USD");
+    size_t n = strlen(y);
+    bool future = !inst_cfg(s, i)->perpetual;
+    size_t body = future && month_code_at(y, n) && n > 3 ? n - 3 : n; /* without the month code */
+    const char *ix = s->cfg.exch.index[inst_cfg(s, i)->index];
+    if (*ix == '.')
+        ix++;
+    size_t ul = 0;
+    if (*ix && starts_with(y, ix) && strlen(ix) <= body)
+        ul = strlen(ix);
+    else if (ix[0] == 'B' && ix[1] && starts_with(y, ix + 1) && strlen(ix + 1) <= body)
+        ul = strlen(ix + 1);
+    static const char *const quotes[] = {"USDT", "USDC", "USD", "EUR", "XBT", NULL};
+    for (int k = 0; !ul && quotes[k]; k++) {
+        size_t ql = strlen(quotes[k]);
+        if (body > ql && strncasecmp(y + body - ql, quotes[k], ql) == 0)
+            ul = body - ql;
+    }
+    if (!ul && future && body < n)
+        ul = body;
+    if (!ul)
+        ul = n < 3 ? n : 3;
+    snprintf(u, ucap, "%.*s", (int)ul, y);
+    if (body > ul) {
+        snprintf(q, qcap, "%.*s", (int)(body - ul), y + ul);
+    } else if (inst_cfg(s, i)->contract.kind == MF_LINEAR) {
+        snprintf(q, qcap, "%s", s->cfg.exch.currency[inst_cfg(s, i)->currency]);
+        for (char *p = q; *p; p++)
+            *p = (char)toupper((unsigned char)*p); /* USDt -> USDT, XBt -> XBT */
+    } else {
+        snprintf(q, qcap, "USD");
+    }
+}
+
+static void quote_of(const struct srv *s, uint16_t i, char *out, size_t cap)
+{
+    char u[SYMBOL_LEN_MAX + 1];
+    names_of(s, i, u, sizeof(u), out, cap);
 }
 
 static void underlying_of(const struct srv *s, uint16_t i, char *out, size_t cap)
 {
-    snprintf(out, cap, "%.3s", sym(s, i));
+    char q[SYMBOL_LEN_MAX + 1];
+    names_of(s, i, out, cap, q, sizeof(q));
 }
 
 static double currency_scale(const struct srv *s, uint8_t cur)
@@ -528,7 +582,9 @@ cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
         add_time(o, "settle", in->expiry_ms);
     }
     bool inverse = in->contract.kind == MF_INVERSE, quanto = in->contract.kind == MF_QUANTO;
-    cJSON_AddStringToObject(o, "positionCurrency", inverse || quanto ? "USD" : u);
+    /* Inverse and quanto contracts count in the quote currency (USD), linear
+     * ones in the underlying. */
+    cJSON_AddStringToObject(o, "positionCurrency", inverse || quanto ? qc : u);
     cJSON_AddStringToObject(o, "underlying", u);
     cJSON_AddStringToObject(o, "quoteCurrency", qc);
     snprintf(b, sizeof(b), "%s=", u);

@@ -6,7 +6,9 @@
 #define _GNU_SOURCE
 #include "api/server.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "api/auth.h"
+#include "api/timefmt.h"
 
 static const char usage[] =
     "usage: perpsim [options]\n"
@@ -28,7 +31,7 @@ static const char usage[] =
     "admin API under /admin/v1, Prometheus metrics under /metrics.\n"
     "\n"
     "  --config FILE          JSON config (see README: listen, adminToken, rateLimit,\n"
-    "                         loadShed, indices, instruments, demo)\n"
+    "                         loadShed, indices, instruments, defaultInstruments, demo)\n"
     "  --listen HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 = any free)\n"
     "  --data-dir DIR         directory for the server's files (created if missing)\n"
     "  --admin-token TOKEN    bearer token of the admin API (else $PERPSIM_ADMIN_TOKEN,\n"
@@ -97,39 +100,360 @@ static double num(const cJSON *o, const char *name, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-static int64_t rate_e8(double v) { return (int64_t)(v * 1e8 + (v < 0 ? -0.5 : 0.5)); }
-static int64_t px8(double v) { return (int64_t)(v * 1e8 + 0.5); }
+static int px8(double v, px_t *out) { return tf_fixed_from_double(v, 8, out) == TF_OK && *out > 0 ? 0 : -1; }
 
-/* Overrides of a default instrument from the config file. */
-static int instrument_override(struct srv_config *c, const cJSON *in)
+/* ---- instruments from the config file ----------------------------------------------------- */
+
+/* Prints "perpsim: config: instrument SYM: <message>" and gives exit status 2. */
+static int inst_fail(const char *symbol, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int inst_fail(const char *symbol, const char *fmt, ...)
 {
-    const cJSON *y = cJSON_GetObjectItemCaseSensitive(in, "symbol");
-    if (!cJSON_IsString(y))
-        return -1;
-    for (uint16_t i = 0; i < c->exch.engine.instruments_count; i++) {
-        struct engine_instrument *ei = &c->exch.engine.instruments[i];
-        if (strcasecmp(ei->symbol, y->valuestring) != 0)
-            continue;
-        struct exch_instrument *x = &c->exch.inst[i];
-        ei->tick_px = px8(num(in, "tickSize", (double)ei->tick_px / 1e8));
-        ei->max_px = px8(num(in, "maxPrice", (double)ei->max_px / 1e8));
-        ei->lot_qty = (qty_t)num(in, "lotSize", (double)ei->lot_qty);
-        ei->max_order_qty = (qty_t)num(in, "maxOrderQty", (double)ei->max_order_qty);
-        x->contract.tick_px = ei->tick_px;
-        x->contract.lot_qty = ei->lot_qty;
-        x->im_e8 = rate_e8(num(in, "initMargin", (double)x->im_e8 / 1e8));
-        x->mm_e8 = rate_e8(num(in, "maintMargin", (double)x->mm_e8 / 1e8));
-        x->maker_fee_e8 = rate_e8(num(in, "makerFee", (double)x->maker_fee_e8 / 1e8));
-        x->taker_fee_e8 = rate_e8(num(in, "takerFee", (double)x->taker_fee_e8 / 1e8));
-        x->settle_fee_e8 = rate_e8(num(in, "settlementFee", (double)x->settle_fee_e8 / 1e8));
-        x->risk_limit = (sats_t)num(in, "riskLimit", (double)x->risk_limit);
-        x->risk_step = (sats_t)num(in, "riskStep", (double)x->risk_step);
-        if (x->perpetual)
-            x->funding_interval_ms =
-                (ms_t)(num(in, "fundingIntervalHours", (double)x->funding_interval_ms / 3.6e6) * 3.6e6);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "perpsim: config: instrument %s: ", symbol);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 2;
+}
+
+static const char *const inst_keys[] = {
+    "symbol", "type", "settlCurrency", "index", "indexPrice", "multiplier", "tickSize", "lotSize",
+    "maxOrderQty", "maxPrice", "initMargin", "maintMargin", "riskLimit", "riskStep", "makerFee",
+    "takerFee", "settlementFee", "expiry", "fundingIntervalHours", "fundingInterest",
+    "impactNotional", NULL};
+
+/* What the config file does to the instruments and indices, beyond the
+ * srv_config itself. */
+struct cfg_state {
+    bool given[INSTRUMENTS_MAX];      /* instrument named by the file (twice is an error) */
+    bool px_given[INDICES_MAX];       /* indexPrice set by an instrument entry */
+    char default_index[INDICES_MAX][SYMBOL_LEN_MAX + 1];
+    px_t default_index_px[INDICES_MAX];
+    uint16_t default_indices;
+};
+
+/* A number field at scale digits (8: prices and rates, 0: integers).
+ * 1 when present and read, 0 when absent and optional, else the exit status
+ * (2, message printed) through *rc. */
+static int field_fixed(const cJSON *in, const char *symbol, const char *name, int scale, bool required,
+                       int64_t *out, int *rc)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, name);
+    if (!v) {
+        if (required)
+            *rc = inst_fail(symbol, "missing %s (required for a new instrument)", name);
         return 0;
     }
+    if (!cJSON_IsNumber(v)) {
+        *rc = inst_fail(symbol, "%s must be a number", name);
+        return 0;
+    }
+    enum tf_err e = tf_fixed_from_double(v->valuedouble, scale, out);
+    if (e == TF_ERR_PRECISION)
+        *rc = scale ? inst_fail(symbol, "%s has more than %d decimals", name, scale)
+                    : inst_fail(symbol, "%s must be a whole number", name);
+    else if (e != TF_OK)
+        *rc = inst_fail(symbol, "%s is out of range", name);
+    return e == TF_OK;
+}
+
+/* A string field; NULL when absent (and *rc = 2 if required) or not a string. */
+static const char *field_str(const cJSON *in, const char *symbol, const char *name, bool required, int *rc)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, name);
+    if (!v) {
+        if (required)
+            *rc = inst_fail(symbol, "missing %s (required for a new instrument)", name);
+        return NULL;
+    }
+    if (!cJSON_IsString(v) || !v->valuestring[0]) {
+        *rc = inst_fail(symbol, "%s must be a non-empty string", name);
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+static int index_find(const struct exch_config *x, const char *name)
+{
+    for (uint16_t k = 0; k < x->indices_count; k++)
+        if (strcasecmp(x->index[k], name) == 0)
+            return k;
     return -1;
+}
+
+/* An index symbol as BitMEX writes them: '.' then 1 to 14 letters/digits. */
+static bool index_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n < 2 || n > SYMBOL_LEN_MAX || v[0] != '.')
+        return false;
+    for (size_t k = 1; k < n; k++)
+        if (!((v[k] >= 'A' && v[k] <= 'Z') || (v[k] >= 'a' && v[k] <= 'z') || (v[k] >= '0' && v[k] <= '9')))
+            return false;
+    return true;
+}
+
+/* 0.03% a day (BitMEX's quote minus base interest), pro rata to the interval:
+ * 0.01% for 8 hours. */
+static rate_t funding_interest_default(ms_t interval_ms)
+{
+    return (rate_t)((i128)30000 * interval_ms / MS_PER_DAY);
+}
+
+/* One entry of "instruments": a new instrument, or changes to one that exists
+ * (a default, when the defaults are kept). 0 or the exit status. */
+static int instrument_entry(struct srv_config *c, struct cfg_state *cs, const cJSON *in, int pos)
+{
+    char where[32];
+    snprintf(where, sizeof(where), "#%d", pos + 1);
+    if (!cJSON_IsObject(in))
+        return inst_fail(where, "%s", "each entry of instruments must be an object");
+    int rc = 0;
+    const char *y = field_str(in, where, "symbol", true, &rc);
+    if (!y)
+        return rc ? rc : 2;
+    size_t yl = strlen(y);
+    bool sym_ok = yl <= SYMBOL_LEN_MAX;
+    for (size_t k = 0; k < yl; k++)
+        sym_ok = sym_ok && isalnum((unsigned char)y[k]);
+    if (!sym_ok)
+        return inst_fail(y, "%s", "symbol must be 1 to 15 letters and digits");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, in)
+    {
+        bool known = false;
+        for (int k = 0; inst_keys[k]; k++)
+            known = known || strcmp(it->string, inst_keys[k]) == 0;
+        if (!known)
+            return inst_fail(y, "unknown field %s", it->string);
+    }
+    struct exch_config *x = &c->exch;
+    int found = -1;
+    for (uint16_t k = 0; k < x->engine.instruments_count; k++)
+        if (strcasecmp(x->engine.instruments[k].symbol, y) == 0)
+            found = k;
+    if (found >= 0 && cs->given[found])
+        return inst_fail(y, "%s", "given twice in instruments");
+    bool fresh = found < 0;
+    struct engine_instrument ei = {0};
+    struct exch_instrument xi = {0};
+    if (!fresh) {
+        ei = x->engine.instruments[found];
+        xi = x->inst[found];
+    }
+
+    /* The contract: type, settlement currency, index, multiplier. */
+    const char *v;
+    if ((v = field_str(in, y, "type", fresh, &rc))) {
+        if (strcasecmp(v, "inverse") == 0)
+            xi.contract.kind = MF_INVERSE;
+        else if (strcasecmp(v, "quanto") == 0)
+            xi.contract.kind = MF_QUANTO;
+        else if (strcasecmp(v, "linear") == 0)
+            xi.contract.kind = MF_LINEAR;
+        else
+            return inst_fail(y, "type must be inverse, quanto or linear, not \"%s\"", v);
+    }
+    if (rc)
+        return rc;
+    if ((v = field_str(in, y, "settlCurrency", fresh, &rc))) {
+        int cur = -1;
+        for (uint8_t k = 0; k < x->currencies_count; k++)
+            if (strcasecmp(x->currency[k], v) == 0)
+                cur = k;
+        if (cur < 0)
+            return inst_fail(y, "settlCurrency must be XBt or USDt, not \"%s\"", v);
+        xi.currency = (uint8_t)cur;
+    }
+    if (rc)
+        return rc;
+    const char *index_name = field_str(in, y, "index", fresh, &rc);
+    if (rc)
+        return rc;
+    if (index_name && !index_name_ok(index_name))
+        return inst_fail(y, "index must be an index symbol such as .BXBT ('.' and 1 to 14 letters or "
+                            "digits), not \"%s\"", index_name);
+    int64_t n;
+    if (field_fixed(in, y, "multiplier", 0, fresh, &n, &rc))
+        xi.contract.multiplier = n;
+    if (field_fixed(in, y, "tickSize", 8, fresh, &n, &rc))
+        ei.tick_px = n;
+    if (field_fixed(in, y, "maxPrice", 8, fresh, &n, &rc))
+        ei.max_px = n;
+    if (field_fixed(in, y, "lotSize", 0, fresh, &n, &rc))
+        ei.lot_qty = n;
+    if (field_fixed(in, y, "maxOrderQty", 0, fresh, &n, &rc))
+        ei.max_order_qty = n;
+    bool im_given = field_fixed(in, y, "initMargin", 8, fresh, &n, &rc);
+    if (im_given)
+        xi.im_e8 = n;
+    if (field_fixed(in, y, "maintMargin", 8, fresh, &n, &rc))
+        xi.mm_e8 = n;
+    if (field_fixed(in, y, "riskLimit", 0, fresh, &n, &rc))
+        xi.risk_limit = n;
+    if (field_fixed(in, y, "riskStep", 0, fresh, &n, &rc))
+        xi.risk_step = n;
+    if (field_fixed(in, y, "makerFee", 8, fresh, &n, &rc))
+        xi.maker_fee_e8 = n;
+    if (field_fixed(in, y, "takerFee", 8, fresh, &n, &rc))
+        xi.taker_fee_e8 = n;
+    if (field_fixed(in, y, "impactNotional", 0, false, &n, &rc)) {
+        if (n <= 0)
+            return inst_fail(y, "%s", "impactNotional must be > 0");
+        xi.impact_notional = n;
+    } else if (im_given) {
+        xi.impact_notional = 0; /* derived from the new initMargin */
+    }
+    if (rc)
+        return rc;
+
+    /* Perpetual or future. */
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(in, "expiry");
+    if (ex) {
+        ms_t ms = 0;
+        if (!(cJSON_IsString(ex) ? tf_parse_time(ex->valuestring, strlen(ex->valuestring), &ms) == TF_OK
+                                 : cJSON_IsNumber(ex) && tf_fixed_from_double(ex->valuedouble, 0, &ms) == TF_OK))
+            return inst_fail(y, "%s", "expiry must be ISO-8601 UTC text (\"2027-03-26T12:00:00Z\") or epoch ms");
+        if (ms <= (ms_t)time(NULL) * 1000)
+            return inst_fail(y, "%s", "expiry is in the past");
+        if (!fresh && xi.perpetual)
+            return inst_fail(y, "%s", "expiry: this default instrument is a perpetual");
+        xi.perpetual = 0;
+        xi.expiry_ms = ms;
+    } else if (fresh) {
+        xi.perpetual = 1;
+    }
+    bool fih = false, fin = false;
+    if (xi.perpetual) {
+        double h = num(in, "fundingIntervalHours", 0);
+        const cJSON *fv = cJSON_GetObjectItemCaseSensitive(in, "fundingIntervalHours");
+        if (fv && (!cJSON_IsNumber(fv) || !(h > 0 && h <= 24)))
+            return inst_fail(y, "%s", "fundingIntervalHours must be a number of hours, more than 0 and at most 24");
+        fih = fv != NULL;
+        if (fih)
+            xi.funding_interval_ms = (ms_t)(h * 3600000.0 + 0.5);
+        else if (fresh)
+            xi.funding_interval_ms = 8 * 3600000;
+        fin = field_fixed(in, y, "fundingInterest", 8, false, &n, &rc);
+        if (rc)
+            return rc;
+        if (fin)
+            xi.funding_interest_e8 = n;
+        else if (fresh || fih)
+            xi.funding_interest_e8 = funding_interest_default(xi.funding_interval_ms);
+    } else {
+        if (cJSON_GetObjectItemCaseSensitive(in, "fundingIntervalHours"))
+            return inst_fail(y, "%s", "fundingIntervalHours is only for perpetuals (this one has an expiry)");
+        if (cJSON_GetObjectItemCaseSensitive(in, "fundingInterest"))
+            return inst_fail(y, "%s", "fundingInterest is only for perpetuals (this one has an expiry)");
+        xi.funding_interval_ms = 0;
+        xi.funding_interest_e8 = 0;
+    }
+    if (field_fixed(in, y, "settlementFee", 8, fresh && !xi.perpetual, &n, &rc))
+        xi.settle_fee_e8 = n;
+    if (rc)
+        return rc;
+
+    /* The index: an existing one, or a new one added to the list. */
+    px_t start = 0;
+    const cJSON *ipv = cJSON_GetObjectItemCaseSensitive(in, "indexPrice");
+    if (ipv && (!cJSON_IsNumber(ipv) || px8(ipv->valuedouble, &start) != 0))
+        return inst_fail(y, "%s", "indexPrice must be a positive number with at most 8 decimals");
+    int idx = index_name ? index_find(x, index_name) : (int)xi.index;
+    if (idx < 0) {
+        if (x->indices_count >= INDICES_MAX)
+            return inst_fail(y, "index %s: too many indices (at most %d)", index_name, INDICES_MAX);
+        idx = x->indices_count;
+    }
+    if (start > 0 && idx < x->indices_count && cs->px_given[idx] && c->index_px[idx] != start)
+        return inst_fail(y, "indexPrice differs from the one another instrument gives %s", x->index[idx]);
+    xi.index = (uint16_t)idx;
+    bool new_index = idx == x->indices_count;
+    if (new_index)
+        snprintf(x->index[x->indices_count++], sizeof(x->index[0]), "%s", index_name);
+    char name[SYMBOL_LEN_MAX + 1]; /* a default keeps its spelling: "xbtusd" changes XBTUSD */
+    snprintf(name, sizeof(name), "%s", fresh ? y : x->engine.instruments[found].symbol);
+    const char *e = exch_config_add_instrument(x, name, ei.tick_px, ei.max_px, ei.lot_qty, ei.max_order_qty, &xi);
+    if (e) {
+        if (new_index)
+            x->indices_count--;
+        return inst_fail(y, "%s", e);
+    }
+    if (new_index) {
+        c->index_px[idx] = 0;
+        for (uint16_t k = 0; k < cs->default_indices; k++)
+            if (strcasecmp(cs->default_index[k], index_name) == 0)
+                c->index_px[idx] = cs->default_index_px[k]; /* .BXBT keeps its 60000 */
+    }
+    if (start > 0) {
+        c->index_px[idx] = start;
+        cs->px_given[idx] = true;
+    }
+    for (uint16_t k = 0; k < x->engine.instruments_count; k++)
+        if (strcasecmp(x->engine.instruments[k].symbol, y) == 0)
+            cs->given[k] = true;
+    return 0;
+}
+
+/* "defaultInstruments", "instruments" and then "indices". 0 or the exit status. */
+static int config_market(struct srv_config *c, const cJSON *o)
+{
+    struct cfg_state cs;
+    memset(&cs, 0, sizeof(cs));
+    struct exch_config *x = &c->exch;
+    cs.default_indices = x->indices_count;
+    for (uint16_t k = 0; k < x->indices_count; k++) {
+        snprintf(cs.default_index[k], sizeof(cs.default_index[k]), "%s", x->index[k]);
+        cs.default_index_px[k] = c->index_px[k];
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "defaultInstruments");
+    if (d && !cJSON_IsBool(d))
+        return fail("%s", "config: defaultInstruments must be true or false");
+    bool defaults = !d || cJSON_IsTrue(d);
+    if (!defaults) {
+        /* A market from scratch: the indices come with the instruments. */
+        x->engine.instruments_count = 0;
+        x->indices_count = 0;
+        memset(c->index_px, 0, sizeof(c->index_px));
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "instruments");
+    if (v && !cJSON_IsArray(v))
+        return fail("%s", "config: instruments must be an array");
+    int pos = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v)
+    {
+        int rc = instrument_entry(c, &cs, it, pos++);
+        if (rc)
+            return rc;
+    }
+    if (x->engine.instruments_count == 0)
+        return fail("%s", "config: defaultInstruments is false and instruments defines none");
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "indices"))) {
+        if (!cJSON_IsObject(v))
+            return fail("%s", "config: indices must be an object such as {\".BXBT\": 60000}");
+        cJSON_ArrayForEach(it, v)
+        {
+            int k = index_find(x, it->string);
+            if (k < 0)
+                return fail("config: indices: unknown index %s (no instrument uses it)", it->string);
+            if (!cJSON_IsNumber(it) || px8(it->valuedouble, &c->index_px[k]) != 0)
+                return fail("config: indices: %s must be a positive price with at most 8 decimals", it->string);
+        }
+    }
+    /* Every instrument needs its index's start price, so it has a mark. */
+    for (uint16_t i = 0; i < x->engine.instruments_count; i++) {
+        uint16_t k = x->inst[i].index;
+        if (c->index_px[k] <= 0) {
+            fprintf(stderr,
+                    "perpsim: config: instrument %s: index %s has no start price (give indexPrice in "
+                    "the instrument or \"indices\": {\"%s\": PRICE})\n",
+                    x->engine.instruments[i].symbol, x->index[k], x->index[k]);
+            return 2;
+        }
+    }
+    return 0;
 }
 
 static int load_config(struct srv_config *c, const char *path, bool *demo, bool *token_set)
@@ -188,28 +512,8 @@ static int load_config(struct srv_config *c, const char *path, bool *demo, bool 
             c->ls.fixed_depth = (uint32_t)depth;
         }
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "indices")) && cJSON_IsObject(v)) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, v)
-        {
-            bool found = false;
-            for (uint16_t k = 0; k < c->exch.indices_count; k++)
-                if (strcmp(c->exch.index[k], it->string) == 0 && cJSON_IsNumber(it)) {
-                    c->index_px[k] = px8(it->valuedouble);
-                    found = true;
-                }
-            if (!found)
-                rc = fail("config: unknown index %s", it->string);
-        }
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "instruments")) && cJSON_IsArray(v)) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, v)
-        {
-            if (instrument_override(c, it) != 0)
-                rc = fail("config: instruments: unknown or missing symbol in %s", path);
-        }
-    }
+    if (rc == 0)
+        rc = config_market(c, o);
     cJSON_Delete(o);
     return rc;
 }

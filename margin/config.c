@@ -1,7 +1,8 @@
 /*
  * config.c - perpsim's default market: the instruments of MECHANICS.md
  * section 1 with BitMEX's parameters (2022 values where they changed).
- * Every number here is a default the config file may override.
+ * Every number here is a default the config file may override, and
+ * exch_config_add_instrument() is how the config file adds its own.
  */
 #include "margin/exchange.h"
 
@@ -25,9 +26,142 @@ static void civil(int64_t days, int *year, int *month)
     *month = (int)m;
 }
 
+static int is_alnum(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static int same_symbol(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'a' && *a <= 'z' ? (char)(*a - 32) : *a;
+        char y = *b >= 'a' && *b <= 'z' ? (char)(*b - 32) : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
+/* An order's value must stay well inside int64 (margins sum many of them):
+ * 2^54 minor units, 180 million XBT. */
+#define ORDER_VALUE_MAX (INT64_C(1) << 54)
+
+/* The impact notional when none is given: BitMEX's 0.1 XBT (10,000,000 XBt)
+ * or 5,000 USDT (5,000,000,000 USDt) at the instrument's initial margin. */
+static sats_t impact_default(const struct exch_config *cfg, const struct exch_instrument *in)
+{
+    const char *cur = cfg->currency[in->currency];
+    sats_t base = strcmp(cur, "XBt") == 0 ? INT64_C(10000000)
+                  : strcmp(cur, "USDt") == 0 ? INT64_C(5000000000) : 0;
+    return base > 0 && in->im_e8 > 0 ? (sats_t)((i128)base * MF_RATE_SCALE / in->im_e8) : 0;
+}
+
+const char *exch_config_add_instrument(struct exch_config *cfg, const char *symbol, px_t tick,
+                                       px_t max_px, qty_t lot, qty_t max_qty,
+                                       const struct exch_instrument *in)
+{
+    size_t n = symbol ? strlen(symbol) : 0;
+    if (n == 0 || n > SYMBOL_LEN_MAX)
+        return "symbol must be 1 to 15 letters and digits";
+    for (size_t k = 0; k < n; k++)
+        if (!is_alnum(symbol[k]))
+            return "symbol must be 1 to 15 letters and digits";
+    uint16_t i = cfg->engine.instruments_count;
+    for (uint16_t k = 0; k < cfg->engine.instruments_count; k++)
+        if (same_symbol(cfg->engine.instruments[k].symbol, symbol))
+            i = k;
+    if (i == INSTRUMENTS_MAX)
+        return "too many instruments (at most 64)";
+    struct exch_instrument x = *in;
+    x.contract.tick_px = tick;
+    x.contract.lot_qty = lot;
+    if (x.contract.kind != MF_INVERSE && x.contract.kind != MF_QUANTO && x.contract.kind != MF_LINEAR)
+        return "type must be inverse, quanto or linear";
+    if (x.contract.kind == MF_INVERSE && x.contract.multiplier >= 0)
+        return "multiplier must be negative for an inverse contract (XBTUSD: -100000000)";
+    if (x.contract.kind != MF_INVERSE && x.contract.multiplier <= 0)
+        return "multiplier must be positive for a quanto or linear contract";
+    if (x.currency >= cfg->currencies_count)
+        return "settlCurrency is not a known currency";
+    if (x.index >= cfg->indices_count)
+        return "index is not a known index";
+    if (tick <= 0)
+        return "tickSize must be > 0";
+    if (max_px <= 0 || max_px % tick != 0)
+        return "maxPrice must be a positive multiple of tickSize";
+    if (max_px / tick >= (px_t)LADDER_TICKS_MAX)
+        return "maxPrice / tickSize must be below 16777216 ticks";
+    if (lot <= 0)
+        return "lotSize must be > 0";
+    if (max_qty < lot)
+        return "maxOrderQty must be >= lotSize";
+    sats_t v = 0;
+    px_t worst = x.contract.kind == MF_INVERSE ? tick : max_px;
+    if (mf_value(&x.contract, max_qty, worst, &v) != MF_OK || v > ORDER_VALUE_MAX || v < -ORDER_VALUE_MAX)
+        return x.contract.kind == MF_INVERSE
+                   ? "maxOrderQty x multiplier / tickSize is too large (an order's value must stay "
+                     "below 2^54 minor units)"
+                   : "maxOrderQty x multiplier x maxPrice is too large (an order's value must stay "
+                     "below 2^54 minor units)";
+    if (x.im_e8 <= 0 || x.im_e8 > MF_RATE_SCALE)
+        return "initMargin must be > 0 and <= 1";
+    if (x.mm_e8 <= 0 || x.mm_e8 > x.im_e8)
+        return "maintMargin must be > 0 and <= initMargin";
+    if (x.risk_limit <= 0)
+        return "riskLimit must be > 0";
+    if (x.risk_step <= 0 || x.risk_step > (INT64_MAX - x.risk_limit) / (RISK_STEPS_MAX + 1))
+        return "riskStep must be > 0 (and riskLimit + 100 x riskStep must fit in 63 bits)";
+    if (x.taker_fee_e8 < 0 || x.taker_fee_e8 >= MF_RATE_SCALE)
+        return "takerFee must be >= 0 and < 1";
+    if (x.maker_fee_e8 <= -MF_RATE_SCALE || x.maker_fee_e8 >= MF_RATE_SCALE)
+        return "makerFee must be > -1 and < 1";
+    if (x.settle_fee_e8 < 0 || x.settle_fee_e8 >= MF_RATE_SCALE)
+        return "settlementFee must be >= 0 and < 1";
+    if (x.perpetual) {
+        x.perpetual = 1;
+        x.expiry_ms = 0;
+        if (x.settle_fee_e8 != 0)
+            return "settlementFee is only for futures (give an expiry)";
+        if (x.funding_interval_ms <= 0 || x.funding_interval_ms > MS_PER_DAY ||
+            x.funding_interval_ms % 60000 != 0)
+            return "fundingIntervalHours must be a whole number of minutes, more than 0 and at "
+                   "most 24 hours";
+        if (x.funding_interest_e8 <= -MF_RATE_SCALE || x.funding_interest_e8 >= MF_RATE_SCALE)
+            return "fundingInterest must be > -1 and < 1";
+    } else {
+        if (x.expiry_ms <= 0)
+            return "expiry is required for a future";
+        if (x.funding_interval_ms != 0)
+            return "fundingIntervalHours is only for perpetuals (this one has an expiry)";
+        if (x.funding_interest_e8 != 0)
+            return "fundingInterest is only for perpetuals (this one has an expiry)";
+    }
+    if (x.impact_notional < 0)
+        return "impactNotional must be > 0";
+    if (x.impact_notional == 0 && (x.impact_notional = impact_default(cfg, &x)) <= 0)
+        return "impactNotional is required for this settlCurrency";
+
+    struct engine_instrument *ei = &cfg->engine.instruments[i];
+    if (i == cfg->engine.instruments_count)
+        cfg->engine.instruments_count++;
+    snprintf(ei->symbol, sizeof(ei->symbol), "%s", symbol);
+    ei->tick_px = tick;
+    ei->max_px = max_px;
+    ei->lot_qty = lot;
+    ei->max_order_qty = max_qty;
+    cfg->inst[i] = x;
+    return NULL;
+}
+
+/* A default instrument. They pass the checks by construction; should one
+ * not (an expiry_ms <= 0 from the caller), it is stored as given so that
+ * exch_create() refuses the config with its message. */
 static void add(struct exch_config *cfg, const char *symbol, px_t tick, px_t max_px, qty_t lot,
                 qty_t max_qty, const struct exch_instrument *in)
 {
+    if (exch_config_add_instrument(cfg, symbol, tick, max_px, lot, max_qty, in) == NULL ||
+        cfg->engine.instruments_count >= INSTRUMENTS_MAX)
+        return;
     uint16_t i = cfg->engine.instruments_count++;
     struct engine_instrument *ei = &cfg->engine.instruments[i];
     snprintf(ei->symbol, sizeof(ei->symbol), "%s", symbol);

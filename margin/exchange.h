@@ -261,5 +261,14 @@ const char *exch_verify(const struct exch *x);
  * XBTUSD, ETHUSD, XBTUSDT and the quarterly XBT future expiring at
  * expiry_ms (its symbol from the date: XBTH27 for March 2027). */
 void exch_config_default(struct exch_config *cfg, ms_t expiry_ms);
+/* Adds an instrument (or replaces the one with the same symbol, compared
+ * without case) after checking it; *in's contract tick and lot are taken
+ * from tick and lot, its currency and index must already be in cfg, and an
+ * impact_notional of 0 is derived: 0.1 XBT or 5,000 USDT at initMargin.
+ * NULL when done, else a static message naming the field by BitMEX's name
+ * ("maintMargin must be > 0 and <= initMargin"); cfg is then unchanged. */
+const char *exch_config_add_instrument(struct exch_config *cfg, const char *symbol, px_t tick,
+                                       px_t max_px, qty_t lot, qty_t max_qty,
+                                       const struct exch_instrument *in);
 
 #endif
