@@ -113,6 +113,7 @@ struct exch {
     uint32_t ncand;
     struct rank *rank;
     struct om_memo memo;
+    uint32_t liq_owner; /* account + 1 whose liquidation order is being sent, else 0 */
     struct { uint16_t inst; qty_t q; px_t px; sats_t v; } vmemo; /* value_memo's */
 };
 
@@ -567,8 +568,8 @@ static void on_fill(void *ctx, const struct event *m, const struct event *t)
 static enum reject admit(void *ctx, const struct order_view *o)
 {
     struct exch *x = ctx;
-    if (o->account == EXCH_LIQUIDATOR)
-        return REJ_NONE;
+    if (o->account == EXCH_LIQUIDATOR || o->account + 1 == x->liq_owner)
+        return REJ_NONE; /* the liquidation engine's orders are never refused for margin */
     uint16_t i = o->inst;
     if (x->is[i].settled)
         return REJ_INSTRUMENT_CLOSED;
@@ -789,14 +790,108 @@ static int cross_below(const struct exch *x, uint32_t a, uint8_t cur)
     return w->cross_maint > 0 && cross_equity(w) < w->cross_maint;
 }
 
+/* ---- risk-tier step-down (M6 a) --------------------------------------------- */
+
+/* The lowest risk step whose limit holds the risk value v. */
+static int32_t step_for(const struct exch *x, uint16_t i, sats_t v)
+{
+    const struct exch_instrument *in = I(x, i);
+    int64_t k;
+    must(mf_risk_step(in->risk_limit, in->risk_step, v, &k), "risk step");
+    return k > RISK_STEPS_MAX ? RISK_STEPS_MAX : (int32_t)k;
+}
+
+/* Risk value of a position with its orders that could increase it, as the
+ * pre-trade check measures it. */
+static sats_t risk_value(const struct pos *p)
+{
+    return sabs(p->cost) + smax(sabs(p->bv), sabs(p->sv));
+}
+
+/* Lowers the risk step of a's position in i to k when k is lower: smaller
+ * margin rates, the isolated margin stays posted. */
+static void step_down(struct exch *x, uint32_t a, uint16_t i, int32_t k)
+{
+    struct pos *p = P(x, a, i);
+    if (k >= p->k)
+        return;
+    pos_set_mode(x, i, p, p->lev, k);
+    pos_refresh(x, a, i);
+    om_refresh(x, a, i);
+    emit_simple(x, EV_POSITION, a, i);
+}
+
+/* The equity backing a's position in i: its isolated margin and PnL, or the
+ * account's whole cross equity. */
+static sats_t backing(const struct exch *x, uint32_t a, uint16_t i)
+{
+    const struct pos *p = PC(x, a, i);
+    return p->lev > 0 ? p->iso + p->upnl : cross_equity(WC(x, a, I(x, i)->currency));
+}
+
+/* Sends a FillOrKill for the part of a's position in i above the limit of
+ * step k, at the position's bankruptcy price, on the owner's behalf (no
+ * margin check, ReduceOnly); on a fill the position steps down to the tier
+ * of what is left. Returns 1 when it filled. */
+static int reduce_to_step(struct exch *x, uint32_t a, uint16_t i, int32_t k)
+{
+    struct pos *p = P(x, a, i);
+    const struct exch_instrument *in = I(x, i);
+    const struct engine_instrument *ei = &x->cfg.engine.instruments[i];
+    sats_t equity = backing(x, a, i);
+    if (p->qty == 0 || equity <= 0)
+        return 0;
+    sats_t lim = in->risk_limit + (sats_t)k * in->risk_step, c = sabs(p->cost);
+    qty_t q = qabs(p->qty);
+    qty_t keep = c <= lim ? q : (qty_t)((i128)q * lim / c);
+    keep -= keep % ei->lot_qty;
+    qty_t dq = q - keep;
+    if (dq <= 0 || dq > ei->max_order_qty)
+        return 0;
+    /* Bankruptcy: the position's value less the equity behind it. */
+    px_t bpx = px_for_value(x, i, p->qty, p->mv - equity, p->qty > 0);
+    struct cmd c2;
+    memset(&c2, 0, sizeof(c2));
+    c2.type = CMD_NEW_ORDER;
+    c2.account = a;
+    c2.inst = i;
+    c2.u.new_order.has = HAS_QTY | HAS_PRICE;
+    c2.u.new_order.side = p->qty > 0 ? SIDE_SELL : SIDE_BUY;
+    c2.u.new_order.ord_type = ORD_LIMIT;
+    c2.u.new_order.tif = TIF_FOK;
+    c2.u.new_order.exec_inst = EXEC_REDUCE_ONLY;
+    c2.u.new_order.qty = dq;
+    c2.u.new_order.price = bpx;
+    qty_t before = p->qty;
+    x->liq_owner = a + 1;
+    sub(x, &c2);
+    x->liq_owner = 0;
+    if (p->qty == before)
+        return 0;
+    step_down(x, a, i, step_for(x, i, sabs(p->cost)));
+    return 1;
+}
+
+/* Liquidation of an isolated position (MECHANICS.md section 7): a position
+ * above the lowest risk tier first drops to the tier of its position and
+ * orders, then its orders are canceled and it drops to the tier of the
+ * position, then FillOrKill orders reduce it a tier at a time; whatever is
+ * still below maintenance is taken over at the bankruptcy price. */
 static void liquidate_iso(struct exch *x, uint32_t a, uint16_t i)
 {
     if (!iso_below(x, a, i))
         return;
-    cancel_orders(x, a, i);
+    struct pos *p = P(x, a, i);
+    step_down(x, a, i, step_for(x, i, risk_value(p)));
     if (!iso_below(x, a, i))
         return;
-    takeover(x, a, i, P(x, a, i)->iso);
+    cancel_orders(x, a, i);
+    step_down(x, a, i, step_for(x, i, sabs(p->cost)));
+    while (iso_below(x, a, i) && p->k > 0 && reduce_to_step(x, a, i, p->k - 1))
+        ;
+    if (!iso_below(x, a, i))
+        return;
+    takeover(x, a, i, p->iso);
     work(x, i);
 }
 
@@ -804,9 +899,25 @@ static void liquidate_cross(struct exch *x, uint32_t a, uint8_t cur)
 {
     if (!cross_below(x, a, cur))
         return;
+    /* The same tiers as liquidate_iso, over every cross position. */
+    for (uint16_t i = 0; i < x->ninst; i++)
+        if (I(x, i)->currency == cur && P(x, a, i)->lev == 0)
+            step_down(x, a, i, step_for(x, i, risk_value(P(x, a, i))));
+    if (!cross_below(x, a, cur))
+        return;
     for (uint16_t i = 0; i < x->ninst; i++)
         if (I(x, i)->currency == cur)
             cancel_orders(x, a, i);
+    for (uint16_t i = 0; i < x->ninst; i++)
+        if (I(x, i)->currency == cur && P(x, a, i)->lev == 0)
+            step_down(x, a, i, step_for(x, i, sabs(P(x, a, i)->cost)));
+    for (uint16_t i = 0; i < x->ninst && cross_below(x, a, cur); i++) {
+        struct pos *p = P(x, a, i);
+        if (I(x, i)->currency != cur || p->lev != 0)
+            continue;
+        while (cross_below(x, a, cur) && p->k > 0 && reduce_to_step(x, a, i, p->k - 1))
+            ;
+    }
     if (!cross_below(x, a, cur))
         return;
     struct wal *w = W(x, a, cur);

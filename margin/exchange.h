@@ -76,7 +76,16 @@
  *     maintenance, and every account whose cross equity (wallet - isolated
  *     margins + cross unrealised PnL) < the sum of its cross maintenance, is
  *     liquidated, in ascending account order (isolated before cross):
- *     a) its open orders in the contract(s) are canceled (CXL_LIQUIDATION);
+ *     a) risk tiers first: a position above the lowest risk step drops to
+ *        the step its position and orders need (margin rates fall, the
+ *        isolated margin stays posted); if still below, its open orders in
+ *        the contract(s) are canceled (CXL_LIQUIDATION) and it drops to the
+ *        step of the position alone; while still below and above step 0, a
+ *        FillOrKill ReduceOnly limit order at the position's bankruptcy
+ *        price (its value less the equity backing it), sent on the owner's
+ *        behalf without a margin check, sells the part above the next lower
+ *        step's limit, and the position drops to the step of what is left;
+ *        at step 0 or when a FillOrKill dies, on to b);
  *     b) if still below maintenance, each position is taken over by the
  *        liquidator at its bankruptcy value: the value at which the owner
  *        loses exactly the margin backing it (isolated: isolatedMargin;

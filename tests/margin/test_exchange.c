@@ -45,10 +45,16 @@ static void sink(void *ctx, const struct event *ev)
     }
 }
 
+static sats_t g_risk_limit, g_risk_step; /* XBTUSD's, when set */
+
 static void setup_with(sats_t insurance)
 {
     struct exch_config cfg;
     exch_config_default(&cfg, EXPIRY);
+    if (g_risk_limit) {
+        cfg.inst[XBTUSD].risk_limit = g_risk_limit;
+        cfg.inst[XBTUSD].risk_step = g_risk_step;
+    }
     cfg.engine.accounts_max = 16;
     cfg.engine.orders_max = 4096;
     cfg.engine.stops_max = 256;
@@ -70,6 +76,7 @@ static void teardown(void)
 {
     exch_destroy(X);
     X = NULL;
+    g_risk_limit = g_risk_step = 0;
 }
 
 static enum reject run(struct cmd *c)
@@ -375,6 +382,114 @@ START_TEST(isolated_loss_stops_at_the_position_cross_uses_the_balance)
 }
 END_TEST
 
+/* ---- liquidation steps down the risk tiers first (MECHANICS.md section 7) -- */
+
+static enum reject risk_limit(uint32_t a, uint16_t inst, sats_t limit)
+{
+    struct cmd c = {.type = CMD_SET_RISK_LIMIT, .account = a, .inst = inst};
+    c.u.risk_limit = limit;
+    return run(&c);
+}
+
+/* XBTUSD with a 0.1 XBT base risk limit and 0.1 XBT steps; account 1 at
+ * 10x isolated long 12000 @ 50000 (0.24 XBT: step 2, MM 1.05%). */
+static struct exch_position open_tiered_long(void)
+{
+    teardown();
+    g_risk_limit = 10000000;
+    g_risk_step = 10000000;
+    setup_with(INT64_C(1000000000));
+    ck_assert_int_eq(deposit(1, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(3, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(risk_limit(2, XBTUSD, 100000000), REJ_NONE); /* the other side: room */
+    ck_assert_int_eq(risk_limit(3, XBTUSD, 300000000), REJ_NONE);
+    ck_assert_int_eq(leverage(1, XBTUSD, 10 * MF_RATE_SCALE), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 12000, USD(50000)), REJ_NONE);
+    /* over the base limit: refused until the limit is raised */
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 12000, USD(50000)), REJ_RISK_LIMIT_EXCEEDED);
+    ck_assert_int_eq(risk_limit(1, XBTUSD, 30000000), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 12000, USD(50000)), REJ_NONE);
+    struct exch_position p = pos(1, XBTUSD);
+    ck_assert_int_eq(p.qty, 12000);
+    ck_assert_int_eq(p.risk_limit, 30000000);
+    ck_assert_int_eq(p.mm_e8, 3 * 350000); /* baseMM x (1 + 2) */
+    audit_ok();
+    return p;
+}
+
+START_TEST(liquidation_first_drops_to_the_tier_the_position_needs)
+{
+    /* Account 4 raised its limit four steps for nothing: 0.09 XBT long at
+     * 10x and a small bid, MM 1.75% instead of 0.35%. A fall that breaches 1.75% but not
+     * 0.35% costs it its tier, not its position. */
+    open_tiered_long();
+    ck_assert_int_eq(deposit(4, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(leverage(4, XBTUSD, 10 * MF_RATE_SCALE), REJ_NONE);
+    ck_assert_int_eq(risk_limit(4, XBTUSD, 50000000), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 4500, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(4, XBTUSD, SIDE_BUY, 4500, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(4, XBTUSD, SIDE_BUY, 100, USD(30000)), REJ_NONE); /* rests */
+    struct exch_position p = pos(4, XBTUSD);
+    ck_assert_int_eq(p.mm_e8, 5 * 350000);
+    ck_assert_msg(p.liq_px > USD(46000), "liq %lld", (long long)p.liq_px); /* at 1.75% */
+    ck_assert_int_eq(set_index(0, USD(46000)), REJ_NONE);
+    struct exch_position q = pos(4, XBTUSD);
+    ck_assert_int_eq(q.qty, 4500);             /* kept */
+    ck_assert_int_eq(q.risk_limit, 10000000);  /* the tier of position and orders */
+    ck_assert_int_eq(q.mm_e8, 350000);
+    ck_assert_int_eq(q.open_buy_qty, 100);     /* its order was not needed */
+    ck_assert_msg(q.liq_px < USD(46000), "liq %lld", (long long)q.liq_px);
+    ck_assert_int_eq(q.pos_margin, p.pos_margin); /* the isolated margin stays posted */
+    audit_ok();
+}
+END_TEST
+
+START_TEST(liquidation_sells_a_tier_at_a_time_with_fill_or_kill)
+{
+    struct exch_position p = open_tiered_long();
+    sats_t w0 = mar(1, XBT).wallet;
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 100000, USD(47000)), REJ_NONE); /* deep bid */
+    /* Below maintenance at MM 1.05% and at 0.70%, not at 0.35%. */
+    ck_assert_int_eq(set_index(0, USD(45700)), REJ_NONE);
+    struct exch_position q = pos(1, XBTUSD);
+    /* 12000 -> 10000 (0.2 XBT, step 1) -> 5000 (0.1 XBT, step 0) */
+    ck_assert_int_eq(q.qty, 5000);
+    ck_assert_int_eq(q.risk_limit, 10000000);
+    ck_assert_int_eq(pos(3, XBTUSD).qty, 7000);
+    ck_assert_int_eq(n_money[MK_LIQUIDATION], 0); /* never taken over */
+    /* The 7000 sold at the bid: the owner realised their loss and the
+     * taker fee, and got the isolated margin of the part closed back. */
+    sats_t share = 0, fees = 0;
+    ck_assert_int_eq(mf_cost_share(p.unrealised_cost, 12000, 2000, &share), MF_OK);
+    sats_t share2 = 0;
+    ck_assert_int_eq(mf_cost_share(p.unrealised_cost - share, 10000, 5000, &share2), MF_OK);
+    sats_t v1 = val(XBTUSD, -2000, USD(47000)), v2 = val(XBTUSD, -5000, USD(47000));
+    rate_t taker = exch_config(X)->inst[XBTUSD].taker_fee_e8;
+    fees = fee(v1, taker) + fee(v2, taker);
+    sats_t realised = -(share + v1) - (share2 + v2);
+    ck_assert_int_eq(mar(1, XBT).wallet, w0 + realised - fees);
+    ck_assert_int_eq(q.unrealised_cost, p.unrealised_cost - share - share2);
+    audit_ok();
+}
+END_TEST
+
+START_TEST(liquidation_takes_over_when_fill_or_kill_cannot_fill)
+{
+    struct exch_position p = open_tiered_long();
+    sats_t w0 = mar(1, XBT).wallet;
+    /* the only bid is below the bankruptcy price: the FillOrKill dies */
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 100000, p.bankrupt_px - USD(1000)), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(45700)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(n_money[MK_LIQUIDATION], 1);
+    ck_assert_int_eq(mar(1, XBT).wallet, w0 - p.pos_margin); /* the margin, no more */
+    ck_assert_int_eq(pos(3, XBTUSD).qty, 12000);             /* the liquidator sold it all */
+    audit_ok();
+}
+END_TEST
+
 START_TEST(cross_account_below_maintenance_is_liquidated_whole)
 {
     ck_assert_int_eq(deposit(1, XBT, 1000000), REJ_NONE); /* 0.01 XBT */
@@ -518,6 +633,9 @@ static Suite *suite(void)
     TCase *t = tcase_create("exchange");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, fill_books_cost_fees_and_entry);
+    tcase_add_test(t, liquidation_first_drops_to_the_tier_the_position_needs);
+    tcase_add_test(t, liquidation_sells_a_tier_at_a_time_with_fill_or_kill);
+    tcase_add_test(t, liquidation_takes_over_when_fill_or_kill_cannot_fill);
     tcase_add_test(t, guide_example_long_15000_at_750_closed_at_800);
     tcase_add_test(t, unaffordable_order_is_refused_and_changes_nothing);
     tcase_add_test(t, net_bid_rule_charges_the_larger_side);
