@@ -872,6 +872,23 @@ static int reduce_to_step(struct exch *x, uint32_t a, uint16_t i, int32_t k)
     return 1;
 }
 
+/* The engine's market_bound hook (MECHANICS.md section 11: a Market order
+ * fills until done or until the bankruptcy price would be crossed): an
+ * order that reduces a position stops at that position's bankruptcy price,
+ * so closing into a thin book never takes more than the equity behind the
+ * position (isolated: its margin). Orders that open or add were checked by
+ * admit() and have no bound. */
+static px_t market_bound(void *ctx, uint32_t a, uint16_t i, uint8_t side)
+{
+    struct exch *x = ctx;
+    if (a == EXCH_LIQUIDATOR || a >= x->naccts || i >= x->ninst)
+        return 0;
+    const struct pos *p = PC(x, a, i);
+    if (p->qty == 0 || (p->qty > 0) == (side == SIDE_BUY))
+        return 0;
+    return px_for_value(x, i, p->qty, p->mv - backing(x, a, i), p->qty > 0);
+}
+
 /* Liquidation of an isolated position (MECHANICS.md section 7): a position
  * above the lowest risk tier first drops to the tier of its position and
  * orders, then its orders are canceled and it drops to the tier of the
@@ -1901,7 +1918,8 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
             P(x, a, i)->li = NIL;
             pos_set_mode(x, i, P(x, a, i), 0, 0);
         }
-    struct engine_hooks hooks = {.ctx = x, .admit = admit, .on_fill = on_fill, .market_bound = NULL};
+    struct engine_hooks hooks = {.ctx = x, .admit = admit, .on_fill = on_fill,
+                                 .market_bound = market_bound};
     x->eng = engine_create(&cfg->engine, on_event, x, &hooks, err);
     if (!x->eng) {
         exch_destroy(x);

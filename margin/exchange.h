@@ -102,6 +102,12 @@
  *        against the liquidator at its cost (the bankruptcy price), their
  *        open orders in the contract canceled first (MK_DELEVERAGE).
  *
+ * M6b. Market orders (MECHANICS.md section 11): a Market order (or a
+ *     triggered Stop) that reduces a position fills until done or until the
+ *     position's bankruptcy price would be crossed (the engine's
+ *     market_bound hook), the rest canceled; one that opens or adds has no
+ *     bound beyond the pre-trade check.
+ *
  * M7. Funding (MECHANICS.md section 4), perpetuals, at every multiple of the
  *     funding interval after 04:00 UTC of engine time: each open position
  *     pays mf_funding_payment at the announced rate and the mark (execComm,

@@ -305,6 +305,34 @@ START_TEST(surplus_liquidation_credits_the_fund)
 }
 END_TEST
 
+START_TEST(market_close_stops_at_the_bankruptcy_price)
+{
+    /* A thin book: 100 bid at 49000, then nothing until 40000, far below
+     * the 10x long's bankruptcy price. Selling it all at market takes the
+     * 100 and cancels the rest: no fill past bankruptcy, so the owner can
+     * never lose more than the isolated margin. */
+    struct exch_position p = open_isolated_long();
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 100, USD(49000)), REJ_NONE);
+    ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 10000, USD(40000)), REJ_NONE);
+    sats_t w0 = mar(1, XBT).wallet;
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_SELL, 10000, 0), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 9900);
+    ck_assert_int_eq(pos(3, XBTUSD).qty, 100);
+    sats_t share = 0;
+    ck_assert_int_eq(mf_cost_share(p.unrealised_cost, 10000, 100, &share), MF_OK);
+    sats_t v = val(XBTUSD, -100, USD(49000));
+    sats_t released = p.pos_margin / 100; /* the isolated margin of 100 of 10000 */
+    ck_assert_int_eq(mar(1, XBT).wallet,
+                     w0 - (share + v) - fee(v, exch_config(X)->inst[XBTUSD].taker_fee_e8));
+    ck_assert_int_eq(pos(1, XBTUSD).pos_margin, p.pos_margin - released);
+    /* A buy that would add to the long has no such bound. */
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 100, USD(60000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, 0), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 10000);
+    audit_ok();
+}
+END_TEST
+
 START_TEST(shortfall_is_paid_by_the_fund)
 {
     struct exch_position p = open_isolated_long();
@@ -633,6 +661,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("exchange");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, fill_books_cost_fees_and_entry);
+    tcase_add_test(t, market_close_stops_at_the_bankruptcy_price);
     tcase_add_test(t, liquidation_first_drops_to_the_tier_the_position_needs);
     tcase_add_test(t, liquidation_sells_a_tier_at_a_time_with_fill_or_kill);
     tcase_add_test(t, liquidation_takes_over_when_fill_or_kill_cannot_fill);
