@@ -153,6 +153,13 @@ int main(void)
     cfg.engine.verify_every = 101; /* the audit still runs after every command */
     cfg.insurance_initial[0] = 2000000;      /* 0.02 XBT: runs dry in a crash */
     cfg.insurance_initial[1] = 1000000000;   /* 1,000 USDT */
+    /* Small risk limits, so that positions climb the risk tiers and
+     * liquidations step them down (FillOrKill a tier at a time). */
+    for (uint16_t i = 0; i < cfg.engine.instruments_count; i++) {
+        sats_t unit = cfg.inst[i].currency == 0 ? INT64_C(100000000) : INT64_C(50000000000);
+        cfg.inst[i].risk_limit = unit; /* 1 XBT or 50,000 USDT, steps of as much */
+        cfg.inst[i].risk_step = unit;
+    }
     const char *err = NULL;
     X = exch_create(&cfg, sink, NULL, &err);
     if (!X) {
@@ -177,6 +184,11 @@ int main(void)
         c.u.money.amount = a <= MAKERS ? INT64_C(5000000000000) : range(1000000000, 50000000000);
         run(&c);
         for (uint16_t i = 0; i < cfg.engine.instruments_count; i++) {
+            if (a <= MAKERS) { /* market makers take the top tier */
+                struct cmd r = {.type = CMD_SET_RISK_LIMIT, .account = a, .inst = i};
+                r.u.risk_limit = cfg.inst[i].risk_limit + RISK_STEPS_MAX * cfg.inst[i].risk_step;
+                run(&r);
+            }
             if (a <= MAKERS || range(0, 2) == 0)
                 continue; /* cross */
             struct cmd l = {.type = CMD_SET_LEVERAGE, .account = a, .inst = i};
@@ -253,7 +265,7 @@ int main(void)
             c.u.transfer = range(-200000, 400000);
         } else if (roll < 905) {
             c.type = CMD_SET_RISK_LIMIT;
-            c.u.risk_limit = cfg.inst[inst].risk_limit + range(0, 3) * cfg.inst[inst].risk_step;
+            c.u.risk_limit = cfg.inst[inst].risk_limit + range(0, 40) * cfg.inst[inst].risk_step;
         } else if (roll < 935) {
             c.type = range(0, 1) ? CMD_DEPOSIT : CMD_WITHDRAW;
             c.u.money.currency = (uint8_t)range(0, 1);
