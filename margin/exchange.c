@@ -36,6 +36,7 @@ struct pos {
     int32_t k;                            /* risk-limit step */
     rate_t im, mm;                        /* from lev and k, by pos_set_mode */
     uint32_t li;                          /* index in the instrument's list or NIL */
+    uint32_t oi;                          /* index in its flat-with-orders list or NIL */
     qty_t bq, sq;                         /* working buy / sell leaves with a price */
     sats_t bv, sv;                        /* their signed values at their limits */
     sats_t om;                            /* order margin, by om_refresh */
@@ -63,6 +64,8 @@ struct ist {
     int64_t settle_n;
     uint32_t *list; /* accounts with an open position */
     uint32_t n;
+    uint32_t *olist; /* flat accounts with working priced orders (their margin follows the mark) */
+    uint32_t on;
 };
 
 struct cand {
@@ -291,6 +294,24 @@ static inline sats_t cross_equity(const struct wal *w)
 
 /* ---- the position list of an instrument ------------------------------------ */
 
+/* Keeps a in i's flat-with-orders list exactly while it is flat and has
+ * working priced orders: a mark change re-prices their margin too. */
+static void olist_update(struct exch *x, uint32_t a, uint16_t i)
+{
+    struct pos *p = P(x, a, i);
+    struct ist *s = &x->is[i];
+    int in = p->qty == 0 && (p->bq || p->sq);
+    if (in && p->oi == NIL) {
+        p->oi = s->on;
+        s->olist[s->on++] = a;
+    } else if (!in && p->oi != NIL) {
+        uint32_t last = s->olist[--s->on];
+        s->olist[p->oi] = last;
+        P(x, last, i)->oi = p->oi;
+        p->oi = NIL;
+    }
+}
+
 static void list_update(struct exch *x, uint32_t a, uint16_t i)
 {
     struct pos *p = P(x, a, i);
@@ -304,6 +325,7 @@ static void list_update(struct exch *x, uint32_t a, uint16_t i)
         P(x, last, i)->li = p->li;
         p->li = NIL;
     }
+    olist_update(x, a, i);
 }
 
 /* ---- re-margining one position (M2) ---------------------------------------- */
@@ -384,15 +406,11 @@ static inline void pos_remark(struct exch *x, uint32_t a, uint16_t i)
 /* ---- order margin (M3) ------------------------------------------------------ */
 
 /* Order margin from the aggregates (bq, bv) buys and (sq, sv) sells. */
-static sats_t om_calc(struct exch *x, uint16_t i, const struct pos *p, qty_t bq, sats_t bv,
-                      qty_t sq, sats_t sv)
+static sats_t om_compute(const struct exch *x, uint16_t i, const struct pos *p, qty_t bq,
+                         sats_t bv, qty_t sq, sats_t sv)
 {
     if (bq == 0 && sq == 0)
         return 0;
-    struct om_memo *m = &x->memo;
-    if (m->inst == i && m->mark == x->is[i].mark && m->im == p->im && m->qty == p->qty &&
-        m->bq == bq && m->sq == sq && m->bv == bv && m->sv == sv)
-        return m->om;
     const struct exch_instrument *in = I(x, i);
     rate_t im, mm;
     pos_rates(x, i, p, &im, &mm);
@@ -413,6 +431,21 @@ static sats_t om_calc(struct exch *x, uint16_t i, const struct pos *p, qty_t bq,
         if (sq > 0)
             om += smax(0, sv - value(x, i, -sq, mark));
     }
+    return om;
+}
+
+/* om_compute, remembering the last answer by all of its inputs. */
+static sats_t om_calc(struct exch *x, uint16_t i, const struct pos *p, qty_t bq, sats_t bv,
+                      qty_t sq, sats_t sv)
+{
+    if (bq == 0 && sq == 0)
+        return 0;
+    struct om_memo *m = &x->memo;
+    px_t mark = x->is[i].mark;
+    if (m->inst == i && m->mark == mark && m->im == p->im && m->qty == p->qty && m->bq == bq &&
+        m->sq == sq && m->bv == bv && m->sv == sv)
+        return m->om;
+    sats_t om = om_compute(x, i, p, bq, bv, sq, sv);
     *m = (struct om_memo){.inst = i, .mark = mark, .im = p->im, .qty = p->qty, .bq = bq,
                           .sq = sq, .bv = bv, .sv = sv, .om = om};
     return om;
@@ -429,8 +462,10 @@ static void om_refresh(struct exch *x, uint32_t a, uint16_t i)
 }
 
 /* The per-slot record follows every order event: what the order adds to
- * its side's aggregate is its leaves while it is working with a price. */
-static void order_track(struct exch *x, const struct order_view *o)
+ * its side's aggregate is its leaves while it is working with a price.
+ * The order margin is refreshed here unless the caller knows it will be
+ * right after (a fill: on_fill books the position and refreshes it). */
+static void order_track(struct exch *x, const struct order_view *o, int refresh)
 {
     if (o->slot == ENGINE_NIL)
         return;
@@ -454,7 +489,9 @@ static void order_track(struct exch *x, const struct order_view *o)
     r->leaves = new_q;
     r->px = o->price;
     r->sv = new_v;
-    om_refresh(x, o->account, o->inst);
+    olist_update(x, o->account, o->inst);
+    if (refresh)
+        om_refresh(x, o->account, o->inst);
 }
 
 /* The engine's events pass through here on their way out. */
@@ -467,8 +504,10 @@ static void on_event(void *ctx, const struct event *ev)
     case EV_RESTATED:
     case EV_CANCELED:
     case EV_TRIGGERED:
+        order_track(x, &ev->order, 1);
+        break;
     case EV_FILL:
-        order_track(x, &ev->order);
+        order_track(x, &ev->order, 0); /* on_fill's book() refreshes the order margin */
         break;
     default:
         break;
@@ -1057,6 +1096,8 @@ static uint32_t remargin(struct exch *x, uint16_t i)
             om_refresh(x, a, i);
         cand_check(x, a, i, cur);
     }
+    for (uint32_t k = 0; k < s->on; k++)
+        om_refresh(x, s->olist[k], i);
     return x->ncand;
 }
 
@@ -1766,7 +1807,7 @@ const char *exch_verify(const struct exch *x)
         return buf;
     }
     for (uint16_t i = 0; i < x->ninst; i++) {
-        uint32_t n = 0;
+        uint32_t n = 0, on = 0;
         for (uint32_t acc = 0; acc < x->naccts; acc++) {
             const struct pos *p = PC(x, acc, i);
             if (p->qty != engine_position(x->eng, acc, i))
@@ -1775,6 +1816,11 @@ const char *exch_verify(const struct exch *x)
                 return "position list membership wrong";
             if (p->li != NIL && (p->li >= x->is[i].n || x->is[i].list[p->li] != acc))
                 return "position list index wrong";
+            if ((p->qty == 0 && (p->bq || p->sq)) != (p->oi != NIL))
+                return "flat-with-orders list membership wrong";
+            if (p->oi != NIL && (p->oi >= x->is[i].on || x->is[i].olist[p->oi] != acc))
+                return "flat-with-orders list index wrong";
+            on += p->oi != NIL;
             n += p->qty != 0;
             if (p->bq < 0 || p->sq < 0)
                 return "negative order aggregate";
@@ -1786,9 +1832,13 @@ const char *exch_verify(const struct exch *x)
             rates_of(x, i, p, &im, &mm);
             if (im != p->im || mm != p->mm)
                 return "cached margin rates differ from the leverage and risk step";
+            if (p->om != om_compute(x, i, p, p->bq, p->bv, p->sq, p->sv))
+                return "a position's order margin differs from its orders";
         }
         if (n != x->is[i].n)
             return "position list count wrong";
+        if (on != x->is[i].on)
+            return "flat-with-orders list count wrong";
     }
     for (uint32_t acc = 0; acc < x->naccts; acc++) {
         for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
@@ -1904,7 +1954,8 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     int ok = x->w && x->p && x->os && x->cand && x->rank;
     for (uint16_t i = 0; ok && i < x->ninst; i++) {
         x->is[i].list = calloc(x->naccts, sizeof(uint32_t));
-        ok = x->is[i].list != NULL;
+        x->is[i].olist = calloc(x->naccts, sizeof(uint32_t));
+        ok = x->is[i].list != NULL && x->is[i].olist != NULL;
         x->is[i].rate = cfg->inst[i].perpetual ? cfg->inst[i].funding_interest_e8 : 0;
         x->is[i].indicative = x->is[i].rate;
     }
@@ -1915,7 +1966,7 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     }
     for (uint16_t i = 0; i < x->ninst; i++)
         for (uint32_t a = 0; a < x->naccts; a++) {
-            P(x, a, i)->li = NIL;
+            P(x, a, i)->li = P(x, a, i)->oi = NIL;
             pos_set_mode(x, i, P(x, a, i), 0, 0);
         }
     struct engine_hooks hooks = {.ctx = x, .admit = admit, .on_fill = on_fill,
@@ -1938,8 +1989,10 @@ void exch_destroy(struct exch *x)
         return;
     if (x->eng)
         engine_destroy(x->eng);
-    for (uint16_t i = 0; i < INSTRUMENTS_MAX; i++)
+    for (uint16_t i = 0; i < INSTRUMENTS_MAX; i++) {
         free(x->is[i].list);
+        free(x->is[i].olist);
+    }
     free(x->w);
     free(x->p);
     free(x->os);

@@ -240,6 +240,39 @@ START_TEST(unaffordable_order_is_refused_and_changes_nothing)
 }
 END_TEST
 
+/* The order margin of a sell through the mark, derived from formula.h. */
+static sats_t sell_margin(qty_t q, px_t px, px_t mark)
+{
+    const struct exch_instrument *in = &exch_config(X)->inst[XBTUSD];
+    sats_t v = val(XBTUSD, -q, px), im = 0, comm = 0, prem = 0;
+    ck_assert_int_eq(mf_margin_req(v, in->im_e8, &im), MF_OK);
+    ck_assert_int_eq(mf_margin_req(v, in->taker_fee_e8, &comm), MF_OK);
+    ck_assert_int_eq(mf_through_mark_premium(&in->contract, -q, px, mark, &prem), MF_OK);
+    return im + comm + prem;
+}
+
+START_TEST(a_flat_accounts_order_margin_follows_the_mark)
+{
+    /* Account 4 holds no position, only a sell 1000 @ 49500 under a 50000
+     * mark: it pays the premium through the mark. When the mark falls
+     * below its price the premium goes, though no position was touched. */
+    ck_assert_int_eq(deposit(4, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(4, XBTUSD, SIDE_SELL, 1000, USD(49500)), REJ_NONE);
+    struct exch_instrument_state st;
+    exch_instrument_state(X, XBTUSD, &st);
+    sats_t before = sell_margin(1000, USD(49500), st.mark_px);
+    ck_assert_int_eq(mar(4, XBT).order_margin, before);
+    ck_assert_int_eq(set_index(0, USD(49000)), REJ_NONE);
+    exch_instrument_state(X, XBTUSD, &st);
+    ck_assert(st.mark_px < USD(49500));
+    sats_t after = sell_margin(1000, USD(49500), st.mark_px);
+    ck_assert(after < before);
+    ck_assert_int_eq(mar(4, XBT).order_margin, after);
+    audit_ok();
+}
+END_TEST
+
 START_TEST(net_bid_rule_charges_the_larger_side)
 {
     const struct exch_config *cfg = exch_config(X);
@@ -661,6 +694,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("exchange");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, fill_books_cost_fees_and_entry);
+    tcase_add_test(t, a_flat_accounts_order_margin_follows_the_mark);
     tcase_add_test(t, market_close_stops_at_the_bankruptcy_price);
     tcase_add_test(t, liquidation_first_drops_to_the_tier_the_position_needs);
     tcase_add_test(t, liquidation_sells_a_tier_at_a_time_with_fill_or_kill);
