@@ -18,8 +18,11 @@
 
 #define NIL UINT32_MAX
 
+/* Per account and currency; the balance itself lives in exch.bal (the
+ * audit sums every balance after each mark change: a dense array of
+ * int64 instead of a 64-byte stride). */
 struct wal {
-    sats_t bal, dep, wd;
+    sats_t dep, wd;
     sats_t cross_upnl, cross_pm, cross_maint; /* sums over cross positions */
     sats_t iso;                               /* sum of isolated margins */
     sats_t om;                                /* sum of order margins */
@@ -100,6 +103,7 @@ struct exch {
     uint32_t naccts;
     uint16_t ninst;
     struct wal *w;
+    sats_t *bal; /* walletBalance by currency, then account */
     struct pos *p;
     struct oslot *os;
     struct ist is[INSTRUMENTS_MAX];
@@ -156,6 +160,16 @@ static inline struct wal *W(struct exch *x, uint32_t a, uint8_t cur)
 static inline const struct wal *WC(const struct exch *x, uint32_t a, uint8_t cur)
 {
     return &x->w[(size_t)cur * x->naccts + a];
+}
+
+static inline sats_t *BAL(struct exch *x, uint32_t a, uint8_t cur)
+{
+    return &x->bal[(size_t)cur * x->naccts + a];
+}
+
+static inline sats_t BALC(const struct exch *x, uint32_t a, uint8_t cur)
+{
+    return x->bal[(size_t)cur * x->naccts + a];
 }
 
 static inline const struct exch_instrument *I(const struct exch *x, uint16_t i)
@@ -226,7 +240,7 @@ static void emit_money(struct exch *x, uint32_t account, uint16_t inst, uint8_t 
     ev.u.money.kind = kind;
     ev.u.money.currency = cur;
     ev.u.money.amount = amount;
-    ev.u.money.balance = W(x, account, cur)->bal;
+    ev.u.money.balance = *BAL(x, account, cur);
     ev.u.money.qty = qty;
     ev.u.money.px = px;
     ev.u.money.rate_e8 = rate;
@@ -282,14 +296,16 @@ static inline void pos_rates(const struct exch *x, uint16_t i, const struct pos 
     *mm = p->mm;
 }
 
-static inline sats_t available(const struct wal *w)
+static inline sats_t available(const struct exch *x, uint32_t a, uint8_t cur)
 {
-    return w->bal - w->iso - w->cross_pm - w->om + w->cross_upnl;
+    const struct wal *w = WC(x, a, cur);
+    return BALC(x, a, cur) - w->iso - w->cross_pm - w->om + w->cross_upnl;
 }
 
-static inline sats_t cross_equity(const struct wal *w)
+static inline sats_t cross_equity(const struct exch *x, uint32_t a, uint8_t cur)
 {
-    return w->bal - w->iso + w->cross_upnl;
+    const struct wal *w = WC(x, a, cur);
+    return BALC(x, a, cur) - w->iso + w->cross_upnl;
 }
 
 /* ---- the position list of an instrument ------------------------------------ */
@@ -541,10 +557,9 @@ static sats_t book(struct exch *x, uint32_t a, uint16_t i, qty_t dq, sats_t v, s
 {
     struct pos *p = P(x, a, i);
     const struct exch_instrument *in = I(x, i);
-    struct wal *w = W(x, a, in->currency);
     sats_t realised = 0;
     if (fee) {
-        w->bal -= fee;
+        *BAL(x, a, in->currency) -= fee;
         x->fees[in->currency] += fee;
         p->comm += fee;
     }
@@ -561,7 +576,7 @@ static sats_t book(struct exch *x, uint32_t a, uint16_t i, qty_t dq, sats_t v, s
         p->cost -= share;
         p->real_cost += share;
         p->real_gross += realised;
-        w->bal += realised;
+        *BAL(x, a, in->currency) += realised;
         if (p->iso) {
             sats_t rel = closeq == qabs(old) ? p->iso : (sats_t)((i128)p->iso * closeq / qabs(old));
             iso_move(x, a, i, -rel);
@@ -646,7 +661,7 @@ static enum reject admit(void *ctx, const struct order_view *o)
     sats_t limit = in->risk_limit + (sats_t)p->k * in->risk_step;
     if (sabs(p->cost) + smax(sabs(bv), sabs(sv)) > limit)
         return REJ_RISK_LIMIT_EXCEEDED;
-    if (available(W(x, o->account, in->currency)) - (om - p->om) < 0)
+    if (available(x, o->account, in->currency) - (om - p->om) < 0)
         return REJ_INSUFFICIENT_BALANCE;
     return REJ_NONE;
 }
@@ -700,7 +715,7 @@ static int64_t adl_score(const struct exch *x, uint32_t a, uint16_t i)
 {
     const struct pos *p = PC(x, a, i);
     sats_t equity = p->lev > 0 ? p->iso + p->upnl
-                               : cross_equity(WC(x, a, I(x, i)->currency));
+                               : cross_equity(x, a, I(x, i)->currency);
     if (equity < 1)
         equity = 1;
     /* The bankruptcy value is the mark value moved against the position by
@@ -749,11 +764,11 @@ static void adl(struct exch *x, uint16_t i)
         qty_t dq = lp->qty > 0 ? -take : take; /* the liquidator's change */
         px_t px = px_for_value(x, i, -dq, share, lp->qty > 0);
         book(x, EXCH_LIQUIDATOR, i, dq, -share, 0);
-        sats_t before = W(x, a, cur)->bal;
+        sats_t before = *BAL(x, a, cur);
         book(x, a, i, -dq, share, 0);
         engine_pos_sync(x, EXCH_LIQUIDATOR, i);
         engine_pos_sync(x, a, i);
-        emit_money(x, a, i, MK_DELEVERAGE, cur, W(x, a, cur)->bal - before, -dq, px, 0);
+        emit_money(x, a, i, MK_DELEVERAGE, cur, *BAL(x, a, cur) - before, -dq, px, 0);
     }
 }
 
@@ -766,7 +781,7 @@ static void work(struct exch *x, uint16_t i)
         return;
     const struct engine_instrument *ei = &x->cfg.engine.instruments[i];
     uint8_t cur = I(x, i)->currency;
-    sats_t fund0 = W(x, EXCH_LIQUIDATOR, cur)->bal;
+    sats_t fund0 = *BAL(x, EXCH_LIQUIDATOR, cur);
     sats_t afford = fund0 > 0 ? fund0 : 0;
     int is_long = lp->qty > 0;
     px_t px = px_for_value(x, i, lp->qty, lp->cost - afford, is_long);
@@ -792,7 +807,7 @@ static void work(struct exch *x, uint16_t i)
         if (qabs(lp->qty) > 0 && qabs(before) - qabs(lp->qty) < q)
             break; /* the order was not filled whole: the book is exhausted */
     }
-    sats_t fund1 = W(x, EXCH_LIQUIDATOR, cur)->bal;
+    sats_t fund1 = *BAL(x, EXCH_LIQUIDATOR, cur);
     if (fund1 != fund0)
         emit_money(x, EXCH_LIQUIDATOR, i, MK_INSURANCE, cur, fund1 - fund0, 0, px, 0);
     adl(x, i);
@@ -809,12 +824,12 @@ static void takeover(struct exch *x, uint32_t a, uint16_t i, sats_t loss)
     uint8_t cur = I(x, i)->currency;
     sats_t v = p->cost - loss;
     px_t bpx = px_for_value(x, i, q, v, q > 0);
-    sats_t before = W(x, a, cur)->bal;
+    sats_t before = *BAL(x, a, cur);
     book(x, a, i, -q, -v, 0);
     book(x, EXCH_LIQUIDATOR, i, q, v, 0);
     engine_pos_sync(x, a, i);
     engine_pos_sync(x, EXCH_LIQUIDATOR, i);
-    emit_money(x, a, i, MK_LIQUIDATION, cur, W(x, a, cur)->bal - before, q, bpx, 0);
+    emit_money(x, a, i, MK_LIQUIDATION, cur, *BAL(x, a, cur) - before, q, bpx, 0);
 }
 
 static int iso_below(const struct exch *x, uint32_t a, uint16_t i)
@@ -826,7 +841,7 @@ static int iso_below(const struct exch *x, uint32_t a, uint16_t i)
 static int cross_below(const struct exch *x, uint32_t a, uint8_t cur)
 {
     const struct wal *w = WC(x, a, cur);
-    return w->cross_maint > 0 && cross_equity(w) < w->cross_maint;
+    return w->cross_maint > 0 && cross_equity(x, a, cur) < w->cross_maint;
 }
 
 /* ---- risk-tier step-down (M6 a) --------------------------------------------- */
@@ -865,7 +880,7 @@ static void step_down(struct exch *x, uint32_t a, uint16_t i, int32_t k)
 static sats_t backing(const struct exch *x, uint32_t a, uint16_t i)
 {
     const struct pos *p = PC(x, a, i);
-    return p->lev > 0 ? p->iso + p->upnl : cross_equity(WC(x, a, I(x, i)->currency));
+    return p->lev > 0 ? p->iso + p->upnl : cross_equity(x, a, I(x, i)->currency);
 }
 
 /* Sends a FillOrKill for the part of a's position in i above the limit of
@@ -977,7 +992,7 @@ static void liquidate_cross(struct exch *x, uint32_t a, uint8_t cur)
     if (!cross_below(x, a, cur))
         return;
     struct wal *w = W(x, a, cur);
-    sats_t equity = cross_equity(w), total = w->cross_maint, given = 0;
+    sats_t equity = cross_equity(x, a, cur), total = w->cross_maint, given = 0;
     uint16_t last = 0;
     for (uint16_t i = 0; i < x->ninst; i++)
         if (I(x, i)->currency == cur && P(x, a, i)->qty != 0 && P(x, a, i)->lev == 0)
@@ -1219,7 +1234,7 @@ static void funding(struct exch *x, uint16_t i)
             must(mf_funding_payment(&in->contract, p->qty, s->mark, rate, &pay), "funding");
             if (pay == 0)
                 continue;
-            W(x, a, cur)->bal -= pay;
+            *BAL(x, a, cur) -= pay;
             x->rounding[cur] += pay;
             p->comm += pay;
             if (p->lev > 0 && a != EXCH_LIQUIDATOR) {
@@ -1279,14 +1294,14 @@ static void settle(struct exch *x, uint16_t i)
         sats_t fee = 0;
         if (a != EXCH_LIQUIDATOR)
             must(mf_fee(v, in->settle_fee_e8, &fee), "settlement fee");
-        sats_t before = W(x, a, cur)->bal;
+        sats_t before = *BAL(x, a, cur);
         book(x, a, i, -q, -v, fee);
         /* value(q) of one position is rounded alone, so the settlement
          * values need not sum to zero; the rounding account takes the
          * residue (M9: wallets - open costs is what is conserved). */
         x->rounding[cur] -= v;
         engine_pos_sync(x, a, i);
-        emit_money(x, a, i, MK_SETTLEMENT, cur, W(x, a, cur)->bal - before, q, spx,
+        emit_money(x, a, i, MK_SETTLEMENT, cur, *BAL(x, a, cur) - before, q, spx,
                    in->settle_fee_e8);
     }
     emit_simple(x, EV_INSTRUMENT, 0, i);
@@ -1374,9 +1389,9 @@ static enum reject cmd_money(struct exch *x, const struct cmd *c)
         return reject(x, c, REJ_INVALID_AMOUNT);
     struct wal *w = W(x, c->account, cur);
     if (c->type == CMD_DEPOSIT) {
-        if (w->bal > INT64_C(1000000000000000000) - amt)
+        if (*BAL(x, c->account, cur) > INT64_C(1000000000000000000) - amt)
             return reject(x, c, REJ_INVALID_AMOUNT);
-        w->bal += amt;
+        *BAL(x, c->account, cur) += amt;
         w->dep += amt;
         x->dep[cur] += amt;
         emit_money(x, c->account, 0, MK_DEPOSIT, cur, amt, 0, 0, 0);
@@ -1385,7 +1400,7 @@ static enum reject cmd_money(struct exch *x, const struct cmd *c)
         exch_margin(x, c->account, cur, &m);
         if (amt > m.withdrawable)
             return reject(x, c, REJ_INSUFFICIENT_WITHDRAWABLE);
-        w->bal -= amt;
+        *BAL(x, c->account, cur) -= amt;
         w->wd += amt;
         x->wd[cur] += amt;
         emit_money(x, c->account, 0, MK_WITHDRAWAL, cur, -amt, 0, 0, 0);
@@ -1414,7 +1429,8 @@ static enum reject reconfigure(struct exch *x, const struct cmd *c, rate_t lev, 
     struct wal *w = W(x, a, I(x, i)->currency);
     struct pos psave = *p;
     struct wal wsave = *w;
-    sats_t avail0 = available(w);
+    uint8_t cur = I(x, i)->currency;
+    sats_t avail0 = available(x, a, cur);
     /* leave the current mode: no cross contribution, no isolated margin */
     if (p->lev == 0) {
         w->cross_upnl -= p->upnl;
@@ -1428,7 +1444,7 @@ static enum reject reconfigure(struct exch *x, const struct cmd *c, rate_t lev, 
     if (lev > 0)
         iso_move(x, a, i, iso_needed(x, i, p));
     om_refresh(x, a, i);
-    sats_t avail1 = available(w);
+    sats_t avail1 = available(x, a, cur);
     if (avail1 < 0 && avail1 < avail0) {
         *p = psave;
         *w = wsave;
@@ -1491,8 +1507,7 @@ static enum reject cmd_position(struct exch *x, const struct cmd *c)
             return reject(x, c, REJ_NO_POSITION);
         if (amt == 0 || amt > INT64_C(100000000000000000) || amt < -INT64_C(100000000000000000))
             return reject(x, c, REJ_INVALID_AMOUNT);
-        struct wal *w = W(x, c->account, in->currency);
-        if (amt > 0 && available(w) < amt)
+        if (amt > 0 && available(x, c->account, in->currency) < amt)
             return reject(x, c, REJ_INSUFFICIENT_BALANCE);
         if (amt < 0 && p->iso + amt < iso_needed(x, i, p))
             return reject(x, c, REJ_TRANSFER_TOO_LARGE);
@@ -1536,19 +1551,34 @@ int exch_audit(const struct exch *x, struct exch_audit *out)
 {
     memset(out, 0, sizeof(*out));
     out->ok = 1;
+    /* One pass over the open positions: contracts per side per instrument,
+     * unrealisedCost per currency. */
+    sats_t open[CURRENCIES_MAX] = {0};
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        sats_t cost = 0;
+        qty_t lq = 0, sq = 0;
+        for (uint32_t k = 0; k < x->is[i].n; k++) {
+            const struct pos *p = PC(x, x->is[i].list[k], i);
+            cost += p->cost;
+            if (p->qty > 0)
+                lq += p->qty;
+            else
+                sq -= p->qty;
+        }
+        open[I(x, i)->currency] -= cost;
+        out->long_qty[i] = lq;
+        out->short_qty[i] = sq;
+    }
     for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
-        sats_t sum = 0, open = 0;
+        sats_t sum = 0;
+        const sats_t *bal = &x->bal[(size_t)c * x->naccts];
         for (uint32_t a = 0; a < x->naccts; a++)
-            sum += WC(x, a, c)->bal;
-        for (uint16_t i = 0; i < x->ninst; i++)
-            if (I(x, i)->currency == c)
-                for (uint32_t k = 0; k < x->is[i].n; k++)
-                    open -= PC(x, x->is[i].list[k], i)->cost;
-        out->insurance[c] = WC(x, EXCH_LIQUIDATOR, c)->bal;
+            sum += bal[a];
+        out->insurance[c] = BALC(x, EXCH_LIQUIDATOR, c);
         out->fees[c] = x->fees[c];
         out->rounding[c] = x->rounding[c];
-        out->positions[c] = open;
-        out->total[c] = sum + x->fees[c] + x->rounding[c] + open;
+        out->positions[c] = open[c];
+        out->total[c] = sum + x->fees[c] + x->rounding[c] + open[c];
         out->expected[c] = x->dep[c] - x->wd[c];
         if (out->ok && out->total[c] != out->expected[c]) {
             out->ok = 0;
@@ -1556,18 +1586,11 @@ int exch_audit(const struct exch *x, struct exch_audit *out)
                      "currency %s: wallets %lld + fees %lld + rounding %lld + open positions %lld "
                      "= %lld, deposits - withdrawals = %lld, difference %lld",
                      x->cfg.currency[c], (long long)sum, (long long)x->fees[c],
-                     (long long)x->rounding[c], (long long)open, (long long)out->total[c],
+                     (long long)x->rounding[c], (long long)open[c], (long long)out->total[c],
                      (long long)out->expected[c], (long long)(out->total[c] - out->expected[c]));
         }
     }
     for (uint16_t i = 0; i < x->ninst; i++) {
-        for (uint32_t k = 0; k < x->is[i].n; k++) {
-            qty_t q = PC(x, x->is[i].list[k], i)->qty;
-            if (q > 0)
-                out->long_qty[i] += q;
-            else
-                out->short_qty[i] -= q;
-        }
         if (out->ok && out->long_qty[i] != out->short_qty[i]) {
             out->ok = 0;
             snprintf(out->report, sizeof(out->report),
@@ -1689,7 +1712,7 @@ int exch_position(const struct exch *x, uint32_t a, uint16_t i, struct exch_posi
     /* Bankruptcy: where the margin backing the position is used up;
      * liquidation: where what is left equals maintenance at that price
      * (approximated by the maintenance now, as BitMEX's figures are). */
-    sats_t backing = p->lev > 0 ? p->iso : cross_equity(WC(x, a, in->currency)) - p->upnl;
+    sats_t backing = p->lev > 0 ? p->iso : cross_equity(x, a, in->currency) - p->upnl;
     out->bankrupt_px = px_for_value(x, i, p->qty, p->cost - backing, p->qty > 0);
     out->liq_px = px_for_value(x, i, p->qty, p->cost - backing + p->maint, p->qty > 0);
     return 0;
@@ -1701,7 +1724,8 @@ int exch_margin(const struct exch *x, uint32_t a, uint8_t cur, struct exch_margi
         return -1;
     const struct wal *w = WC(x, a, cur);
     memset(out, 0, sizeof(*out));
-    out->wallet = w->bal;
+    sats_t bal = BALC(x, a, cur);
+    out->wallet = bal;
     out->deposited = w->dep;
     out->withdrawn = w->wd;
     sats_t upnl = 0, maint = 0;
@@ -1713,12 +1737,12 @@ int exch_margin(const struct exch *x, uint32_t a, uint8_t cur, struct exch_margi
         maint += p->maint;
     }
     out->unrealised_pnl = upnl;
-    out->margin_balance = w->bal + upnl;
+    out->margin_balance = bal + upnl;
     out->order_margin = w->om;
     out->position_margin = w->iso + w->cross_pm;
     out->maint_margin = maint;
-    out->available = available(w);
-    sats_t held = w->bal - w->iso - w->cross_pm - w->om;
+    out->available = available(x, a, cur);
+    sats_t held = bal - w->iso - w->cross_pm - w->om;
     sats_t wd = out->available < held ? out->available : held;
     out->withdrawable = wd > 0 ? wd : 0;
     return 0;
@@ -1752,7 +1776,7 @@ void exch_instrument_state(const struct exch *x, uint16_t i, struct exch_instrum
 
 sats_t exch_insurance(const struct exch *x, uint8_t cur)
 {
-    return cur < x->cfg.currencies_count ? WC(x, EXCH_LIQUIDATOR, cur)->bal : 0;
+    return cur < x->cfg.currencies_count ? BALC(x, EXCH_LIQUIDATOR, cur) : 0;
 }
 
 rate_t exch_adl_percentile(const struct exch *x, uint32_t a, uint16_t i)
@@ -1947,11 +1971,12 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     x->naccts = cfg->engine.accounts_max;
     x->ninst = cfg->engine.instruments_count;
     x->w = calloc((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->w));
+    x->bal = calloc((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->bal));
     x->p = calloc((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->p));
     x->os = calloc(cfg->engine.orders_max, sizeof(*x->os));
     x->cand = calloc((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->cand));
     x->rank = calloc(x->naccts, sizeof(*x->rank));
-    int ok = x->w && x->p && x->os && x->cand && x->rank;
+    int ok = x->w && x->bal && x->p && x->os && x->cand && x->rank;
     for (uint16_t i = 0; ok && i < x->ninst; i++) {
         x->is[i].list = calloc(x->naccts, sizeof(uint32_t));
         x->is[i].olist = calloc(x->naccts, sizeof(uint32_t));
@@ -1977,7 +2002,7 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
         return NULL;
     }
     for (uint8_t c = 0; c < cfg->currencies_count; c++) {
-        W(x, EXCH_LIQUIDATOR, c)->bal = W(x, EXCH_LIQUIDATOR, c)->dep = cfg->insurance_initial[c];
+        *BAL(x, EXCH_LIQUIDATOR, c) = W(x, EXCH_LIQUIDATOR, c)->dep = cfg->insurance_initial[c];
         x->dep[c] = cfg->insurance_initial[c];
     }
     return x;
@@ -1994,6 +2019,7 @@ void exch_destroy(struct exch *x)
         free(x->is[i].olist);
     }
     free(x->w);
+    free(x->bal);
     free(x->p);
     free(x->os);
     free(x->cand);
