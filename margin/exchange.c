@@ -772,6 +772,26 @@ static void adl(struct exch *x, uint16_t i)
     }
 }
 
+/* Sends the liquidation engine's limit order (as a sub-command of the
+ * command being applied) for account a. */
+static void send_limit(struct exch *x, uint32_t a, uint16_t i, uint8_t side, uint8_t tif,
+                       uint16_t exec_inst, qty_t qty, px_t px)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_NEW_ORDER;
+    c.account = a;
+    c.inst = i;
+    c.u.new_order.has = HAS_QTY | HAS_PRICE;
+    c.u.new_order.side = side;
+    c.u.new_order.ord_type = ORD_LIMIT;
+    c.u.new_order.tif = tif;
+    c.u.new_order.exec_inst = exec_inst;
+    c.u.new_order.qty = qty;
+    c.u.new_order.price = px;
+    sub(x, &c);
+}
+
 /* The liquidator works its position in i: one IOC limit at the worst price
  * the fund can pay for (M6 c), then ADL for the rest (M6 d). */
 static void work(struct exch *x, uint16_t i)
@@ -789,19 +809,8 @@ static void work(struct exch *x, uint16_t i)
         qty_t q = qabs(lp->qty);
         if (q > ei->max_order_qty)
             q = ei->max_order_qty - ei->max_order_qty % ei->lot_qty;
-        struct cmd c;
-        memset(&c, 0, sizeof(c));
-        c.type = CMD_NEW_ORDER;
-        c.account = EXCH_LIQUIDATOR;
-        c.inst = i;
-        c.u.new_order.has = HAS_QTY | HAS_PRICE;
-        c.u.new_order.side = is_long ? SIDE_SELL : SIDE_BUY;
-        c.u.new_order.ord_type = ORD_LIMIT;
-        c.u.new_order.tif = TIF_IOC;
-        c.u.new_order.qty = q;
-        c.u.new_order.price = px;
         qty_t before = lp->qty;
-        sub(x, &c);
+        send_limit(x, EXCH_LIQUIDATOR, i, is_long ? SIDE_SELL : SIDE_BUY, TIF_IOC, 0, q, px);
         if (lp->qty == before)
             break; /* nothing more to take within the price */
         if (qabs(lp->qty) > 0 && qabs(before) - qabs(lp->qty) < q)
@@ -904,21 +913,9 @@ static int reduce_to_step(struct exch *x, uint32_t a, uint16_t i, int32_t k)
         return 0;
     /* Bankruptcy: the position's value less the equity behind it. */
     px_t bpx = px_for_value(x, i, p->qty, p->mv - equity, p->qty > 0);
-    struct cmd c2;
-    memset(&c2, 0, sizeof(c2));
-    c2.type = CMD_NEW_ORDER;
-    c2.account = a;
-    c2.inst = i;
-    c2.u.new_order.has = HAS_QTY | HAS_PRICE;
-    c2.u.new_order.side = p->qty > 0 ? SIDE_SELL : SIDE_BUY;
-    c2.u.new_order.ord_type = ORD_LIMIT;
-    c2.u.new_order.tif = TIF_FOK;
-    c2.u.new_order.exec_inst = EXEC_REDUCE_ONLY;
-    c2.u.new_order.qty = dq;
-    c2.u.new_order.price = bpx;
     qty_t before = p->qty;
     x->liq_owner = a + 1;
-    sub(x, &c2);
+    send_limit(x, a, i, p->qty > 0 ? SIDE_SELL : SIDE_BUY, TIF_FOK, EXEC_REDUCE_ONLY, dq, bpx);
     x->liq_owner = 0;
     if (p->qty == before)
         return 0;
