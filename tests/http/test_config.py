@@ -15,36 +15,17 @@ naming the instrument and the field, without starting.
 Exit status 0 when every check holds; the first failed check is printed.
 """
 import calendar
-import hashlib
-import hmac
-import http.client
 import json
 import os
-import re
-import secrets
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/perpsim"
-TOKEN = secrets.token_hex(16)
 TMP = tempfile.mkdtemp(prefix="perpsim-config-")
-checks = 0
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    global checks
-    checks += 1
-    if not cond:
-        fail(msg)
+from httpkit import TOKEN, check, fail  # noqa: E402,F401
+import httpkit  # noqa: E402
 
 
 def write_config(name, cfg):
@@ -54,88 +35,18 @@ def write_config(name, cfg):
     return path
 
 
-class Server:
-    def __init__(self, config):
-        self.p = subprocess.Popen([BIN, "--config", config, "--listen", "127.0.0.1:0", "--admin-token", TOKEN,
-                                   "--no-demo", "--rate-limit", "off"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 20
-        self.port = None
-        self.banner = ""
-        while time.time() < deadline:
-            line = self.p.stdout.readline()
-            if not line:
-                break
-            self.banner += line
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        if not self.port:
-            fail(f"server did not start: {self.banner}")
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-
-    def stop(self):
-        self.conn.close()
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            rc = self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            fail("server did not stop on SIGTERM")
-        check(rc == 0, f"server exit status {rc}")
-
-    def raw(self, verb, target, body=b"", headers=None):
-        h = dict(headers or {})
-        if body and "Content-Type" not in h:
-            h["Content-Type"] = "application/json"
-        self.conn.request(verb, target, body=body, headers=h)
-        r = self.conn.getresponse()
-        data = r.read()
-        return r.status, json.loads(data) if data else None
-
-    def get(self, target):
-        st, r = self.raw("GET", target)
-        check(st == 200, f"GET {target}: {st} {r}")
-        return r
-
-    def admin(self, verb, path, body=None):
-        b = json.dumps(body).encode() if body is not None else b""
-        return self.raw(verb, "/admin/v1/" + path, b, {"Authorization": "Bearer " + TOKEN})
-
-    def account(self, deposits):
-        st, a = self.admin("POST", "accounts", {"deposits": deposits})
-        check(st == 200 and a.get("apiKey"), f"create account: {st} {a}")
-        return Client(self, a)
-
-    def audit(self):
-        st, a = self.admin("GET", "audit")
-        check(st == 200 and a["ok"] is True and a["report"] == "", f"audit: {st} {a}")
-        for c in a["currencies"]:
-            check(c["difference"] == 0 and c["total"] == c["expected"], f"audit {c['currency']}: {c}")
-        return a
-
-
-class Client:
-    def __init__(self, srv, a):
-        self.srv, self.account, self.key, self.secret = srv, a["account"], a["apiKey"], a["apiSecret"]
-
-    def req(self, verb, path, body=None, params=None):
-        target = "/api/v1/" + path + (("?" + urllib.parse.urlencode(params)) if params else "")
-        b = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
-        exp = str(int(time.time()) + 60)
-        sig = hmac.new(self.secret.encode(), (verb + target + exp).encode() + b, hashlib.sha256).hexdigest()
-        return self.srv.raw(verb, target, b, {"api-key": self.key, "api-expires": exp, "api-signature": sig})
-
-    def ok(self, verb, path, body=None, params=None):
-        st, r = self.req(verb, path, body, params)
-        check(st == 200, f"{verb} {path} {body or params}: {st} {r}")
-        return r
-
+class Client(httpkit.Client):
     def position(self, symbol):
         rows = [p for p in self.ok("GET", "position") if p["symbol"] == symbol]
         check(len(rows) == 1, f"account {self.account}: one {symbol} position: {rows}")
         return rows[0]
+
+
+class Server(httpkit.Server):
+    client_class = Client
+
+    def __init__(self, config):
+        super().__init__(BIN, "--config", config, "--rate-limit", "off")
 
 
 # ---- the config under test ------------------------------------------------------------------
@@ -173,7 +84,7 @@ def main():
         s.stop()
     run_scratch()
     run_bad_configs()
-    print(f"config instruments: {checks} checks passed")
+    print(f"config instruments: {httpkit.checks} checks passed")
 
 
 def run_market(s):
@@ -194,7 +105,7 @@ def run_market(s):
     for k, v in want.items():
         check(sol.get(k) == v, f"SOLUSD {k}: want {v!r}, got {sol.get(k)!r}")
     check(150 <= sol["markPrice"] <= 150.01 and sol["indicativeSettlePrice"] == 150, f"SOLUSD mark: {sol}")
-    ft = s.raw("GET", "/api/v1/instrument?symbol=" + FUT)[1][0]
+    ft = s.raw("GET", "/api/v1/instrument?symbol=" + FUT)[2][0]
     want = {"rootSymbol": "SOL", "underlying": "SOL", "quoteCurrency": "USDT", "positionCurrency": "SOL",
             "referenceSymbol": ".BSOL", "typ": "FFCCSX", "settlCurrency": "USDt", "isQuanto": False,
             "isInverse": False, "multiplier": 100, "tickSize": 0.01, "lotSize": 100, "maxOrderQty": 100000000,
@@ -211,7 +122,7 @@ def run_market(s):
     check([r["symbol"] for r in s.get("/api/v1/instrument?symbol=solusd")] == ["SOLUSD"], "symbol without case")
 
     # The new index moves both marks.
-    st, r = s.admin("POST", "index", {"symbol": ".BSOL", "price": 160})
+    st, _, r = s.admin("POST", "index", {"symbol": ".BSOL", "price": 160})
     check(st == 200 and r["price"] == 160, f"admin index .BSOL: {st} {r}")
     by = {r["symbol"]: r for r in s.get("/api/v1/instrument")}
     check(160 <= by["SOLUSD"]["markPrice"] <= 160.01, f"SOLUSD mark follows .BSOL: {by['SOLUSD']['markPrice']}")
@@ -234,7 +145,7 @@ def run_market(s):
     # BitMEX's id: (88 + instrument index) * 1e8 - price / tickSize; SOLUSD is the fifth instrument.
     check([r["id"] for r in book] == [92 * 10**8 - 16100, 92 * 10**8 - 16050], f"SOLUSD L2 ids: {book}")
     check(s.get("/api/v1/orderBook/L2?symbol=ETHUSD&depth=0") == [], "ETHUSD book untouched")
-    st, r = tk.req("POST", "order", {"symbol": "SOLUSD", "side": "Buy", "orderQty": 100, "price": 160.505})
+    st, _, r = tk.req("POST", "order", {"symbol": "SOLUSD", "side": "Buy", "orderQty": 100, "price": 160.505})
     check(st == 400 and "tickSize" in r["error"]["message"], f"off-tick on SOLUSD: {st} {r}")
     buy = tk.ok("POST", "order", {"symbol": "SOLUSD", "side": "Buy", "orderQty": 100, "price": 160.5})
     check(buy["ordStatus"] == "Filled" and buy["cumQty"] == 100 and buy["avgPx"] == 160.5, f"SOLUSD buy: {buy}")
@@ -288,7 +199,7 @@ def run_market(s):
           and cur["USDt"]["fees"] - cur0["USDt"]["fees"] == 8000 - 1600, f"audit fees: {cur}")
 
     # An index move re-margins the new positions, the audit still exact.
-    st, r = s.admin("POST", "index", {"symbol": ".BSOL", "price": 170})
+    st, _, r = s.admin("POST", "index", {"symbol": ".BSOL", "price": 170})
     check(st == 200, f"admin index .BSOL 170: {st} {r}")
     tp = tk.position("SOLUSD")
     # quanto long 100 from 160.5 to a mark of ~170: +100 x 1000 x ~9.5 XBt
@@ -327,7 +238,7 @@ def run_scratch():
         idx = [r["symbol"] for r in s.get("/api/v1/instrument/indices")]
         check(idx == [".BSOL", ".BXBT"], f"scratch indices: {idx}")
         check(155.25 <= rows[0]["markPrice"] <= 155.27, f"indices overrides indexPrice: {rows[0]['markPrice']}")
-        st, _ = s.raw("GET", "/api/v1/orderBook/L2?symbol=ETHUSD")
+        st, _, _ = s.raw("GET", "/api/v1/orderBook/L2?symbol=ETHUSD")
         check(st == 400, "no ETHUSD in a market from scratch")
         a, b = s.account({"XBt": 100_000_000}), s.account({"XBt": 100_000_000})
         a.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 10, "price": 60001})

@@ -11,122 +11,22 @@ the money audit must still be exact and unchanged.
 Exit status 0 when every check holds; the first failed check is printed
 with the request and the response.
 """
-import hashlib
-import hmac
 import http.client
 import json
-import os
-import re
-import secrets
-import signal
-import subprocess
 import sys
 import time
-import urllib.parse
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/perpsim"
-TOKEN = secrets.token_hex(16)
-checks = 0
+from httpkit import TOKEN, Client, Server as KitServer, check, fail, qs  # noqa: F401
+import httpkit
 
 
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
+def Server(*args):
+    return KitServer(BIN, *args)
 
 
-def check(cond, msg):
-    global checks
-    checks += 1
-    if not cond:
-        fail(msg)
-
-
-class Server:
-    def __init__(self, *args):
-        self.p = subprocess.Popen([BIN, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", *args],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 20
-        self.port = None
-        while time.time() < deadline:
-            line = self.p.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        if not self.port:
-            fail("server did not start")
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-
-    def stop(self):
-        self.conn.close()
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            rc = self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            fail("server did not stop on SIGTERM")
-        check(rc == 0, f"server exit status {rc}")
-
-    def raw(self, verb, target, body=b"", headers=None):
-        """One request on the keep-alive connection; returns (status, headers, parsed body)."""
-        h = dict(headers or {})
-        if body and "Content-Type" not in h:
-            h["Content-Type"] = "application/json"
-        try:
-            self.conn.request(verb, target, body=body, headers=h)
-            r = self.conn.getresponse()
-        except (http.client.HTTPException, ConnectionError):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            raise
-        data = r.read()
-        try:
-            parsed = json.loads(data) if data else None
-        except ValueError:
-            parsed = data.decode(errors="replace")
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, parsed
-
-    def admin(self, verb, path, body=None):
-        b = json.dumps(body).encode() if body is not None else b""
-        return self.raw(verb, "/admin/v1/" + path, b, {"Authorization": "Bearer " + TOKEN})
-
-    def account(self, deposits=None, **kw):
-        body = {"deposits": deposits or {"XBt": 100_000_000, "USDt": 1_000_000_000_000}}
-        body.update(kw)
-        st, _, a = self.admin("POST", "accounts", body)
-        check(st == 200 and a.get("apiKey") and a.get("apiSecret"), f"create account: {st} {a}")
-        return Client(self, a)
-
-    def audit(self):
-        st, _, a = self.admin("GET", "audit")
-        check(st == 200 and a["ok"], f"audit: {a}")
-        return [(c["currency"], c["total"], c["expected"]) for c in a["currencies"]]
-
-
-def qs(params):
-    return urllib.parse.urlencode(params, quote_via=urllib.parse.quote) if params else ""
-
-
-class Client:
-    def __init__(self, srv, a):
-        self.srv, self.account, self.key, self.secret = srv, a["account"], a["apiKey"], a["apiSecret"]
-
-    def req(self, verb, path, body=None, params=None, expires=None, secret=None, raw_body=None):
-        target = "/api/v1/" + path + (("?" + qs(params)) if params else "")
-        b = raw_body if raw_body is not None else (json.dumps(body, separators=(",", ":")).encode() if body is not None else b"")
-        exp = str(expires if expires is not None else int(time.time()) + 60)
-        sig = hmac.new((secret or self.secret).encode(), (verb + target + exp).encode() + b, hashlib.sha256).hexdigest()
-        h = {"api-key": self.key, "api-expires": exp, "api-signature": sig}
-        if b:
-            h["Content-Type"] = "application/json"
-        return self.srv.raw(verb, target, b, h)
-
-    def ok(self, verb, path, body=None, params=None):
-        st, h, r = self.req(verb, path, body, params)
-        check(st == 200, f"{verb} {path} {body or params}: {st} {r}")
-        return r
+def audit_totals(s):
+    return [(c["currency"], c["total"], c["expected"]) for c in s.audit()["currencies"]]
 
 
 def error_is(resp, status, msg_part, what):
@@ -146,7 +46,7 @@ def main():
         run_rate_limits(s2)
     finally:
         s2.stop()
-    print(f"http integration: {checks} checks passed")
+    print(f"http integration: {httpkit.checks} checks passed")
 
 
 def run_main(s):
@@ -178,7 +78,7 @@ def run_main(s):
     check(st == 200 and "Order" in sch and sch["Order"]["keys"] == ["orderID"], "schema")
     st, _, ann = s.raw("GET", "/api/v1/announcement")
     check(st == 200 and ann == [], "announcement")
-    audit0 = s.audit()
+    audit0 = audit_totals(s)
 
     # ---- liquidity and a trade ---------------------------------------------------
     asks = [mm.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 1000, "price": 60100 + 50 * i,
@@ -322,7 +222,7 @@ def run_main(s):
     check(st == 200 and r["price"] == 61000, f"admin index: {r}")
     st, _, rows = s.raw("GET", "/api/v1/instrument?symbol=XBTUSD")
     check(60900 < rows[0]["markPrice"] < 61100, f"mark follows index: {rows[0]['markPrice']}")
-    audit_ok = s.audit()
+    audit_ok = audit_totals(s)
 
     # ---- bad input: BitMEX status and error body, nothing changes -------------------------
     bad = [
@@ -368,7 +268,7 @@ def run_main(s):
     ]
     for resp, status, part, what in bad:
         error_is(resp, status, part, what)
-    check(s.audit() == audit_ok, "audit unchanged after bad input")
+    check(audit_totals(s) == audit_ok, "audit unchanged after bad input")
     check(audit0[0][2] == audit_ok[0][2], "no deposit or withdrawal between the two audits")
 
     # ---- permissions and keys ----------------------------------------------------------------
