@@ -5,12 +5,14 @@
  * Threads. libmicrohttpd's threads parse, authenticate, rate-limit and
  * validate a request. A read takes the state lock for reading and answers
  * at once: it waits for at most the one command being applied, never for
- * the write queue. A write becomes a job: the connection is suspended, the
- * job enters the bounded write queue (loadshed/), and the single engine
- * thread applies its commands in arrival order, holding the state lock for
- * writing for one job, copies the rows the reply needs and resumes the
- * connection, whose thread then renders and sends the reply. A full queue
- * answers 503 at once; cancels never meet a full queue.
+ * the write queue. A write becomes a job: it enters the bounded write queue
+ * (loadshed/) and its connection is suspended, and the single engine thread
+ * applies its commands in arrival order, holding the state lock for writing
+ * for one job, copies the rows the reply needs and resumes the connection,
+ * whose thread then renders and sends the reply. A job the engine thread
+ * finishes before the connection is suspended is answered at once, with no
+ * suspend or resume (struct job's state says who resumes). A full queue
+ * answers 503 at once, without suspending; cancels never meet a full queue.
  *
  * Time. Engine time is the wall clock in milliseconds, never going back;
  * when no write arrives the engine thread applies a clock command every

@@ -54,15 +54,26 @@ struct job {
     struct cmd *cmds;
     char **texts;             /* per command: the order's text or NULL */
     uint64_t *target;         /* per command: the order the reply shows (amend/cancel) */
-    /* results, written by the engine thread before `done` */
+    /* results, written by the engine thread before `state` becomes JOB_DONE */
     enum reject *rej;
     struct ord_rec *rows;     /* J_ORDERS: n rows (v.id 0 = none); J_CANCEL_ALL: nrows */
+    struct ord_rec *rows_inline; /* the n rows allocated with the job */
     uint32_t nrows;
     struct exch_position pos;
     struct exch_margin margin;
     ms_t ts;                  /* engine time of the last command */
-    atomic_int done;
+    atomic_int state;         /* enum job_state: the hand-back between the threads */
     struct MHD_Connection *conn;
+};
+
+/* Who resumes the connection. The HTTP thread suspends it only after the
+ * queue admitted the job, unless the engine thread has already finished it
+ * (then the reply goes out in the same handler call, no suspend and no
+ * resume); the engine thread resumes only a connection parked here. */
+enum job_state {
+    JOB_QUEUED = 0, /* admitted; the HTTP thread has not parked the connection */
+    JOB_PARKED,     /* the connection is suspended; the engine thread resumes it */
+    JOB_DONE,       /* results written; the engine thread no longer touches the job */
 };
 
 /* ---- the server ---------------------------------------------------------------- */

@@ -23,13 +23,15 @@
  *                      go to a scratch directory that is removed at the end
  *                      unless --csv is given
  *   --duration S       closed-loop run length (default 5 s; the first 10%,
- *                      at most 0.5 s, is warm-up and not counted)
+ *                      at most 0.5 s, is warm-up and not counted); 0 skips
+ *                      the closed loop (e.g. to profile the unloaded runs)
  *   --connections N    closed-loop keep-alive connections (default 32)
  *   --threads N        client threads, each with its own curl multi handle
  *                      and a share of the connections (default 2: on a
  *                      two-core machine one thread caps the GET ceiling at
  *                      ~64,000/s, two reach ~94,000/s)
- *   --unloaded N       requests per unloaded run (default 20,000)
+ *   --unloaded N       requests per unloaded run (default 20,000); 0 skips
+ *                      the unloaded runs
  *   --capacity R       writes/s for the sweep; 0 = measure (default 0)
  *   --steps LIST       sweep multipliers (default 0.5,1,2,3,5,7,10)
  *   --step S           seconds per sweep step (default 3)
@@ -629,7 +631,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
     if (o->connections < 1 || o->connections > CONNS_MAX || o->threads < 1 ||
         o->threads > THREADS_MAX || o->threads > o->connections || o->pool_max < o->threads ||
         o->pool_max > CONNS_MAX || o->accounts < 1 || o->accounts > ACCOUNTS_MAX ||
-        !(o->duration_s > 0) || !(o->step_s > 0) || o->unloaded_n < 1 || o->timeout_ms < 1 ||
+        !(o->duration_s >= 0) || !(o->step_s > 0) || o->timeout_ms < 1 ||
         o->band_ticks < 0 || o->price_half_usd < 2 || o->band_ticks > 1000 ||
         o->engine_delay_us < 0 || o->latency_cap_ms < 0) {
         fprintf(stderr,
@@ -1560,7 +1562,7 @@ static void after_run_cancel(const struct target *t, const char *what)
 
 /* ---- issue 4: closed loop and unloaded round trip -------------------------------------- */
 
-static void bench_closed(const struct target *t, const struct opts *o)
+static void bench_closed_loop(const struct target *t, const struct opts *o)
 {
     struct closed_result ceil_r, ord_r;
     printf("\nCLOSED LOOP: %u keep-alive connections, %u client thread%s, %.1f s per route "
@@ -1580,7 +1582,12 @@ static void bench_closed(const struct target *t, const struct opts *o)
     check_run("closed loop, order", ord_r.st, ROUTE_ORDER);
     check(ceil_r.st->n_shed == 0, "closed loop, announcement: 503 on a read");
     after_run_cancel(t, "the closed loop");
+    free(ceil_r.st);
+    free(ord_r.st);
+}
 
+static void bench_unloaded(const struct target *t, const struct opts *o)
+{
     struct stats *ua = stats_new(), *uo = stats_new();
     printf("\nUNLOADED ROUND TRIP: 1 connection, one request at a time, %u requests per route "
            "(after %u not counted)\n",
@@ -1603,10 +1610,17 @@ static void bench_closed(const struct target *t, const struct opts *o)
     check(uo->n_shed == 0, "unloaded, order: %" PRIu64 " 503s with one request at a time",
           uo->n_shed);
     after_run_cancel(t, "the unloaded runs");
-    free(ceil_r.st);
-    free(ord_r.st);
     free(ua);
     free(uo);
+}
+
+/* --duration 0 or --unloaded 0 skips that part. */
+static void bench_closed(const struct target *t, const struct opts *o)
+{
+    if (o->duration_s > 0)
+        bench_closed_loop(t, o);
+    if (o->unloaded_n > 0)
+        bench_unloaded(t, o);
 }
 
 /* ---- issue 5: open-loop sweep ----------------------------------------------------------- */

@@ -342,8 +342,11 @@ static void publish_depth(struct ls_queue *q)
         atomic_store_explicit(&q->depth_max, d, memory_order_relaxed);
 }
 
-/* Under mu, with count < slots. */
-static void enqueue(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt, int64_t now_ns)
+/* Under mu, with count < slots. True when the consumer is waiting: the
+ * caller signals it after unlocking (wake_consumer), since a consumer woken
+ * while the producer still holds mu only blocks again on mu and needs a
+ * second wake-up (two futex calls and two context switches per write). */
+static bool enqueue(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt, int64_t now_ns)
 {
     uint32_t at = q->head + q->count;
     if (at >= q->slots)
@@ -356,7 +359,14 @@ static void enqueue(struct ls_queue *q, void *item, enum ls_kind kind, bool exem
     s->exempt = exempt;
     q->count++;
     publish_depth(q);
-    if (q->consumers_waiting > 0)
+    return q->consumers_waiting > 0;
+}
+
+/* After unlocking mu. A consumer that has not started waiting yet sees the
+ * write under mu before it waits, so signalling late loses no wake-up. */
+static void wake_consumer(struct ls_queue *q, bool wake)
+{
+    if (wake)
         pthread_cond_signal(&q->not_empty);
 }
 
@@ -403,12 +413,14 @@ enum ls_result ls_submit(struct ls_queue *q, void *item, enum ls_kind kind, bool
             pthread_mutex_unlock(&q->mu);
             return refuse_shed(q, kind);
         }
-        enqueue(q, item, kind, false, now_ns);
+        bool wake = enqueue(q, item, kind, false, now_ns);
         pthread_mutex_unlock(&q->mu);
+        wake_consumer(q, wake);
         add(&q->accepted[kind], 1);
         return LS_ACCEPTED;
     }
 
+    bool wake;
     if (q->waiting > 0 || q->count == q->slots) {
         /* Rule 4: the whole ring is full; wait in ticket order. */
         uint64_t ticket = q->ticket_next++;
@@ -424,13 +436,14 @@ enum ls_result ls_submit(struct ls_queue *q, void *item, enum ls_kind kind, bool
             return refuse_closed(q);
         }
         q->ticket_serving++;
-        enqueue(q, item, kind, true, now_ns);
+        wake = enqueue(q, item, kind, true, now_ns);
         if (q->waiting > 0 && q->count < q->slots)
             pthread_cond_broadcast(&q->slot_free);
     } else {
-        enqueue(q, item, kind, true, now_ns);
+        wake = enqueue(q, item, kind, true, now_ns);
     }
     pthread_mutex_unlock(&q->mu);
+    wake_consumer(q, wake);
     add(&q->accepted[kind], 1);
     add(&q->accepted_exempt, 1);
     return LS_ACCEPTED;

@@ -84,10 +84,12 @@
  * 8. Concurrency and memory ordering. The ring, the sequence counter, the
  *    exempt tickets, the mode and the EWMA are guarded by one mutex; the
  *    critical sections are a few loads and stores (no allocation, no clock,
- *    no histogram work inside). Every counter and gauge in ls_metrics is a
- *    C11 _Atomic 64-bit value, updated with relaxed read-modify-writes (or
- *    relaxed stores under the mutex, for the gauges) and read with relaxed
- *    loads, so metrics never stop producers or the consumer. Relaxed means:
+ *    no histogram work inside; a waiting consumer is signalled after the
+ *    producer unlocks, so it never wakes only to block on the mutex). Every
+ *    counter and gauge in ls_metrics is a C11 _Atomic 64-bit value, updated
+ *    with relaxed read-modify-writes (or relaxed stores under the mutex, for
+ *    the gauges) and read with relaxed loads, so metrics never stop
+ *    producers or the consumer. Relaxed means:
  *    each value by itself is exact, torn-free and (counters) monotonic, but
  *    a snapshot taken while traffic flows is not one instant: e.g.
  *    accepted may already include a write the depth gauge does not show yet.
