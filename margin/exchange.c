@@ -287,14 +287,6 @@ static void pos_set_mode(const struct exch *x, uint16_t i, struct pos *p, rate_t
     rates_of(x, i, p, &p->im, &p->mm);
 }
 
-static inline void pos_rates(const struct exch *x, uint16_t i, const struct pos *p, rate_t *im,
-                             rate_t *mm)
-{
-    (void)x;
-    (void)i;
-    *im = p->im;
-    *mm = p->mm;
-}
 
 static inline sats_t available(const struct exch *x, uint32_t a, uint8_t cur)
 {
@@ -394,9 +386,7 @@ static void pos_refresh(struct exch *x, uint32_t a, uint16_t i)
     if (p->qty == 0) {
         p->mv = p->upnl = p->pinit = p->pcomm = p->maint = 0;
     } else {
-        rate_t im, mm;
-        pos_rates(x, i, p, &im, &mm);
-        p->pinit = req(p->cost, im);
+        p->pinit = req(p->cost, p->im);
         must(mf_close_comm_reserve(p->cost, p->pinit, in->taker_fee_e8, &p->pcomm), "posComm");
         pos_marks(x, i, p);
     }
@@ -428,8 +418,7 @@ static sats_t om_compute(const struct exch *x, uint16_t i, const struct pos *p, 
     if (bq == 0 && sq == 0)
         return 0;
     const struct exch_instrument *in = I(x, i);
-    rate_t im, mm;
-    pos_rates(x, i, p, &im, &mm);
+    rate_t im = p->im;
     /* Reducing parts are free, pro rata by quantity, rounded up (M3). */
     qty_t rb = p->qty < 0 ? (bq < -p->qty ? bq : -p->qty) : 0;
     qty_t rs = p->qty > 0 ? (sq < p->qty ? sq : p->qty) : 0;
@@ -536,9 +525,7 @@ static void on_event(void *ctx, const struct event *ev)
 /* Posts the isolated margin of a newly opened value v. */
 static sats_t iso_post(const struct exch *x, uint16_t i, const struct pos *p, sats_t v)
 {
-    rate_t im, mm;
-    pos_rates(x, i, p, &im, &mm);
-    sats_t init = req(v, im), comm;
+    sats_t init = req(v, p->im), comm;
     must(mf_close_comm_reserve(v, init, I(x, i)->taker_fee_e8, &comm), "isolated posComm");
     return init + comm;
 }
@@ -1699,7 +1686,8 @@ int exch_position(const struct exch *x, uint32_t a, uint16_t i, struct exch_posi
     out->open_buy_qty = p->bq;
     out->open_sell_qty = p->sq;
     out->leverage_e8 = p->lev;
-    pos_rates(x, i, p, &out->im_e8, &out->mm_e8);
+    out->im_e8 = p->im;
+    out->mm_e8 = p->mm;
     out->risk_limit = in->risk_limit + (sats_t)p->k * in->risk_step;
     out->mark_px = x->is[i].mark;
     if (p->qty == 0)
