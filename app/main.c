@@ -42,7 +42,7 @@ static const char usage[] =
     "  --ban-errors N         ban a client after N 4xx/5xx in the ban window (0 = off)\n"
     "  --latency-cap-ms N     worst queue wait a write may meet before 503 (default 3000)\n"
     "  --queue-depth N        a fixed write-queue depth instead of the latency cap\n"
-    "  --engine-delay-us N    slow the engine by N us per write (demonstrations)\n"
+    "  --engine-delay-us N    every write takes at least N us in the engine (demonstrations)\n"
     "  --http-threads N       HTTP worker threads (default 2)\n"
     "  --no-demo              do not create the demo account\n"
     "  --quiet                print only the listening line\n"
