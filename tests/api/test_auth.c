@@ -99,6 +99,34 @@ START_TEST(sign_uses_lengths_not_nul)
 }
 END_TEST
 
+/* RFC 4231 test cases 1, 2 and 6 (a key longer than the 64-byte block is
+ * hashed first), and keys of exactly 64 and 65 bytes (values from Python's
+ * hmac): the whole message goes in as the body, verb, target and expires
+ * empty, since the signature is HMAC over their concatenation. */
+static void rfc_case(const char *key, size_t key_len, const char *msg, const char *want)
+{
+    char hex[AUTH_SIG_HEX_LEN + 1];
+    struct auth_request r = {"", "", 0, msg, strlen(msg)};
+    ck_assert_int_eq(auth_sign_text(key, key_len, &r, "", 0, hex), AUTH_E_OK);
+    ck_assert_str_eq(hex, want);
+}
+
+START_TEST(sign_is_hmac_sha256_by_rfc_4231)
+{
+    char k[131];
+    memset(k, 0x0b, 20);
+    rfc_case(k, 20, "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    rfc_case("Jefe", 4, "what do ya want for nothing?",
+             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    memset(k, 0xaa, 131);
+    rfc_case(k, 131, "Test Using Larger Than Block-Size Key - Hash Key First",
+             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    memset(k, 'k', 65);
+    rfc_case(k, 64, "block-size key", "3639ed45f96410ae1abf821aaf15a4e616209464f7e06fb79435d35e485bd3c2");
+    rfc_case(k, 65, "block-size key", "492c0e30e79bd478c547ea77404336b1093be9a3fe2de81aca2185a7a92a69fa");
+}
+END_TEST
+
 START_TEST(sign_rejects_bad_arguments)
 {
     char hex[AUTH_SIG_HEX_LEN + 1];
@@ -410,6 +438,7 @@ static Suite *auth_suite(void)
     tcase_add_test(t, sign_bitmex_get_with_raw_query_example);
     tcase_add_test(t, sign_bitmex_post_with_json_body_example);
     tcase_add_test(t, sign_uses_lengths_not_nul);
+    tcase_add_test(t, sign_is_hmac_sha256_by_rfc_4231);
     tcase_add_test(t, sign_rejects_bad_arguments);
     suite_add_tcase(s, t);
     TCase *v = tcase_create("verify");
