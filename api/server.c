@@ -514,10 +514,9 @@ static void sink(void *ctx, const struct event *ev)
     store_event(s->st, s->x, ev);
 }
 
-/* The demonstration delay: sleep most of it (the core stays free for the
- * HTTP threads), spin the last 100 us for precision. */
-/* Waits until the queue's clock reads `until`: sleeps all but the last 0.1 ms,
- * then spins, so the engine's service time is the one asked for. */
+/* The demonstration delay: waits until the queue's clock reads `until`,
+ * sleeping all but the last 0.1 ms (the core stays free for the HTTP
+ * threads), then spinning, so the service time is the one asked for. */
 static void delay_until(int64_t until)
 {
     int64_t ns = until - ls_now_ns();
