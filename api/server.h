@@ -42,6 +42,7 @@ struct srv_config {
     int32_t ban_errors;        /* 4xx/5xx storm ban: errors per window, 0 = off */
     struct ls_config ls;
     int64_t engine_delay_ns;   /* demonstration: least service time per write */
+    bool engine_thread_only;   /* no write runs on its HTTP thread (loadshed rule 5a) */
     unsigned http_threads;     /* libmicrohttpd thread pool */
     size_t body_max;           /* bytes; larger bodies get 413 */
     size_t url_max;            /* bytes of request target; longer get 414 */

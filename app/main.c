@@ -44,6 +44,8 @@ static const char usage[] =
     "  --queue-depth N        a fixed write-queue depth instead of the latency cap\n"
     "  --engine-delay-us N    every write takes at least N us in the engine (demonstrations)\n"
     "  --http-threads N       HTTP worker threads (default 2)\n"
+    "  --engine-thread-only   every write goes through the engine thread (by default a\n"
+    "                         single write on an idle engine runs on its HTTP thread)\n"
     "  --no-demo              do not create the demo account\n"
     "  --quiet                print only the listening line\n"
     "  --help                 this text\n";
@@ -561,6 +563,8 @@ int main(int argc, char **argv)
             cfg.quiet = true;
         } else if (strcmp(a, "--admin-remote") == 0) {
             cfg.admin_remote = true;
+        } else if (strcmp(a, "--engine-thread-only") == 0) {
+            cfg.engine_thread_only = true;
         } else if (!v) {
             return fail("unknown option or missing value: %s (see --help)", a);
         } else if (strcmp(a, "--config") == 0) {

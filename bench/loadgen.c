@@ -147,6 +147,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -986,6 +987,80 @@ static long cancel_all(const struct target *t)
     return canceled;
 }
 
+/* GET on the admin API or /metrics (auth may be NULL); the body or NULL. */
+static char *get_text(const struct target *t, const char *path, bool admin)
+{
+    char url[256], auth[160];
+    snprintf(url, sizeof url, "%s%s", t->base, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", t->admin_token);
+    struct curl_slist *h = admin ? curl_slist_append(NULL, auth) : NULL;
+    struct membuf m;
+    long st = http_blocking("GET", url, h, NULL, &m);
+    curl_slist_free_all(h);
+    if (st != 200) {
+        fprintf(stderr, "loadgen: GET %s: status %ld\n", path, st);
+        free(m.p);
+        return NULL;
+    }
+    return m.p;
+}
+
+/* The money audit after a run: ok, and every currency's difference 0. */
+static bool audit_exact(const struct target *t)
+{
+    char *text = get_text(t, "/admin/v1/audit", true);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok"));
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(j, "currencies"))
+    {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "difference");
+        ok = ok && cJSON_IsNumber(d) && d->valuedouble == 0;
+    }
+    if (!ok)
+        fprintf(stderr, "loadgen: audit: %.500s\n", text ? text : "(none)");
+    cJSON_Delete(j);
+    free(text);
+    return ok;
+}
+
+/* A counter of the server's /metrics, or -1. */
+static double server_counter(const struct target *t, const char *name)
+{
+    char *text = get_text(t, "/metrics", false);
+    double v = -1;
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+    free(text);
+    return v;
+}
+
+/* The share of writes served on the HTTP thread that received them
+ * (loadshed rule 5a) between two snapshots of the server's counters. */
+struct served {
+    double taken, here;
+};
+
+static struct served served_now(const struct target *t)
+{
+    struct served s = {server_counter(t, "perpsim_loadshed_taken_total"),
+                       server_counter(t, "perpsim_loadshed_producer_served_total")};
+    return s;
+}
+
+static void print_served(const struct target *t, struct served before)
+{
+    struct served after = served_now(t);
+    double taken = after.taken - before.taken, here = after.here - before.here;
+    if (before.taken >= 0 && after.taken >= 0 && before.here >= 0 && after.here >= 0 && taken > 0)
+        printf("  writes served on their own HTTP thread (idle engine, loadshed rule 5a): %.1f%%\n",
+               100.0 * here / taken);
+}
+
 /* ---- connections ------------------------------------------------------------------ */
 
 struct worker;
@@ -1558,6 +1633,7 @@ static void after_run_cancel(const struct target *t, const char *what)
         check(0, "%s: cancel-all failed", what);
     else
         printf("  (after %s: %ld resting orders canceled)\n", what, n);
+    check(audit_exact(t), "%s: the money audit is not exact", what);
 }
 
 /* ---- issue 4: closed loop and unloaded round trip -------------------------------------- */
@@ -1570,12 +1646,14 @@ static void bench_closed_loop(const struct target *t, const struct opts *o)
            o->connections, o->threads, o->threads == 1 ? "" : "s", o->duration_s,
            o->duration_s * 0.1 < 0.5 ? o->duration_s * 0.1 : 0.5);
     run_closed(t, o, ROUTE_ANNOUNCEMENT, o->connections, o->threads, o->duration_s, &ceil_r);
+    struct served before = served_now(t);
     run_closed(t, o, ROUTE_ORDER, o->connections, o->threads, o->duration_s, &ord_r);
     printf("  %-28s %10s %8s %8s %8s %9s %7s %7s\n", "route", "req/s", "p50 us", "p99 us",
            "p99.9 us", "max us", "503s", "errors");
     print_closed_row(route_name(ROUTE_ANNOUNCEMENT), ceil_r.ok_per_s, ceil_r.st);
     print_closed_row(route_name(ROUTE_ORDER), ord_r.ok_per_s, ord_r.st);
     print_order_mix(ord_r.st);
+    print_served(t, before);
     double ratio = ceil_r.ok_per_s > 0 ? ord_r.ok_per_s / ceil_r.ok_per_s : 0;
     printf("  signed orders / ceiling = %.3f   target >= 0.50: %s\n", ratio, met(ratio >= 0.5));
     check_run("closed loop, announcement", ceil_r.st, ROUTE_ANNOUNCEMENT);
@@ -1593,6 +1671,7 @@ static void bench_unloaded(const struct target *t, const struct opts *o)
            "(after %u not counted)\n",
            o->unloaded_n, UNLOADED_WARMUP);
     run_unloaded(t, o, ROUTE_ANNOUNCEMENT, o->unloaded_n, ua);
+    struct served before = served_now(t);
     run_unloaded(t, o, ROUTE_ORDER, o->unloaded_n, uo);
     printf("  %-28s %10s %8s %8s %8s %9s %7s %7s\n", "route", "req/s", "p50 us", "p99 us",
            "p99.9 us", "max us", "503s", "errors");
@@ -1602,6 +1681,7 @@ static void bench_unloaded(const struct target *t, const struct opts *o)
     print_closed_row(route_name(ROUTE_ORDER), uo_rate, uo);
     printf("  (req/s here is 1 / p50)\n");
     print_order_mix(uo);
+    print_served(t, before);
     double p50 = us(hist_pct(&uo->ok, 0.5)), p99 = us(hist_pct(&uo->ok, 0.99));
     printf("  signed order round trip p50 %.1f us   target <= 100 us: %s\n", p50, met(p50 <= 100));
     printf("  signed order round trip p99 %.1f us   target <= 250 us: %s\n", p99, met(p99 <= 250));

@@ -41,6 +41,7 @@ struct ls_slot {
     uint64_t seq;
     uint8_t kind;
     uint8_t exempt;
+    uint8_t runnable; /* submitted by ls_submit_run: a producer may serve it */
 };
 
 struct ls_queue {
@@ -61,6 +62,8 @@ struct ls_queue {
     uint32_t count;           /* slots in use */
     uint32_t waiting;         /* exempt writes waiting for a slot */
     uint32_t consumers_waiting;
+    bool consumer_serving;    /* between a take that returned writes and ls_done */
+    bool producer_serving;    /* a write handed back by ls_submit_run (rule 5a) */
     uint64_t next_seq;
     uint64_t ticket_next;    /* exempt waiters enter in ticket order */
     uint64_t ticket_serving;
@@ -90,6 +93,7 @@ struct ls_queue {
     /* ---- consumer counters ---- */
     _Alignas(CACHE_LINE) _Atomic uint64_t taken;
     _Atomic uint64_t processed;
+    _Atomic uint64_t producer_served;
     struct ls_hist wait;
     struct ls_hist service;
 };
@@ -346,7 +350,8 @@ static void publish_depth(struct ls_queue *q)
  * caller signals it after unlocking (wake_consumer), since a consumer woken
  * while the producer still holds mu only blocks again on mu and needs a
  * second wake-up (two futex calls and two context switches per write). */
-static bool enqueue(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt, int64_t now_ns)
+static bool enqueue(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt, int64_t now_ns,
+                    bool runnable)
 {
     uint32_t at = q->head + q->count;
     if (at >= q->slots)
@@ -357,9 +362,12 @@ static bool enqueue(struct ls_queue *q, void *item, enum ls_kind kind, bool exem
     s->seq = ++q->next_seq;
     s->kind = (uint8_t)kind;
     s->exempt = exempt;
+    s->runnable = runnable;
     q->count++;
     publish_depth(q);
-    return q->consumers_waiting > 0;
+    /* A producer serving (rule 5a) hands over or serves this write itself
+     * when it finishes: waking the consumer now would only make it wait. */
+    return q->consumers_waiting > 0 && !q->producer_serving;
 }
 
 /* After unlocking mu. A consumer that has not started waiting yet sees the
@@ -389,8 +397,29 @@ static enum ls_result refuse_shed(struct ls_queue *q, enum ls_kind kind)
     return LS_SHED;
 }
 
-enum ls_result ls_submit(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt,
-                         int64_t now_ns)
+/* Outside mu: a write handed back waited 0 ns and is taken. */
+static void handed_back(struct ls_queue *q)
+{
+    hist_observe(&q->wait, 0, 1, 0);
+    add(&q->taken, 1);
+    add(&q->producer_served, 1);
+}
+
+/* Under mu: rule 5a's test for handing a write back. */
+static bool may_run_now(const struct ls_queue *q)
+{
+    return q->count == 0 && q->waiting == 0 && !q->consumer_serving && !q->producer_serving;
+}
+
+/* Under mu: the write handed back is admitted, sequenced and taken at once. */
+static void run_now_admit(struct ls_queue *q)
+{
+    q->next_seq++;
+    q->producer_serving = true;
+}
+
+static enum ls_result submit(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt,
+                             int64_t now_ns, bool *run_now)
 {
     if (!kind_ok(kind))
         return LS_BAD_KIND;
@@ -413,10 +442,18 @@ enum ls_result ls_submit(struct ls_queue *q, void *item, enum ls_kind kind, bool
             pthread_mutex_unlock(&q->mu);
             return refuse_shed(q, kind);
         }
-        bool wake = enqueue(q, item, kind, false, now_ns);
+        bool wake = false;
+        if (run_now && may_run_now(q)) {
+            run_now_admit(q);
+            *run_now = true;
+        } else {
+            wake = enqueue(q, item, kind, false, now_ns, run_now != NULL);
+        }
         pthread_mutex_unlock(&q->mu);
         wake_consumer(q, wake);
         add(&q->accepted[kind], 1);
+        if (run_now && *run_now)
+            handed_back(q);
         return LS_ACCEPTED;
     }
 
@@ -436,20 +473,70 @@ enum ls_result ls_submit(struct ls_queue *q, void *item, enum ls_kind kind, bool
             return refuse_closed(q);
         }
         q->ticket_serving++;
-        wake = enqueue(q, item, kind, true, now_ns);
+        wake = enqueue(q, item, kind, true, now_ns, run_now != NULL);
         if (q->waiting > 0 && q->count < q->slots)
             pthread_cond_broadcast(&q->slot_free);
+    } else if (run_now && may_run_now(q)) {
+        run_now_admit(q);
+        *run_now = true;
+        wake = false;
     } else {
-        wake = enqueue(q, item, kind, true, now_ns);
+        wake = enqueue(q, item, kind, true, now_ns, run_now != NULL);
     }
     pthread_mutex_unlock(&q->mu);
     wake_consumer(q, wake);
     add(&q->accepted[kind], 1);
     add(&q->accepted_exempt, 1);
+    if (run_now && *run_now)
+        handed_back(q);
     return LS_ACCEPTED;
 }
 
+enum ls_result ls_submit(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt,
+                         int64_t now_ns)
+{
+    return submit(q, item, kind, exempt, now_ns, NULL);
+}
+
+enum ls_result ls_submit_run(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt,
+                             int64_t now_ns, bool *run_now)
+{
+    *run_now = false;
+    return submit(q, item, kind, exempt, now_ns, run_now);
+}
+
 /* ---- the consumer -------------------------------------------------------- */
+
+/* Under mu, n <= count: moves the n oldest writes to out[] (rule 5). */
+static void pop(struct ls_queue *q, struct ls_entry *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ls_slot *s = &q->ring[q->head];
+        out[i].item = s->item;
+        out[i].enqueue_ns = s->enqueue_ns;
+        out[i].seq = s->seq;
+        out[i].kind = (enum ls_kind)s->kind;
+        out[i].exempt = s->exempt != 0;
+        if (++q->head == q->slots)
+            q->head = 0;
+    }
+    q->count -= (uint32_t)n;
+    publish_depth(q);
+    if (q->waiting > 0)
+        pthread_cond_broadcast(&q->slot_free);
+}
+
+/* Outside mu: the queue waits of writes just taken. */
+static void observe_taken(struct ls_queue *q, struct ls_entry *out, size_t n)
+{
+    int64_t now_ns = q->clock(q->clock_ctx);
+    for (size_t i = 0; i < n; i++) {
+        int64_t w = now_ns - out[i].enqueue_ns;
+        out[i].wait_ns = w > 0 ? w : 0;
+        hist_observe(&q->wait, out[i].wait_ns, 1, (uint64_t)out[i].wait_ns);
+    }
+    add(&q->taken, n);
+}
 
 static struct timespec deadline_after(int64_t timeout_ns)
 {
@@ -473,7 +560,8 @@ enum ls_take_result ls_take(struct ls_queue *q, struct ls_entry *out, size_t max
         deadline = deadline_after(timeout_ns);
 
     pthread_mutex_lock(&q->mu);
-    while (q->count == 0 && !q->closed && timeout_ns != 0) {
+    q->consumer_serving = false; /* asking again: the last batch is over */
+    while (timeout_ns != 0 && (q->producer_serving || (q->count == 0 && !q->closed))) {
         q->consumers_waiting++;
         int rc = timeout_ns < 0 ? pthread_cond_wait(&q->not_empty, &q->mu)
                                 : pthread_cond_timedwait(&q->not_empty, &q->mu, &deadline);
@@ -481,40 +569,25 @@ enum ls_take_result ls_take(struct ls_queue *q, struct ls_entry *out, size_t max
         if (rc == ETIMEDOUT)
             break;
     }
-    if (q->count == 0) {
-        bool closed = q->closed;
+    if (q->count == 0 || q->producer_serving) {
+        /* Closed, empty and nobody serving: every admitted write is done. */
+        bool closed = q->closed && q->count == 0 && !q->producer_serving;
         pthread_mutex_unlock(&q->mu);
         return closed ? LS_TAKE_CLOSED : LS_TAKE_TIMEOUT;
     }
     size_t n = max < q->count ? max : q->count;
-    for (size_t i = 0; i < n; i++) {
-        const struct ls_slot *s = &q->ring[q->head];
-        out[i].item = s->item;
-        out[i].enqueue_ns = s->enqueue_ns;
-        out[i].seq = s->seq;
-        out[i].kind = (enum ls_kind)s->kind;
-        out[i].exempt = s->exempt != 0;
-        if (++q->head == q->slots)
-            q->head = 0;
-    }
-    q->count -= (uint32_t)n;
-    publish_depth(q);
-    if (q->waiting > 0)
-        pthread_cond_broadcast(&q->slot_free);
+    pop(q, out, n);
+    q->consumer_serving = true;
     pthread_mutex_unlock(&q->mu);
-
-    int64_t now_ns = q->clock(q->clock_ctx);
-    for (size_t i = 0; i < n; i++) {
-        int64_t w = now_ns - out[i].enqueue_ns;
-        out[i].wait_ns = w > 0 ? w : 0;
-        hist_observe(&q->wait, out[i].wait_ns, 1, (uint64_t)out[i].wait_ns);
-    }
-    add(&q->taken, n);
+    observe_taken(q, out, n);
     *n_out = n;
     return LS_TAKE_OK;
 }
 
-enum ls_err ls_done(struct ls_queue *q, size_t n_items, int64_t service_ns)
+/* The EWMA, the service histogram and `processed` (rules 3, 9), under mu
+ * for the EWMA; returns with mu held. LS_ERR_RANGE records nothing and
+ * does not lock. */
+static enum ls_err report_locked(struct ls_queue *q, size_t n_items, int64_t service_ns)
 {
     if (n_items == 0 || service_ns < 0)
         return LS_ERR_RANGE;
@@ -536,8 +609,34 @@ enum ls_err ls_done(struct ls_queue *q, size_t n_items, int64_t service_ns)
         q->ewma_fp += (s - q->ewma_fp) / (INT64_C(1) << q->ewma_shift);
     }
     recompute_limit(q);
+    return LS_OK;
+}
+
+enum ls_err ls_done(struct ls_queue *q, size_t n_items, int64_t service_ns)
+{
+    enum ls_err e = report_locked(q, n_items, service_ns);
+    if (e != LS_OK)
+        return e;
+    q->consumer_serving = false;
     pthread_mutex_unlock(&q->mu);
     return LS_OK;
+}
+
+bool ls_run_done(struct ls_queue *q, int64_t service_ns, bool more, struct ls_entry *next)
+{
+    report_locked(q, 1, service_ns < 0 ? 0 : service_ns);
+    if (more && q->count > 0 && q->ring[q->head].runnable) {
+        pop(q, next, 1);
+        pthread_mutex_unlock(&q->mu);
+        observe_taken(q, next, 1);
+        add(&q->producer_served, 1);
+        return true;
+    }
+    q->producer_serving = false;
+    bool wake = q->consumers_waiting > 0 && (q->count > 0 || q->closed);
+    pthread_mutex_unlock(&q->mu);
+    wake_consumer(q, wake);
+    return false;
 }
 
 /* ---- run-time settings ----------------------------------------------- */
@@ -580,6 +679,7 @@ void ls_metrics(const struct ls_queue *q, struct ls_metrics *m)
     m->closed = ld(&q->closed_refused);
     m->taken = ld(&q->taken);
     m->processed = ld(&q->processed);
+    m->producer_served = ld(&q->producer_served);
     m->depth = ld(&q->depth);
     m->depth_max = ld(&q->depth_max);
     m->depth_limit = ld(&q->depth_limit);
@@ -686,8 +786,12 @@ size_t ls_metrics_format(const struct ls_metrics *m, char *buf, size_t size)
            m->exempt_waits);
     scalar(&o, "closed_total", "counter", "Writes refused because the queue was shut down.",
            m->closed);
-    scalar(&o, "taken_total", "counter", "Writes handed to the engine thread.", m->taken);
+    scalar(&o, "taken_total", "counter",
+           "Writes taken for service (by the engine thread or, rule 5a, a producer).", m->taken);
     scalar(&o, "processed_total", "counter", "Engine commands processed.", m->processed);
+    scalar(&o, "producer_served_total", "counter",
+           "Writes served on the thread that submitted them, not the engine thread.",
+           m->producer_served);
     scalar(&o, "depth", "gauge", "Writes waiting in the queue.", m->depth);
     scalar(&o, "depth_max", "gauge", "Largest queue depth seen.", m->depth_max);
     scalar(&o, "depth_limit", "gauge", "Depth at which new writes are shed.", m->depth_limit);

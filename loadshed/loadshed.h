@@ -66,6 +66,25 @@
  *    the wait histogram. Exactly one consumer thread (the engine thread)
  *    calls ls_take() and ls_done().
  *
+ * 5a. Running at once. ls_submit_run() admits a write like ls_submit() but,
+ *    when the queue is empty and nobody is serving (the consumer is not
+ *    between an ls_take() that returned writes and its ls_done() or next
+ *    ls_take(), and no other producer is running one), it hands the write
+ *    straight back instead of queuing it: the producer serves it itself, at
+ *    once, and reports with ls_run_done(). Such a write takes the next
+ *    sequence number, waits 0 ns and counts as taken; while it is served,
+ *    writes admitted behind it queue as usual and ls_take() does not hand
+ *    them out before ls_run_done(), so service stays one write at a time in
+ *    arrival order. When it is done, the producer may go on serving the
+ *    writes queued behind it meanwhile, oldest first, as long as each was
+ *    submitted through ls_submit_run() (ls_run_done()); it stops at the
+ *    first other write or when it chooses to, and the consumer takes the
+ *    rest. While a producer serves, a write queued behind it does not wake
+ *    the consumer; stopping does, if anything is queued. On an idle or
+ *    lightly loaded engine this saves the wake-up of the consumer thread and
+ *    the wake-up back (flat combining: the engine is whoever serves, one at
+ *    a time).
+ *
  * 6. Shutdown. ls_shutdown() closes the queue: every later ls_submit() is
  *    LS_CLOSED (counted in `closed`, nothing else changes), exempt writes
  *    waiting for a slot return LS_CLOSED, and a blocked consumer wakes.
@@ -232,6 +251,21 @@ int64_t ls_now_ns(void);
 enum ls_result ls_submit(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt,
                          int64_t now_ns);
 
+struct ls_entry;
+
+/* Rule 5a. As ls_submit(), and when the result is LS_ACCEPTED, *run_now
+ * tells whether the caller must serve the write itself now and then call
+ * ls_run_done() (true) or it was queued for the consumer (false). */
+enum ls_result ls_submit_run(struct ls_queue *q, void *item, enum ls_kind kind, bool exempt,
+                             int64_t now_ns, bool *run_now);
+
+/* Rule 5a: the producer finished the write it serves, in service_ns (as
+ * ls_done(q, 1, service_ns)). When `more` and the oldest queued write was
+ * submitted through ls_submit_run() too, that write is moved to *next (as
+ * ls_take() would) and the producer serves it next (true). Otherwise the
+ * producer stops serving and the consumer takes what is queued (false). */
+bool ls_run_done(struct ls_queue *q, int64_t service_ns, bool more, struct ls_entry *next);
+
 /* ---- the consumer (one thread) --------------------------------------------- */
 
 struct ls_entry {
@@ -243,7 +277,8 @@ struct ls_entry {
     bool exempt;
 };
 
-/* Waits until at least one write is queued, the timeout passes
+/* Waits until at least one write is queued and no producer is serving one
+ * (rule 5a), the timeout passes
  * (timeout_ns < 0: forever; 0: do not wait) or the queue is closed and
  * empty; then moves up to max of the oldest writes to out[] in FIFO order.
  * *n_out is always written (0 unless LS_TAKE_OK). */
@@ -279,8 +314,9 @@ struct ls_metrics {
     uint64_t accepted_exempt; /* of all accepted, how many were exempt */
     uint64_t exempt_waits;    /* exempt writes that had to wait for a slot (rule 4) */
     uint64_t closed;          /* submits refused after shutdown */
-    uint64_t taken;           /* writes handed to the consumer */
+    uint64_t taken;           /* writes taken for service (consumer or rule 5a) */
     uint64_t processed;       /* writes the consumer reported done (ls_done) */
+    uint64_t producer_served; /* of those taken, writes a producer served (rule 5a) */
     uint64_t depth;
     uint64_t depth_max;
     uint64_t depth_limit;

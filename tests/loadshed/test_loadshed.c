@@ -647,8 +647,7 @@ START_TEST(latency_cap_clamps_to_min_depth_and_handles_zero_service)
 }
 END_TEST
 
-/* ---- shutdown (rule 6) --------------------------------------------------------- */
-
+/* A consumer blocked in ls_take() on another thread. */
 struct take_arg {
     struct ls_queue *q;
     _Atomic int done;
@@ -664,6 +663,128 @@ static void *taker(void *p)
     atomic_store(&a->done, 1);
     return NULL;
 }
+
+/* ---- running at once (rule 5a) ------------------------------------------------ */
+
+START_TEST(run_now_hands_back_a_write_on_an_idle_queue_and_serves_in_order)
+{
+    struct fake_clock clk = {0};
+    struct ls_queue *q = fixed_queue(8, 0, 8, &clk);
+    bool run = false;
+    ck_assert_int_eq(ls_submit_run(q, TOK(0), LS_KIND_NEW_ORDER, false, 0, &run), LS_ACCEPTED);
+    ck_assert(run); /* empty, nobody serving: the producer serves it */
+    struct ls_metrics m = metrics(q);
+    ck_assert_uint_eq(m.depth, 0);
+    ck_assert_uint_eq(m.taken, 1);
+    ck_assert_uint_eq(m.accepted[LS_KIND_NEW_ORDER], 1);
+
+    /* While it serves, writes queue behind it, and the consumer gets none. */
+    ck_assert_int_eq(ls_submit_run(q, TOK(1), LS_KIND_AMEND, false, 10, &run), LS_ACCEPTED);
+    ck_assert(!run);
+    ck_assert_int_eq(ls_submit(q, TOK(2), LS_KIND_NEW_ORDER, false, 20), LS_ACCEPTED);
+    ck_assert_int_eq(ls_submit_run(q, TOK(3), LS_KIND_NEW_ORDER, false, 30, &run), LS_ACCEPTED);
+    ck_assert(!run);
+    ck_assert_uint_eq(metrics(q).depth, 3);
+    struct ls_entry e[4];
+    size_t n = 9;
+    ck_assert_int_eq(ls_take(q, e, 4, 0, &n), LS_TAKE_TIMEOUT);
+    ck_assert_uint_eq(n, 0);
+
+    /* Done: the oldest queued write came through ls_submit_run, so the
+     * producer serves it next, with its sequence number and wait. */
+    fake_set(&clk, 110);
+    struct ls_entry next;
+    ck_assert(ls_run_done(q, 100, true, &next));
+    ck_assert_ptr_eq(next.item, TOK(1));
+    ck_assert_uint_eq(next.seq, 2);
+    ck_assert_int_eq(next.wait_ns, 100);
+    ck_assert_int_eq(next.kind, LS_KIND_AMEND);
+    /* The next one is a plain ls_submit write: the producer stops there. */
+    ck_assert(!ls_run_done(q, 100, true, &next));
+    ck_assert_int_eq(ls_take(q, e, 4, 0, &n), LS_TAKE_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_ptr_eq(e[0].item, TOK(2));
+    ck_assert_uint_eq(e[0].seq, 3);
+    ck_assert_ptr_eq(e[1].item, TOK(3));
+    ck_assert_uint_eq(e[1].seq, 4);
+
+    /* The consumer is serving until ls_done or its next take: no hand-back. */
+    ck_assert_int_eq(ls_submit_run(q, TOK(4), LS_KIND_NEW_ORDER, false, 40, &run), LS_ACCEPTED);
+    ck_assert(!run);
+    ck_assert_int_eq(ls_done(q, 2, 200), LS_OK);
+    ck_assert_int_eq(ls_take(q, e, 4, 0, &n), LS_TAKE_OK);
+    ck_assert_ptr_eq(e[0].item, TOK(4));
+    ck_assert_uint_eq(e[0].seq, 5);
+    ck_assert_int_eq(ls_done(q, 1, 100), LS_OK);
+    ck_assert_int_eq(ls_submit_run(q, TOK(5), LS_KIND_NEW_ORDER, false, 50, &run), LS_ACCEPTED);
+    ck_assert(run);
+    /* `more` false: the producer stops even before a runnable write. */
+    ck_assert_int_eq(ls_submit_run(q, TOK(6), LS_KIND_NEW_ORDER, false, 60, &run), LS_ACCEPTED);
+    ck_assert(!run);
+    ck_assert(!ls_run_done(q, 100, false, &next));
+    ck_assert_int_eq(ls_take(q, e, 4, 0, &n), LS_TAKE_OK);
+    ck_assert_ptr_eq(e[0].item, TOK(6));
+    ck_assert_uint_eq(e[0].seq, 7);
+    ck_assert_int_eq(ls_done(q, 1, 100), LS_OK);
+
+    m = metrics(q);
+    ck_assert_uint_eq(m.taken, 7);
+    ck_assert_uint_eq(m.producer_served, 3); /* TOK 0, 1 and 5 */
+    ck_assert_uint_eq(m.processed, 7);
+    ck_assert_uint_eq(m.wait.count, 7);
+    ck_assert_uint_eq(m.depth, 0);
+    ls_destroy(q);
+}
+END_TEST
+
+START_TEST(run_now_sheds_and_refuses_as_submit_does)
+{
+    struct ls_queue *q = fixed_queue(8, 2, 0, NULL);
+    bool run = true;
+    /* Depth 0 sheds every ordinary write, idle or not. */
+    ck_assert_int_eq(ls_submit_run(q, TOK(0), LS_KIND_NEW_ORDER, false, 0, &run), LS_SHED);
+    ck_assert(!run);
+    /* An exempt write is admitted, and on an idle queue handed back. */
+    ck_assert_int_eq(ls_submit_run(q, TOK(1), LS_KIND_CANCEL, true, 0, &run), LS_ACCEPTED);
+    ck_assert(run);
+    struct ls_entry next;
+    ck_assert(!ls_run_done(q, 10, true, &next));
+    ls_shutdown(q);
+    ck_assert_int_eq(ls_submit_run(q, TOK(2), LS_KIND_CANCEL, true, 0, &run), LS_CLOSED);
+    ck_assert(!run);
+    size_t n = 9;
+    ck_assert_int_eq(ls_take(q, &next, 1, -1, &n), LS_TAKE_CLOSED);
+    struct ls_metrics m = metrics(q);
+    ck_assert_uint_eq(m.shed[LS_KIND_NEW_ORDER], 1);
+    ck_assert_uint_eq(m.accepted_exempt, 1);
+    ck_assert_uint_eq(m.closed, 1);
+    ls_destroy(q);
+}
+END_TEST
+
+START_TEST(a_consumer_waits_for_the_serving_producer_and_then_takes)
+{
+    struct ls_queue *q = fixed_queue(8, 0, 8, NULL);
+    struct take_arg a = {q, 0, LS_TAKE_TIMEOUT, 99};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, taker, &a), 0);
+    sleep_ns(20 * MS);
+    bool run = false;
+    ck_assert_int_eq(ls_submit_run(q, TOK(0), LS_KIND_NEW_ORDER, false, 0, &run), LS_ACCEPTED);
+    ck_assert(run);
+    ck_assert_int_eq(ls_submit(q, TOK(1), LS_KIND_NEW_ORDER, false, 0), LS_ACCEPTED);
+    sleep_ns(50 * MS);
+    ck_assert_int_eq(atomic_load(&a.done), 0); /* a write is queued, but a producer serves */
+    struct ls_entry next;
+    ck_assert(!ls_run_done(q, 10, true, &next)); /* plain write next: handed over */
+    pthread_join(th, NULL);
+    ck_assert_int_eq(a.result, LS_TAKE_OK);
+    ck_assert_uint_eq(a.n, 1);
+    ls_destroy(q);
+}
+END_TEST
+
+/* ---- shutdown (rule 6) --------------------------------------------------------- */
 
 START_TEST(shutdown_wakes_a_blocked_consumer)
 {
@@ -910,6 +1031,8 @@ START_TEST(prometheus_text_for_a_known_state)
         "perpsim_loadshed_taken_total 2",
         "# TYPE perpsim_loadshed_processed_total counter",
         "perpsim_loadshed_processed_total 2",
+        "# TYPE perpsim_loadshed_producer_served_total counter",
+        "perpsim_loadshed_producer_served_total 0",
         "# TYPE perpsim_loadshed_depth gauge",
         "perpsim_loadshed_depth 1",
         "perpsim_loadshed_depth_max 3",
@@ -938,8 +1061,8 @@ START_TEST(prometheus_text_for_a_known_state)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         assert_line(text, lines[i]);
 
-    /* Shape: 14 families (28 comment lines), 16 per-kind samples, 10 scalars,
-     * 2 histograms of 26 buckets + sum + count = 110 lines, no blank line. */
+    /* Shape: 15 families (30 comment lines), 16 per-kind samples, 11 scalars,
+     * 2 histograms of 26 buckets + sum + count = 113 lines, no blank line. */
     int nl = 0;
     for (const char *p = text; *p; p++) {
         if (*p == '\n') {
@@ -947,7 +1070,7 @@ START_TEST(prometheus_text_for_a_known_state)
             ck_assert(p[1] != '\n');
         }
     }
-    ck_assert_int_eq(nl, 110);
+    ck_assert_int_eq(nl, 113);
     ck_assert_int_eq(text[len - 1], '\n');
 
     /* snprintf contract: truncated but terminated, same length reported. */
@@ -1188,6 +1311,9 @@ static Suite *loadshed_suite(void)
     tcase_add_test(t, exempt_waits_for_a_slot_when_the_whole_ring_is_full);
     tcase_add_test(t, latency_cap_depth_follows_reported_service_times);
     tcase_add_test(t, latency_cap_clamps_to_min_depth_and_handles_zero_service);
+    tcase_add_test(t, run_now_hands_back_a_write_on_an_idle_queue_and_serves_in_order);
+    tcase_add_test(t, run_now_sheds_and_refuses_as_submit_does);
+    tcase_add_test(t, a_consumer_waits_for_the_serving_producer_and_then_takes);
     tcase_add_test(t, shutdown_wakes_a_blocked_consumer);
     tcase_add_test(t, a_blocked_consumer_wakes_for_a_submit);
     tcase_add_test(t, shutdown_hands_out_admitted_writes_first);
