@@ -58,6 +58,7 @@ void srv_config_default(struct srv_config *c, ms_t now_ms)
     c->rate_limit = RLP_DEFAULT;
     ls_config_default(&c->ls);
     c->http_threads = 2;
+    c->warm_ns = SRV_DEFAULT_WARM_NS;
     c->body_max = 1u << 20;
     c->url_max = 16u << 10;
     c->skew_ms = AUTH_DEFAULT_SKEW_MS;
@@ -671,6 +672,7 @@ static void *engine_main(void *arg)
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct srv *s = cls;
+    warm_touch(s->warm);
     struct req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
@@ -1073,6 +1075,7 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
+    s->warm = warm_start(cfg->warm_ns);
     return s;
 fail_engine:
     ls_shutdown(s->q);
@@ -1102,6 +1105,7 @@ void srv_stop(struct srv *s)
     ls_shutdown(s->q);
     pthread_join(s->engine, NULL);
     MHD_stop_daemon(s->d);
+    warm_stop(s->warm);
     ls_destroy(s->q);
     rl_destroy(s->rl);
     store_destroy(s->st);

@@ -30,6 +30,9 @@
 
 #define ADMIN_TOKEN_LEN_MAX 128
 #define CLOCK_TICK_MS 200
+/* 1 ms: an unloaded client's next request comes ~0.1 ms after the reply;
+ * a bot sending one request a second costs 0.1% of each CPU. */
+#define SRV_DEFAULT_WARM_NS INT64_C(1000000)
 
 enum rl_profile { RLP_OFF = 0, RLP_DEFAULT, RLP_2021 };
 
@@ -43,6 +46,7 @@ struct srv_config {
     struct ls_config ls;
     int64_t engine_delay_ns;   /* demonstration: least service time per write */
     bool engine_thread_only;   /* no write runs on its HTTP thread (loadshed rule 5a) */
+    int64_t warm_ns;           /* keep the CPUs awake this long after a request (warm.h); 0 = off */
     unsigned http_threads;     /* libmicrohttpd thread pool */
     size_t body_max;           /* bytes; larger bodies get 413 */
     size_t url_max;            /* bytes of request target; longer get 414 */

@@ -17,6 +17,7 @@
 #include "api/ratelimit.h"
 #include "api/server.h"
 #include "api/store.h"
+#include "api/warm.h"
 
 /* ---- keys ------------------------------------------------------------------ */
 
@@ -90,6 +91,7 @@ struct srv {
     ms_t now;
     /* the engine thread */
     pthread_t engine;
+    struct warm *warm; /* NULL: off */
     struct ls_queue *q;
     atomic_bool stop;
     atomic_uint_fast64_t commands;

@@ -44,6 +44,8 @@ static const char usage[] =
     "  --queue-depth N        a fixed write-queue depth instead of the latency cap\n"
     "  --engine-delay-us N    every write takes at least N us in the engine (demonstrations)\n"
     "  --http-threads N       HTTP worker threads (default 2)\n"
+    "  --warm-us N            keep the CPUs awake N us after each request with idle-priority\n"
+    "                         spinners: no hypervisor wake-ups on a VM (default 1000, 0 = off)\n"
     "  --engine-thread-only   every write goes through the engine thread (by default a\n"
     "                         single write on an idle engine runs on its HTTP thread)\n"
     "  --no-demo              do not create the demo account\n"
@@ -606,6 +608,11 @@ int main(int argc, char **argv)
             if (parse_long(v, 0, 10000000, &n))
                 return fail("--engine-delay-us wants 0..10000000, got %s", v);
             cfg.engine_delay_ns = (int64_t)n * 1000;
+            i++;
+        } else if (strcmp(a, "--warm-us") == 0) {
+            if (parse_long(v, 0, 1000000, &n))
+                return fail("--warm-us wants 0..1000000, got %s", v);
+            cfg.warm_ns = (int64_t)n * 1000;
             i++;
         } else if (strcmp(a, "--http-threads") == 0) {
             if (parse_long(v, 1, 64, &n))
