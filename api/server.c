@@ -1059,6 +1059,8 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "listen address %s is not an IPv4 address", cfg->host);
         goto fail_engine;
     }
+    /* Before the daemon: its threads call warm_touch(s->warm) at once. */
+    s->warm = warm_start(cfg->warm_ns);
     s->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_TURBO,
@@ -1075,9 +1077,9 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
-    s->warm = warm_start(cfg->warm_ns);
     return s;
 fail_engine:
+    warm_stop(s->warm);
     ls_shutdown(s->q);
     pthread_join(s->engine, NULL);
 fail:

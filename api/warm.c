@@ -18,7 +18,7 @@ struct warm {
     unsigned n;
     pthread_t th[WARM_THREADS_MAX];
     _Atomic int64_t last_ns; /* the last request's arrival */
-    _Atomic bool asleep;     /* some thread is (about to be) waiting on wake */
+    _Atomic unsigned sleepers; /* threads waiting on wake, or about to */
     _Atomic bool stop;
     pthread_mutex_t mu;
     pthread_cond_t wake;
@@ -40,7 +40,9 @@ static void *spinner(void *arg)
 {
     struct warm *w = arg;
     struct sched_param p = {0};
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &p);
+    /* Never spin at normal priority: that would compete with the server. */
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &p) != 0)
+        return NULL;
     pthread_mutex_lock(&w->mu);
     while (!atomic_load(&w->stop)) {
         if (hot(w)) {
@@ -52,14 +54,13 @@ static void *spinner(void *arg)
             continue;
         }
         /* Dekker with warm_touch (both sequentially consistent): either the
-         * toucher sees asleep and signals under mu, or this re-check sees
-         * its request. */
-        atomic_store(&w->asleep, true);
-        if (hot(w) || atomic_load(&w->stop)) {
-            atomic_store(&w->asleep, false);
-            continue;
-        }
-        pthread_cond_wait(&w->wake, &w->mu);
+         * toucher sees this sleeper and broadcasts under mu (so after this
+         * thread waits), or this re-check sees its request. Each sleeper
+         * counts itself, so one waking up cannot hide another still asleep. */
+        atomic_fetch_add(&w->sleepers, 1);
+        if (!hot(w) && !atomic_load(&w->stop))
+            pthread_cond_wait(&w->wake, &w->mu);
+        atomic_fetch_sub(&w->sleepers, 1);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -92,9 +93,8 @@ void warm_touch(struct warm *w)
     if (!w)
         return;
     atomic_store(&w->last_ns, now_ns());
-    if (atomic_load(&w->asleep)) {
+    if (atomic_load(&w->sleepers) > 0) {
         pthread_mutex_lock(&w->mu);
-        atomic_store(&w->asleep, false);
         pthread_cond_broadcast(&w->wake);
         pthread_mutex_unlock(&w->mu);
     }

@@ -802,7 +802,7 @@ size_t ls_metrics_format(const struct ls_metrics *m, char *buf, size_t size)
     head(&o, "service_estimate_seconds", "gauge", "Moving average of the service time per write.");
     put(&o, "perpsim_loadshed_service_estimate_seconds %s\n",
         seconds((uint64_t)(m->service_estimate_ns > 0 ? m->service_estimate_ns : 0), b));
-    histogram(&o, "queue_wait_seconds", "Time from admission until the engine thread took the write.",
+    histogram(&o, "queue_wait_seconds", "Time from admission until the write was taken for service.",
               &m->wait);
     histogram(&o, "service_seconds", "Engine service time per write.", &m->service);
     return o.len;

@@ -1039,8 +1039,8 @@ START_TEST(prometheus_text_for_a_known_state)
         "perpsim_loadshed_depth_limit 2",
         "perpsim_loadshed_latency_cap_seconds 0",
         "perpsim_loadshed_service_estimate_seconds 0.0000015",
-        "# HELP perpsim_loadshed_queue_wait_seconds Time from admission until the engine "
-        "thread took the write.",
+        "# HELP perpsim_loadshed_queue_wait_seconds Time from admission until the write was "
+        "taken for service.",
         "# TYPE perpsim_loadshed_queue_wait_seconds histogram",
         "perpsim_loadshed_queue_wait_seconds_bucket{le=\"0.000001\"} 0",
         "perpsim_loadshed_queue_wait_seconds_bucket{le=\"0.000002\"} 0",
