@@ -507,13 +507,16 @@ void submit_job(struct req *r, struct job *j, enum ls_kind kind, bool exempt,
     atomic_init(&j->state, JOB_QUEUED);
     /* On an idle engine a single write runs here, on its HTTP thread, in
      * its place in the one sequence (loadshed rule 5a): no wake-up of the
-     * engine thread and none back. Cancel-all and bulk jobs, whose size has
-     * no small bound, and the demonstration delay stay on the engine thread
-     * so an HTTP thread never stalls its other connections for long. */
+     * engine thread and none back. Cancel-all and multi-order bulk jobs,
+     * whose size has no small bound, and the demonstration delay stay on
+     * the engine thread so an HTTP thread never stalls its other
+     * connections for long. */
     bool run_now = false;
     int64_t t0 = ls_now_ns();
+    bool here = !s->cfg.engine_thread_only && s->cfg.engine_delay_ns == 0 && j->n == 1 &&
+                j->kind != J_CANCEL_ALL;
     enum ls_result res;
-    if (!s->cfg.engine_thread_only && s->cfg.engine_delay_ns == 0 && j->n == 1 && j->kind != J_CANCEL_ALL)
+    if (here)
         res = ls_submit_run(s->q, j, kind, exempt, t0, &run_now);
     else
         res = ls_submit(s->q, j, kind, exempt, t0);
