@@ -186,7 +186,7 @@ static sats_t value(const struct exch *x, uint16_t i, qty_t q, px_t px)
     if (q == 0)
         return 0;
     sats_t v;
-    must(mf_value(&I(x, i)->contract, q, px, &v), "value");
+    must(mf_value_quick(&I(x, i)->contract, q, px, &v), "value");
     return v;
 }
 
@@ -206,7 +206,7 @@ static sats_t value_memo(struct exch *x, uint16_t i, qty_t q, px_t px)
 static sats_t req(sats_t v, rate_t r)
 {
     sats_t out;
-    must(mf_margin_req(sabs(v), r, &out), "margin requirement");
+    must(mf_margin_req_quick(v, r, &out), "margin requirement");
     return out;
 }
 
@@ -338,16 +338,10 @@ static void list_update(struct exch *x, uint32_t a, uint16_t i)
 
 /* ---- re-margining one position (M2) ---------------------------------------- */
 
-/* |v| x r rounded up (r >= 0), as mf_margin_req; int64 when it cannot
- * overflow, which is every position below ~900 XBT at 1%. */
+/* |v| x r rounded up, as mf_margin_req; 0 for a rate <= 0. */
 static inline sats_t ceil_rate(sats_t v, rate_t r)
 {
-    v = sabs(v);
-    if (r <= 0 || v == 0)
-        return 0;
-    if (v <= INT64_MAX / r - 1)
-        return (v * r + MF_RATE_SCALE - 1) / MF_RATE_SCALE;
-    return req(v, r);
+    return r <= 0 || v == 0 ? 0 : req(v, r);
 }
 
 /* The figures that move with the mark: markValue, unrealisedPnl and
@@ -387,7 +381,7 @@ static void pos_refresh(struct exch *x, uint32_t a, uint16_t i)
         p->mv = p->upnl = p->pinit = p->pcomm = p->maint = 0;
     } else {
         p->pinit = req(p->cost, p->im);
-        must(mf_close_comm_reserve(p->cost, p->pinit, in->taker_fee_e8, &p->pcomm), "posComm");
+        must(mf_close_comm_reserve_quick(p->cost, p->pinit, in->taker_fee_e8, &p->pcomm), "posComm");
         pos_marks(x, i, p);
     }
     if (cross)
@@ -411,6 +405,16 @@ static inline void pos_remark(struct exch *x, uint32_t a, uint16_t i)
 
 /* ---- order margin (M3) ------------------------------------------------------ */
 
+/* ceil(v x num / den) for v >= 0, 0 <= num <= den, den > 0: in int64 when the
+ * product fits, which is every order below ~4.6e18 / qty. */
+static inline sats_t ceil_part(sats_t v, qty_t num, qty_t den)
+{
+    int64_t n;
+    if (!__builtin_mul_overflow(v, num, &n) && !__builtin_add_overflow(n, den - 1, &n))
+        return n / den;
+    return (sats_t)(((i128)v * num + den - 1) / den);
+}
+
 /* Order margin from the aggregates (bq, bv) buys and (sq, sv) sells. */
 static sats_t om_compute(const struct exch *x, uint16_t i, const struct pos *p, qty_t bq,
                          sats_t bv, qty_t sq, sats_t sv)
@@ -424,9 +428,9 @@ static sats_t om_compute(const struct exch *x, uint16_t i, const struct pos *p, 
     qty_t rs = p->qty > 0 ? (sq < p->qty ? sq : p->qty) : 0;
     sats_t bval = sabs(bv), sval = sabs(sv);
     if (rb > 0)
-        bval = (sats_t)(((i128)bval * (bq - rb) + bq - 1) / bq);
+        bval = ceil_part(bval, bq - rb, bq);
     if (rs > 0)
-        sval = (sats_t)(((i128)sval * (sq - rs) + sq - 1) / sq);
+        sval = ceil_part(sval, sq - rs, sq);
     sats_t side = smax(bval, sval);
     sats_t om = req(side, im) + req(side, in->taker_fee_e8 > 0 ? in->taker_fee_e8 : 0);
     px_t mark = x->is[i].mark;
@@ -526,7 +530,7 @@ static void on_event(void *ctx, const struct event *ev)
 static sats_t iso_post(const struct exch *x, uint16_t i, const struct pos *p, sats_t v)
 {
     sats_t init = req(v, p->im), comm;
-    must(mf_close_comm_reserve(v, init, I(x, i)->taker_fee_e8, &comm), "isolated posComm");
+    must(mf_close_comm_reserve_quick(v, init, I(x, i)->taker_fee_e8, &comm), "isolated posComm");
     return init + comm;
 }
 
@@ -597,9 +601,9 @@ static void on_fill(void *ctx, const struct event *m, const struct event *t)
     sats_t vm = value(x, i, dqm, m->u.fill.last_px);
     sats_t fm = 0, ft = 0;
     if (m->account != EXCH_LIQUIDATOR)
-        must(mf_fee(vm, m->u.fill.pays_taker ? in->taker_fee_e8 : in->maker_fee_e8, &fm), "fee");
+        must(mf_fee_quick(vm, m->u.fill.pays_taker ? in->taker_fee_e8 : in->maker_fee_e8, &fm), "fee");
     if (t->account != EXCH_LIQUIDATOR)
-        must(mf_fee(-vm, in->taker_fee_e8, &ft), "fee");
+        must(mf_fee_quick(-vm, in->taker_fee_e8, &ft), "fee");
     book(x, m->account, i, dqm, vm, fm);
     book(x, t->account, i, -dqm, -vm, ft);
 }

@@ -46,7 +46,7 @@ static i128 abs128(i128 x)
  * every order event (a value at a price, a rate of a value), and the
  * generic i128 division (__divmodti4) costs ~100 cycles, so the common cases
  * go faster with the same result: both in int64 (a constant divisor becomes
- * a multiplication), or on x86-64 the one 128-by-64 `div` when the quotient
+ * a multiplication), or one 128-by-64 division (mf_divq) when the quotient
  * fits in 64 bits (|n| / 2^64 < d). */
 static inline void divmod(i128 n, i128 d, i128 *q, i128 *r)
 {
@@ -56,16 +56,13 @@ static inline void divmod(i128 n, i128 d, i128 *q, i128 *r)
         *r = a % b;
         return;
     }
-#if defined(__x86_64__)
     i128 m = abs128(n);
     if (d <= (i128)UINT64_MAX && (m >> 64) < d) {
-        uint64_t hi = (uint64_t)(m >> 64), lo = (uint64_t)m, dv = (uint64_t)d, qq, rr;
-        __asm__("divq %4" : "=a"(qq), "=d"(rr) : "a"(lo), "d"(hi), "rm"(dv));
+        uint64_t rr, qq = mf_divq((mf_u128)m, (uint64_t)d, &rr);
         *q = n < 0 ? -(i128)qq : (i128)qq;
         *r = n < 0 ? -(i128)rr : (i128)rr;
         return;
     }
-#endif
     *q = n / d;
     *r = n % d;
 }

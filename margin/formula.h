@@ -363,4 +363,128 @@ int mf_futures_basis_updatable(px_t impact_bid_px, px_t impact_ask_px, rate_t mm
 enum mf_err mf_adl_score(sats_t mark_value_sats, sats_t entry_value_sats,
                          sats_t bankrupt_value_sats, int64_t *score_e8);
 
+/* ---- the hot paths' versions ------------------------------------------------
+ *
+ * The margin core asks for a value, a requirement or a fee on every order
+ * event. These inline versions give exactly the checked function's result
+ * (the unit tests compare them on edge and random operands) without its
+ * i128 products: one 64-bit product with an overflow check and, for a value,
+ * one 128-by-64 division. Operands outside that range (or invalid ones) go
+ * to the checked function, so errors are the same too.
+ */
+
+__extension__ typedef unsigned __int128 mf_u128;
+
+/* n / d with *rem = n % d, for d > 0 and a quotient that fits 64 bits
+ * ((n >> 64) < d): one `div` on x86-64. */
+static inline uint64_t mf_divq(mf_u128 n, uint64_t d, uint64_t *rem)
+{
+#if defined(__x86_64__)
+    uint64_t q, r;
+    __asm__("divq %4" : "=a"(q), "=d"(r) : "a"((uint64_t)n), "d"((uint64_t)(n >> 64)), "rm"(d));
+    *rem = r;
+    return q;
+#else
+    *rem = (uint64_t)(n % d);
+    return (uint64_t)(n / d);
+#endif
+}
+
+/* mf_value's fast path: 1 with *v set, or 0 when the checked function must
+ * decide (it then also reports any error). */
+static inline int mf_value_fast(const struct mf_contract *c, qty_t qty, px_t price_px, sats_t *v)
+{
+    int64_t m = c->multiplier;
+    if (price_px <= 0 || c->tick_px <= 0 || c->lot_qty <= 0 || qty == INT64_MIN ||
+        m == INT64_MIN || m == 0 || (c->kind == MF_INVERSE) != (m < 0) ||
+        (c->kind != MF_INVERSE && c->kind != MF_QUANTO && c->kind != MF_LINEAR))
+        return 0;
+    uint64_t qm;
+    if (__builtin_mul_overflow((uint64_t)(qty < 0 ? -qty : qty), (uint64_t)(m < 0 ? -m : m), &qm))
+        return 0;
+    /* inverse: |q x mult| x PX_SCALE / price; else |q x mult| x price / PX_SCALE */
+    uint64_t d = c->kind == MF_INVERSE ? (uint64_t)price_px : (uint64_t)PX_SCALE;
+    mf_u128 n = (mf_u128)qm * (c->kind == MF_INVERSE ? (uint64_t)PX_SCALE : (uint64_t)price_px);
+    if ((uint64_t)(n >> 64) >= d)
+        return 0;
+    uint64_t r, q = mf_divq(n, d, &r);
+    if (q >= (uint64_t)INT64_MAX)
+        return 0;
+    q += r >= d - r; /* nearest, ties away from zero, as mf_value */
+    *v = (qty < 0) != (m < 0) ? -(sats_t)q : (sats_t)q;
+    return 1;
+}
+
+static inline enum mf_err mf_value_quick(const struct mf_contract *c, qty_t qty, px_t price_px,
+                                         sats_t *v)
+{
+    return mf_value_fast(c, qty, price_px, v) ? MF_OK : mf_value(c, qty, price_px, v);
+}
+
+/* mf_margin_req's fast path: |v| x rate / RATE_SCALE, rounded up. */
+static inline int mf_margin_req_fast(sats_t value_sats, rate_t rate_e8, sats_t *req_sats)
+{
+    uint64_t p;
+    if (rate_e8 < 0 || value_sats == INT64_MIN ||
+        __builtin_mul_overflow((uint64_t)(value_sats < 0 ? -value_sats : value_sats),
+                               (uint64_t)rate_e8, &p))
+        return 0;
+    uint64_t q = p / (uint64_t)MF_RATE_SCALE;
+    *req_sats = (sats_t)(q + (p - q * (uint64_t)MF_RATE_SCALE != 0));
+    return 1;
+}
+
+static inline enum mf_err mf_margin_req_quick(sats_t value_sats, rate_t rate_e8, sats_t *req_sats)
+{
+    return mf_margin_req_fast(value_sats, rate_e8, req_sats)
+               ? MF_OK
+               : mf_margin_req(value_sats, rate_e8, req_sats);
+}
+
+/* mf_fee's fast path: |v| x rate / RATE_SCALE, nearest, ties toward +inf. */
+static inline int mf_fee_fast(sats_t value_sats, rate_t rate_e8, sats_t *comm_sats)
+{
+    int64_t n;
+    if (value_sats == INT64_MIN ||
+        __builtin_mul_overflow(value_sats < 0 ? -value_sats : value_sats, rate_e8, &n))
+        return 0;
+    int64_t q = n / MF_RATE_SCALE, r = n % MF_RATE_SCALE;
+    if (r < 0) {
+        q -= 1;
+        r += MF_RATE_SCALE;
+    }
+    *comm_sats = q + (r >= MF_RATE_SCALE - r);
+    return 1;
+}
+
+static inline enum mf_err mf_fee_quick(sats_t value_sats, rate_t rate_e8, sats_t *comm_sats)
+{
+    return mf_fee_fast(value_sats, rate_e8, comm_sats) ? MF_OK
+                                                       : mf_fee(value_sats, rate_e8, comm_sats);
+}
+
+/* mf_close_comm_reserve's fast path. */
+static inline int mf_close_comm_reserve_fast(sats_t cost_sats, sats_t pos_init_sats,
+                                             rate_t taker_e8, sats_t *comm_sats)
+{
+    if (pos_init_sats < 0 || cost_sats == INT64_MIN)
+        return 0;
+    if (taker_e8 <= 0) {
+        *comm_sats = 0;
+        return 1;
+    }
+    sats_t base;
+    if (__builtin_add_overflow(cost_sats < 0 ? -cost_sats : cost_sats, pos_init_sats, &base))
+        return 0;
+    return mf_margin_req_fast(base, taker_e8, comm_sats);
+}
+
+static inline enum mf_err mf_close_comm_reserve_quick(sats_t cost_sats, sats_t pos_init_sats,
+                                                      rate_t taker_e8, sats_t *comm_sats)
+{
+    return mf_close_comm_reserve_fast(cost_sats, pos_init_sats, taker_e8, comm_sats)
+               ? MF_OK
+               : mf_close_comm_reserve(cost_sats, pos_init_sats, taker_e8, comm_sats);
+}
+
 #endif

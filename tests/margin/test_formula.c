@@ -1132,6 +1132,86 @@ START_TEST(prop_risk_step_brackets_the_value)
 }
 END_TEST
 
+/* An int64 of a random magnitude (2^0 .. 2^63) and sign, edges included. */
+static int64_t rng_any64(void)
+{
+    switch (rng_next() % 16) {
+    case 0:
+        return INT64_MIN;
+    case 1:
+        return INT64_MAX;
+    case 2:
+        return 0;
+    default: {
+        int bits = (int)(rng_next() % 64);
+        int64_t v = (int64_t)(rng_next() >> (63 - bits) >> 1);
+        return rng_next() & 1 ? -v : v;
+    }
+    }
+}
+
+/* The hot paths' inline versions (formula.h) must give exactly the checked
+ * function's result and error, and take the fast path for ordinary sizes. */
+START_TEST(prop_quick_versions_equal_the_checked_ones)
+{
+    static const struct mf_contract bad_sign = {MF_INVERSE, 100000000, 50000000, 100};
+    int fast_ordinary = 0;
+    for (int i = 0; i < 20 * ROUNDS; i++) {
+        const struct mf_contract *c = rng_contract(); /* sets the top price */
+        if (i % 97 == 0)
+            c = &bad_sign;
+        int ordinary = i % 2 == 0;
+        qty_t q = ordinary ? rng_qty(c) / 1000 : rng_any64();
+        px_t p = ordinary ? rng_px(c) : rng_any64();
+        sats_t a = 7, b = 7;
+        enum mf_err ea = mf_value(c, q, p, &a), eb = mf_value_quick(c, q, p, &b);
+        ck_assert_msg(ea == eb && a == b,
+                      "value q=%" PRId64 " p=%" PRId64 ": %d/%" PRId64 " vs %d/%" PRId64
+                      " " SEEDMSG, q, p, ea, a, eb, b, g_seed, g_seed);
+        if (ordinary && c != &bad_sign) {
+            sats_t f;
+            ck_assert_msg(mf_value_fast(c, q, p, &f), "value q=%" PRId64 " p=%" PRId64
+                          " missed the fast path " SEEDMSG, q, p, g_seed, g_seed);
+            fast_ordinary++;
+        }
+        sats_t v = ordinary ? a : rng_any64();
+        rate_t r = ordinary ? rng_range(-100000, 10000000) : rng_any64();
+        a = b = 7;
+        ea = mf_margin_req(v, r, &a), eb = mf_margin_req_quick(v, r, &b);
+        ck_assert_msg(ea == eb && a == b, "req v=%" PRId64 " r=%" PRId64 " " SEEDMSG, v, r,
+                      g_seed, g_seed);
+        a = b = 7;
+        ea = mf_fee(v, r, &a), eb = mf_fee_quick(v, r, &b);
+        ck_assert_msg(ea == eb && a == b, "fee v=%" PRId64 " r=%" PRId64 " " SEEDMSG, v, r,
+                      g_seed, g_seed);
+        sats_t init = ordinary ? rng_range(0, 1000000000) : rng_any64();
+        a = b = 7;
+        ea = mf_close_comm_reserve(v, init, r, &a);
+        eb = mf_close_comm_reserve_quick(v, init, r, &b);
+        ck_assert_msg(ea == eb && a == b,
+                      "posComm v=%" PRId64 " init=%" PRId64 " r=%" PRId64 " " SEEDMSG, v, init,
+                      r, g_seed, g_seed);
+        if (ordinary && r >= 0 && (v < 0 ? -v : v) <= INT64_MAX / (r + 1)) {
+            ck_assert(mf_margin_req_fast(v, r, &a));
+            ck_assert(mf_fee_fast(v, r, &a));
+        }
+    }
+    ck_assert_int_gt(fast_ordinary, 0);
+    /* Ties of each rounding, through the fast path. */
+    sats_t v;
+    ck_assert(mf_value_fast(&XBTUSD, 100, USD(46976), &v));
+    ck_assert_int_eq(v, -212875);
+    ck_assert(mf_fee_fast(9919, 75000, &v)); /* 7.43925 -> 7 */
+    ck_assert_int_eq(v, 7);
+    ck_assert(mf_fee_fast(2, 25000000, &v)); /* 0.5 -> 1, toward +inf */
+    ck_assert_int_eq(v, 1);
+    ck_assert(mf_fee_fast(2, -25000000, &v)); /* -0.5 -> 0, toward +inf */
+    ck_assert_int_eq(v, 0);
+    ck_assert(mf_margin_req_fast(212875, 1000000, &v)); /* 2128.75 -> 2129 */
+    ck_assert_int_eq(v, 2129);
+}
+END_TEST
+
 /* ---- suite -------------------------------------------------------------------- */
 
 static Suite *formula_suite(void)
@@ -1189,6 +1269,7 @@ static Suite *formula_suite(void)
     tcase_add_test(p, prop_bankrupt_and_liq_are_ordered_and_tight);
     tcase_add_test(p, prop_avg_entry_recovers_a_single_fill_price);
     tcase_add_test(p, prop_risk_step_brackets_the_value);
+    tcase_add_test(p, prop_quick_versions_equal_the_checked_ones);
     suite_add_tcase(s, p);
     return s;
 }
