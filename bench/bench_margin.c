@@ -280,10 +280,6 @@ static int mixed(int small, uint64_t commands)
         engine_apply(e, &cmds[k]);
     uint64_t t3 = now_ns();
     engine_destroy(e);
-    double erate = (double)n / ((double)(t3 - t2) / 1e9);
-    printf("  the engine alone on the same commands (no margin core): %.0f commands/s, "
-           "%.0f ns/command; the margin core adds %.0f ns/command\n",
-           erate, 1e9 / erate, 1e9 / ((double)n / ((double)whole / 1e9)) - 1e9 / erate);
     qsort(lat, n, sizeof(*lat), cmp_u32);
     double rate = (double)n / ((double)whole / 1e9);
     printf("mixed-margin: %llu commands, %llu events, %.0f commands/s, p50 %u ns, p99 %u ns, "
@@ -292,6 +288,10 @@ static int mixed(int small, uint64_t commands)
            lat[n * 99 / 100], lat[n * 999 / 1000], (unsigned long long)ovh);
     printf("  target: >= 5,000,000 commands/s and p99 <= 1,000 ns: %s\n",
            rate >= 5e6 && lat[n * 99 / 100] <= 1000 ? "met" : "NOT met");
+    double erate = (double)n / ((double)(t3 - t2) / 1e9);
+    printf("  the engine alone on the same commands (no margin core): %.0f commands/s, "
+           "%.0f ns/command; the margin core adds %.0f ns/command\n",
+           erate, 1e9 / erate, 1e9 / ((double)n / ((double)whole / 1e9)) - 1e9 / erate);
     free(cmds);
     free(lat);
     free(l.id);

@@ -18,6 +18,9 @@
 
 #define NIL UINT32_MAX
 
+/* What x->cur points at between commands. */
+static const struct cmd no_cmd;
+
 /* Per account and currency; the balance itself lives in exch.bal (the
  * audit sums every balance after each mark change: a dense array of
  * int64 instead of a 64-byte stride). */
@@ -115,7 +118,8 @@ struct exch {
     ms_t now, next_minute;
     uint64_t last_seq;
     ms_t last_ts;
-    struct cmd cur; /* the command being applied (for reports) */
+    const struct cmd *cur; /* the command being applied (for reports), else no_cmd */
+    ms_t next_event;       /* next_time_event(), kept by time_start and time_work */
     struct cand *cand;
     uint32_t ncand;
     struct rank *rank;
@@ -212,8 +216,8 @@ static sats_t req(sats_t v, rate_t r)
 
 static void emit(struct exch *x, struct event *ev)
 {
-    ev->seq = x->cur.seq;
-    ev->ts = x->cur.ts;
+    ev->seq = x->cur->seq;
+    ev->ts = x->cur->ts;
     x->sink(x->sink_ctx, ev);
 }
 
@@ -661,8 +665,8 @@ static enum reject admit(void *ctx, const struct order_view *o)
 
 static enum reject sub(struct exch *x, struct cmd *c)
 {
-    c->seq = x->cur.seq;
-    c->ts = x->cur.ts;
+    c->seq = x->cur->seq;
+    c->ts = x->cur->ts;
     return engine_apply_within(x->eng, c);
 }
 
@@ -1303,16 +1307,6 @@ static ms_t first_funding_after(ms_t t, ms_t interval)
     return base;
 }
 
-static void time_start(struct exch *x, ms_t ts)
-{
-    x->started = 1;
-    x->now = ts;
-    x->next_minute = ts - ts % 60000 + 60000;
-    for (uint16_t i = 0; i < x->ninst; i++)
-        if (I(x, i)->perpetual)
-            x->is[i].next_funding = first_funding_after(ts, I(x, i)->funding_interval_ms);
-}
-
 static ms_t next_time_event(const struct exch *x)
 {
     ms_t t = x->next_minute;
@@ -1327,11 +1321,23 @@ static ms_t next_time_event(const struct exch *x)
     return t;
 }
 
+static void time_start(struct exch *x, ms_t ts)
+{
+    x->started = 1;
+    x->now = ts;
+    x->next_minute = ts - ts % 60000 + 60000;
+    for (uint16_t i = 0; i < x->ninst; i++)
+        if (I(x, i)->perpetual)
+            x->is[i].next_funding = first_funding_after(ts, I(x, i)->funding_interval_ms);
+    x->next_event = next_time_event(x);
+}
+
 /* Runs funding, settlement and minute samples due up to ts, in time order. */
 static void time_work(struct exch *x, ms_t ts)
 {
     for (;;) {
         ms_t t = next_time_event(x);
+        x->next_event = t;
         if (t > ts)
             break;
         x->now = t;
@@ -1604,7 +1610,7 @@ static void audit_now(struct exch *x)
 {
     struct exch_audit a;
     if (!exch_audit(x, &a))
-        x->on_fail(x->on_fail_ctx, &x->cur, &a);
+        x->on_fail(x->on_fail_ctx, x->cur, &a);
 }
 
 /* ---- the command entry ---------------------------------------------------- */
@@ -1616,17 +1622,18 @@ static int is_margin_cmd(uint8_t t)
 
 enum reject exch_apply(struct exch *x, const struct cmd *c)
 {
+    x->cur = c;
     if (c->seq <= x->last_seq || c->ts < x->last_ts || (x->started && c->ts < x->now)) {
-        x->cur = *c;
-        return reject(x, c, REJ_BAD_SEQUENCE);
+        enum reject r = reject(x, c, REJ_BAD_SEQUENCE);
+        x->cur = &no_cmd;
+        return r;
     }
-    x->cur = *c;
     x->last_seq = c->seq;
     x->last_ts = c->ts;
     if (!x->started)
         time_start(x, c->ts);
     enum reject r;
-    if (!is_margin_cmd(c->type) && c->ts < next_time_event(x)) {
+    if (!is_margin_cmd(c->type) && c->ts < x->next_event) {
         x->now = c->ts;
         r = engine_apply(x->eng, c);
     } else {
@@ -1651,17 +1658,18 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
      * cache (and the engine's own walk) every verify_every commands. */
     struct exch_audit a;
     if (!exch_audit(x, &a))
-        x->on_fail(x->on_fail_ctx, &x->cur, &a);
+        x->on_fail(x->on_fail_ctx, x->cur, &a);
     if (++x->verify_n >= x->cfg.engine.verify_every) {
         x->verify_n = 0;
         const char *bad = exch_verify(x);
         if (bad) {
             a.ok = 0;
             snprintf(a.report, sizeof(a.report), "%s", bad);
-            x->on_fail(x->on_fail_ctx, &x->cur, &a);
+            x->on_fail(x->on_fail_ctx, x->cur, &a);
         }
     }
 #endif
+    x->cur = &no_cmd;
     return r;
 }
 
@@ -1953,6 +1961,7 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
         *err = "out of memory";
         return NULL;
     }
+    x->cur = &no_cmd;
     x->cfg = *cfg;
     x->sink = sink;
     x->sink_ctx = sink_ctx;
