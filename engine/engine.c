@@ -1614,7 +1614,8 @@ struct engine *engine_create(const struct engine_config *cfg, engine_sink_fn sin
     if (!e->orders || !e->levels || !e->strs || !e->inst || !e->ai || !e->acct || !e->dm_heap ||
         !e->touched || !e->acct_buf || !e->grp_buf || !e->fire_buf || !e->day_buf)
         goto oom;
-    if (slotmap_init(&e->ids, cfg->orders_max) || slotmap_init(&e->clords, e->cfg.strings_max))
+    if (slotmap_init(&e->ids, cfg->orders_max) || slotmap_init(&e->ids_over, cfg->orders_max) ||
+        slotmap_init(&e->clords, e->cfg.strings_max))
         goto oom;
     for (size_t i = 0; i < nai; i++)
         e->ai[i].head = ENGINE_NIL;
@@ -1649,6 +1650,7 @@ void engine_destroy(struct engine *e)
         }
     }
     slotmap_free(&e->ids);
+    slotmap_free(&e->ids_over);
     slotmap_free(&e->clords);
     free(e->orders);
     free(e->levels);
@@ -1892,13 +1894,15 @@ const char *engine_verify(const struct engine *e)
         in_stops += stops;
     }
     CHECK(levels_seen == e->levels_used, "levels in use differ from levels in the books");
-    uint32_t live = 0, strs = 0;
+    uint32_t live = 0, strs = 0, ids_over = 0;
     for (uint32_t s = 0; s < e->orders_hw; s++) {
         const struct order *o = &e->orders[s];
         if (o->id == 0)
             continue;
         live++;
         CHECK(idmap_find(e, o->id) == s, "id index does not find a live order");
+        if (e->ids.tab[o->id & e->ids.mask] != s + 1)
+            ids_over++;
         CHECK(of_where(o) == WH_BOOK || of_where(o) == WH_STOPS, "live order nowhere between commands");
         if (o->clord != ENGINE_NIL) {
             strs++;
@@ -1908,6 +1912,7 @@ const char *engine_verify(const struct engine *e)
             strs++;
     }
     CHECK(live == e->live, "live order count wrong");
+    CHECK(ids_over == e->ids_over_n, "id overflow count wrong");
     CHECK(live == in_books + in_stops, "live orders differ from orders in books and stops");
     CHECK(strs == e->strs_used, "string pool count wrong");
     size_t nai = (size_t)e->cfg.accounts_max * e->cfg.instruments_count;

@@ -136,7 +136,13 @@ struct engine {
     uint32_t free_str, strs_hw;
     uint32_t strs_used;
 
-    struct slotmap ids;     /* order id -> slot */
+    /* order id -> slot (idmap.c): ids are issued in sequence, so id & mask
+     * is a direct index (consecutive ids share cache lines); an id whose
+     * place still holds an order issued 2^k ids earlier goes to the
+     * hashed overflow table instead. */
+    struct slotmap ids;
+    struct slotmap ids_over;
+    uint32_t ids_over_n;    /* entries in ids_over */
     struct slotmap clords;  /* (account, clOrdID) -> slot */
 
     struct inst_state *inst;

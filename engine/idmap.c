@@ -1,6 +1,7 @@
 /*
- * idmap.c - the two indexes into the order pool: order id -> slot, and
- * (account, clOrdID) -> slot. Open addressing with linear probing over a
+ * idmap.c - the indexes into the order pool: order id -> slot (direct by
+ * id, with a hashed overflow; see idmap_find), and (account, clOrdID) ->
+ * slot. The hashed tables are open addressing with linear probing over a
  * power-of-two table of slots (load <= 1/2); the key is read from the order
  * itself, so an entry costs 4 bytes. Removal shifts later entries back
  * (no tombstones), so probe lengths never grow with churn.
@@ -48,18 +49,6 @@ static uint32_t hash_clord(uint32_t account, const char *s, uint32_t mask)
     return (uint32_t)(h ^ (h >> 32)) & mask;
 }
 
-uint32_t idmap_find(const struct engine *e, uint64_t id)
-{
-    const struct slotmap *m = &e->ids;
-    for (uint32_t i = hash_id(id, m->mask);; i = (i + 1) & m->mask) {
-        uint32_t s = m->tab[i];
-        if (s == 0)
-            return ENGINE_NIL;
-        if (e->orders[s - 1].id == id)
-            return s - 1;
-    }
-}
-
 static void map_insert(struct slotmap *m, uint32_t home, uint32_t slot)
 {
     uint32_t i = home;
@@ -90,18 +79,56 @@ static void map_delete_at(const struct engine *e, struct slotmap *m, uint32_t i,
     m->tab[i] = 0;
 }
 
+/* The id index. An order's place is tab[id & mask] of e->ids: ids come in
+ * sequence, so inserting touches the cache lines of the last few orders,
+ * and finding costs one access besides the order itself. The place is taken
+ * only when the order issued mask + 1 ids earlier is still live (at most
+ * one in two places is ever in use); the new id then goes to e->ids_over, a
+ * hashed table as for clOrdIDs, which is looked at only when it is not
+ * empty. */
+uint32_t idmap_find(const struct engine *e, uint64_t id)
+{
+    uint32_t s = e->ids.tab[id & e->ids.mask];
+    if (s != 0 && e->orders[s - 1].id == id)
+        return s - 1;
+    if (e->ids_over_n == 0)
+        return ENGINE_NIL;
+    const struct slotmap *m = &e->ids_over;
+    for (uint32_t i = hash_id(id, m->mask);; i = (i + 1) & m->mask) {
+        s = m->tab[i];
+        if (s == 0)
+            return ENGINE_NIL;
+        if (e->orders[s - 1].id == id)
+            return s - 1;
+    }
+}
+
 void idmap_insert(struct engine *e, uint32_t slot)
 {
-    map_insert(&e->ids, hash_id(e->orders[slot].id, e->ids.mask), slot);
+    uint64_t id = e->orders[slot].id;
+    uint32_t *place = &e->ids.tab[id & e->ids.mask];
+    if (*place == 0) {
+        *place = slot + 1;
+        return;
+    }
+    map_insert(&e->ids_over, hash_id(id, e->ids_over.mask), slot);
+    e->ids_over_n++;
 }
 
 void idmap_remove(struct engine *e, uint32_t slot)
 {
-    struct slotmap *m = &e->ids;
-    uint32_t i = hash_id(e->orders[slot].id, m->mask);
+    uint64_t id = e->orders[slot].id;
+    uint32_t *place = &e->ids.tab[id & e->ids.mask];
+    if (*place == slot + 1) {
+        *place = 0;
+        return;
+    }
+    struct slotmap *m = &e->ids_over;
+    uint32_t i = hash_id(id, m->mask);
     while (m->tab[i] != slot + 1)
         i = (i + 1) & m->mask;
     map_delete_at(e, m, i, 0);
+    e->ids_over_n--;
 }
 
 uint32_t clomap_find(const struct engine *e, uint32_t account, const char *clordid)

@@ -608,6 +608,75 @@ START_TEST(multi_level_sweep_rests_remainder)
 }
 END_TEST
 
+/* The id index places an order by id & mask (idmap.c); an order still live
+ * when the id mask + 1 later comes up sends that id to the overflow table.
+ * With orders_max 8 the index has 16 places: ids 17, 33, 49 find place 1
+ * taken by order 1, ids 18, 34, 50 place 2 taken by order 2. Orders in
+ * either table must be found, amended and canceled by id, and the ids of
+ * finished ones must answer "terminal" (engine_verify, after every command
+ * here, also checks the overflow count against the live orders). */
+START_TEST(orders_outliving_their_id_place_are_still_found)
+{
+    struct engine_config cfg;
+    default_config(&cfg);
+    cfg.orders_max = 8;
+    cfg.open_orders_max = 8;
+    start(&cfg);
+    uint64_t old = place_limit(1, SIDE_SELL, 10, USD(50000));
+    uint64_t old2 = place_limit(2, SIDE_SELL, 10, USD(50001));
+    ck_assert_uint_eq(old, 1);
+    ck_assert_uint_eq(old2, 2);
+    uint64_t kept[3];
+    int k = 0;
+    for (int i = 0; i < 48; i++) {
+        uint64_t id = place_limit(3, SIDE_BUY, 1, USD(40000) + i * PX_SCALE);
+        if (id == 17 || id == 34 || id == 49) {
+            kept[k++] = id;
+            continue;
+        }
+        struct cmd c = cancel_id(3, id);
+        ck_assert_int_eq(apply(&c), REJ_NONE);
+        expect_reject(cancel_id(3, id), REJ_ORDER_TERMINAL);
+    }
+    ck_assert_int_eq(k, 3);
+    ck_assert_uint_eq(engine_orders_live(T.e), 5);
+    ck_assert_int_eq(order_of(old).leaves, 10);
+    ck_assert_int_eq(order_of(old2).leaves, 10);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(order_of(kept[i]).leaves, 1);
+    /* amend one in the overflow table, then cancel the direct one first */
+    struct cmd c = amend_id(3, kept[1]);
+    c.u.amend.has = AMD_QTY;
+    c.u.amend.qty = 2;
+    ck_assert_int_eq(apply(&c), REJ_NONE);
+    ck_assert_int_eq(order_of(kept[1]).leaves, 2);
+    c = cancel_id(1, old);
+    ck_assert_int_eq(apply(&c), REJ_NONE);
+    ck_assert(!order_live(old));
+    ck_assert_int_eq(order_of(kept[0]).leaves, 1);
+    ck_assert_int_eq(order_of(kept[2]).leaves, 1);
+    /* another account cannot reach it through either table */
+    expect_reject(cancel_id(1, kept[0]), REJ_NOT_FOUND);
+    for (int i = 0; i < 3; i++) {
+        c = cancel_id(3, kept[i]);
+        ck_assert_int_eq(apply(&c), REJ_NONE);
+        expect_reject(cancel_id(3, kept[i]), REJ_ORDER_TERMINAL);
+    }
+    /* place 1 is free again: id 65 takes it directly */
+    for (uint64_t id = 51; id <= 65; id++) {
+        ck_assert_uint_eq(place_limit(3, SIDE_BUY, 1, USD(30000)), id);
+        if (id < 65) {
+            c = cancel_id(3, id);
+            ck_assert_int_eq(apply(&c), REJ_NONE);
+        }
+    }
+    ck_assert_int_eq(order_of(65).leaves, 1);
+    ck_assert_int_eq(order_of(old2).leaves, 10);
+    ck_assert_uint_eq(engine_orders_live(T.e), 2);
+    expect_reject(cancel_id(3, 66), REJ_NOT_FOUND);
+}
+END_TEST
+
 START_TEST(level_event_reports_size_before_and_after)
 {
     struct cmd c = limit(1, SIDE_BUY, 5, USD(49000));
@@ -2999,6 +3068,7 @@ static Suite *engine_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, resting_limit_emits_new_and_level);
     tcase_add_test(tc, fifo_within_a_level);
+    tcase_add_test(tc, orders_outliving_their_id_place_are_still_found);
     tcase_add_test(tc, better_price_fills_first);
     tcase_add_test(tc, trade_id_shared_by_both_fills_and_trade);
     tcase_add_test(tc, bad_sequence_is_rejected);
