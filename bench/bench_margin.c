@@ -144,6 +144,8 @@ static void setup_market(struct exch *x, uint64_t *seq, uint32_t accounts)
 
 /* ---- 1. mixed-margin -------------------------------------------------------- */
 
+static int prefetch = 0;
+
 static int mixed(int small, uint64_t commands)
 {
     const uint32_t accounts = 1001;
@@ -241,8 +243,13 @@ static int mixed(int small, uint64_t commands)
             ovh = b - a;
     }
     uint64_t t0 = now_ns();
-    for (uint64_t k = 0; k < n; k++)
+    for (uint64_t k = 0; k < n; k++) {
+        if (prefetch && k + 2 < n) {
+            exch_prefetch(x, &cmds[k + 2], 0);
+            exch_prefetch(x, &cmds[k + 1], 1);
+        }
         exch_apply(x, &cmds[k]);
+    }
     uint64_t t1 = now_ns();
     uint64_t whole = t1 - t0;
     /* a second replay, timing each command */
@@ -413,6 +420,8 @@ int main(int argc, char **argv)
             small = 1;
         else if (!strcmp(argv[i], "--workload") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--prefetch"))
+            prefetch = 1;
         else if (!strcmp(argv[i], "--commands") && i + 1 < argc)
             commands = strtoull(argv[++i], NULL, 10);
         else {

@@ -1272,6 +1272,50 @@ static enum reject apply_new(struct engine *e, const struct cmd *c)
     return REJ_NONE;
 }
 
+/* ---- prefetch hints --------------------------------------------------------- */
+
+uint32_t engine_prefetch(const struct engine *e, const struct cmd *c, int stage)
+{
+    uint64_t id = 0;
+    px_t px = 0;
+    if (c->type == CMD_CANCEL)
+        id = c->u.cancel.order_id;
+    else if (c->type == CMD_AMEND)
+        id = c->u.amend.ref.order_id;
+    else if (c->type == CMD_NEW_ORDER)
+        px = c->u.new_order.price;
+    else
+        return ENGINE_NIL;
+    if (c->inst >= e->cfg.instruments_count || c->account >= e->cfg.accounts_max)
+        return ENGINE_NIL;
+    const struct book *b = &e->inst[c->inst].book;
+    uint64_t tick = px > 0 ? (uint64_t)(px / b->tick_px) : UINT64_MAX;
+    if (stage == 0) {
+        if (id)
+            __builtin_prefetch(&e->ids.tab[id & e->ids.mask]);
+        if (tick < b->ticks)
+            __builtin_prefetch(&b->ladder[tick]);
+        __builtin_prefetch(ai_of(e, c->account, c->inst));
+        return ENGINE_NIL;
+    }
+    uint32_t slot = ENGINE_NIL;
+    if (id) {
+        uint32_t s = e->ids.tab[id & e->ids.mask];
+        if (s != 0 && s - 1 < e->orders_hw) {
+            const char *o = (const char *)&e->orders[s - 1];
+            __builtin_prefetch(o);
+            __builtin_prefetch(o + sizeof(struct order) - 1);
+            slot = s - 1;
+        }
+    }
+    if (tick < b->ticks) {
+        uint32_t ls = b->ladder[tick];
+        if (ls != ENGINE_NIL)
+            __builtin_prefetch(&e->levels[ls]);
+    }
+    return slot;
+}
+
 /* ---- rule 4: amend -------------------------------------------------------- */
 
 static enum reject find_order(struct engine *e, uint32_t account, const struct order_ref *ref,

@@ -597,6 +597,16 @@ uint32_t engine_levels(const struct engine *e, uint16_t inst, enum side side, ui
  * derived from an index go through here. */
 enum reject engine_apply_within(struct engine *e, const struct cmd *c);
 
+/* A hint, no change of state: starts loading what applying c will read
+ * (the order it names, its price level, its account's records), so that a
+ * caller holding several commands can overlap those cache misses with the
+ * work of the command before. Stage 0 needs only the command; stage 1 reads
+ * the index entries stage 0 loaded (call it for the next command after
+ * stage 0 for the one after it). Safe with any command, valid or not.
+ * Stage 1 returns the pool slot of the order c names, if it found one
+ * (margin/ prefetches its own record of it), else ENGINE_NIL. */
+uint32_t engine_prefetch(const struct engine *e, const struct cmd *c, int stage);
+
 /* For margin/: a position changed outside matching (liquidation transfer,
  * ADL, settlement). Runs ReduceOnly enforcement; events go to the sink. */
 void engine_position_set(struct engine *e, uint32_t account, uint16_t inst, qty_t pos);

@@ -185,13 +185,22 @@ static inline qty_t qabs(qty_t q) { return q < 0 ? -q : q; }
 static inline sats_t sabs(sats_t v) { return v < 0 ? -v : v; }
 static inline sats_t smax(sats_t a, sats_t b) { return a > b ? a : b; }
 
-static sats_t value(const struct exch *x, uint16_t i, qty_t q, px_t px)
+static sats_t value_slow(const struct exch *x, uint16_t i, qty_t q, px_t px)
 {
+    sats_t v;
+    must(mf_value(&I(x, i)->contract, q, px, &v), "value");
+    return v;
+}
+
+/* The instruments' contracts were checked when the exchange was made. */
+static inline sats_t value(const struct exch *x, uint16_t i, qty_t q, px_t px)
+{
+    sats_t v;
     if (q == 0)
         return 0;
-    sats_t v;
-    must(mf_value_quick(&I(x, i)->contract, q, px, &v), "value");
-    return v;
+    if (px > 0 && mf_value_fast_valid(&I(x, i)->contract, q, px, &v))
+        return v;
+    return value_slow(x, i, q, px);
 }
 
 /* value() remembering the last answer: the pre-trade check and the event of
@@ -1671,6 +1680,26 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
 #endif
     x->cur = &no_cmd;
     return r;
+}
+
+void exch_prefetch(const struct exch *x, const struct cmd *c, int stage)
+{
+    uint32_t slot = engine_prefetch(x->eng, c, stage);
+    if (c->type != CMD_NEW_ORDER && c->type != CMD_CANCEL && c->type != CMD_AMEND)
+        return;
+    if (c->account >= x->naccts || c->inst >= x->ninst)
+        return;
+    if (stage == 0) {
+        const char *p = (const char *)PC(x, c->account, c->inst);
+        for (size_t k = 0; k < sizeof(struct pos); k += 64)
+            __builtin_prefetch(p + k);
+        __builtin_prefetch(p + sizeof(struct pos) - 1);
+        uint8_t cur = I(x, c->inst)->currency;
+        __builtin_prefetch(WC(x, c->account, cur));
+        __builtin_prefetch(&x->bal[(size_t)cur * x->naccts + c->account]);
+    } else if (slot != ENGINE_NIL) {
+        __builtin_prefetch(&x->os[slot]);
+    }
 }
 
 /* ---- reads ------------------------------------------------------------------ */

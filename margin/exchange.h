@@ -256,6 +256,12 @@ void exch_on_audit_fail(struct exch *x, exch_audit_fail_fn fn, void *ctx);
 /* Applies one command (engine or margin); REJ_NONE or the reject reason. */
 enum reject exch_apply(struct exch *x, const struct cmd *c);
 
+/* A hint, no change of state: engine_prefetch's stages for the margin
+ * core's records too (the account's position and wallet, the order's
+ * margin record). A caller holding queued commands calls stage 0 two
+ * commands ahead and stage 1 one command ahead of exch_apply. */
+void exch_prefetch(const struct exch *x, const struct cmd *c, int stage);
+
 const struct exch_config *exch_config(const struct exch *x);
 struct engine *exch_engine(struct exch *x);
 int exch_position(const struct exch *x, uint32_t account, uint16_t inst, struct exch_position *out);

@@ -390,21 +390,21 @@ static inline uint64_t mf_divq(mf_u128 n, uint64_t d, uint64_t *rem)
 #endif
 }
 
-/* mf_value's fast path: 1 with *v set, or 0 when the checked function must
- * decide (it then also reports any error). */
-static inline int mf_value_fast(const struct mf_contract *c, qty_t qty, px_t price_px, sats_t *v)
+/* mf_value's fast path for a contract known to be valid (mf_contract_check)
+ * and a price > 0: 1 with *v set, or 0 when the operands are too large for
+ * it. */
+static inline int mf_value_fast_valid(const struct mf_contract *c, qty_t qty, px_t price_px,
+                                      sats_t *v)
 {
     int64_t m = c->multiplier;
-    if (price_px <= 0 || c->tick_px <= 0 || c->lot_qty <= 0 || qty == INT64_MIN ||
-        m == INT64_MIN || m == 0 || (c->kind == MF_INVERSE) != (m < 0) ||
-        (c->kind != MF_INVERSE && c->kind != MF_QUANTO && c->kind != MF_LINEAR))
-        return 0;
+    int inverse = c->kind == MF_INVERSE;
     uint64_t qm;
-    if (__builtin_mul_overflow((uint64_t)(qty < 0 ? -qty : qty), (uint64_t)(m < 0 ? -m : m), &qm))
+    if (qty == INT64_MIN ||
+        __builtin_mul_overflow((uint64_t)(qty < 0 ? -qty : qty), (uint64_t)(m < 0 ? -m : m), &qm))
         return 0;
     /* inverse: |q x mult| x PX_SCALE / price; else |q x mult| x price / PX_SCALE */
-    uint64_t d = c->kind == MF_INVERSE ? (uint64_t)price_px : (uint64_t)PX_SCALE;
-    mf_u128 n = (mf_u128)qm * (c->kind == MF_INVERSE ? (uint64_t)PX_SCALE : (uint64_t)price_px);
+    uint64_t d = inverse ? (uint64_t)price_px : (uint64_t)PX_SCALE;
+    mf_u128 n = (mf_u128)qm * (inverse ? (uint64_t)PX_SCALE : (uint64_t)price_px);
     if ((uint64_t)(n >> 64) >= d)
         return 0;
     uint64_t r, q = mf_divq(n, d, &r);
@@ -413,6 +413,18 @@ static inline int mf_value_fast(const struct mf_contract *c, qty_t qty, px_t pri
     q += r >= d - r; /* nearest, ties away from zero, as mf_value */
     *v = (qty < 0) != (m < 0) ? -(sats_t)q : (sats_t)q;
     return 1;
+}
+
+/* mf_value's fast path: 1 with *v set, or 0 when the checked function must
+ * decide (it then also reports any error). */
+static inline int mf_value_fast(const struct mf_contract *c, qty_t qty, px_t price_px, sats_t *v)
+{
+    int64_t m = c->multiplier;
+    if (price_px <= 0 || c->tick_px <= 0 || c->lot_qty <= 0 || m == INT64_MIN || m == 0 ||
+        (c->kind == MF_INVERSE) != (m < 0) ||
+        (c->kind != MF_INVERSE && c->kind != MF_QUANTO && c->kind != MF_LINEAR))
+        return 0;
+    return mf_value_fast_valid(c, qty, price_px, v);
 }
 
 static inline enum mf_err mf_value_quick(const struct mf_contract *c, qty_t qty, px_t price_px,

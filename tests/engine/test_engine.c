@@ -677,6 +677,36 @@ START_TEST(orders_outliving_their_id_place_are_still_found)
 }
 END_TEST
 
+/* engine_prefetch is a hint: with any command, valid or not, at either
+ * stage, it changes nothing and reads only inside the engine's tables
+ * (the ASan build checks the reads), and stage 1 names the order's slot. */
+START_TEST(prefetch_hints_change_nothing)
+{
+    uint64_t a = place_limit(1, SIDE_SELL, 10, USD(50000));
+    uint64_t h = engine_hash(T.e);
+    struct cmd cs[8];
+    cs[0] = cancel_id(1, a);
+    cs[1] = cancel_id(1, UINT64_MAX);
+    cs[2] = limit(1, SIDE_BUY, 5, USD(50000));
+    cs[3] = limit(1, SIDE_BUY, 5, INT64_MAX);
+    cs[4] = limit(1, SIDE_BUY, 5, -1);
+    cs[5] = amend_id(UINT32_MAX, a);
+    cs[6] = limit(2, SIDE_BUY, 5, USD(1));
+    cs[6].inst = UINT16_MAX;
+    cs[7] = market(3, SIDE_SELL, 1);
+    for (int k = 0; k < 8; k++) {
+        engine_prefetch(T.e, &cs[k], 0);
+        uint32_t slot = engine_prefetch(T.e, &cs[k], 1);
+        if (k == 0)
+            ck_assert_uint_eq(slot, order_of(a).slot);
+        else if (k != 5)
+            ck_assert_uint_eq(slot, ENGINE_NIL);
+    }
+    ck_assert_uint_eq(engine_hash(T.e), h);
+    ck_assert_ptr_null(engine_verify(T.e));
+}
+END_TEST
+
 START_TEST(level_event_reports_size_before_and_after)
 {
     struct cmd c = limit(1, SIDE_BUY, 5, USD(49000));
@@ -3069,6 +3099,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, resting_limit_emits_new_and_level);
     tcase_add_test(tc, fifo_within_a_level);
     tcase_add_test(tc, orders_outliving_their_id_place_are_still_found);
+    tcase_add_test(tc, prefetch_hints_change_nothing);
     tcase_add_test(tc, better_price_fills_first);
     tcase_add_test(tc, trade_id_shared_by_both_fills_and_trade);
     tcase_add_test(tc, bad_sequence_is_rejected);
