@@ -1769,8 +1769,9 @@ uint32_t engine_levels(const struct engine *e, uint16_t inst, enum side side, ui
 
 size_t engine_bytes_per_order(void)
 {
-    /* the order slot and its id index entry (table at load <= 1/2) */
-    return sizeof(struct order) + 2 * sizeof(uint32_t);
+    /* the order slot and its id index entries: the direct table and the
+     * overflow table, each of 2 x orders_max places */
+    return sizeof(struct order) + 4 * sizeof(uint32_t);
 }
 
 /* ---- hash and verify ------------------------------------------------------ */
