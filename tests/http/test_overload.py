@@ -12,8 +12,8 @@ round trip and the engine's peak (closed loop), then offers 5x that peak
 open-loop (arrivals on a fixed schedule, latency from the scheduled time)
 for a bounded time, with cancels mixed in, and checks:
   - some writes get exactly BitMEX's 503 body;
-  - accepted writes' latency p99 stays within the cap (plus one service time
-    and scheduling slack);
+  - accepted writes' queue wait stays within the cap (p95, server histogram)
+    and their latency p99 within the cap plus service and scheduling slack;
   - every cancel is accepted;
   - the engine's throughput under overload is >= 95% of its unloaded peak;
   - every accepted order is in the order history afterwards;
@@ -217,8 +217,14 @@ async def run(port):
     buckets = [(float(le), float(v)) for le, v in
                re.findall(r'perpsim_loadshed_queue_wait_seconds_bucket\{le="([^"+]+)"\} (\S+)', text)]
     total = max(v for _, v in buckets)
-    server_p99 = next(le for le, v in buckets if v >= 0.99 * total)
-    check(server_p99 <= CAP_MS * 1.001e-3, f"accepted writes' queue wait p99 <= {server_p99 * 1e3:.1f} ms, "
+    # p95, not p99: ~130 writes are accepted, so p99 is the slowest one or
+    # two, and one stall of this shared VM longer than the 23 ms of slack
+    # fails it (it did once here). Under sustained overload almost every
+    # accepted write finds the queue at its limit, so a limit two writes too
+    # deep pushes nearly every wait past the cap, and p95 with it (the exact
+    # limit is the loadshed unit tests' to check).
+    server_p95 = next(le for le, v in buckets if v >= 0.95 * total)
+    check(server_p95 <= CAP_MS * 1.001e-3, f"accepted writes' queue wait p95 <= {server_p95 * 1e3:.1f} ms, "
           f"within the {CAP_MS} ms cap (server histogram)")
     acc_lat = sorted(r[2] for r in ok)
     p99 = acc_lat[int(len(acc_lat) * 0.99) - 1] if acc_lat else 0
