@@ -398,9 +398,10 @@ static inline int mf_value_fast_valid(const struct mf_contract *c, qty_t qty, px
 {
     int64_t m = c->multiplier;
     int inverse = c->kind == MF_INVERSE;
-    uint64_t qm;
-    if (qty == INT64_MIN ||
-        __builtin_mul_overflow((uint64_t)(qty < 0 ? -qty : qty), (uint64_t)(m < 0 ? -m : m), &qm))
+    /* magnitudes as unsigned, defined for INT64_MIN too */
+    uint64_t aq = qty < 0 ? 0 - (uint64_t)qty : (uint64_t)qty;
+    uint64_t am = m < 0 ? 0 - (uint64_t)m : (uint64_t)m, qm;
+    if (__builtin_mul_overflow(aq, am, &qm))
         return 0;
     /* inverse: |q x mult| x PX_SCALE / price; else |q x mult| x price / PX_SCALE */
     uint64_t d = inverse ? (uint64_t)price_px : (uint64_t)PX_SCALE;

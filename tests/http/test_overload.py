@@ -53,6 +53,25 @@ def check(cond, msg):
     print("ok  ", msg)
 
 
+# Timing checks depend on this shared VM as well as on the server: a stall
+# of the host can halve the measured peak or push one wait past the cap
+# (both happened in CI on runs that were otherwise quiet). A timing miss is
+# recorded and the whole scenario runs again on a fresh server; the test
+# fails if the second run misses too. Every other check fails at once, in
+# either run.
+timing_missed = []
+
+
+def timing(cond, msg):
+    global checks
+    checks += 1
+    if not cond:
+        print("MISS:", msg)
+        timing_missed.append(msg)
+    else:
+        print("ok  ", msg)
+
+
 class Conn:
     """One keep-alive HTTP/1.1 connection."""
 
@@ -168,7 +187,7 @@ async def run(port):
     await asyncio.gather(*(loop(c) for c in conns))
     peak = done / (time.perf_counter() - t0)
     print(f"     peak {peak:.0f} writes/s (engine delay {DELAY_US} us)")
-    check(peak > 0.5e6 / DELAY_US, f"peak {peak:.0f}/s is near the engine's 1/service time")
+    timing(peak > 0.5e6 / DELAY_US, f"peak {peak:.0f}/s is near the engine's 1/service time")
 
     # 3. open-loop overload at 5x the peak, cancels mixed in
     rate = OVERLOAD * peak
@@ -224,7 +243,7 @@ async def run(port):
     # deep pushes nearly every wait past the cap, and p95 with it (the exact
     # limit is the loadshed unit tests' to check).
     server_p95 = next(le for le, v in buckets if v >= 0.95 * total)
-    check(server_p95 <= CAP_MS * 1.001e-3, f"accepted writes' queue wait p95 <= {server_p95 * 1e3:.1f} ms, "
+    timing(server_p95 <= CAP_MS * 1.001e-3, f"accepted writes' queue wait p95 <= {server_p95 * 1e3:.1f} ms, "
           f"within the {CAP_MS} ms cap (server histogram)")
     acc_lat = sorted(r[2] for r in ok)
     p99 = acc_lat[int(len(acc_lat) * 0.99) - 1] if acc_lat else 0
@@ -232,9 +251,9 @@ async def run(port):
     # client's scheduling slack.
     bound = CAP_MS / 1e3 + 2 * DELAY_US / 1e6 + 0.050
     print(f"     accepted latency p99 {p99 * 1e3:.1f} ms (cap {CAP_MS} ms)")
-    check(p99 <= bound, f"accepted writes' p99 {p99 * 1e3:.1f} ms within the cap + service + slack ({bound * 1e3:.0f} ms)")
+    timing(p99 <= bound, f"accepted writes' p99 {p99 * 1e3:.1f} ms within the cap + service + slack ({bound * 1e3:.0f} ms)")
     check(cancels and all(r[1] == 200 for r in cancels), f"every cancel accepted ({len(cancels)})")
-    check(throughput >= 0.95 * peak, f"throughput under overload {throughput:.0f}/s >= 95% of peak {peak:.0f}/s")
+    timing(throughput >= 0.95 * peak, f"throughput under overload {throughput:.0f}/s >= 95% of peak {peak:.0f}/s")
     accepted_ids += [r[3]["orderID"] for r in ok]
 
     # 4. recovery: within 1 s of the end of the overload, latency within 2x baseline
@@ -248,7 +267,7 @@ async def run(port):
             recovered = t - offered_end
             break
     print(f"     recovered {recovered if recovered is None else round(recovered, 3)} s after the overload")
-    check(recovered is not None and recovered <= 1.0, "latency back within 2x baseline within 1 s")
+    timing(recovered is not None and recovered <= 1.0, "latency back within 2x baseline within 1 s")
 
     # 5. every accepted order is in the history; the audit is exact
     seen = set()
@@ -276,7 +295,7 @@ async def run(port):
     ctl.close()
 
 
-def main():
+def attempt():
     p = subprocess.Popen([BIN, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", "--quiet",
                           "--rate-limit", "off", "--engine-delay-us", str(DELAY_US), "--latency-cap-ms", str(CAP_MS)],
                          stdout=subprocess.PIPE, text=True)
@@ -293,6 +312,19 @@ def main():
         p.send_signal(signal.SIGTERM)
         rc = p.wait(timeout=30)
     check(rc == 0, "server stopped cleanly")
+
+
+def main():
+    attempt()
+    if timing_missed:
+        print(f"     {len(timing_missed)} timing check(s) missed; running the whole scenario again")
+        first = list(timing_missed)
+        timing_missed.clear()
+        attempt()
+        if timing_missed:
+            print("FAIL: timing missed in both runs:", first, timing_missed)
+            sys.exit(1)
+        print(f"     the second run met every timing check (the first missed: {first})")
     print(f"overload: {checks} checks passed")
 
 
