@@ -32,6 +32,12 @@ import sys
 import time
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/perpsim"
+# --no-timing (the sanitized build): the timing checks are printed, not
+# enforced. There a write's own work under AddressSanitizer, on a machine
+# slowed by ten minutes of both cores at full load, exceeded the 12 ms the
+# test pads writes to (peaks of 27-38/s against ~80), so its timings
+# measure the sanitizer; the checked build enforces them.
+TIMING = "--no-timing" not in sys.argv[2:]
 DELAY_US = 12000         # engine service time per write (its own work included):
                          # ~83 writes/s; the depth limit floor(131/12) - 1 = 9
                          # leaves 131 - 9 * 12 = 23 ms for scheduling noise
@@ -64,6 +70,9 @@ timing_missed = []
 
 def timing(cond, msg):
     global checks
+    if not TIMING:
+        print("info" if cond else "info (missed)", msg)
+        return
     checks += 1
     if not cond:
         print("MISS:", msg)
