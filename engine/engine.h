@@ -603,8 +603,9 @@ enum reject engine_apply_within(struct engine *e, const struct cmd *c);
  * work of the command before. Stage 0 needs only the command; stage 1 reads
  * the index entries stage 0 loaded (call it for the next command after
  * stage 0 for the one after it). Safe with any command, valid or not.
- * Stage 1 returns the pool slot of the order c names, if it found one
- * (margin/ prefetches its own record of it), else ENGINE_NIL. */
+ * Stage 1 returns the pool slot at the direct place of the order id c
+ * names (usually that order's; a hint, never checked), else ENGINE_NIL;
+ * margin/ prefetches its own record of that slot. */
 uint32_t engine_prefetch(const struct engine *e, const struct cmd *c, int stage);
 
 /* For margin/: a position changed outside matching (liquidation transfer,
