@@ -143,6 +143,28 @@ static void setup_market(struct exch *x, uint64_t *seq, uint32_t accounts)
     }
 }
 
+/* A fresh exchange with the market set up, counting its events into
+ * *events; NULL when it cannot be made or its setup differs from the
+ * generation pass's (setup_seq). */
+static struct exch *fresh_market(const struct exch_config *cfg, uint64_t *events,
+                                 uint32_t accounts, uint64_t setup_seq)
+{
+    const char *err = NULL;
+    struct exch *x = exch_create(cfg, sink_count, events, &err);
+    if (!x) {
+        fprintf(stderr, "exch_create: %s\n", err);
+        return NULL;
+    }
+    exch_on_audit_fail(x, audit_fail, NULL);
+    uint64_t seq = 0;
+    setup_market(x, &seq, accounts);
+    if (seq != setup_seq) {
+        exch_destroy(x);
+        return NULL;
+    }
+    return x;
+}
+
 /* ---- 1. mixed-margin -------------------------------------------------------- */
 
 static int mixed(int small, uint64_t commands)
@@ -229,11 +251,8 @@ static int mixed(int small, uint64_t commands)
 
     /* the timed replay on a fresh exchange */
     uint64_t events = 0;
-    struct exch *x = exch_create(&cfg, sink_count, &events, &err);
-    exch_on_audit_fail(x, audit_fail, NULL);
-    seq = 0;
-    setup_market(x, &seq, accounts);
-    if (seq != setup_seq)
+    struct exch *x = fresh_market(&cfg, &events, accounts, setup_seq);
+    if (!x)
         return 1;
     uint64_t ovh = UINT64_MAX;
     for (int k = 0; k < 1000; k++) {
@@ -253,9 +272,8 @@ static int mixed(int small, uint64_t commands)
      * out) */
     exch_destroy(x);
     uint64_t ev_hint = 0;
-    x = exch_create(&cfg, sink_count, &ev_hint, &err);
-    seq = 0;
-    setup_market(x, &seq, accounts);
+    if (!(x = fresh_market(&cfg, &ev_hint, accounts, setup_seq)))
+        return 1;
     uint64_t t4 = now_ns();
     for (uint64_t k = 0; k < n; k++) {
         if (k + 8 < n) {
@@ -274,9 +292,8 @@ static int mixed(int small, uint64_t commands)
     /* a second replay, timing each command */
     exch_destroy(x);
     uint64_t ev2 = 0;
-    x = exch_create(&cfg, sink_count, &ev2, &err);
-    seq = 0;
-    setup_market(x, &seq, accounts);
+    if (!(x = fresh_market(&cfg, &ev2, accounts, setup_seq)))
+        return 1;
     for (uint64_t k = 0; k < n; k++) {
         uint64_t a = now_ns();
         exch_apply(x, &cmds[k]);

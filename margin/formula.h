@@ -421,7 +421,7 @@ static inline int mf_value_fast_valid(const struct mf_contract *c, qty_t qty, px
 static inline int mf_value_fast(const struct mf_contract *c, qty_t qty, px_t price_px, sats_t *v)
 {
     int64_t m = c->multiplier;
-    if (price_px <= 0 || c->tick_px <= 0 || c->lot_qty <= 0 || m == INT64_MIN || m == 0 ||
+    if (price_px <= 0 || c->tick_px <= 0 || c->lot_qty <= 0 || m == 0 ||
         (c->kind == MF_INVERSE) != (m < 0) ||
         (c->kind != MF_INVERSE && c->kind != MF_QUANTO && c->kind != MF_LINEAR))
         return 0;
