@@ -23,33 +23,46 @@ static const struct cmd no_cmd;
 
 /* Per account and currency; the balance itself lives in exch.bal (the
  * audit sums every balance after each mark change: a dense array of
- * int64 instead of a 64-byte stride). */
+ * int64 instead of a 64-byte stride). One cache line: what available()
+ * reads (iso, cross_pm, om, cross_upnl) first. */
 struct wal {
-    sats_t dep, wd;
-    sats_t cross_upnl, cross_pm, cross_maint; /* sums over cross positions */
     sats_t iso;                               /* sum of isolated margins */
+    sats_t cross_pm;                          /* over cross positions: posInit + posComm */
     sats_t om;                                /* sum of order margins */
+    sats_t cross_upnl, cross_maint;           /* over cross positions */
+    sats_t dep, wd;
+    sats_t pad_;
 };
 
+/* Three cache lines (the array is line-aligned): the first holds all that
+ * an order event reads and writes (the order margin and its inputs), the
+ * first two all that re-margining on a mark change does. */
 struct pos {
-    /* hot: what re-margining on a mark change reads and writes */
+    /* line 0: order margin (M3) */
     qty_t qty;
+    rate_t lev;                           /* 0 = cross */
+    rate_t im;                            /* from lev and k, by pos_set_mode */
+    qty_t bq, sq;                         /* working buy / sell leaves with a price */
+    sats_t bv, sv;                        /* their signed values at their limits */
+    sats_t om;                            /* order margin, by om_refresh */
+    /* line 1: the mark (pos_marks, pos_refresh) */
     sats_t cost;                          /* unrealisedCost */
     sats_t mv, upnl, maint;               /* at the mark, by pos_marks */
     sats_t pcomm, pinit;                  /* from the cost, by pos_refresh */
     sats_t iso;                           /* isolated margin (leverage > 0) */
-    rate_t lev;                           /* 0 = cross */
+    rate_t mm;                            /* from lev and k, by pos_set_mode */
+    /* line 2: cold */
     int32_t k;                            /* risk-limit step */
-    rate_t im, mm;                        /* from lev and k, by pos_set_mode */
     uint32_t li;                          /* index in the instrument's list or NIL */
     uint32_t oi;                          /* index in its flat-with-orders list or NIL */
-    qty_t bq, sq;                         /* working buy / sell leaves with a price */
-    sats_t bv, sv;                        /* their signed values at their limits */
-    sats_t om;                            /* order margin, by om_refresh */
-    /* cold */
     sats_t cur_cost, real_cost, real_gross, comm;
+    char pad_[16];
 };
 
+_Static_assert(sizeof(struct wal) == 64, "struct wal is one cache line");
+_Static_assert(sizeof(struct pos) == 192, "struct pos is three cache lines");
+
+/* Half a cache line (the array is line-aligned). */
 struct oslot {
     uint64_t id;
     qty_t leaves; /* counted leaves (0 = contributes nothing) */
@@ -109,6 +122,7 @@ struct exch {
     sats_t *bal; /* walletBalance by currency, then account */
     struct pos *p;
     struct oslot *os;
+    void *w_mem, *p_mem, *os_mem; /* the blocks w, p and os lie in (zalloc_lines) */
     struct ist is[INSTRUMENTS_MAX];
     px_t index_px[INDICES_MAX];
     sats_t fees[CURRENCIES_MAX], rounding[CURRENCIES_MAX];
@@ -1977,6 +1991,23 @@ static const char *margin_config_error(const struct exch_config *cfg)
     return NULL;
 }
 
+/* n zeroed records of size bytes from a cache-line boundary (each record
+ * a whole number of lines, or a divisor of one), with the block to free in
+ * *mem; NULL on overflow or out of memory. calloc's, so capacity never
+ * touched costs no resident memory. */
+static void *zalloc_lines(size_t n, size_t size, void **mem)
+{
+    if (n == 0)
+        n = 1;
+    if (n > (SIZE_MAX - 64) / size) {
+        *mem = NULL;
+        return NULL;
+    }
+    char *m = calloc(n * size + 64, 1);
+    *mem = m;
+    return m ? m + (64 - (uintptr_t)m % 64) % 64 : NULL;
+}
+
 struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, void *sink_ctx,
                          const char **err)
 {
@@ -1997,10 +2028,10 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     x->on_fail = default_fail;
     x->naccts = cfg->engine.accounts_max;
     x->ninst = cfg->engine.instruments_count;
-    x->w = calloc((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->w));
+    x->w = zalloc_lines((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->w), &x->w_mem);
     x->bal = calloc((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->bal));
-    x->p = calloc((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->p));
-    x->os = calloc(cfg->engine.orders_max, sizeof(*x->os));
+    x->p = zalloc_lines((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->p), &x->p_mem);
+    x->os = zalloc_lines(cfg->engine.orders_max, sizeof(*x->os), &x->os_mem);
     x->cand = calloc((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->cand));
     x->rank = calloc(x->naccts, sizeof(*x->rank));
     int ok = x->w && x->bal && x->p && x->os && x->cand && x->rank;
@@ -2045,10 +2076,10 @@ void exch_destroy(struct exch *x)
         free(x->is[i].list);
         free(x->is[i].olist);
     }
-    free(x->w);
+    free(x->w_mem);
     free(x->bal);
-    free(x->p);
-    free(x->os);
+    free(x->p_mem);
+    free(x->os_mem);
     free(x->cand);
     free(x->rank);
     free(x);
