@@ -514,6 +514,8 @@ static void order_track(struct exch *x, const struct order_view *o, int refresh)
     qty_t signed_q = o->side == SIDE_BUY ? new_q : -new_q;
     sats_t new_v = new_q ? value_memo(x, o->inst, signed_q, o->price) : 0;
     struct pos *p = P(x, o->account, o->inst);
+    /* in the flat-with-orders list before (olist_update keeps it so) */
+    int was_in = p->qty == 0 && (p->bq || p->sq);
     if (o->side == SIDE_BUY) {
         p->bq += new_q - old_q;
         p->bv += new_v - old_v;
@@ -525,7 +527,8 @@ static void order_track(struct exch *x, const struct order_view *o, int refresh)
     r->leaves = new_q;
     r->px = o->price;
     r->sv = new_v;
-    olist_update(x, o->account, o->inst);
+    if (was_in != (p->qty == 0 && (p->bq || p->sq)))
+        olist_update(x, o->account, o->inst); /* p->oi is on a cold line: only on a change */
     if (refresh)
         om_refresh(x, o->account, o->inst);
 }
