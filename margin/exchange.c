@@ -3,12 +3,19 @@
  *
  * State per account and currency (struct wal) caches the sums the hot paths
  * need (cross unrealised PnL, cross position margin and maintenance,
- * isolated margins, order margins); per account and instrument (struct pos)
- * the position and its order aggregates; per engine order slot (struct
- * oslot) what that order contributes to its side's aggregate. Every cache is
- * changed only by delta from the one function that owns it (pos_refresh,
- * om_refresh, isolated-margin moves), and exch_verify() recomputes them all
- * from scratch.
+ * isolated margins) and which instruments hold orders; per account and
+ * instrument (struct pos) the position and its order aggregates; per engine
+ * order slot (struct oslot) what that order contributes to its side's
+ * aggregate. Every cache is changed only by delta from the one function that
+ * owns it (pos_refresh, isolated-margin moves), and exch_verify() recomputes
+ * them all from scratch.
+ *
+ * Order margin is computed when it is asked for, not on every order event:
+ * a position keeps the last figure with the mark it was computed at, and
+ * any change of its inputs (an order event, a fill, a new leverage or risk
+ * step) only marks it stale (om_get). Nothing the engine does depends on an
+ * order margin except the pre-trade check (admit), which needs the new
+ * figure anyway and the account's other instruments' figures.
  */
 #include "margin/exchange.h"
 
@@ -23,13 +30,12 @@ static const struct cmd no_cmd;
 
 /* Per account and currency; the balance itself lives in exch.bal (the
  * audit sums every balance after each mark change: a dense array of
- * int64 instead of a 64-byte stride). One cache line: what available()
- * reads (iso, cross_pm, om, cross_upnl) first. */
+ * int64 instead of a 64-byte stride). One cache line. */
 struct wal {
     sats_t iso;                               /* sum of isolated margins */
     sats_t cross_pm;                          /* over cross positions: posInit + posComm */
-    sats_t om;                                /* sum of order margins */
     sats_t cross_upnl, cross_maint;           /* over cross positions */
+    uint64_t om_has;                          /* instruments where it has working priced orders */
     sats_t dep, wd;
     sats_t pad_;
 };
@@ -40,21 +46,22 @@ struct wal {
 struct pos {
     /* line 0: order margin (M3) */
     qty_t qty;
-    rate_t lev;                           /* 0 = cross */
     rate_t im;                            /* from lev and k, by pos_set_mode */
     qty_t bq, sq;                         /* working buy / sell leaves with a price */
     sats_t bv, sv;                        /* their signed values at their limits */
-    sats_t om;                            /* order margin, by om_refresh */
-    /* line 1: the mark (pos_marks, pos_refresh) */
+    sats_t om;                            /* order margin at om_mark (om_get) */
+    px_t om_mark;                         /* the mark om was computed at; -1 = stale */
+    /* line 1: the mark (pos_marks, pos_remark) */
     sats_t cost;                          /* unrealisedCost */
     sats_t mv, upnl, maint;               /* at the mark, by pos_marks */
-    sats_t pcomm, pinit;                  /* from the cost, by pos_refresh */
+    sats_t pcomm;                         /* from the cost, by pos_refresh */
     sats_t iso;                           /* isolated margin (leverage > 0) */
     rate_t mm;                            /* from lev and k, by pos_set_mode */
+    rate_t lev;                           /* 0 = cross */
     /* line 2: cold */
+    sats_t pinit;                         /* from the cost, by pos_refresh */
     int32_t k;                            /* risk-limit step */
     uint32_t li;                          /* index in the instrument's list or NIL */
-    uint32_t oi;                          /* index in its flat-with-orders list or NIL */
     sats_t cur_cost, real_cost, real_gross, comm;
     char pad_[16];
 };
@@ -83,8 +90,6 @@ struct ist {
     int64_t settle_n;
     uint32_t *list; /* accounts with an open position */
     uint32_t n;
-    uint32_t *olist; /* flat accounts with working priced orders (their margin follows the mark) */
-    uint32_t on;
 };
 
 struct cand {
@@ -96,17 +101,6 @@ struct cand {
 struct rank {
     int64_t score;
     uint32_t account;
-};
-
-/* The last order margin computed, by all of its inputs: the pre-trade check
- * of an order that then rests computes exactly the figure the order's
- * event asks for next. */
-struct om_memo {
-    uint16_t inst;
-    px_t mark;
-    rate_t im;
-    qty_t qty, bq, sq;
-    sats_t bv, sv, om;
 };
 
 struct exch {
@@ -137,7 +131,6 @@ struct exch {
     struct cand *cand;
     uint32_t ncand;
     struct rank *rank;
-    struct om_memo memo;
     uint32_t liq_owner; /* account + 1 whose liquidation order is being sent, else 0 */
     struct { uint16_t inst; qty_t q; px_t px; sats_t v; } vmemo; /* value_memo's */
 };
@@ -312,13 +305,15 @@ static void pos_set_mode(const struct exch *x, uint16_t i, struct pos *p, rate_t
     p->lev = lev;
     p->k = k;
     rates_of(x, i, p, &p->im, &p->mm);
+    p->om_mark = -1; /* the order margin follows IM */
 }
 
 
-static inline sats_t available(const struct exch *x, uint32_t a, uint8_t cur)
+/* availableMargin (M1) given the account's order margin in cur. */
+static inline sats_t available_with(const struct exch *x, uint32_t a, uint8_t cur, sats_t om)
 {
     const struct wal *w = WC(x, a, cur);
-    return BALC(x, a, cur) - w->iso - w->cross_pm - w->om + w->cross_upnl;
+    return BALC(x, a, cur) - w->iso - w->cross_pm - om + w->cross_upnl;
 }
 
 static inline sats_t cross_equity(const struct exch *x, uint32_t a, uint8_t cur)
@@ -328,24 +323,6 @@ static inline sats_t cross_equity(const struct exch *x, uint32_t a, uint8_t cur)
 }
 
 /* ---- the position list of an instrument ------------------------------------ */
-
-/* Keeps a in i's flat-with-orders list exactly while it is flat and has
- * working priced orders: a mark change re-prices their margin too. */
-static void olist_update(struct exch *x, uint32_t a, uint16_t i)
-{
-    struct pos *p = P(x, a, i);
-    struct ist *s = &x->is[i];
-    int in = p->qty == 0 && (p->bq || p->sq);
-    if (in && p->oi == NIL) {
-        p->oi = s->on;
-        s->olist[s->on++] = a;
-    } else if (!in && p->oi != NIL) {
-        uint32_t last = s->olist[--s->on];
-        s->olist[p->oi] = last;
-        P(x, last, i)->oi = p->oi;
-        p->oi = NIL;
-    }
-}
 
 static void list_update(struct exch *x, uint32_t a, uint16_t i)
 {
@@ -360,7 +337,6 @@ static void list_update(struct exch *x, uint32_t a, uint16_t i)
         P(x, last, i)->li = p->li;
         p->li = NIL;
     }
-    olist_update(x, a, i);
 }
 
 /* ---- re-margining one position (M2) ---------------------------------------- */
@@ -470,38 +446,59 @@ static sats_t om_compute(const struct exch *x, uint16_t i, const struct pos *p, 
     return om;
 }
 
-/* om_compute, remembering the last answer by all of its inputs. */
-static sats_t om_calc(struct exch *x, uint16_t i, const struct pos *p, qty_t bq, sats_t bv,
-                      qty_t sq, sats_t sv)
+/* The order margin of a's position p in i now: the cached figure while its
+ * inputs and the mark are unchanged, else computed again (and kept). */
+static sats_t om_get(struct exch *x, uint16_t i, struct pos *p)
 {
-    if (bq == 0 && sq == 0)
-        return 0;
-    struct om_memo *m = &x->memo;
     px_t mark = x->is[i].mark;
-    if (m->inst == i && m->mark == mark && m->im == p->im && m->qty == p->qty && m->bq == bq &&
-        m->sq == sq && m->bv == bv && m->sv == sv)
-        return m->om;
-    sats_t om = om_compute(x, i, p, bq, bv, sq, sv);
-    *m = (struct om_memo){.inst = i, .mark = mark, .im = p->im, .qty = p->qty, .bq = bq,
-                          .sq = sq, .bv = bv, .sv = sv, .om = om};
+    if (p->om_mark != mark) {
+        p->om = om_compute(x, i, p, p->bq, p->bv, p->sq, p->sv);
+        p->om_mark = mark;
+    }
+    return p->om;
+}
+
+/* om_get for the reads: computes a stale figure without keeping it. */
+static sats_t om_now(const struct exch *x, uint16_t i, const struct pos *p)
+{
+    return p->om_mark == x->is[i].mark ? p->om : om_compute(x, i, p, p->bq, p->bv, p->sq, p->sv);
+}
+
+/* The order margin of account a in currency cur over its instruments with
+ * orders, leaving out instrument `skip` (>= INSTRUMENTS_MAX: none). */
+static sats_t acct_om(struct exch *x, uint32_t a, uint8_t cur, unsigned skip)
+{
+    uint64_t m = W(x, a, cur)->om_has;
+    if (skip < INSTRUMENTS_MAX)
+        m &= ~(UINT64_C(1) << skip);
+    sats_t om = 0;
+    for (; m; m &= m - 1) {
+        uint16_t i = (uint16_t)__builtin_ctzll(m);
+        om += om_get(x, i, P(x, a, i));
+    }
     return om;
 }
 
-static void om_refresh(struct exch *x, uint32_t a, uint16_t i)
+static sats_t acct_om_now(const struct exch *x, uint32_t a, uint8_t cur)
 {
-    struct pos *p = P(x, a, i);
-    sats_t om = om_calc(x, i, p, p->bq, p->bv, p->sq, p->sv);
-    if (om != p->om) {
-        W(x, a, I(x, i)->currency)->om += om - p->om;
-        p->om = om;
+    sats_t om = 0;
+    for (uint64_t m = WC(x, a, cur)->om_has; m; m &= m - 1) {
+        uint16_t i = (uint16_t)__builtin_ctzll(m);
+        om += om_now(x, i, PC(x, a, i));
     }
+    return om;
+}
+
+static inline sats_t available(struct exch *x, uint32_t a, uint8_t cur)
+{
+    return available_with(x, a, cur, acct_om(x, a, cur, INSTRUMENTS_MAX));
 }
 
 /* The per-slot record follows every order event: what the order adds to
- * its side's aggregate is its leaves while it is working with a price.
- * The order margin is refreshed here unless the caller knows it will be
- * right after (a fill: on_fill books the position and refreshes it). */
-static void order_track(struct exch *x, const struct order_view *o, int refresh)
+ * its side's aggregate is its leaves while it is working with a price. The
+ * position's order margin goes stale; the wallet's om_has follows whether
+ * the position has orders. */
+static void order_track(struct exch *x, const struct order_view *o)
 {
     if (o->slot == ENGINE_NIL)
         return;
@@ -514,8 +511,7 @@ static void order_track(struct exch *x, const struct order_view *o, int refresh)
     qty_t signed_q = o->side == SIDE_BUY ? new_q : -new_q;
     sats_t new_v = new_q ? value_memo(x, o->inst, signed_q, o->price) : 0;
     struct pos *p = P(x, o->account, o->inst);
-    /* in the flat-with-orders list before (olist_update keeps it so) */
-    int was_in = p->qty == 0 && (p->bq || p->sq);
+    int had = p->bq || p->sq;
     if (o->side == SIDE_BUY) {
         p->bq += new_q - old_q;
         p->bv += new_v - old_v;
@@ -527,10 +523,9 @@ static void order_track(struct exch *x, const struct order_view *o, int refresh)
     r->leaves = new_q;
     r->px = o->price;
     r->sv = new_v;
-    if (was_in != (p->qty == 0 && (p->bq || p->sq)))
-        olist_update(x, o->account, o->inst); /* p->oi is on a cold line: only on a change */
-    if (refresh)
-        om_refresh(x, o->account, o->inst);
+    p->om_mark = -1;
+    if (had != (p->bq || p->sq))
+        W(x, o->account, I(x, o->inst)->currency)->om_has ^= UINT64_C(1) << o->inst;
 }
 
 /* The engine's events pass through here on their way out. */
@@ -543,10 +538,8 @@ static void on_event(void *ctx, const struct event *ev)
     case EV_RESTATED:
     case EV_CANCELED:
     case EV_TRIGGERED:
-        order_track(x, &ev->order, 1);
-        break;
     case EV_FILL:
-        order_track(x, &ev->order, 0); /* on_fill's book() refreshes the order margin */
+        order_track(x, &ev->order);
         break;
     default:
         break;
@@ -616,7 +609,7 @@ static sats_t book(struct exch *x, uint32_t a, uint16_t i, qty_t dq, sats_t v, s
         iso_move(x, a, i, -p->iso);
     list_update(x, a, i);
     pos_refresh(x, a, i);
-    om_refresh(x, a, i);
+    p->om_mark = -1; /* the reducing part of its orders changed */
     emit_simple(x, EV_POSITION, a, i);
     return realised;
 }
@@ -675,16 +668,20 @@ static enum reject admit(void *ctx, const struct order_view *o)
         sq += nq - old_q;
         sv += nv - old_v;
     }
-    sats_t om = om_calc(x, i, p, bq, bv, sq, sv);
-    if (om <= p->om)
-        return REJ_NONE;
+    sats_t om = om_compute(x, i, p, bq, bv, sq, sv);
+    /* Admitted when it lowers the order margin, or else when it keeps
+     * within the risk limit and leaves available >= 0. Asked in the other
+     * order, the first test needs the position's present order margin only
+     * when the second fails. */
     const struct exch_instrument *in = I(x, i);
     sats_t limit = in->risk_limit + (sats_t)p->k * in->risk_step;
-    if (sabs(p->cost) + smax(sabs(bv), sabs(sv)) > limit)
-        return REJ_RISK_LIMIT_EXCEEDED;
-    if (available(x, o->account, in->currency) - (om - p->om) < 0)
-        return REJ_INSUFFICIENT_BALANCE;
-    return REJ_NONE;
+    int risk_ok = sabs(p->cost) + smax(sabs(bv), sabs(sv)) <= limit;
+    if (risk_ok &&
+        available_with(x, o->account, in->currency, acct_om(x, o->account, in->currency, i) + om) >= 0)
+        return REJ_NONE;
+    if (om <= om_get(x, i, p))
+        return REJ_NONE;
+    return risk_ok ? REJ_INSUFFICIENT_BALANCE : REJ_RISK_LIMIT_EXCEEDED;
 }
 
 /* ---- engine sub-commands -------------------------------------------------- */
@@ -901,7 +898,6 @@ static void step_down(struct exch *x, uint32_t a, uint16_t i, int32_t k)
         return;
     pos_set_mode(x, i, p, p->lev, k);
     pos_refresh(x, a, i);
-    om_refresh(x, a, i);
     emit_simple(x, EV_POSITION, a, i);
 }
 
@@ -1124,14 +1120,9 @@ static uint32_t remargin(struct exch *x, uint16_t i)
     for (uint32_t k = 0; k < s->n; k++) {
         uint32_t a = s->list[k];
         pos_remark(x, a, i);
-        struct pos *p = P(x, a, i);
-        if (p->bq || p->sq)
-            om_refresh(x, a, i);
         cand_check(x, a, i, cur);
     }
-    for (uint32_t k = 0; k < s->on; k++)
-        om_refresh(x, s->olist[k], i);
-    return x->ncand;
+    return x->ncand; /* order margins follow the mark when asked for (om_get) */
 }
 
 static void audit_now(struct exch *x);
@@ -1463,7 +1454,6 @@ static enum reject reconfigure(struct exch *x, const struct cmd *c, rate_t lev, 
     pos_refresh(x, a, i);
     if (lev > 0)
         iso_move(x, a, i, iso_needed(x, i, p));
-    om_refresh(x, a, i);
     sats_t avail1 = available(x, a, cur);
     if (avail1 < 0 && avail1 < avail0) {
         *p = psave;
@@ -1707,10 +1697,11 @@ void exch_prefetch(const struct exch *x, const struct cmd *c, int stage)
     if (c->account >= x->naccts || c->inst >= x->ninst)
         return;
     if (stage == 0) {
+        /* an order's margin reads the position's first line; a fill books
+         * the other two */
         const char *p = (const char *)PC(x, c->account, c->inst);
         for (size_t k = 0; k < sizeof(struct pos); k += 64)
             __builtin_prefetch(p + k);
-        __builtin_prefetch(p + sizeof(struct pos) - 1);
         uint8_t cur = I(x, c->inst)->currency;
         __builtin_prefetch(WC(x, c->account, cur));
         __builtin_prefetch(&x->bal[(size_t)cur * x->naccts + c->account]);
@@ -1740,7 +1731,7 @@ int exch_position(const struct exch *x, uint32_t a, uint16_t i, struct exch_posi
     out->pos_comm = p->pcomm;
     out->pos_margin = p->lev > 0 ? p->iso : p->pinit + p->pcomm;
     out->maint = p->maint;
-    out->order_margin = p->om;
+    out->order_margin = om_now(x, i, p);
     out->open_buy_qty = p->bq;
     out->open_sell_qty = p->sq;
     out->leverage_e8 = p->lev;
@@ -1781,11 +1772,12 @@ int exch_margin(const struct exch *x, uint32_t a, uint8_t cur, struct exch_margi
     }
     out->unrealised_pnl = upnl;
     out->margin_balance = bal + upnl;
-    out->order_margin = w->om;
+    sats_t om = acct_om_now(x, a, cur);
+    out->order_margin = om;
     out->position_margin = w->iso + w->cross_pm;
     out->maint_margin = maint;
-    out->available = available(x, a, cur);
-    sats_t held = bal - w->iso - w->cross_pm - w->om;
+    out->available = available_with(x, a, cur, om);
+    sats_t held = bal - w->iso - w->cross_pm - om;
     sats_t wd = out->available < held ? out->available : held;
     out->withdrawable = wd > 0 ? wd : 0;
     return 0;
@@ -1874,7 +1866,7 @@ const char *exch_verify(const struct exch *x)
         return buf;
     }
     for (uint16_t i = 0; i < x->ninst; i++) {
-        uint32_t n = 0, on = 0;
+        uint32_t n = 0;
         for (uint32_t acc = 0; acc < x->naccts; acc++) {
             const struct pos *p = PC(x, acc, i);
             if (p->qty != engine_position(x->eng, acc, i))
@@ -1883,11 +1875,6 @@ const char *exch_verify(const struct exch *x)
                 return "position list membership wrong";
             if (p->li != NIL && (p->li >= x->is[i].n || x->is[i].list[p->li] != acc))
                 return "position list index wrong";
-            if ((p->qty == 0 && (p->bq || p->sq)) != (p->oi != NIL))
-                return "flat-with-orders list membership wrong";
-            if (p->oi != NIL && (p->oi >= x->is[i].on || x->is[i].olist[p->oi] != acc))
-                return "flat-with-orders list index wrong";
-            on += p->oi != NIL;
             n += p->qty != 0;
             if (p->bq < 0 || p->sq < 0)
                 return "negative order aggregate";
@@ -1899,17 +1886,17 @@ const char *exch_verify(const struct exch *x)
             rates_of(x, i, p, &im, &mm);
             if (im != p->im || mm != p->mm)
                 return "cached margin rates differ from the leverage and risk step";
-            if (p->om != om_compute(x, i, p, p->bq, p->bv, p->sq, p->sv))
+            if (p->om_mark == x->is[i].mark &&
+                p->om != om_compute(x, i, p, p->bq, p->bv, p->sq, p->sv))
                 return "a position's order margin differs from its orders";
         }
         if (n != x->is[i].n)
             return "position list count wrong";
-        if (on != x->is[i].on)
-            return "flat-with-orders list count wrong";
     }
     for (uint32_t acc = 0; acc < x->naccts; acc++) {
         for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
-            sats_t upnl = 0, pm = 0, mt = 0, iso = 0, om = 0;
+            sats_t upnl = 0, pm = 0, mt = 0, iso = 0;
+            uint64_t has = 0;
             for (uint16_t i = 0; i < x->ninst; i++) {
                 if (I(x, i)->currency != c)
                     continue;
@@ -1920,15 +1907,16 @@ const char *exch_verify(const struct exch *x)
                     mt += p->maint;
                 }
                 iso += p->iso;
-                om += p->om;
+                if (p->bq || p->sq)
+                    has |= UINT64_C(1) << i;
             }
             const struct wal *w = WC(x, acc, c);
             if (w->cross_upnl != upnl || w->cross_pm != pm || w->cross_maint != mt)
                 return "cached cross sums differ from the positions";
             if (w->iso != iso)
                 return "cached isolated margin differs from the positions";
-            if (w->om != om)
-                return "cached order margin differs from the positions";
+            if (w->om_has != has)
+                return "the instruments with orders differ from the positions";
         }
     }
     /* Order aggregates from the engine's live orders. */
@@ -2040,8 +2028,7 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     int ok = x->w && x->bal && x->p && x->os && x->cand && x->rank;
     for (uint16_t i = 0; ok && i < x->ninst; i++) {
         x->is[i].list = calloc(x->naccts, sizeof(uint32_t));
-        x->is[i].olist = calloc(x->naccts, sizeof(uint32_t));
-        ok = x->is[i].list != NULL && x->is[i].olist != NULL;
+        ok = x->is[i].list != NULL;
         x->is[i].rate = cfg->inst[i].perpetual ? cfg->inst[i].funding_interest_e8 : 0;
         x->is[i].indicative = x->is[i].rate;
     }
@@ -2052,7 +2039,7 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     }
     for (uint16_t i = 0; i < x->ninst; i++)
         for (uint32_t a = 0; a < x->naccts; a++) {
-            P(x, a, i)->li = P(x, a, i)->oi = NIL;
+            P(x, a, i)->li = NIL;
             pos_set_mode(x, i, P(x, a, i), 0, 0);
         }
     struct engine_hooks hooks = {.ctx = x, .admit = admit, .on_fill = on_fill,
@@ -2077,7 +2064,6 @@ void exch_destroy(struct exch *x)
         engine_destroy(x->eng);
     for (uint16_t i = 0; i < INSTRUMENTS_MAX; i++) {
         free(x->is[i].list);
-        free(x->is[i].olist);
     }
     free(x->w_mem);
     free(x->bal);
