@@ -90,6 +90,10 @@ struct ist {
     int64_t settle_n;
     uint32_t *list; /* accounts with an open position */
     uint32_t n;
+    /* The exact value of one contract at the mark vpc_mark (signed, for a
+     * long), floored and ceiled: om_bound's. vpc_mark 0: not computed. */
+    px_t vpc_mark;
+    sats_t vpc_lo, vpc_hi;
 };
 
 struct cand {
@@ -446,6 +450,58 @@ static sats_t om_compute(const struct exch *x, uint16_t i, const struct pos *p, 
     return om;
 }
 
+/* An upper bound of om_compute(x, i, p, bq, bv, sq, sv) without its
+ * divisions, for the pre-trade check: no reducing part taken off, and the
+ * premium through the mark from a lower bound of each side's value at the
+ * mark, value(q, mark) >= q x floor(c) for a buy and >= -q x ceil(c) for a
+ * sell, c the exact signed value of one long contract at the mark (value
+ * rounds to nearest, so it is never below the integer under q x c). 1 with
+ * *ub set, or 0 when a product would overflow (the caller computes). */
+static int om_bound(struct exch *x, uint16_t i, const struct pos *p, qty_t bq, sats_t bv,
+                    qty_t sq, sats_t sv, sats_t *ub)
+{
+    if (bq == 0 && sq == 0) {
+        *ub = 0;
+        return 1;
+    }
+    const struct exch_instrument *in = I(x, i);
+    struct ist *s = &x->is[i];
+    sats_t side = smax(sabs(bv), sabs(sv)), im_part, fee_part;
+    if (!mf_margin_req_fast(side, p->im, &im_part) ||
+        !mf_margin_req_fast(side, in->taker_fee_e8 > 0 ? in->taker_fee_e8 : 0, &fee_part))
+        return 0;
+    sats_t bound = im_part + fee_part; /* each at most 2^63 x 1e8 / 1e8: no overflow */
+    if (s->mark > 0) {
+        if (s->vpc_mark != s->mark) {
+            const struct mf_contract *c = &in->contract;
+            i128 n = c->kind == MF_INVERSE ? (i128)c->multiplier * PX_SCALE
+                                           : (i128)c->multiplier * s->mark;
+            i128 d = c->kind == MF_INVERSE ? s->mark : PX_SCALE;
+            i128 q = n / d, r = n % d; /* toward zero */
+            if (q > INT64_MAX - 1 || q < INT64_MIN + 1)
+                return 0;
+            s->vpc_lo = (sats_t)(r < 0 ? q - 1 : q);
+            s->vpc_hi = (sats_t)(r > 0 ? q + 1 : q);
+            s->vpc_mark = s->mark;
+        }
+        sats_t lo, prem;
+        if (bq > 0) {
+            if (__builtin_mul_overflow(bq, s->vpc_lo, &lo) || __builtin_sub_overflow(bv, lo, &prem))
+                return 0;
+            if (prem > 0 && __builtin_add_overflow(bound, prem, &bound))
+                return 0;
+        }
+        if (sq > 0) {
+            if (__builtin_mul_overflow(-sq, s->vpc_hi, &lo) || __builtin_sub_overflow(sv, lo, &prem))
+                return 0;
+            if (prem > 0 && __builtin_add_overflow(bound, prem, &bound))
+                return 0;
+        }
+    }
+    *ub = bound;
+    return 1;
+}
+
 /* The order margin of a's position p in i now: the cached figure while its
  * inputs and the mark are unchanged, else computed again (and kept). */
 static sats_t om_get(struct exch *x, uint16_t i, struct pos *p)
@@ -668,17 +724,32 @@ static enum reject admit(void *ctx, const struct order_view *o)
         sq += nq - old_q;
         sv += nv - old_v;
     }
-    sats_t om = om_compute(x, i, p, bq, bv, sq, sv);
     /* Admitted when it lowers the order margin, or else when it keeps
      * within the risk limit and leaves available >= 0. Asked in the other
      * order, the first test needs the position's present order margin only
-     * when the second fails. */
+     * when the second fails; and the second is first asked of an upper
+     * bound of the new order margin, which is cheap, and decides for any
+     * account not near its limit. */
     const struct exch_instrument *in = I(x, i);
     sats_t limit = in->risk_limit + (sats_t)p->k * in->risk_step;
     int risk_ok = sabs(p->cost) + smax(sabs(bv), sabs(sv)) <= limit;
-    if (risk_ok &&
-        available_with(x, o->account, in->currency, acct_om(x, o->account, in->currency, i) + om) >= 0)
-        return REJ_NONE;
+    sats_t om;
+    if (risk_ok) {
+        sats_t free = available_with(x, o->account, in->currency,
+                                     acct_om(x, o->account, in->currency, i));
+        if (om_bound(x, i, p, bq, bv, sq, sv, &om) && free - om >= 0) {
+#ifdef PERPSIM_CHECKS
+            if (om_compute(x, i, p, bq, bv, sq, sv) > om)
+                fatal("order margin above its bound", MF_ERR_RANGE);
+#endif
+            return REJ_NONE;
+        }
+        om = om_compute(x, i, p, bq, bv, sq, sv);
+        if (free - om >= 0)
+            return REJ_NONE;
+    } else {
+        om = om_compute(x, i, p, bq, bv, sq, sv);
+    }
     if (om <= om_get(x, i, p))
         return REJ_NONE;
     return risk_ok ? REJ_INSUFFICIENT_BALANCE : REJ_RISK_LIMIT_EXCEEDED;
