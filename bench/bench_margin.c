@@ -234,28 +234,25 @@ static int mixed(int small, uint64_t commands)
             c->type = CMD_CANCEL;
             c->account = l.acct[r];
             c->u.cancel.order_id = l.id[r];
-        } else if (roll < 85) {
-            /* a new price on its side, never its current one */
-            px_t px;
-            do
-                px = mark + (v.side == SIDE_BUY ? -1 : 1) * range(1, BAND_TICKS) * tick;
-            while (px == v.price);
-            c->type = CMD_AMEND;
-            c->account = l.acct[r];
-            c->u.amend.ref.order_id = l.id[r];
-            c->u.amend.has = AMD_PRICE;
-            c->u.amend.price = px;
         } else if (roll < 90) {
-            /* new leaves, never the current ones (lower keeps the queue place) */
-            qty_t q;
-            do
-                q = 100 * range(1, 20);
-            while (q == v.leaves);
             c->type = CMD_AMEND;
             c->account = l.acct[r];
             c->u.amend.ref.order_id = l.id[r];
-            c->u.amend.has = AMD_LEAVES;
-            c->u.amend.leaves = q;
+            if (roll < 85) { /* a new price on its side, never its current one */
+                px_t px;
+                do
+                    px = mark + (v.side == SIDE_BUY ? -1 : 1) * range(1, BAND_TICKS) * tick;
+                while (px == v.price);
+                c->u.amend.has = AMD_PRICE;
+                c->u.amend.price = px;
+            } else { /* new leaves, never the current ones (lower keeps the queue place) */
+                qty_t q;
+                do
+                    q = 100 * range(1, 20);
+                while (q == v.leaves);
+                c->u.amend.has = AMD_LEAVES;
+                c->u.amend.leaves = q;
+            }
         } else {
             /* IOC 5 ticks through the opposite best, or Market; the size
              * steers the book: 1,050 x m x U[0.5,1.5) contracts,
