@@ -4,18 +4,20 @@
  *  1. mixed-margin: the mixed order workload through exch_apply(), so every
  *     order pays the pre-trade margin check, every fill books two positions
  *     and fees, every order event updates the order-margin inputs. The mix
- *     and sizes are bench_engine's mixed workload, on XBTUSD around a fixed
- *     mark of 50,000 USD with 1,000 funded accounts: 45% GTC limit orders
- *     (side 50/50, 1 to 500 ticks from the mark on their side, 100 to 2,000
+ *     and sizes are bench_engine's mixed workload, on XBTUSD with the index
+ *     fixed at 50,000 USD (the mark, 50,000 x (1 + funding basis), is a few
+ *     USD above) and 1,000 funded accounts: 45% GTC limit orders (side
+ *     50/50, 1 to 500 ticks from 50,000 on their side, 100 to 2,000
  *     contracts), 35% cancels of a live order, 5% amends of a live order's
  *     price (a new one on its side, never the same), 5% amends of its
  *     leaves (100 to 2,000, never the same; lower keeps the queue place),
- *     5% IOC orders 5 ticks through the opposite best, 5% Market orders.
+ *     5% IOC orders 5 ticks through the opposite best (one tick on their
+ *     own side of 50,000 when that side is empty), 5% Market orders.
  *     The IOC and Market size steers the book towards 5,000 resting orders
  *     (1,000 with --small): 1,050 x m x U[0.5,1.5) contracts, m = clamp(1 +
  *     8 x (resting - target) / target, 0.25, 16), so each takes about one
- *     resting order at the target. The first commands only place, until
- *     half the target rests. Commands are generated once on a scratch
+ *     resting order at the target. While fewer than half the target rest
+ *     (at the start), every command places. Commands are generated once on a scratch
  *     exchange (to know which orders are live) and replayed on a fresh
  *     one, which must emit exactly the same number of events: the timing
  *     covers only exch_apply(). The generator makes no reject on purpose;

@@ -470,7 +470,7 @@ static int om_bound(struct exch *x, uint16_t i, const struct pos *p, qty_t bq, s
     if (!mf_margin_req_fast(side, p->im, &im_part) ||
         !mf_margin_req_fast(side, in->taker_fee_e8 > 0 ? in->taker_fee_e8 : 0, &fee_part))
         return 0;
-    sats_t bound = im_part + fee_part; /* each at most 2^63 x 1e8 / 1e8: no overflow */
+    sats_t bound = im_part + fee_part; /* each < 2^64 / 1e8 (the fast path's product check): no overflow */
     if (s->mark > 0) {
         if (s->vpc_mark != s->mark) {
             const struct mf_contract *c = &in->contract;
@@ -724,12 +724,13 @@ static enum reject admit(void *ctx, const struct order_view *o)
         sq += nq - old_q;
         sv += nv - old_v;
     }
-    /* Admitted when it lowers the order margin, or else when it keeps
-     * within the risk limit and leaves available >= 0. Asked in the other
-     * order, the first test needs the position's present order margin only
-     * when the second fails; and the second is first asked of an upper
-     * bound of the new order margin, which is cheap, and decides for any
-     * account not near its limit. */
+    /* Admitted when it does not raise the order margin (at the mark now:
+     * a stop triggered by a mark move is judged at the new mark), or else
+     * when it keeps within the risk limit and leaves available >= 0. Asked
+     * in the other order, the first test needs the position's present
+     * order margin only when the second fails; and the second is first
+     * asked of an upper bound of the new order margin, which is cheap, and
+     * decides for any account not near its limit. */
     const struct exch_instrument *in = I(x, i);
     sats_t limit = in->risk_limit + (sats_t)p->k * in->risk_step;
     int risk_ok = sabs(p->cost) + smax(sabs(bv), sabs(sv)) <= limit;

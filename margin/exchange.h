@@ -51,7 +51,8 @@
  *     per side max(0, value at the limits - value of the side's quantity at
  *     mark) (formula.h's rule applied to the side's sum). Isolated positions
  *     use 1/leverage for IM. An order is admitted (new, amend that raises
- *     size or moves price, triggered stop) when it lowers the order margin
+ *     size or moves price, triggered stop) when it does not raise the order
+ *     margin (both figures at the mark now)
  *     or the account's available stays >= 0 with it; else
  *     REJ_INSUFFICIENT_BALANCE and nothing changes. Market orders are valued
  *     at the worse of mark and the best opposite price. An order that would

@@ -273,6 +273,40 @@ START_TEST(a_flat_accounts_order_margin_follows_the_mark)
 }
 END_TEST
 
+/* A stop that a mark move triggers is judged at the new mark, like an order
+ * placed right after it. Account 1 rests a sell 1000 @ 10000; the index
+ * jumps to 11000, so the sell pays a premium through the mark and account
+ * 1's available goes negative. Its triggered Stop buy of 100 is on the
+ * smaller side (the net-bid rule charges only the larger one): it does not
+ * raise the order margin and is admitted, as the same buy placed directly
+ * is. (Until the order margin became lazy, the trigger was compared with
+ * the order margin at the old mark and refused.) */
+START_TEST(a_stop_triggered_by_a_mark_move_is_judged_at_the_new_mark)
+{
+    ck_assert_int_eq(deposit(1, XBT, 200000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(10000)), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 5000, USD(10000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_SELL, 1000, USD(10000)), REJ_NONE);
+    struct cmd c = {.type = CMD_NEW_ORDER, .account = 1, .inst = XBTUSD};
+    c.u.new_order.has = HAS_QTY | HAS_STOP_PX;
+    c.u.new_order.side = SIDE_BUY;
+    c.u.new_order.ord_type = ORD_STOP;
+    c.u.new_order.exec_inst = EXEC_MARK_PRICE;
+    c.u.new_order.qty = 100;
+    c.u.new_order.stop_px = USD(10500);
+    ck_assert_int_eq(run(&c), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(set_index(0, USD(11000)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 100);
+    ck_assert(mar(1, XBT).available < 0);
+    /* the same order placed directly now: the same answer */
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, 0), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 200);
+    audit_ok();
+}
+END_TEST
+
 START_TEST(net_bid_rule_charges_the_larger_side)
 {
     const struct exch_config *cfg = exch_config(X);
@@ -695,6 +729,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, fill_books_cost_fees_and_entry);
     tcase_add_test(t, a_flat_accounts_order_margin_follows_the_mark);
+    tcase_add_test(t, a_stop_triggered_by_a_mark_move_is_judged_at_the_new_mark);
     tcase_add_test(t, market_close_stops_at_the_bankruptcy_price);
     tcase_add_test(t, liquidation_first_drops_to_the_tier_the_position_needs);
     tcase_add_test(t, liquidation_sells_a_tier_at_a_time_with_fill_or_kill);
