@@ -40,27 +40,27 @@ static const struct { uint16_t bit; const char *name; } exec_inst_names[] = {
 
 /* ---- names and ids ---------------------------------------------------------- */
 
-const char *sym(const struct srv *s, uint16_t inst)
+const char *sym(const struct exch_config *cfg, uint16_t inst)
 {
-    return s->cfg.exch.engine.instruments[inst].symbol;
+    return cfg->engine.instruments[inst].symbol;
 }
 
-int inst_find(const struct srv *s, const char *symbol)
+int inst_find(const struct exch_config *cfg, const char *symbol)
 {
     if (!symbol)
         return -1;
-    for (uint16_t i = 0; i < s->cfg.exch.engine.instruments_count; i++)
-        if (strcasecmp(sym(s, i), symbol) == 0)
+    for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
+        if (strcasecmp(sym(cfg, i), symbol) == 0)
             return i;
     return -1;
 }
 
-int currency_find(const struct srv *s, const char *name)
+int currency_find(const struct exch_config *cfg, const char *name)
 {
     if (!name)
         return -1;
-    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++)
-        if (strcasecmp(s->cfg.exch.currency[c], name) == 0)
+    for (uint8_t c = 0; c < cfg->currencies_count; c++)
+        if (strcasecmp(cfg->currency[c], name) == 0)
             return c;
     return -1;
 }
@@ -144,14 +144,14 @@ static void exec_inst_text(uint16_t bits, char *out, size_t cap)
         }
 }
 
-static const struct exch_instrument *inst_cfg(const struct srv *s, uint16_t i)
+static const struct exch_instrument *inst_cfg(const struct exch_config *cfg, uint16_t i)
 {
-    return &s->cfg.exch.inst[i];
+    return &cfg->inst[i];
 }
 
-static const char *settl_currency(const struct srv *s, uint16_t i)
+static const char *settl_currency(const struct exch_config *cfg, uint16_t i)
 {
-    return s->cfg.exch.currency[inst_cfg(s, i)->currency];
+    return cfg->currency[inst_cfg(cfg, i)->currency];
 }
 
 static bool starts_with(const char *s, const char *prefix)
@@ -176,13 +176,13 @@ static bool month_code_at(const char *y, size_t n)
  *    (XBTUSD -> USD, XBTUSDT -> USDT, SOLUSDTZ26 -> USDT); when nothing does
  *    (XBTZ26) it is USD for inverse and quanto contracts and the settlement
  *    currency for linear ones. */
-static void names_of(const struct srv *s, uint16_t i, char *u, size_t ucap, char *q, size_t qcap)
+static void names_of(const struct exch_config *cfg, uint16_t i, char *u, size_t ucap, char *q, size_t qcap)
 {
-    const char *y = sym(s, i);
+    const char *y = sym(cfg, i);
     size_t n = strlen(y);
-    bool future = !inst_cfg(s, i)->perpetual;
+    bool future = !inst_cfg(cfg, i)->perpetual;
     size_t body = future && month_code_at(y, n) && n > 3 ? n - 3 : n; /* without the month code */
-    const char *ix = s->cfg.exch.index[inst_cfg(s, i)->index];
+    const char *ix = cfg->index[inst_cfg(cfg, i)->index];
     if (*ix == '.')
         ix++;
     size_t ul = 0;
@@ -203,8 +203,8 @@ static void names_of(const struct srv *s, uint16_t i, char *u, size_t ucap, char
     snprintf(u, ucap, "%.*s", (int)ul, y);
     if (body > ul) {
         snprintf(q, qcap, "%.*s", (int)(body - ul), y + ul);
-    } else if (inst_cfg(s, i)->contract.kind == MF_LINEAR) {
-        snprintf(q, qcap, "%s", s->cfg.exch.currency[inst_cfg(s, i)->currency]);
+    } else if (inst_cfg(cfg, i)->contract.kind == MF_LINEAR) {
+        snprintf(q, qcap, "%s", cfg->currency[inst_cfg(cfg, i)->currency]);
         for (char *p = q; *p; p++)
             *p = (char)toupper((unsigned char)*p); /* USDt -> USDT, XBt -> XBT */
     } else {
@@ -212,34 +212,34 @@ static void names_of(const struct srv *s, uint16_t i, char *u, size_t ucap, char
     }
 }
 
-static void quote_of(const struct srv *s, uint16_t i, char *out, size_t cap)
+static void quote_of(const struct exch_config *cfg, uint16_t i, char *out, size_t cap)
 {
     char u[SYMBOL_LEN_MAX + 1];
-    names_of(s, i, u, sizeof(u), out, cap);
+    names_of(cfg, i, u, sizeof(u), out, cap);
 }
 
-static void underlying_of(const struct srv *s, uint16_t i, char *out, size_t cap)
+static void underlying_of(const struct exch_config *cfg, uint16_t i, char *out, size_t cap)
 {
     char q[SYMBOL_LEN_MAX + 1];
-    names_of(s, i, out, cap, q, sizeof(q));
+    names_of(cfg, i, out, cap, q, sizeof(q));
 }
 
-static double currency_scale(const struct srv *s, uint8_t cur)
+static double currency_scale(const struct exch_config *cfg, uint8_t cur)
 {
-    return strcmp(s->cfg.exch.currency[cur], "USDt") == 0 ? 1e6 : 1e8;
+    return strcmp(cfg->currency[cur], "USDt") == 0 ? 1e6 : 1e8;
 }
 
 /* homeNotional (underlying units, + for long) and foreignNotional (quote
  * units, - for long) of a signed quantity at px (MECHANICS.md section 1). */
-void notional(const struct srv *s, uint16_t i, qty_t q, px_t px, double *home, double *foreign)
+void notional(const struct exch_config *cfg, uint16_t i, qty_t q, px_t px, double *home, double *foreign)
 {
     sats_t v = 0;
     *home = *foreign = 0;
-    if (!q || px <= 0 || mf_value(&inst_cfg(s, i)->contract, q, px, &v) != MF_OK)
+    if (!q || px <= 0 || mf_value(&inst_cfg(cfg, i)->contract, q, px, &v) != MF_OK)
         return;
     double av = (double)(v < 0 ? -v : v), sign = q > 0 ? 1.0 : -1.0;
-    const struct mf_contract *c = &inst_cfg(s, i)->contract;
-    double scale = currency_scale(s, inst_cfg(s, i)->currency);
+    const struct mf_contract *c = &inst_cfg(cfg, i)->contract;
+    double scale = currency_scale(cfg, inst_cfg(cfg, i)->currency);
     if (c->kind == MF_INVERSE) {
         *home = sign * av / scale;
         *foreign = -(double)q;
@@ -274,14 +274,14 @@ static const char *cancel_text(uint8_t reason)
     }
 }
 
-static void order_fields(const struct srv *s, cJSON *o, const struct order_view *v,
+static void order_fields(const struct exch_config *cfg, cJSON *o, const struct order_view *v,
                          const char *clordid, const char *clordlinkid)
 {
     char b[160];
     cJSON_AddStringToObject(o, "clOrdID", clordid);
     cJSON_AddStringToObject(o, "clOrdLinkID", clordlinkid);
     add_int(o, "account", v->account);
-    cJSON_AddStringToObject(o, "symbol", sym(s, v->inst));
+    cJSON_AddStringToObject(o, "symbol", sym(cfg, v->inst));
     cJSON_AddStringToObject(o, "side", v->side <= SIDE_SELL ? side_names[v->side] : "");
     cJSON_AddNullToObject(o, "simpleOrderQty");
     add_int(o, "orderQty", v->qty);
@@ -296,9 +296,9 @@ static void order_fields(const struct srv *s, cJSON *o, const struct order_view 
     else
         cJSON_AddNullToObject(o, "pegOffsetValue");
     cJSON_AddStringToObject(o, "pegPriceType", v->peg_type < 4 ? peg_names[v->peg_type] : "");
-    quote_of(s, v->inst, b, sizeof(b));
+    quote_of(cfg, v->inst, b, sizeof(b));
     cJSON_AddStringToObject(o, "currency", b);
-    cJSON_AddStringToObject(o, "settlCurrency", settl_currency(s, v->inst));
+    cJSON_AddStringToObject(o, "settlCurrency", settl_currency(cfg, v->inst));
     cJSON_AddStringToObject(o, "ordType", v->ord_type < 8 ? ord_type_names[v->ord_type] : "");
     cJSON_AddStringToObject(o, "timeInForce", v->tif < 5 ? tif_names[v->tif] : "");
     exec_inst_text(v->exec_inst, b, sizeof(b));
@@ -310,11 +310,11 @@ static void order_fields(const struct srv *s, cJSON *o, const struct order_view 
     cJSON_AddBoolToObject(o, "workingIndicator", v->working != 0);
 }
 
-cJSON *render_order(const struct srv *s, const struct ord_rec *r)
+cJSON *render_order(const struct exch_config *cfg, const struct ord_rec *r)
 {
     cJSON *o = cJSON_CreateObject();
     add_id(o, "orderID", ID_ORDER, r->v.id);
-    order_fields(s, o, &r->v, r->clordid, r->clordlinkid);
+    order_fields(cfg, o, &r->v, r->clordid, r->clordlinkid);
     cJSON_AddStringToObject(o, "ordRejReason", "");
     cJSON_AddNullToObject(o, "simpleLeavesQty");
     add_int(o, "leavesQty", r->v.leaves);
@@ -325,7 +325,7 @@ cJSON *render_order(const struct srv *s, const struct ord_rec *r)
     else
         cJSON_AddNullToObject(o, "avgPx");
     cJSON_AddStringToObject(o, "multiLegReportingType", "SingleSecurity");
-    const char *user = store_text(s->st, r->text);
+    const char *user = r->text ? r->text : "";
     char text[TEXT_LEN_MAX + 160];
     if (!*user)
         user = r->v.account == EXCH_LIQUIDATOR ? "Liquidation" : "Submitted via API.";
@@ -341,16 +341,17 @@ cJSON *render_order(const struct srv *s, const struct ord_rec *r)
 
 /* ---- Execution ------------------------------------------------------------------------- */
 
-cJSON *render_exec(const struct srv *s, const struct exe_rec *e)
+cJSON *render_exec(const struct core_view *v, const struct exe_rec *e)
 {
+    const struct exch_config *cfg = cv_config(v);
     cJSON *o = cJSON_CreateObject();
     add_id(o, "execID", ID_EXEC, e->exec_id);
     if (e->order_id)
         add_id(o, "orderID", ID_ORDER, e->order_id);
     else
         cJSON_AddStringToObject(o, "orderID", "00000000-0000-0000-0000-000000000000");
-    const struct ord_rec *r = e->order_id ? store_order(s->st, e->order_id) : NULL;
-    order_fields(s, o, &e->v, r ? r->clordid : "", r ? r->clordlinkid : "");
+    const struct ord_rec *r = e->order_id ? store_order(cv_store(v), e->order_id) : NULL;
+    order_fields(cfg, o, &e->v, r ? r->clordid : "", r ? r->clordlinkid : "");
     add_int(o, "lastQty", e->last_qty);
     add_px(o, "lastPx", e->last_px);
     cJSON_AddStringToObject(o, "lastLiquidityInd",
@@ -371,7 +372,7 @@ cJSON *render_exec(const struct srv *s, const struct exe_rec *e)
         cJSON_AddNullToObject(o, "commission");
     cJSON_AddStringToObject(o, "tradePublishIndicator", e->type == EX_TRADE ? "PublishTrade" : "");
     cJSON_AddStringToObject(o, "multiLegReportingType", "SingleSecurity");
-    const char *user = r ? store_text(s->st, r->text) : "";
+    const char *user = r && r->text ? r->text : "";
     if (e->type == EX_FUNDING)
         user = "Funding";
     else if (e->type == EX_SETTLEMENT)
@@ -395,7 +396,7 @@ cJSON *render_exec(const struct srv *s, const struct exe_rec *e)
     add_int(o, "execComm", e->exec_comm);
     double home = 0, foreign = 0;
     if (e->last_qty)
-        notional(s, e->v.inst, e->v.side == SIDE_SELL ? -e->last_qty : e->last_qty, e->last_px, &home,
+        notional(cfg, e->v.inst, e->v.side == SIDE_SELL ? -e->last_qty : e->last_qty, e->last_px, &home,
                  &foreign);
     cJSON_AddNumberToObject(o, "homeNotional", home);
     cJSON_AddNumberToObject(o, "foreignNotional", foreign);
@@ -406,19 +407,19 @@ cJSON *render_exec(const struct srv *s, const struct exe_rec *e)
 
 /* ---- Position, Margin, Wallet ------------------------------------------------------------- */
 
-cJSON *render_position(const struct srv *s, uint32_t account, uint16_t inst,
-                       const struct exch_position *p, ms_t now)
+cJSON *render_position(const struct exch_config *cfg, uint32_t account, uint16_t inst,
+                       const struct exch_position *p, rate_t adl_e8, ms_t now)
 {
     char b[16];
     cJSON *o = cJSON_CreateObject();
     add_int(o, "account", account);
-    cJSON_AddStringToObject(o, "symbol", sym(s, inst));
-    cJSON_AddStringToObject(o, "currency", settl_currency(s, inst));
-    underlying_of(s, inst, b, sizeof(b));
+    cJSON_AddStringToObject(o, "symbol", sym(cfg, inst));
+    cJSON_AddStringToObject(o, "currency", settl_currency(cfg, inst));
+    underlying_of(cfg, inst, b, sizeof(b));
     cJSON_AddStringToObject(o, "underlying", b);
-    quote_of(s, inst, b, sizeof(b));
+    quote_of(cfg, inst, b, sizeof(b));
     cJSON_AddStringToObject(o, "quoteCurrency", b);
-    add_rate(o, "commission", inst_cfg(s, inst)->taker_fee_e8);
+    add_rate(o, "commission", inst_cfg(cfg, inst)->taker_fee_e8);
     add_rate(o, "initMarginReq", p->im_e8);
     add_rate(o, "maintMarginReq", p->mm_e8);
     add_int(o, "riskLimit", p->risk_limit);
@@ -428,7 +429,7 @@ cJSON *render_position(const struct srv *s, uint32_t account, uint16_t inst,
         cJSON_AddNumberToObject(o, "leverage", p->im_e8 > 0 ? (double)MF_RATE_SCALE / (double)p->im_e8 : 100);
     cJSON_AddBoolToObject(o, "crossMargin", p->leverage_e8 == 0);
     if (p->qty)
-        add_rate(o, "deleveragePercentile", exch_adl_percentile(s->x, account, inst));
+        add_rate(o, "deleveragePercentile", adl_e8);
     else
         cJSON_AddNullToObject(o, "deleveragePercentile");
     add_int(o, "rebalancedPnl", 0);
@@ -446,7 +447,7 @@ cJSON *render_position(const struct srv *s, uint32_t account, uint16_t inst,
     add_int(o, "markValue", p->mark_value);
     add_int(o, "riskValue", (p->mark_value < 0 ? -p->mark_value : p->mark_value));
     double home = 0, foreign = 0;
-    notional(s, inst, p->qty, p->mark_px, &home, &foreign);
+    notional(cfg, inst, p->qty, p->mark_px, &home, &foreign);
     cJSON_AddNumberToObject(o, "homeNotional", home);
     cJSON_AddNumberToObject(o, "foreignNotional", foreign);
     cJSON_AddStringToObject(o, "posState", "");
@@ -478,12 +479,12 @@ cJSON *render_position(const struct srv *s, uint32_t account, uint16_t inst,
     return o;
 }
 
-cJSON *render_margin(const struct srv *s, uint32_t account, uint8_t cur, const struct exch_margin *m,
+cJSON *render_margin(const struct exch_config *cfg, uint32_t account, uint8_t cur, const struct exch_margin *m,
                      ms_t now)
 {
     cJSON *o = cJSON_CreateObject();
     add_int(o, "account", account);
-    cJSON_AddStringToObject(o, "currency", s->cfg.exch.currency[cur]);
+    cJSON_AddStringToObject(o, "currency", cfg->currency[cur]);
     add_int(o, "riskLimit", INT64_C(1000000000000));
     cJSON_AddStringToObject(o, "state", "");
     add_int(o, "amount", m->wallet);
@@ -516,12 +517,12 @@ cJSON *render_margin(const struct srv *s, uint32_t account, uint8_t cur, const s
     return o;
 }
 
-cJSON *render_wallet(const struct srv *s, uint32_t account, uint8_t cur, const struct exch_margin *m,
+cJSON *render_wallet(const struct exch_config *cfg, uint32_t account, uint8_t cur, const struct exch_margin *m,
                      ms_t now)
 {
     cJSON *o = cJSON_CreateObject();
     add_int(o, "account", account);
-    cJSON_AddStringToObject(o, "currency", s->cfg.exch.currency[cur]);
+    cJSON_AddStringToObject(o, "currency", cfg->currency[cur]);
     add_int(o, "deposited", m->deposited);
     add_int(o, "withdrawn", m->withdrawn);
     add_int(o, "transferIn", 0);
@@ -536,19 +537,20 @@ cJSON *render_wallet(const struct srv *s, uint32_t account, uint8_t cur, const s
 
 /* ---- Instrument ------------------------------------------------------------------------------- */
 
-cJSON *render_index(const struct srv *s, uint16_t index, ms_t now)
+cJSON *render_index(const struct core_view *v, uint16_t index, ms_t now)
 {
+    const struct exch_config *cfg = cv_config(v);
     cJSON *o = cJSON_CreateObject();
-    const char *name = s->cfg.exch.index[index];
+    const char *name = cfg->index[index];
     cJSON_AddStringToObject(o, "symbol", name);
     cJSON_AddStringToObject(o, "rootSymbol", name[0] == '.' ? name + 1 : name);
     cJSON_AddStringToObject(o, "state", "Unlisted");
     cJSON_AddStringToObject(o, "typ", "MRCXXX");
     px_t px = 0;
-    for (uint16_t i = 0; i < s->cfg.exch.engine.instruments_count; i++)
-        if (inst_cfg(s, i)->index == index) {
+    for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
+        if (inst_cfg(cfg, i)->index == index) {
             struct exch_instrument_state st;
-            exch_instrument_state(s->x, i, &st);
+            cv_instrument(v, i, &st);
             px = st.index_px;
             break;
         }
@@ -558,15 +560,16 @@ cJSON *render_index(const struct srv *s, uint16_t index, ms_t now)
     return o;
 }
 
-cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
+cJSON *render_instrument(const struct core_view *v, uint16_t i, ms_t now)
 {
-    const struct exch_instrument *in = inst_cfg(s, i);
-    const struct engine_instrument *ei = &s->cfg.exch.engine.instruments[i];
+    const struct exch_config *cfg = cv_config(v);
+    const struct exch_instrument *in = inst_cfg(cfg, i);
+    const struct engine_instrument *ei = &cfg->engine.instruments[i];
     struct exch_instrument_state st;
-    exch_instrument_state(s->x, i, &st);
+    cv_instrument(v, i, &st);
     char b[32], u[16], qc[16];
-    underlying_of(s, i, u, sizeof(u));
-    quote_of(s, i, qc, sizeof(qc));
+    underlying_of(cfg, i, u, sizeof(u));
+    quote_of(cfg, i, qc, sizeof(qc));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "symbol", ei->symbol);
     cJSON_AddStringToObject(o, "rootSymbol", u);
@@ -590,15 +593,15 @@ cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
     snprintf(b, sizeof(b), "%s=", u);
     cJSON_AddStringToObject(o, "underlyingSymbol", b);
     cJSON_AddStringToObject(o, "reference", "BMEX");
-    cJSON_AddStringToObject(o, "referenceSymbol", s->cfg.exch.index[in->index]);
+    cJSON_AddStringToObject(o, "referenceSymbol", cfg->index[in->index]);
     add_int(o, "maxOrderQty", ei->max_order_qty);
     add_px(o, "maxPrice", ei->max_px);
     add_int(o, "lotSize", ei->lot_qty);
     cJSON_AddNumberToObject(o, "tickSize", px_num(ei->tick_px));
     add_int(o, "multiplier", in->contract.multiplier);
-    cJSON_AddStringToObject(o, "settlCurrency", settl_currency(s, i));
+    cJSON_AddStringToObject(o, "settlCurrency", settl_currency(cfg, i));
     if (in->contract.kind == MF_LINEAR) {
-        double scale = currency_scale(s, in->currency);
+        double scale = currency_scale(cfg, in->currency);
         cJSON_AddNumberToObject(o, "underlyingToPositionMultiplier",
                                 scale / (double)in->contract.multiplier);
         cJSON_AddNullToObject(o, "underlyingToSettleMultiplier");
@@ -635,7 +638,7 @@ cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
     }
     /* 24 h statistics from the 1-hour buckets, the last price from trades. */
     uint32_t nb = 0;
-    const struct bin_rec *bins = store_bins(s->st, i, BIN_1H, &nb);
+    const struct bin_rec *bins = store_bins(cv_store(v), i, BIN_1H, &nb);
     px_t hi = 0, lo = 0, prev24 = 0;
     qty_t vol24 = 0;
     sats_t turn24 = 0;
@@ -655,10 +658,10 @@ cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
         prev24 = bn->open;
     }
     uint8_t tick = 0;
-    px_t last = store_last_px(s->st, i, &tick);
+    px_t last = store_last_px(cv_store(v), i, &tick);
     add_px(o, "prevClosePrice", prev24 ? prev24 : last);
     uint32_t nt = 0;
-    const struct trade_rec *tr = store_trades(s->st, i, &nt);
+    const struct trade_rec *tr = store_trades(cv_store(v), i, &nt);
     qty_t total_vol = 0;
     for (uint32_t k = 0; k < nb; k++)
         total_vol += bins[k].volume;
@@ -670,7 +673,7 @@ cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
     double home24 = 0, foreign24 = 0;
     if (vol24 > 0 && pq > 0) {
         px_t vwap = (px_t)(pq / vol24);
-        notional(s, i, vol24, vwap, &home24, &foreign24);
+        notional(cfg, i, vol24, vwap, &home24, &foreign24);
         cJSON_AddNumberToObject(o, "homeNotional24h", home24 < 0 ? -home24 : home24);
         cJSON_AddNumberToObject(o, "foreignNotional24h", foreign24 < 0 ? -foreign24 : foreign24);
         add_px(o, "vwap", vwap);
@@ -688,11 +691,10 @@ cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
     cJSON_AddNumberToObject(o, "lastChangePcnt",
                             prev24 && last ? (double)(int64_t)((px_num(last) / px_num(prev24) - 1) * 10000) / 10000 : 0);
     px_t bid = 0, ask = 0;
-    struct engine *e = exch_engine(s->x);
     qty_t sz;
-    if (engine_levels(e, i, SIDE_BUY, 1, &bid, &sz) == 0)
+    if (cv_levels(v, i, SIDE_BUY, 1, &bid, &sz) == 0)
         bid = 0;
-    if (engine_levels(e, i, SIDE_SELL, 1, &ask, &sz) == 0)
+    if (cv_levels(v, i, SIDE_SELL, 1, &ask, &sz) == 0)
         ask = 0;
     add_px(o, "bidPrice", bid);
     add_px(o, "midPrice", bid && ask ? (bid + ask) / 2 : 0);
@@ -711,11 +713,11 @@ cJSON *render_instrument(const struct srv *s, uint16_t i, ms_t now)
     return o;
 }
 
-cJSON *render_trade(const struct srv *s, uint16_t inst, const struct trade_rec *t)
+cJSON *render_trade(const struct exch_config *cfg, uint16_t inst, const struct trade_rec *t)
 {
     cJSON *o = cJSON_CreateObject();
     add_time(o, "timestamp", t->ts);
-    cJSON_AddStringToObject(o, "symbol", sym(s, inst));
+    cJSON_AddStringToObject(o, "symbol", sym(cfg, inst));
     cJSON_AddStringToObject(o, "side", t->side <= SIDE_SELL ? side_names[t->side] : "");
     add_int(o, "size", t->size);
     add_px(o, "price", t->px);
@@ -723,7 +725,7 @@ cJSON *render_trade(const struct srv *s, uint16_t inst, const struct trade_rec *
     add_id(o, "trdMatchID", ID_TRADE, t->trade_id);
     add_int(o, "grossValue", t->gross);
     double home = 0, foreign = 0;
-    notional(s, inst, t->size, t->px, &home, &foreign);
+    notional(cfg, inst, t->size, t->px, &home, &foreign);
     cJSON_AddNumberToObject(o, "homeNotional", home < 0 ? -home : home);
     cJSON_AddNumberToObject(o, "foreignNotional", foreign < 0 ? -foreign : foreign);
     cJSON_AddStringToObject(o, "trdType", "Regular");

@@ -26,8 +26,10 @@ static const char HTTP[] = "HTTPError";
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-static void rdlock(struct req *r) { pthread_rwlock_rdlock(&r->s->lock); }
-static void unlock(struct req *r) { pthread_rwlock_unlock(&r->s->lock); }
+/* A view of the state for this request (core.h): short, no rendering of
+ * JSON for a write's reply inside it. */
+static void rdlock(struct req *r) { r->v = core_view_begin(r->s->core); }
+static void unlock(struct req *r) { core_view_end(r->v); r->v = NULL; }
 
 static bool need_auth(struct req *r)
 {
@@ -88,13 +90,13 @@ static const char *str_param(const cJSON *p, const char *name)
 /* Instruments a `symbol` parameter names: exact, a root ("XBT"), or a
  * series ("XBT:perpetual", "XBT:quarterly"). Returns the bit mask (all when
  * absent); 0 when it names nothing. */
-static uint64_t symbol_mask(const struct srv *s, const char *symbol)
+static uint64_t symbol_mask(const struct exch_config *x, const char *symbol)
 {
-    uint16_t n = s->cfg.exch.engine.instruments_count;
+    uint16_t n = x->engine.instruments_count;
     uint64_t all = n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
     if (!symbol || !*symbol)
         return all;
-    int i = inst_find(s, symbol);
+    int i = inst_find(x, symbol);
     if (i >= 0)
         return UINT64_C(1) << i;
     char root[16] = "", series[24] = "";
@@ -107,10 +109,10 @@ static uint64_t symbol_mask(const struct srv *s, const char *symbol)
         snprintf(series, sizeof(series), "%s", colon + 1);
     uint64_t m = 0;
     for (uint16_t k = 0; k < n; k++) {
-        const char *y = sym(s, k);
+        const char *y = sym(x, k);
         if (strncasecmp(y, root, rl) != 0 || strlen(y) <= rl)
             continue;
-        bool perp = s->cfg.exch.inst[k].perpetual;
+        bool perp = x->inst[k].perpetual;
         if (!*series || (strcasecmp(series, "perpetual") == 0 && perp) ||
             (strcasecmp(series, "perpetual") != 0 && !perp))
             m |= UINT64_C(1) << k;
@@ -127,7 +129,7 @@ static bool parse_query(struct req *r, const struct q_spec *spec, struct q_opts 
         return false;
     }
     if (mask)
-        *mask = symbol_mask(r->s, str_param(r->params, "symbol"));
+        *mask = symbol_mask(r->s->x, str_param(r->params, "symbol"));
     return true;
 }
 
@@ -168,28 +170,28 @@ static void get_instruments(struct req *r, bool active, bool indices, bool instr
     uint64_t mask;
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
-    ms_t now = s->now;
+    ms_t now = cv_now(r->v);
     if (instruments) {
-        uint16_t n = s->cfg.exch.engine.instruments_count;
+        uint16_t n = s->x->engine.instruments_count;
         WALK(i, n, o.reverse)
         {
             if (!(mask >> i & 1))
                 continue;
             if (active) {
                 struct exch_instrument_state st;
-                exch_instrument_state(s->x, (uint16_t)i, &st);
+                cv_instrument(r->v, (uint16_t)i, &st);
                 if (st.settled)
                     continue;
             }
-            if (!q_offer(&c, render_instrument(s, (uint16_t)i, now), now))
+            if (!q_offer(&c, render_instrument(r->v, (uint16_t)i, now), now))
                 break;
         }
     }
     const char *want = str_param(r->params, "symbol");
     if (indices)
-        for (uint16_t k = 0; k < s->cfg.exch.indices_count; k++)
-            if (!want || strcasecmp(want, s->cfg.exch.index[k]) == 0)
-                if (!q_offer(&c, render_index(s, k, now), now))
+        for (uint16_t k = 0; k < s->x->indices_count; k++)
+            if (!want || strcasecmp(want, s->x->index[k]) == 0)
+                if (!q_offer(&c, render_index(r->v, k, now), now))
                     break;
     table_close(r, &c, &o);
 }
@@ -204,7 +206,7 @@ static void get_l2(struct req *r)
         reply_error(r, 400, VALIDATION, "'symbol' is a required arg.");
         return;
     }
-    int i = inst_find(s, symbol);
+    int i = inst_find(s->x, symbol);
     if (i < 0) {
         reply_error(r, 400, VALIDATION, "Invalid symbol");
         return;
@@ -227,12 +229,11 @@ static void get_l2(struct req *r)
         return;
     }
     rdlock(r);
-    struct engine *e = exch_engine(s->x);
-    uint32_t ns = engine_levels(e, (uint16_t)i, SIDE_SELL, max, px, sz);
-    uint32_t nb = engine_levels(e, (uint16_t)i, SIDE_BUY, max, px + max, sz + max);
-    ms_t now = s->now;
+    uint32_t ns = cv_levels(r->v, (uint16_t)i, SIDE_SELL, max, px, sz);
+    uint32_t nb = cv_levels(r->v, (uint16_t)i, SIDE_BUY, max, px + max, sz + max);
+    ms_t now = cv_now(r->v);
     unlock(r);
-    const struct engine_instrument *ei = &s->cfg.exch.engine.instruments[i];
+    const struct engine_instrument *ei = &s->x->engine.instruments[i];
     px_t ftick = l2_formula_tick_px(ei->symbol, ei->tick_px);
     char ts[TF_ISO_BUF];
     tf_format_ms(now, ts, sizeof(ts));
@@ -269,11 +270,11 @@ static void get_trades(struct req *r)
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
     /* Merge the instruments' trade lists by time (ties by instrument). */
-    uint16_t n = s->cfg.exch.engine.instruments_count;
+    uint16_t n = s->x->engine.instruments_count;
     const struct trade_rec *tv[INSTRUMENTS_MAX];
     uint32_t tn[INSTRUMENTS_MAX], pos[INSTRUMENTS_MAX];
     for (uint16_t i = 0; i < n; i++) {
-        tv[i] = store_trades(s->st, i, &tn[i]);
+        tv[i] = store_trades(cv_store(r->v), i, &tn[i]);
         if (!(mask >> i & 1))
             tn[i] = 0;
         pos[i] = 0;
@@ -296,7 +297,7 @@ static void get_trades(struct req *r)
         pos[best]++;
         if (!q_time_ok(&o, t->ts))
             continue;
-        if (!q_offer(&c, render_trade(s, (uint16_t)best, t), t->ts))
+        if (!q_offer(&c, render_trade(s->x, (uint16_t)best, t), t->ts))
             break;
     }
     table_close(r, &c, &o);
@@ -320,7 +321,7 @@ static cJSON *bin_row(const struct srv *s, uint16_t inst, const struct bin_rec *
     bool real = b->start_ms == start;
     cJSON *o = cJSON_CreateObject();
     add_time(o, "timestamp", start + width);
-    cJSON_AddStringToObject(o, "symbol", sym(s, inst));
+    cJSON_AddStringToObject(o, "symbol", sym(s->x, inst));
     px_t open = real ? b->open : b->close;
     cJSON_AddNumberToObject(o, "open", px_num(open));
     cJSON_AddNumberToObject(o, "high", px_num(real ? b->high : b->close));
@@ -336,7 +337,7 @@ static cJSON *bin_row(const struct srv *s, uint16_t inst, const struct bin_rec *
     cJSON_AddNumberToObject(o, "turnover", real ? (double)b->turnover : 0);
     double home = 0, foreign = 0;
     if (real && b->volume > 0)
-        notional(s, inst, b->volume, (px_t)(b->px_qty / b->volume), &home, &foreign);
+        notional(s->x, inst, b->volume, (px_t)(b->px_qty / b->volume), &home, &foreign);
     cJSON_AddNumberToObject(o, "homeNotional", home < 0 ? -home : home);
     cJSON_AddNumberToObject(o, "foreignNotional", foreign < 0 ? -foreign : foreign);
     return o;
@@ -361,7 +362,7 @@ static void get_bucketed(struct req *r)
     if (bad_param(r, prm_bool(r->params, "partial", &partial), "partial"))
         return;
     const char *symbol = str_param(r->params, "symbol");
-    int inst = inst_find(s, symbol);
+    int inst = inst_find(s->x, symbol);
     if (!symbol || inst < 0) {
         reply_error(r, 400, VALIDATION, symbol ? "Invalid symbol" : "'symbol' is a required arg.");
         return;
@@ -372,8 +373,8 @@ static void get_bucketed(struct req *r)
     if (!table_open(r, &spec, &o, NULL, &c))
         return;
     uint32_t nb = 0;
-    const struct bin_rec *bins = store_bins(s->st, (uint16_t)inst, (enum bin_size)b, &nb);
-    ms_t now = s->now;
+    const struct bin_rec *bins = store_bins(cv_store(r->v), (uint16_t)inst, (enum bin_size)b, &nb);
+    ms_t now = cv_now(r->v);
     if (nb) {
         ms_t first = bins[0].start_ms;
         ms_t cur = now - now % w; /* the bucket in progress */
@@ -409,19 +410,19 @@ static void get_funding(struct req *r)
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
     uint32_t n = 0;
-    const struct funding_rec *f = store_funding(s->st, &n);
+    const struct funding_rec *f = store_funding(cv_store(r->v), &n);
     WALK(k, n, o.reverse)
     {
         if (!(mask >> f[k].inst & 1) || !q_time_ok(&o, f[k].ts))
             continue;
         cJSON *row = cJSON_CreateObject();
         add_time(row, "timestamp", f[k].ts);
-        cJSON_AddStringToObject(row, "symbol", sym(s, f[k].inst));
+        cJSON_AddStringToObject(row, "symbol", sym(s->x, f[k].inst));
         add_time(row, "fundingInterval",
-                 946684800000 + s->cfg.exch.inst[f[k].inst].funding_interval_ms);
+                 946684800000 + s->x->inst[f[k].inst].funding_interval_ms);
         double rate = (double)f[k].rate_e8 / (double)MF_RATE_SCALE;
         cJSON_AddNumberToObject(row, "fundingRate", rate);
-        ms_t iv = s->cfg.exch.inst[f[k].inst].funding_interval_ms;
+        ms_t iv = s->x->inst[f[k].inst].funding_interval_ms;
         cJSON_AddNumberToObject(row, "fundingRateDaily", iv ? rate * (double)MS_PER_DAY / (double)iv : 0);
         if (!q_offer(&c, row, f[k].ts))
             break;
@@ -439,13 +440,13 @@ static void get_insurance(struct req *r)
     if (!table_open(r, &spec, &o, NULL, &c))
         return;
     uint32_t n = 0;
-    const struct insurance_rec *f = store_insurance(s->st, &n);
+    const struct insurance_rec *f = store_insurance(cv_store(r->v), &n);
     WALK(k, n, o.reverse)
     {
         if (!q_time_ok(&o, f[k].ts))
             continue;
         cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[f[k].currency]);
+        cJSON_AddStringToObject(row, "currency", s->x->currency[f[k].currency]);
         add_time(row, "timestamp", f[k].ts);
         cJSON_AddNumberToObject(row, "walletBalance", (double)f[k].balance);
         if (!q_offer(&c, row, f[k].ts))
@@ -464,17 +465,17 @@ static void get_liquidations(struct req *r)
     uint64_t mask;
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
-    const struct idx_vec *lv = store_liquidations(s->st);
+    const struct idx_vec *lv = store_liquidations(cv_store(r->v));
     WALK(k, lv->n, o.reverse)
     {
-        const struct ord_rec *rec = store_order(s->st, lv->v[k]);
+        const struct ord_rec *rec = store_order(cv_store(r->v), lv->v[k]);
         if (!rec || !(mask >> rec->v.inst & 1) || !q_time_ok(&o, rec->created_ms))
             continue;
         cJSON *row = cJSON_CreateObject();
         char id[37];
         id_format(id, ID_ORDER, rec->v.id);
         cJSON_AddStringToObject(row, "orderID", id);
-        cJSON_AddStringToObject(row, "symbol", sym(s, rec->v.inst));
+        cJSON_AddStringToObject(row, "symbol", sym(s->x, rec->v.inst));
         cJSON_AddStringToObject(row, "side", rec->v.side == SIDE_SELL ? "Sell" : "Buy");
         cJSON_AddNumberToObject(row, "price", px_num(rec->v.price));
         cJSON_AddNumberToObject(row, "leavesQty", (double)rec->v.leaves);
@@ -498,14 +499,14 @@ static void get_settlements(struct req *r)
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
     uint32_t n = 0;
-    const struct settle_rec *f = store_settlements(s->st, &n);
+    const struct settle_rec *f = store_settlements(cv_store(r->v), &n);
     WALK(k, n, o.reverse)
     {
         if (!(mask >> f[k].inst & 1) || !q_time_ok(&o, f[k].ts))
             continue;
         cJSON *row = cJSON_CreateObject();
         add_time(row, "timestamp", f[k].ts);
-        cJSON_AddStringToObject(row, "symbol", sym(s, f[k].inst));
+        cJSON_AddStringToObject(row, "symbol", sym(s->x, f[k].inst));
         cJSON_AddStringToObject(row, "settlementType", "Settlement");
         cJSON_AddNumberToObject(row, "settledPrice", px_num(f[k].px));
         cJSON_AddNullToObject(row, "optionStrikePrice");
@@ -525,8 +526,8 @@ static void get_assets(struct req *r)
 {
     struct srv *s = r->s;
     cJSON *rows = cJSON_CreateArray();
-    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
-        const char *cur = s->cfg.exch.currency[c];
+    for (uint8_t c = 0; c < s->x->currencies_count; c++) {
+        const char *cur = s->x->currency[c];
         bool usdt = strcmp(cur, "USDt") == 0;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "asset", usdt ? "USDT" : "XBT");
@@ -630,13 +631,13 @@ static void get_orders(struct req *r)
     uint64_t mask;
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
-    const struct idx_vec *ov = store_account_orders(s->st, r->key.account);
+    const struct idx_vec *ov = store_account_orders(cv_store(r->v), r->key.account);
     WALK(k, ov->n, o.reverse)
     {
-        const struct ord_rec *rec = store_order(s->st, ov->v[k]);
+        const struct ord_rec *rec = store_order(cv_store(r->v), ov->v[k]);
         if (!rec || !(mask >> rec->v.inst & 1) || !q_time_ok(&o, rec->updated_ms))
             continue;
-        if (!q_offer(&c, render_order(s, rec), rec->updated_ms))
+        if (!q_offer(&c, render_order(s->x, rec), rec->updated_ms))
             break;
     }
     table_close(r, &c, &o);
@@ -644,7 +645,6 @@ static void get_orders(struct req *r)
 
 static void get_executions(struct req *r, bool trades_only)
 {
-    struct srv *s = r->s;
     if (!need_auth(r))
         return;
     static const char *const keys[] = {"execID", NULL};
@@ -654,17 +654,17 @@ static void get_executions(struct req *r, bool trades_only)
     uint64_t mask;
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
-    const struct idx_vec *ev = store_account_execs(s->st, r->key.account);
+    const struct idx_vec *ev = store_account_execs(cv_store(r->v), r->key.account);
     WALK(k, ev->n, o.reverse)
     {
-        const struct exe_rec *e = store_exec(s->st, ev->v[k]);
+        const struct exe_rec *e = store_exec(cv_store(r->v), ev->v[k]);
         if (!(mask >> e->v.inst & 1) || !q_time_ok(&o, e->ts))
             continue;
         if (trades_only && !(e->type == EX_TRADE || e->type == EX_FUNDING ||
                              e->type == EX_SETTLEMENT || e->type == EX_LIQUIDATION ||
                              e->type == EX_BANKRUPTCY))
             continue;
-        if (!q_offer(&c, render_exec(s, e), e->ts))
+        if (!q_offer(&c, render_exec(r->v, e), e->ts))
             break;
     }
     table_close(r, &c, &o);
@@ -682,16 +682,18 @@ static void get_positions(struct req *r)
     uint64_t mask;
     if (!table_open(r, &spec, &o, &mask, &c))
         return;
-    uint64_t has = store_account_insts(s->st, r->key.account);
-    uint16_t n = s->cfg.exch.engine.instruments_count;
+    uint64_t has = store_account_insts(cv_store(r->v), r->key.account);
+    uint16_t n = s->x->engine.instruments_count;
     WALK(i, n, o.reverse)
     {
         struct exch_position p;
-        if (!(mask >> i & 1) || exch_position(s->x, r->key.account, (uint16_t)i, &p) != 0)
+        if (!(mask >> i & 1) || cv_position(r->v, r->key.account, (uint16_t)i, &p) != 0)
             continue;
         if (!(has >> i & 1) && !p.qty && !p.leverage_e8)
             continue;
-        if (!q_offer(&c, render_position(s, r->key.account, (uint16_t)i, &p, s->now), s->now))
+        if (!q_offer(&c, render_position(s->x, r->key.account, (uint16_t)i, &p,
+                                          p.qty ? cv_adl(r->v, r->key.account, (uint16_t)i) : -1,
+                                          cv_now(r->v)), cv_now(r->v)))
             break;
     }
     table_close(r, &c, &o);
@@ -704,7 +706,7 @@ static bool currency_param(struct req *r, int *cur, bool *all)
     *all = c && strcasecmp(c, "all") == 0;
     *cur = 0;
     if (c && !*all) {
-        *cur = currency_find(r->s, c);
+        *cur = currency_find(r->s->x, c);
         if (*cur < 0) {
             reply_error(r, 400, VALIDATION, "Invalid currency");
             return false;
@@ -722,13 +724,13 @@ static void get_margin(struct req *r, bool wallet)
         return;
     cJSON *rows = all ? cJSON_CreateArray() : NULL, *one = NULL;
     rdlock(r);
-    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
+    for (uint8_t c = 0; c < s->x->currencies_count; c++) {
         if (!all && c != cur)
             continue;
         struct exch_margin m;
-        exch_margin(s->x, r->key.account, c, &m);
-        cJSON *o = wallet ? render_wallet(s, r->key.account, c, &m, s->now)
-                          : render_margin(s, r->key.account, c, &m, s->now);
+        cv_margin(r->v, r->key.account, c, &m);
+        cJSON *o = wallet ? render_wallet(s->x, r->key.account, c, &m, cv_now(r->v))
+                          : render_margin(s->x, r->key.account, c, &m, cv_now(r->v));
         if (all)
             cJSON_AddItemToArray(rows, o);
         else
@@ -745,7 +747,7 @@ static cJSON *wallet_row(const struct srv *s, const struct wallet_rec *w)
     id_format(id, ID_TRANSACT, w->id);
     cJSON_AddStringToObject(o, "transactID", id);
     cJSON_AddNumberToObject(o, "account", w->account);
-    cJSON_AddStringToObject(o, "currency", s->cfg.exch.currency[w->currency]);
+    cJSON_AddStringToObject(o, "currency", s->x->currency[w->currency]);
     cJSON_AddStringToObject(o, "network", "");
     const char *t = money_kind_name(w->kind);
     if (w->kind == MK_FUNDING || w->kind == MK_SETTLEMENT || w->kind == MK_LIQUIDATION ||
@@ -755,7 +757,7 @@ static cJSON *wallet_row(const struct srv *s, const struct wallet_rec *w)
     cJSON_AddNumberToObject(o, "amount", (double)w->amount);
     cJSON_AddNumberToObject(o, "fee", 0);
     cJSON_AddStringToObject(o, "transactStatus", "Completed");
-    cJSON_AddStringToObject(o, "address", w->kind == MK_TRANSFER || w->kind >= MK_FUNDING ? sym(s, w->inst) : "");
+    cJSON_AddStringToObject(o, "address", w->kind == MK_TRANSFER || w->kind >= MK_FUNDING ? sym(s->x, w->inst) : "");
     cJSON_AddStringToObject(o, "tx", "");
     cJSON_AddStringToObject(o, "text", money_kind_name(w->kind));
     add_time(o, "transactTime", w->ts);
@@ -778,10 +780,10 @@ static void get_wallet_history(struct req *r)
     struct q_collect c;
     if (!table_open(r, &spec, &o, NULL, &c))
         return;
-    const struct idx_vec *wv = store_account_wallet(s->st, r->key.account);
+    const struct idx_vec *wv = store_account_wallet(cv_store(r->v), r->key.account);
     WALK(k, wv->n, o.reverse)
     {
-        const struct wallet_rec *w = store_wallet(s->st, wv->v[k]);
+        const struct wallet_rec *w = store_wallet(cv_store(r->v), wv->v[k]);
         if ((!all && w->currency != cur) || w->kind == MK_INSURANCE || !q_time_ok(&o, w->ts))
             continue;
         if (!q_offer(&c, wallet_row(s, w), w->ts))
@@ -803,24 +805,24 @@ static void get_wallet_summary(struct req *r)
         return;
     cJSON *rows = cJSON_CreateArray();
     rdlock(r);
-    const struct idx_vec *wv = store_account_wallet(s->st, r->key.account);
-    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
+    const struct idx_vec *wv = store_account_wallet(cv_store(r->v), r->key.account);
+    for (uint8_t c = 0; c < s->x->currencies_count; c++) {
         if (!all && c != cur)
             continue;
         sats_t sum[MK_TRANSFER + 1] = {0};
         for (uint32_t k = 0; k < wv->n; k++) {
-            const struct wallet_rec *w = store_wallet(s->st, wv->v[k]);
+            const struct wallet_rec *w = store_wallet(cv_store(r->v), wv->v[k]);
             if (w->currency == c && w->kind <= MK_TRANSFER && q_time_ok(&o, w->ts))
                 sum[w->kind] += w->amount;
         }
         struct exch_margin m;
-        exch_margin(s->x, r->key.account, c, &m);
+        cv_margin(r->v, r->key.account, c, &m);
         sats_t other = 0;
         static const uint8_t kinds[] = {MK_DEPOSIT, MK_WITHDRAWAL, MK_TRANSFER};
         for (size_t k = 0; k < sizeof(kinds); k++) {
             cJSON *row = cJSON_CreateObject();
             cJSON_AddNumberToObject(row, "account", r->key.account);
-            cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[c]);
+            cJSON_AddStringToObject(row, "currency", s->x->currency[c]);
             cJSON_AddStringToObject(row, "transactType", money_kind_name(kinds[k]));
             cJSON_AddStringToObject(row, "symbol", "");
             cJSON_AddNumberToObject(row, "amount", (double)sum[kinds[k]]);
@@ -840,7 +842,7 @@ static void get_wallet_summary(struct req *r)
         for (int k = 0; k < 3; k++) {
             cJSON *row = cJSON_CreateObject();
             cJSON_AddNumberToObject(row, "account", r->key.account);
-            cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[c]);
+            cJSON_AddStringToObject(row, "currency", s->x->currency[c]);
             cJSON_AddStringToObject(row, "transactType", names[k]);
             cJSON_AddStringToObject(row, "symbol", "");
             cJSON_AddNumberToObject(row, "amount", (double)amounts[k]);
@@ -862,7 +864,7 @@ static void get_api_keys(struct req *r)
     if (!need_auth(r))
         return;
     struct key_rec keys[64];
-    int n = keys_list(r->s, r->key.account, keys, 64);
+    int n = core_keys_list(r->s->core, r->key.account, keys, 64);
     cJSON *rows = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -917,9 +919,9 @@ static void get_commission(struct req *r)
     if (!need_auth(r))
         return;
     cJSON *o = cJSON_CreateObject();
-    for (uint16_t i = 0; i < s->cfg.exch.engine.instruments_count; i++) {
-        cJSON *f = cJSON_AddObjectToObject(o, sym(s, i));
-        const struct exch_instrument *in = &s->cfg.exch.inst[i];
+    for (uint16_t i = 0; i < s->x->engine.instruments_count; i++) {
+        cJSON *f = cJSON_AddObjectToObject(o, sym(s->x, i));
+        const struct exch_instrument *in = &s->x->inst[i];
         cJSON_AddNumberToObject(f, "makerFee", (double)in->maker_fee_e8 / (double)MF_RATE_SCALE);
         cJSON_AddNumberToObject(f, "takerFee", (double)in->taker_fee_e8 / (double)MF_RATE_SCALE);
         cJSON_AddNumberToObject(f, "settlementFee", (double)in->settle_fee_e8 / (double)MF_RATE_SCALE);
@@ -1034,7 +1036,7 @@ static bool symbol_param(struct req *r, const cJSON *p, uint16_t *inst)
         reply_error(r, 400, VALIDATION, "'symbol' is a required arg.");
         return false;
     }
-    int i = inst_find(r->s, y);
+    int i = inst_find(r->s->x, y);
     if (i < 0) {
         reply_error(r, 400, VALIDATION, "Invalid symbol");
         return false;
@@ -1135,16 +1137,15 @@ static bool parse_new(struct req *r, const cJSON *p, struct cmd *c, char **text)
  * when it is unknown or another account's. */
 static bool resolve_order(struct req *r, const char *order_id, const char *clordid, uint64_t *id)
 {
-    struct srv *s = r->s;
     *id = 0;
     rdlock(r);
     if (order_id) {
         uint64_t k;
-        const struct ord_rec *rec = id_parse(order_id, ID_ORDER, &k) ? store_order(s->st, k) : NULL;
+        const struct ord_rec *rec = id_parse(order_id, ID_ORDER, &k) ? store_order(cv_store(r->v), k) : NULL;
         if (rec && rec->v.account == r->key.account)
             *id = k;
     } else if (clordid) {
-        *id = store_find_clordid(s->st, r->key.account, clordid);
+        *id = store_find_clordid(cv_store(r->v), r->key.account, clordid);
     }
     unlock(r);
     if (!*id) {
@@ -1192,7 +1193,7 @@ static bool clordid_free(struct req *r, const char *clordid)
     if (!*clordid)
         return true;
     rdlock(r);
-    uint64_t id = store_find_clordid(r->s->st, r->key.account, clordid);
+    uint64_t id = store_find_clordid(cv_store(r->v), r->key.account, clordid);
     unlock(r);
     if (id) {
         reply_error(r, 400, VALIDATION, "Duplicate clOrdID");
@@ -1208,21 +1209,21 @@ static void reject_reply(struct req *r, const struct cmd *c, enum reject rej)
     int status;
     const char *msg = reject_message(rej, &status);
     if (rej == REJ_INSUFFICIENT_BALANCE && c->type == CMD_NEW_ORDER) {
-        const struct exch_instrument *in = &r->s->cfg.exch.inst[c->inst];
+        const struct exch_instrument *in = &r->s->x->inst[c->inst];
         sats_t v = 0, need = 0;
         qty_t q = c->u.new_order.qty < 0 ? -c->u.new_order.qty : c->u.new_order.qty;
         px_t px = c->u.new_order.price;
         if (!px) {
             struct exch_instrument_state st;
             rdlock(r);
-            exch_instrument_state(r->s->x, c->inst, &st);
+            cv_instrument(r->v, c->inst, &st);
             unlock(r);
             px = st.mark_px;
         }
         if (px > 0 && mf_value(&in->contract, q, px, &v) == MF_OK)
             mf_margin_req(v < 0 ? -v : v, in->im_e8 + 2 * in->taker_fee_e8, &need);
         reply_error(r, 400, VALIDATION, "%s, %" PRId64 " %s required", msg, need,
-                    r->s->cfg.exch.currency[in->currency]);
+                    r->s->x->currency[in->currency]);
         return;
     }
     reply_error(r, status, status == 400 ? VALIDATION : HTTP, "%s", msg);
@@ -1242,7 +1243,7 @@ static cJSON *rejected_row(struct req *r, const struct cmd *c, enum reject rej)
     rec.v.display_qty = -1;
     memcpy(rec.clordid, c->u.new_order.clordid, sizeof(rec.clordid));
     rec.updated_ms = r->job ? r->job->ts : 0;
-    cJSON *o = render_order(r->s, &rec);
+    cJSON *o = render_order(r->s->x, &rec);
     int status;
     const char *msg = reject_message(rej, &status);
     cJSON_ReplaceItemInObject(o, "ordRejReason", cJSON_CreateString(msg));
@@ -1252,22 +1253,22 @@ static cJSON *rejected_row(struct req *r, const struct cmd *c, enum reject rej)
 
 static void finish_one(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
     if (j->rej[0] != REJ_NONE && !(j->cmds[0].type == CMD_NEW_ORDER && j->rows[0].v.id)) {
         reject_reply(r, &j->cmds[0], j->rej[0]);
         return;
     }
-    reply_json(r, 200, render_order(r->s, &j->rows[0]));
+    reply_json(r, 200, render_order(r->s->x, &j->rows[0]));
 }
 
 static void finish_list(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
     cJSON *rows = cJSON_CreateArray();
     for (uint32_t i = 0; i < j->n; i++) {
         const struct cmd *c = &j->cmds[i];
         if (j->rows[i].v.id) {
-            cJSON *o = render_order(r->s, &j->rows[i]);
+            cJSON *o = render_order(r->s->x, &j->rows[i]);
             if (j->rej[i] != REJ_NONE && c->type == CMD_CANCEL) {
                 char msg[128];
                 snprintf(msg, sizeof(msg), "Unable to cancel order due to existing state: %s",
@@ -1287,10 +1288,10 @@ static void finish_list(struct req *r)
 
 static void finish_cancel_all(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
     cJSON *rows = cJSON_CreateArray();
     for (uint32_t i = 0; i < j->nrows; i++)
-        cJSON_AddItemToArray(rows, render_order(r->s, &j->rows[i]));
+        cJSON_AddItemToArray(rows, render_order(r->s->x, &j->rows[i]));
     reply_json(r, 200, rows);
 }
 
@@ -1300,7 +1301,7 @@ static void post_order(struct req *r)
 {
     if (!need_perm(r, PERM_ORDER))
         return;
-    struct job *j = job_new(J_ORDERS, r->key.account, 1);
+    struct core_job *j = core_job_new(J_ORDERS, r->key.account, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
@@ -1309,7 +1310,7 @@ static void post_order(struct req *r)
     if (!parse_new(r, r->params, &j->cmds[0], &j->texts[0]) ||
         !clordid_free(r, j->cmds[0].u.new_order.clordid) ||
         !rate_limit(r, rl_cost_single(), true, false, false)) {
-        job_free(j);
+        core_job_free(j);
         return;
     }
     /* A Close without a quantity is the exempt close-position order. */
@@ -1323,7 +1324,7 @@ static void put_order(struct req *r)
 {
     if (!need_perm(r, PERM_ORDER))
         return;
-    struct job *j = job_new(J_ORDERS, r->key.account, 1);
+    struct core_job *j = core_job_new(J_ORDERS, r->key.account, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
@@ -1331,7 +1332,7 @@ static void put_order(struct req *r)
     j->cmds[0].account = r->key.account;
     if (!parse_amend(r, r->params, &j->cmds[0], &j->target[0]) ||
         !rate_limit(r, rl_cost_single(), true, false, false)) {
-        job_free(j);
+        core_job_free(j);
         return;
     }
     char t[TEXT_LEN_MAX + 1];
@@ -1393,14 +1394,14 @@ static void delete_order(struct req *r)
     char (*oid)[64] = malloc(sizeof(char[BULK_MAX][64])), (*cid)[64] = malloc(sizeof(char[BULK_MAX][64]));
     int no = oid && cid ? id_list(r, "orderID", oid, BULK_MAX) : -1;
     int nc = no >= 0 ? id_list(r, "clOrdID", cid, BULK_MAX) : -1;
-    struct job *j = NULL;
+    struct core_job *j = NULL;
     if (no < 0 || nc < 0)
         goto out;
     if (no + nc == 0) {
         reply_error(r, 400, VALIDATION, "Must specify either orderID or clOrdID");
         goto out;
     }
-    j = job_new(J_ORDERS, r->key.account, (uint32_t)(no + nc));
+    j = core_job_new(J_ORDERS, r->key.account, (uint32_t)(no + nc));
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         goto out;
@@ -1417,7 +1418,7 @@ static void delete_order(struct req *r)
     submit_job(r, j, LS_KIND_CANCEL, true, finish_list);
     j = NULL;
 out:
-    job_free(j);
+    core_job_free(j);
     free(oid);
     free(cid);
 }
@@ -1433,7 +1434,7 @@ static void delete_all(struct req *r)
     uint16_t inst = INST_ALL;
     const char *y = str_param(r->params, "symbol");
     if (y) {
-        int i = inst_find(s, y);
+        int i = inst_find(s->x, y);
         if (i < 0) {
             reply_error(r, 400, VALIDATION, "Invalid symbol");
             return;
@@ -1452,10 +1453,10 @@ static void delete_all(struct req *r)
     if (fs && cJSON_IsString(fs))
         side = strcmp(fs->valuestring, "Buy") == 0 ? SIDE_BUY : strcmp(fs->valuestring, "Sell") == 0 ? SIDE_SELL : 0;
     const cJSON *fy = f ? cJSON_GetObjectItemCaseSensitive(f, "symbol") : NULL;
-    if (fy && cJSON_IsString(fy) && inst_find(s, fy->valuestring) >= 0)
-        inst = (uint16_t)inst_find(s, fy->valuestring);
+    if (fy && cJSON_IsString(fy) && inst_find(s->x, fy->valuestring) >= 0)
+        inst = (uint16_t)inst_find(s->x, fy->valuestring);
     cJSON_Delete(f);
-    struct job *j = job_new(J_CANCEL_ALL, r->key.account, 1);
+    struct core_job *j = core_job_new(J_CANCEL_ALL, r->key.account, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
@@ -1470,7 +1471,7 @@ static void delete_all(struct req *r)
 
 static void finish_cancel_after(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
     if (j->rej[0] != REJ_NONE) {
         reject_reply(r, &j->cmds[0], j->rej[0]);
         return;
@@ -1497,7 +1498,7 @@ static void post_cancel_after(struct req *r)
         reply_error(r, 400, VALIDATION, g == PRM_ABSENT ? "'timeout' is a required arg." : "Invalid timeout");
         return;
     }
-    struct job *j = job_new(J_CANCEL_AFTER, r->key.account, 1);
+    struct core_job *j = core_job_new(J_CANCEL_AFTER, r->key.account, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
@@ -1529,7 +1530,7 @@ static void bulk(struct req *r, bool amend)
                                           : "Invalid orders");
         return;
     }
-    struct job *j = job_new(J_ORDERS, r->key.account, (uint32_t)n);
+    struct core_job *j = core_job_new(J_ORDERS, r->key.account, (uint32_t)n);
     if (!j) {
         cJSON_Delete(orders);
         reply_error(r, 500, HTTP, "Server Error");
@@ -1550,14 +1551,14 @@ static void bulk(struct req *r, bool amend)
             ok = parse_new(r, it, c, &j->texts[i]) && clordid_free(r, c->u.new_order.clordid);
         if (!ok) { /* if any order fails validation, none execute */
             cJSON_Delete(orders);
-            job_free(j);
+            core_job_free(j);
             return;
         }
         i++;
     }
     cJSON_Delete(orders);
     if (!rate_limit(r, rl_cost_bulk(n), true, false, false)) {
-        job_free(j);
+        core_job_free(j);
         return;
     }
     r->charge_tenths = rl_cost_bulk(n); /* charged only if the queue admits it */
@@ -1568,14 +1569,13 @@ static void bulk(struct req *r, bool amend)
 
 static void finish_position(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
     if (j->rej[0] != REJ_NONE) {
         reject_reply(r, &j->cmds[0], j->rej[0]);
         return;
     }
-    rdlock(r); /* the ADL rank is read from the exchange */
-    cJSON *o = render_position(r->s, j->account, j->cmds[0].inst, &j->pos, j->ts);
-    unlock(r);
+    cJSON *o = render_position(r->s->x, j->account, j->cmds[0].inst, &j->pos,
+                               j->pos.qty ? j->adl_e8 : -1, j->ts);
     reply_json(r, 200, o);
 }
 
@@ -1592,7 +1592,7 @@ static void post_position(struct req *r, enum pos_op op)
     const char *const *known[] = {k_lev, k_iso, k_risk, k_tr};
     if (!only_known(r, r->params, known[op]))
         return;
-    struct job *j = job_new(J_POSITION, r->key.account, 1);
+    struct core_job *j = core_job_new(J_POSITION, r->key.account, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
@@ -1624,7 +1624,7 @@ static void post_position(struct req *r, enum pos_op op)
         /* Isolate at the leverage the position shows now. */
         struct exch_position p;
         rdlock(r);
-        exch_position(r->s->x, r->key.account, c->inst, &p);
+        cv_position(r->v, r->key.account, c->inst, &p);
         unlock(r);
         c->type = CMD_SET_LEVERAGE;
         c->u.leverage_e8 = p.leverage_e8 > 0 ? p.leverage_e8
@@ -1657,14 +1657,14 @@ static void post_position(struct req *r, enum pos_op op)
     submit_job(r, j, LS_KIND_POSITION, false, finish_position);
     return;
 bad:
-    job_free(j);
+    core_job_free(j);
 }
 
 /* ---- money: user withdrawal and the admin faucet ------------------------------------------------------------ */
 
 static void finish_money(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
     for (uint32_t i = 0; i < j->n; i++)
         if (j->rej[i] != REJ_NONE) {
             reject_reply(r, &j->cmds[i], j->rej[i]);
@@ -1673,7 +1673,7 @@ static void finish_money(struct req *r)
     const struct cmd *c = &j->cmds[j->n - 1];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "account", c->account);
-    cJSON_AddStringToObject(o, "currency", r->s->cfg.exch.currency[c->u.money.currency]);
+    cJSON_AddStringToObject(o, "currency", r->s->x->currency[c->u.money.currency]);
     cJSON_AddStringToObject(o, "transactType", c->type == CMD_DEPOSIT ? "Deposit" : "Withdrawal");
     cJSON_AddNumberToObject(o, "amount", (double)(c->type == CMD_DEPOSIT ? c->u.money.amount : -c->u.money.amount));
     cJSON_AddStringToObject(o, "transactStatus", "Completed");
@@ -1687,7 +1687,7 @@ static bool money_cmd(struct req *r, struct cmd *c, uint8_t type, bool admin)
 {
     int64_t amount = 0, account = r->key.account;
     const char *cur = str_param(r->params, "currency");
-    int ci = currency_find(r->s, cur ? cur : "XBt");
+    int ci = currency_find(r->s->x, cur ? cur : "XBt");
     if (ci < 0) {
         reply_error(r, 400, VALIDATION, "Invalid currency");
         return false;
@@ -1696,7 +1696,7 @@ static bool money_cmd(struct req *r, struct cmd *c, uint8_t type, bool admin)
         reply_error(r, 400, VALIDATION, "'account' is a required arg.");
         return false;
     }
-    if (admin && (account <= 0 || account > UINT32_MAX || !account_exists(r->s, (uint32_t)account))) {
+    if (admin && (account <= 0 || account > UINT32_MAX || !core_account_exists(r->s->core, (uint32_t)account))) {
         reply_error(r, 404, HTTP, "Account not found");
         return false;
     }
@@ -1716,14 +1716,14 @@ static void post_withdrawal(struct req *r)
 {
     if (!need_perm(r, PERM_WITHDRAW))
         return;
-    struct job *j = job_new(J_MONEY, r->key.account, 1);
+    struct core_job *j = core_job_new(J_MONEY, r->key.account, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
     }
     if (!money_cmd(r, &j->cmds[0], CMD_WITHDRAW, false) ||
         !rate_limit(r, rl_cost_single(), false, false, true)) {
-        job_free(j);
+        core_job_free(j);
         return;
     }
     submit_job(r, j, LS_KIND_OTHER, false, finish_money);
@@ -1755,7 +1755,15 @@ static bool admin_ok(struct req *r)
 
 static void finish_account(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
+    if (j->status == REJ_CORE_ACCOUNTS_FULL) {
+        reply_error(r, 400, VALIDATION, "No more accounts: the configured maximum is reached");
+        return;
+    }
+    if (j->status != REJ_NONE) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
     for (uint32_t i = 0; i < j->n; i++)
         if (j->rej[i] != REJ_NONE) {
             reject_reply(r, &j->cmds[i], j->rej[i]);
@@ -1763,14 +1771,15 @@ static void finish_account(struct req *r)
         }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "account", j->account);
-    cJSON_AddStringToObject(o, "apiKey", r->key.id);
-    cJSON_AddStringToObject(o, "apiSecret", r->key.secret);
+    /* the reply shows the new key once, here only */
+    cJSON_AddStringToObject(o, "apiKey", j->key.id);
+    cJSON_AddStringToObject(o, "apiSecret", j->key.secret);
     cJSON *perms = cJSON_AddArrayToObject(o, "permissions");
-    if (r->key.perms & PERM_ORDER)
+    if (j->key.perms & PERM_ORDER)
         cJSON_AddItemToArray(perms, cJSON_CreateString("order"));
-    if (r->key.perms & PERM_CANCEL)
+    if (j->key.perms & PERM_CANCEL)
         cJSON_AddItemToArray(perms, cJSON_CreateString("orderCancel"));
-    if (r->key.perms & PERM_WITHDRAW)
+    if (j->key.perms & PERM_WITHDRAW)
         cJSON_AddItemToArray(perms, cJSON_CreateString("withdraw"));
     reply_json(r, 200, o);
 }
@@ -1790,7 +1799,7 @@ static void admin_accounts(struct req *r)
     }
     cJSON_ArrayForEach(it, d)
     {
-        int c = currency_find(s, it->string);
+        int c = currency_find(s->x, it->string);
         int64_t v = 0;
         if (c < 0 || prm_int(d, it->string, &v) != PRM_FOUND || v < 0) {
             reply_error(r, 400, VALIDATION, "Invalid deposits: %s", it->string);
@@ -1846,36 +1855,25 @@ static void admin_accounts(struct req *r)
             k.cidr_bits[k.ncidr++] = (uint8_t)bits;
         }
     }
-    uint32_t account = accounts_alloc(s);
-    if (!account) {
-        reply_error(r, 400, VALIDATION, "No more accounts: the configured maximum is reached");
-        return;
-    }
-    struct key_rec made;
-    if (keys_add(s, account, perms, &made) != 0) {
-        reply_error(r, 500, HTTP, "Server Error");
-        return;
-    }
-    if (k.ncidr) {
-        pthread_mutex_lock(&s->keys_lock);
-        for (uint32_t i = 0; i < s->nkeys; i++)
-            if (strcmp(s->keys[i].id, made.id) == 0) {
-                s->keys[i].ncidr = k.ncidr;
-                memcpy(s->keys[i].cidr_addr, k.cidr_addr, sizeof(k.cidr_addr));
-                memcpy(s->keys[i].cidr_bits, k.cidr_bits, sizeof(k.cidr_bits));
-            }
-        pthread_mutex_unlock(&s->keys_lock);
-    }
-    r->key = made; /* the reply shows the new key once, here only */
-    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++)
+    for (uint8_t c = 0; c < s->x->currencies_count; c++)
         ndep += dep[c] > 0;
-    struct job *j = job_new(J_MONEY, account, ndep);
+    struct core_job *j = core_job_new(J_ACCOUNT, 0, ndep);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
     }
+    /* The key is drawn here and made by a command in the one sequence
+     * (with the account and the deposits), so a replay makes the same. */
+    k.perms = perms;
+    k.enabled = true;
+    if (auth_generate_key(k.id, k.secret) != AUTH_E_OK) {
+        core_job_free(j);
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->key = k;
     uint32_t n = 0;
-    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++)
+    for (uint8_t c = 0; c < s->x->currencies_count; c++)
         if (dep[c] > 0) {
             j->cmds[n].type = CMD_DEPOSIT;
             j->cmds[n].u.money.currency = c;
@@ -1889,13 +1887,13 @@ static void admin_money(struct req *r, uint8_t type)
     static const char *const known[] = {"account", "currency", "amount", NULL};
     if (!only_known(r, r->params, known))
         return;
-    struct job *j = job_new(J_MONEY, 0, 1);
+    struct core_job *j = core_job_new(J_MONEY, 0, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
     }
     if (!money_cmd(r, &j->cmds[0], type, true)) {
-        job_free(j);
+        core_job_free(j);
         return;
     }
     j->account = j->cmds[0].account;
@@ -1904,13 +1902,13 @@ static void admin_money(struct req *r, uint8_t type)
 
 static void finish_index(struct req *r)
 {
-    struct job *j = r->job;
+    struct core_job *j = r->job;
     if (j->rej[0] != REJ_NONE) {
         reject_reply(r, &j->cmds[0], j->rej[0]);
         return;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "symbol", r->s->cfg.exch.index[j->cmds[0].u.set_index.index]);
+    cJSON_AddStringToObject(o, "symbol", r->s->x->index[j->cmds[0].u.set_index.index]);
     cJSON_AddNumberToObject(o, "price", px_num(j->cmds[0].u.set_index.price));
     add_time(o, "timestamp", j->ts);
     reply_json(r, 200, o);
@@ -1924,8 +1922,8 @@ static void admin_index(struct req *r)
         return;
     const char *y = str_param(r->params, "symbol");
     int idx = -1;
-    for (uint16_t k = 0; y && k < s->cfg.exch.indices_count; k++)
-        if (strcasecmp(y, s->cfg.exch.index[k]) == 0)
+    for (uint16_t k = 0; y && k < s->x->indices_count; k++)
+        if (strcasecmp(y, s->x->index[k]) == 0)
             idx = k;
     if (idx < 0) {
         reply_error(r, 400, VALIDATION, "Invalid symbol: not an index");
@@ -1936,7 +1934,7 @@ static void admin_index(struct req *r)
         reply_error(r, 400, VALIDATION, "Invalid price");
         return;
     }
-    struct job *j = job_new(J_INDEX, 0, 1);
+    struct core_job *j = core_job_new(J_INDEX, 0, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
@@ -1952,17 +1950,17 @@ static void admin_audit(struct req *r)
     struct srv *s = r->s;
     struct exch_audit a;
     rdlock(r);
-    exch_audit(s->x, &a);
+    cv_audit(r->v, &a);
     const char *verify = NULL;
-    ms_t now = s->now;
+    ms_t now = cv_now(r->v);
     unlock(r);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "ok", a.ok && !verify);
     cJSON_AddStringToObject(o, "report", a.report);
     cJSON *cur = cJSON_AddArrayToObject(o, "currencies");
-    for (uint8_t c = 0; c < s->cfg.exch.currencies_count; c++) {
+    for (uint8_t c = 0; c < s->x->currencies_count; c++) {
         cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "currency", s->cfg.exch.currency[c]);
+        cJSON_AddStringToObject(row, "currency", s->x->currency[c]);
         cJSON_AddNumberToObject(row, "total", (double)a.total[c]);
         cJSON_AddNumberToObject(row, "expected", (double)a.expected[c]);
         cJSON_AddNumberToObject(row, "difference", (double)(a.total[c] - a.expected[c]));
@@ -1973,9 +1971,9 @@ static void admin_audit(struct req *r)
         cJSON_AddItemToArray(cur, row);
     }
     cJSON *ins = cJSON_AddArrayToObject(o, "instruments");
-    for (uint16_t i = 0; i < s->cfg.exch.engine.instruments_count; i++) {
+    for (uint16_t i = 0; i < s->x->engine.instruments_count; i++) {
         cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "symbol", sym(s, i));
+        cJSON_AddStringToObject(row, "symbol", sym(s->x, i));
         cJSON_AddNumberToObject(row, "longContracts", (double)a.long_qty[i]);
         cJSON_AddNumberToObject(row, "shortContracts", (double)a.short_qty[i]);
         cJSON_AddItemToArray(ins, row);
@@ -1992,12 +1990,12 @@ static void admin_loadshed(struct req *r)
         return;
     int64_t v;
     if (prm_int(r->params, "latencyCapMs", &v) == PRM_FOUND) {
-        if (v <= 0 || ls_set_latency_cap(s->q, v * 1000000) != LS_OK) {
+        if (v <= 0 || ls_set_latency_cap(core_queue(s->core), v * 1000000) != LS_OK) {
             reply_error(r, 400, VALIDATION, "Invalid latencyCapMs");
             return;
         }
     } else if (prm_int(r->params, "fixedDepth", &v) == PRM_FOUND) {
-        if (v < 0 || v > UINT32_MAX || ls_set_fixed_depth(s->q, (uint32_t)v) != LS_OK) {
+        if (v < 0 || v > UINT32_MAX || ls_set_fixed_depth(core_queue(s->core), (uint32_t)v) != LS_OK) {
             reply_error(r, 400, VALIDATION, "Invalid fixedDepth");
             return;
         }
@@ -2006,7 +2004,7 @@ static void admin_loadshed(struct req *r)
         return;
     }
     struct ls_metrics m;
-    ls_metrics(s->q, &m);
+    ls_metrics(core_queue(s->core), &m);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "mode", m.mode == LS_FIXED ? "fixed" : "latencyCap");
     cJSON_AddNumberToObject(o, "latencyCapMs", (double)m.latency_cap_ns / 1e6);
@@ -2019,21 +2017,21 @@ static void admin_loadshed(struct req *r)
 static void get_metrics(struct req *r)
 {
     struct srv *s = r->s;
-    size_t need = ls_metrics_prometheus(s->q, NULL, 0);
+    size_t need = ls_metrics_prometheus(core_queue(s->core), NULL, 0);
     size_t cap = need + 4096;
     char *buf = malloc(cap);
     if (!buf) {
         reply_error(r, 500, HTTP, "Server Error");
         return;
     }
-    size_t n = ls_metrics_prometheus(s->q, buf, need + 1);
+    size_t n = ls_metrics_prometheus(core_queue(s->core), buf, need + 1);
     n += (size_t)snprintf(buf + n, cap - n,
                           "# HELP perpsim_engine_commands_total Commands the engine applied.\n"
                           "# TYPE perpsim_engine_commands_total counter\n"
                           "perpsim_engine_commands_total %" PRIu64 "\n"
                           "# HELP perpsim_http_responses_total HTTP responses by status class.\n"
                           "# TYPE perpsim_http_responses_total counter\n",
-                          (uint64_t)atomic_load(&s->commands));
+                          core_commands(s->core));
     for (int k = 1; k <= 5; k++)
         n += (size_t)snprintf(buf + n, cap - n, "perpsim_http_responses_total{code=\"%dxx\"} %" PRIu64 "\n",
                               k, (uint64_t)atomic_load(&s->http_status[k]));

@@ -232,7 +232,7 @@ static int instrument_entry(struct srv_config *c, struct cfg_state *cs, const cJ
         if (!known)
             return inst_fail(y, "unknown field %s", it->string);
     }
-    struct exch_config *x = &c->exch;
+    struct exch_config *x = &c->core.exch;
     int found = -1;
     for (uint16_t k = 0; k < x->engine.instruments_count; k++)
         if (strcasecmp(x->engine.instruments[k].symbol, y) == 0)
@@ -370,7 +370,7 @@ static int instrument_entry(struct srv_config *c, struct cfg_state *cs, const cJ
             return inst_fail(y, "index %s: too many indices (at most %d)", index_name, INDICES_MAX);
         idx = x->indices_count;
     }
-    if (start > 0 && idx < x->indices_count && cs->px_given[idx] && c->index_px[idx] != start)
+    if (start > 0 && idx < x->indices_count && cs->px_given[idx] && c->core.index_px[idx] != start)
         return inst_fail(y, "indexPrice differs from the one another instrument gives %s", x->index[idx]);
     xi.index = (uint16_t)idx;
     bool new_index = idx == x->indices_count;
@@ -385,13 +385,13 @@ static int instrument_entry(struct srv_config *c, struct cfg_state *cs, const cJ
         return inst_fail(y, "%s", e);
     }
     if (new_index) {
-        c->index_px[idx] = 0;
+        c->core.index_px[idx] = 0;
         for (uint16_t k = 0; k < cs->default_indices; k++)
             if (strcasecmp(cs->default_index[k], index_name) == 0)
-                c->index_px[idx] = cs->default_index_px[k]; /* .BXBT keeps its 60000 */
+                c->core.index_px[idx] = cs->default_index_px[k]; /* .BXBT keeps its 60000 */
     }
     if (start > 0) {
-        c->index_px[idx] = start;
+        c->core.index_px[idx] = start;
         cs->px_given[idx] = true;
     }
     for (uint16_t k = 0; k < x->engine.instruments_count; k++)
@@ -405,11 +405,11 @@ static int config_market(struct srv_config *c, const cJSON *o)
 {
     struct cfg_state cs;
     memset(&cs, 0, sizeof(cs));
-    struct exch_config *x = &c->exch;
+    struct exch_config *x = &c->core.exch;
     cs.default_indices = x->indices_count;
     for (uint16_t k = 0; k < x->indices_count; k++) {
         snprintf(cs.default_index[k], sizeof(cs.default_index[k]), "%s", x->index[k]);
-        cs.default_index_px[k] = c->index_px[k];
+        cs.default_index_px[k] = c->core.index_px[k];
     }
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "defaultInstruments");
     if (d && !cJSON_IsBool(d))
@@ -419,7 +419,7 @@ static int config_market(struct srv_config *c, const cJSON *o)
         /* A market from scratch: the indices come with the instruments. */
         x->engine.instruments_count = 0;
         x->indices_count = 0;
-        memset(c->index_px, 0, sizeof(c->index_px));
+        memset(c->core.index_px, 0, sizeof(c->core.index_px));
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "instruments");
     if (v && !cJSON_IsArray(v))
@@ -442,14 +442,14 @@ static int config_market(struct srv_config *c, const cJSON *o)
             int k = index_find(x, it->string);
             if (k < 0)
                 return fail("config: indices: unknown index %s (no instrument uses it)", it->string);
-            if (!cJSON_IsNumber(it) || px8(it->valuedouble, &c->index_px[k]) != 0)
+            if (!cJSON_IsNumber(it) || px8(it->valuedouble, &c->core.index_px[k]) != 0)
                 return fail("config: indices: %s must be a positive price with at most 8 decimals", it->string);
         }
     }
     /* Every instrument needs its index's start price, so it has a mark. */
     for (uint16_t i = 0; i < x->engine.instruments_count; i++) {
         uint16_t k = x->inst[i].index;
-        if (c->index_px[k] <= 0) {
+        if (c->core.index_px[k] <= 0) {
             fprintf(stderr,
                     "perpsim: config: instrument %s: index %s has no start price (give indexPrice in "
                     "the instrument or \"indices\": {\"%s\": PRICE})\n",
@@ -504,16 +504,16 @@ static int load_config(struct srv_config *c, const char *path, bool *demo, bool 
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "demo")) && cJSON_IsBool(v))
         *demo = cJSON_IsTrue(v);
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "engineDelayUs")) && cJSON_IsNumber(v))
-        c->engine_delay_ns = (int64_t)(v->valuedouble * 1000);
+        c->core.engine_delay_ns = (int64_t)(v->valuedouble * 1000);
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "loadShed")) && cJSON_IsObject(v)) {
         double cap_ms = num(v, "latencyCapMs", 0), depth = num(v, "fixedDepth", -1);
         if (cap_ms > 0) {
-            c->ls.mode = LS_LATENCY_CAP;
-            c->ls.latency_cap_ns = (int64_t)(cap_ms * 1e6);
+            c->core.ls.mode = LS_LATENCY_CAP;
+            c->core.ls.latency_cap_ns = (int64_t)(cap_ms * 1e6);
         }
         if (depth >= 0) {
-            c->ls.mode = LS_FIXED;
-            c->ls.fixed_depth = (uint32_t)depth;
+            c->core.ls.mode = LS_FIXED;
+            c->core.ls.fixed_depth = (uint32_t)depth;
         }
     }
     if (rc == 0)
@@ -566,7 +566,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--admin-remote") == 0) {
             cfg.admin_remote = true;
         } else if (strcmp(a, "--engine-thread-only") == 0) {
-            cfg.engine_thread_only = true;
+            cfg.core.engine_thread_only = true;
         } else if (!v) {
             return fail("unknown option or missing value: %s (see --help)", a);
         } else if (strcmp(a, "--config") == 0) {
@@ -595,19 +595,19 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--latency-cap-ms") == 0) {
             if (parse_long(v, 1, 3600000, &n))
                 return fail("--latency-cap-ms wants 1..3600000, got %s", v);
-            cfg.ls.mode = LS_LATENCY_CAP;
-            cfg.ls.latency_cap_ns = (int64_t)n * 1000000;
+            cfg.core.ls.mode = LS_LATENCY_CAP;
+            cfg.core.ls.latency_cap_ns = (int64_t)n * 1000000;
             i++;
         } else if (strcmp(a, "--queue-depth") == 0) {
-            if (parse_long(v, 0, (long)cfg.ls.capacity, &n))
+            if (parse_long(v, 0, (long)cfg.core.ls.capacity, &n))
                 return fail("--queue-depth wants 0..65536, got %s", v);
-            cfg.ls.mode = LS_FIXED;
-            cfg.ls.fixed_depth = (uint32_t)n;
+            cfg.core.ls.mode = LS_FIXED;
+            cfg.core.ls.fixed_depth = (uint32_t)n;
             i++;
         } else if (strcmp(a, "--engine-delay-us") == 0) {
             if (parse_long(v, 0, 10000000, &n))
                 return fail("--engine-delay-us wants 0..10000000, got %s", v);
-            cfg.engine_delay_ns = (int64_t)n * 1000;
+            cfg.core.engine_delay_ns = (int64_t)n * 1000;
             i++;
         } else if (strcmp(a, "--warm-us") == 0) {
             if (parse_long(v, 0, 1000000, &n))
@@ -651,11 +651,11 @@ int main(int argc, char **argv)
                token_set ? "" : cfg.admin_token);
         printf("  metrics      http://%s:%u/metrics\n", cfg.host, port);
         printf("  instruments ");
-        for (uint16_t i = 0; i < cfg.exch.engine.instruments_count; i++)
-            printf(" %s", cfg.exch.engine.instruments[i].symbol);
+        for (uint16_t i = 0; i < cfg.core.exch.engine.instruments_count; i++)
+            printf(" %s", cfg.core.exch.engine.instruments[i].symbol);
         printf("\n  rate limits  %s; write queue: %s\n",
                cfg.rate_limit == RLP_OFF ? "off" : cfg.rate_limit == RLP_2021 ? "BitMEX 2021 profile" : "BitMEX 2019 profile",
-               cfg.ls.mode == LS_FIXED ? "fixed depth" : "latency cap");
+               cfg.core.ls.mode == LS_FIXED ? "fixed depth" : "latency cap");
         if (data_dir)
             printf("  data dir     %s\n", data_dir);
         if (demo) {

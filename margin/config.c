@@ -26,6 +26,39 @@ static void civil(int64_t days, int *year, int *month)
     *month = (int)m;
 }
 
+/* Days since 1970-01-01 of a civil date (the inverse of civil()). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* BitMEX's quarterly expiry: the last Friday of a quarter month (March,
+ * June, September, December), 12:00 UTC; the first more than a day after
+ * now. The one place this rule lives. */
+ms_t exch_next_quarter_expiry(ms_t now)
+{
+    int y, m;
+    civil(now / MS_PER_DAY, &y, &m);
+    for (int k = 0; k < 8; k++) {
+        int qm = ((m - 1) / 3 + 1) * 3 + 3 * k; /* 3, 6, 9, 12, ... */
+        int qy = y + (qm - 1) / 12;
+        qm = (qm - 1) % 12 + 1;
+        int ny = qm == 12 ? qy + 1 : qy, nm = qm == 12 ? 1 : qm + 1;
+        int64_t day = days_from_civil(ny, nm, 1) - 1; /* last day of qm */
+        int64_t wd = (day + 4) % 7;                   /* 1970-01-01 was a Thursday: 4 */
+        day -= (wd - 5 + 7) % 7;                      /* back to Friday (5) */
+        ms_t t = day * MS_PER_DAY + 12 * 3600000;
+        if (t > now + MS_PER_DAY)
+            return t;
+    }
+    return now + 90 * MS_PER_DAY;
+}
+
 static int is_alnum(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');

@@ -670,6 +670,14 @@ static sats_t book(struct exch *x, uint32_t a, uint16_t i, qty_t dq, sats_t v, s
     return realised;
 }
 
+/* M4: the fee rate of one side of a fill. */
+static inline rate_t fill_rate(const struct exch_instrument *in, const struct event *f)
+{
+    if (f->account == EXCH_LIQUIDATOR)
+        return 0;
+    return f->u.fill.maker && !f->u.fill.pays_taker ? in->maker_fee_e8 : in->taker_fee_e8;
+}
+
 static void on_fill(void *ctx, const struct event *m, const struct event *t)
 {
     struct exch *x = ctx;
@@ -680,9 +688,9 @@ static void on_fill(void *ctx, const struct event *m, const struct event *t)
     sats_t vm = value(x, i, dqm, m->u.fill.last_px);
     sats_t fm = 0, ft = 0;
     if (m->account != EXCH_LIQUIDATOR)
-        must(mf_fee_quick(vm, m->u.fill.pays_taker ? in->taker_fee_e8 : in->maker_fee_e8, &fm), "fee");
+        must(mf_fee_quick(vm, fill_rate(in, m), &fm), "fee");
     if (t->account != EXCH_LIQUIDATOR)
-        must(mf_fee_quick(-vm, in->taker_fee_e8, &ft), "fee");
+        must(mf_fee_quick(-vm, fill_rate(in, t), &ft), "fee");
     book(x, m->account, i, dqm, vm, fm);
     book(x, t->account, i, -dqm, -vm, ft);
 }
@@ -1884,6 +1892,80 @@ void exch_instrument_state(const struct exch *x, uint16_t i, struct exch_instrum
 sats_t exch_insurance(const struct exch *x, uint8_t cur)
 {
     return cur < x->cfg.currencies_count ? BALC(x, EXCH_LIQUIDATOR, cur) : 0;
+}
+
+void exch_fill_money(const struct exch *x, const struct event *f, struct exch_fill_money *out)
+{
+    const struct exch_instrument *in = &x->cfg.inst[f->inst];
+    qty_t q = f->u.fill.last_qty;
+    out->rate_e8 = fill_rate(in, f);
+    out->cost = 0;
+    out->comm = 0;
+    if (mf_value(&in->contract, f->order.side == SIDE_BUY ? q : -q, f->u.fill.last_px, &out->cost) != MF_OK)
+        out->cost = 0;
+    if (out->rate_e8 && mf_fee_quick(out->cost, out->rate_e8, &out->comm) != MF_OK)
+        out->comm = 0;
+}
+
+static inline uint64_t hmix(uint64_t h, uint64_t v)
+{
+    h ^= v + UINT64_C(0x9E3779B97F4A7C15) + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    return h * UINT64_C(0xBF58476D1CE4E5B9);
+}
+
+uint64_t exch_hash(const struct exch *x)
+{
+    uint64_t h = hmix(engine_hash(x->eng), (uint64_t)x->now);
+    for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
+        h = hmix(h, (uint64_t)x->fees[c]);
+        h = hmix(h, (uint64_t)x->rounding[c]);
+        h = hmix(h, (uint64_t)x->dep[c]);
+        h = hmix(h, (uint64_t)x->wd[c]);
+        for (uint32_t a = 0; a < x->naccts; a++)
+            h = hmix(h, (uint64_t)x->bal[(size_t)c * x->naccts + a]);
+    }
+    for (uint32_t a = 0; a < x->naccts; a++) {
+        const struct wal *w = &x->w[a];
+        h = hmix(h, (uint64_t)w->dep);
+        h = hmix(h, (uint64_t)w->wd);
+    }
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        const struct ist *s = &x->is[i];
+        h = hmix(h, (uint64_t)s->mark);
+        h = hmix(h, (uint64_t)s->rate);
+        h = hmix(h, (uint64_t)s->indicative);
+        h = hmix(h, (uint64_t)s->next_funding);
+        h = hmix(h, (uint64_t)s->prem_sum);
+        h = hmix(h, (uint64_t)(s->prem_sum >> 64));
+        h = hmix(h, (uint64_t)s->prem_n);
+        h = hmix(h, (uint64_t)s->basis_annual);
+        h = hmix(h, (uint64_t)s->settled);
+        h = hmix(h, (uint64_t)s->settled_px);
+        h = hmix(h, (uint64_t)s->settle_n);
+        h = hmix(h, (uint64_t)s->settle_sum);
+        h = hmix(h, (uint64_t)(s->settle_sum >> 64));
+        for (uint32_t k = 0; k < s->n; k++)
+            h = hmix(h, s->list[k]);
+        for (uint32_t a = 0; a < x->naccts; a++) {
+            const struct pos *p = PC(x, a, i);
+            if (!p->qty && !p->cost && !p->iso && !p->lev && !p->k && !p->cur_cost && !p->comm)
+                continue;
+            h = hmix(h, a);
+            h = hmix(h, (uint64_t)p->qty);
+            h = hmix(h, (uint64_t)p->cost);
+            h = hmix(h, (uint64_t)p->iso);
+            h = hmix(h, (uint64_t)p->lev);
+            h = hmix(h, (uint64_t)p->k);
+            h = hmix(h, (uint64_t)p->cur_cost);
+            h = hmix(h, (uint64_t)p->real_cost);
+            h = hmix(h, (uint64_t)p->real_gross);
+            h = hmix(h, (uint64_t)p->comm);
+        }
+    }
+    for (uint16_t k = 0; k < x->cfg.indices_count; k++)
+        h = hmix(h, (uint64_t)x->index_px[k]);
+    return h;
 }
 
 rate_t exch_adl_percentile(const struct exch *x, uint32_t a, uint16_t i)

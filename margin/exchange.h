@@ -279,6 +279,26 @@ int exch_audit(const struct exch *x, struct exch_audit *out);
  * + order margins recomputed from the engine's orders. NULL when all hold. */
 const char *exch_verify(const struct exch *x);
 
+/* The money of one side of a fill (an EV_FILL event): the fee rate charged
+ * (maker, taker for a hidden or iceberg maker, none for the liquidator),
+ * execCost (the side's signed value at the fill price) and execComm,
+ * exactly as the margin core books them. */
+struct exch_fill_money {
+    rate_t rate_e8;
+    sats_t cost, comm;
+};
+void exch_fill_money(const struct exch *x, const struct event *fill, struct exch_fill_money *out);
+
+/* A 64-bit hash of the whole exchange: the engine's (engine_hash) and every
+ * wallet, position, instrument state, index and the fee and rounding
+ * accounts; equal for equal command histories. O(accounts x instruments). */
+uint64_t exch_hash(const struct exch *x);
+
+/* BitMEX's quarterly expiry after now: the last Friday of the next quarter
+ * month (March, June, September, December), 12:00 UTC, at least a day
+ * ahead. */
+ms_t exch_next_quarter_expiry(ms_t now);
+
 /* The default instruments, currencies and indices (MECHANICS.md section 1):
  * XBTUSD, ETHUSD, XBTUSDT and the quarterly XBT future expiring at
  * expiry_ms (its symbol from the date: XBTH27 for March 2027). */

@@ -1,10 +1,12 @@
 /*
  * store.c - the read model kept from the change stream (store.h).
  */
-#include "api/store.h"
+#include "core/store.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/hash.h"
 
 #define TEXTS_MAX (1u << 16)
 
@@ -45,7 +47,10 @@ struct store {
     uint8_t settled[INSTRUMENTS_MAX];
     struct texts texts;
     struct cmap cmap;
-    struct store_capture *cap;
+    /* the record being applied: its command's account and text */
+    uint32_t cmd_account;
+    const char *cmd_text;
+    bool text_given;
     ms_t now;
 };
 
@@ -83,7 +88,7 @@ static uint64_t fnv(const char *s, size_t n, uint64_t h)
     return h;
 }
 
-uint32_t store_intern(struct store *s, const char *text)
+static uint32_t intern(struct store *s, const char *text)
 {
     struct texts *t = &s->texts;
     if (!text || !*text)
@@ -106,11 +111,6 @@ uint32_t store_intern(struct store *s, const char *text)
     t->s[t->n] = copy;
     t->hash[i] = t->n;
     return t->n++;
-}
-
-const char *store_text(const struct store *s, uint32_t id)
-{
-    return id < s->texts.n ? s->texts.s[id] : "";
 }
 
 /* ---- clOrdID map ------------------------------------------------------------ */
@@ -224,27 +224,6 @@ void store_destroy(struct store *s)
     free(s);
 }
 
-void store_set_capture(struct store *s, struct store_capture *c)
-{
-    s->cap = c;
-}
-
-/* ---- money of a fill ---------------------------------------------------------- */
-
-void store_fill_money(const struct exch_config *cfg, uint16_t inst, qty_t signed_qty, px_t px,
-                      rate_t rate_e8, sats_t *cost, sats_t *comm)
-{
-    sats_t v = 0, f = 0;
-    if (mf_value(&cfg->inst[inst].contract, signed_qty, px, &v) != MF_OK)
-        v = 0;
-    /* execCost is the signed value of the fill (REST.md section 9: a sell of
-     * an inverse contract is positive); execComm the fee on its size. */
-    if (mf_fee(v < 0 ? -v : v, rate_e8, &f) != MF_OK)
-        f = 0;
-    *cost = v;
-    *comm = f;
-}
-
 /* ---- event handling ------------------------------------------------------------- */
 
 static struct ord_rec *ord_at(struct store *s, uint64_t id)
@@ -307,14 +286,16 @@ static void on_new(struct store *s, const struct event *ev)
     uint64_t id = ev->order.id;
     struct ord_rec *r = ord_at(s, id);
     memset(r, 0, sizeof(*r));
+    r->text = "";
     r->v = ev->order;
     memcpy(r->clordid, ev->u.ids.clordid, sizeof(r->clordid));
     memcpy(r->clordlinkid, ev->u.ids.clordlinkid, sizeof(r->clordlinkid));
     r->created_ms = r->updated_ms = ev->ts;
     uint32_t a = ev->order.account;
-    if (s->cap && a == s->cap->account && !s->cap->new_order_id) {
-        s->cap->new_order_id = id;
-        r->text = s->cap->text;
+    if (a == s->cmd_account && !s->text_given && s->cmd_text) {
+        /* The command's text goes to its account's first new order. */
+        s->text_given = true;
+        r->text = s->texts.s[intern(s, s->cmd_text)];
     }
     if (a < s->naccts) {
         idx_push(&s->acct[a].orders, (uint32_t)id);
@@ -328,27 +309,24 @@ static void on_new(struct store *s, const struct event *ev)
     e->order_id = id;
 }
 
-static void on_fill(struct store *s, const struct event *ev)
+static void on_fill(struct store *s, const struct rec_event *re)
 {
+    const struct event *ev = &re->ev;
     uint64_t id = ev->order.id;
     struct ord_rec *r = ord_at(s, id);
     r->v = ev->order;
     r->updated_ms = ev->ts;
     r->fill_px_qty += (i128)ev->u.fill.last_px * ev->u.fill.last_qty;
-    const struct exch_instrument *in = &s->cfg->inst[ev->order.inst];
-    rate_t rate = 0;
-    if (ev->order.account != EXCH_LIQUIDATOR)
-        rate = ev->u.fill.maker && !ev->u.fill.pays_taker ? in->maker_fee_e8 : in->taker_fee_e8;
     struct exe_rec *e = exec_push(s, ev, EX_TRADE, ev->order.account);
     e->order_id = id;
     e->trd_match_id = ev->u.fill.trade_id;
     e->last_qty = ev->u.fill.last_qty;
     e->last_px = ev->u.fill.last_px;
     e->liq = ev->u.fill.maker ? 1 : 2;
-    e->commission_e8 = rate;
+    e->commission_e8 = re->x.fill.rate_e8;
     e->avg_px = avg_px(r);
-    qty_t sq = ev->order.side == SIDE_SELL ? -e->last_qty : e->last_qty;
-    store_fill_money(s->cfg, ev->order.inst, sq, e->last_px, rate, &e->exec_cost, &e->exec_comm);
+    e->exec_cost = re->x.fill.cost;
+    e->exec_comm = re->x.fill.comm;
 }
 
 static void on_trade(struct store *s, const struct event *ev)
@@ -408,8 +386,9 @@ static const uint8_t money_exec[] = {
     [MK_DELEVERAGE] = EX_BANKRUPTCY,
 };
 
-static void on_money(struct store *s, const struct event *ev)
+static void on_money(struct store *s, const struct rec_event *re)
 {
+    const struct event *ev = &re->ev;
     const struct ev_money *m = &ev->u.money;
     uint32_t a = ev->account;
     struct wallet_rec w;
@@ -448,23 +427,18 @@ static void on_money(struct store *s, const struct event *ev)
         e->last_px = m->px;
         e->commission_e8 = m->rate_e8;
         e->currency = m->currency;
-        /* Funding: execComm is what the account paid (a receipt is < 0). */
+        /* Funding: execComm is what the account paid (a receipt is < 0);
+         * the others carry their execCost. */
         e->exec_comm = m->kind == MK_FUNDING ? -m->amount : 0;
-        if (m->kind != MK_FUNDING && a != EXCH_LIQUIDATOR)
-            store_fill_money(s->cfg, ev->inst, change, m->px, 0, &e->exec_cost, &e->exec_comm);
+        e->exec_cost = m->kind == MK_FUNDING ? 0 : re->x.cost;
         if (a < s->naccts)
             s->acct[a].insts |= UINT64_C(1) << ev->inst;
     }
 }
 
-void store_insurance_open(struct store *s, ms_t ts, uint8_t currency, sats_t balance)
+static void apply_event(struct store *s, const struct rec_event *re)
 {
-    struct insurance_rec ir = {ts, currency, balance};
-    VPUSH(s->insurance, ir);
-}
-
-void store_event(struct store *s, const struct exch *x, const struct event *ev)
-{
+    const struct event *ev = &re->ev;
     if (ev->ts > s->now)
         s->now = ev->ts;
     switch (ev->type) {
@@ -482,27 +456,15 @@ void store_event(struct store *s, const struct exch *x, const struct event *ev)
         break;
     case EV_CANCELED:
         order_update(s, ev, EX_CANCELED);
-        if (s->cap && ev->order.account == s->cap->account) {
-            struct store_capture *c = s->cap;
-            if (c->ncanceled == c->cap_canceled) {
-                uint32_t nc = c->cap_canceled ? c->cap_canceled * 2 : 16;
-                uint64_t *p = realloc(c->canceled, nc * sizeof(uint64_t));
-                if (!p)
-                    abort();
-                c->canceled = p;
-                c->cap_canceled = nc;
-            }
-            c->canceled[c->ncanceled++] = ev->order.id;
-        }
         break;
     case EV_FILL:
-        on_fill(s, ev);
+        on_fill(s, re);
         break;
     case EV_TRADE:
         on_trade(s, ev);
         break;
     case EV_MONEY:
-        on_money(s, ev);
+        on_money(s, re);
         break;
     case EV_FUNDING: {
         struct funding_rec f = {ev->ts, ev->inst, ev->u.funding.rate_e8, ev->u.funding.mark_px,
@@ -515,11 +477,10 @@ void store_event(struct store *s, const struct exch *x, const struct event *ev)
             s->acct[ev->account].insts |= UINT64_C(1) << ev->inst;
         break;
     case EV_INSTRUMENT: {
-        struct exch_instrument_state st;
-        exch_instrument_state(x, ev->inst, &st);
-        if (st.settled && !s->settled[ev->inst]) {
+        const struct exch_instrument_state *st = &re->x.inst;
+        if (st->settled && !s->settled[ev->inst]) {
             s->settled[ev->inst] = 1;
-            struct settle_rec r = {ev->ts, ev->inst, st.settled_px};
+            struct settle_rec r = {ev->ts, ev->inst, st->settled_px};
             VPUSH(s->settle, r);
         }
         break;
@@ -527,6 +488,45 @@ void store_event(struct store *s, const struct exch *x, const struct event *ev)
     default:
         break;
     }
+}
+
+void store_apply(struct store *s, const struct core_record *r)
+{
+    const struct core_cmd *c = r->cmd;
+    if (r->ts > s->now)
+        s->now = r->ts;
+    if (c->type == CC_CONFIG) {
+        /* The insurance funds' opening balances: the first rows. */
+        for (uint8_t k = 0; k < c->config->currencies_count; k++) {
+            struct insurance_rec ir = {r->ts, k, c->config->insurance_initial[k]};
+            VPUSH(s->insurance, ir);
+        }
+        return;
+    }
+    s->cmd_account = c->type == CC_EXCH ? c->x.account : UINT32_MAX;
+    s->cmd_text = c->type == CC_EXCH && c->text && *c->text ? c->text : NULL;
+    s->text_given = false;
+    for (uint32_t i = 0; i < r->nev; i++)
+        apply_event(s, &r->ev[i]);
+    s->cmd_text = NULL;
+}
+
+uint64_t store_hash(const struct store *s, uint64_t h)
+{
+    h = hash_u64(h, s->ord.n);
+    h = hash_u64(h, s->exe.n);
+    for (int i = 0; i < INSTRUMENTS_MAX; i++) {
+        h = hash_u64(h, s->trades[i].n);
+        for (int b = 0; b < BIN_COUNT; b++)
+            h = hash_u64(h, s->bins[i][b].n);
+    }
+    h = hash_u64(h, s->funding.n);
+    h = hash_u64(h, s->insurance.n);
+    h = hash_u64(h, s->settle.n);
+    h = hash_u64(h, s->wallet.n);
+    h = hash_u64(h, s->liq.n);
+    h = hash_u64(h, s->texts.n);
+    return hash_u64(h, (uint64_t)s->now);
 }
 
 /* ---- reads --------------------------------------------------------------------- */

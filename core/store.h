@@ -2,9 +2,11 @@
  * store.h - the read model: every table the REST API (and later the
  * WebSocket feed) shows, kept from the one change stream.
  *
- * The engine thread feeds every event of every command to store_event(),
- * holding the server's state lock for writing; readers hold it for reading,
- * so a reader sees the state between two commands, never inside one. The
+ * The sequencer hands it every change-stream record (record.h), in
+ * sequence order, holding the state lock for writing; readers hold it for
+ * reading (core_view_begin), so a reader sees the state between two
+ * commands, never inside one. It reads nothing but the records: every
+ * figure it keeps comes in an event. The
  * store keeps what the margin core does not: order history (terminal
  * orders included) with the client's clOrdID and text, executions per
  * account, public trades and their time buckets, funding, insurance,
@@ -13,16 +15,15 @@
  * Records grow in arrays; ids are dense (orders: the engine's ids 1, 2, 3,
  * ...; executions: 1, 2, 3, ... in stream order), so a lookup is an index.
  */
-#ifndef PERPSIM_API_STORE_H
-#define PERPSIM_API_STORE_H
+#ifndef PERPSIM_CORE_STORE_H
+#define PERPSIM_CORE_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/record.h"
 #include "margin/exchange.h"
-
-#define TEXT_LEN_MAX 255
 
 enum exec_type {
     EX_NEW = 0,
@@ -44,7 +45,7 @@ struct ord_rec {
     struct order_view v; /* latest state (status, leaves, cum, price...) */
     char clordid[CLORDID_LEN_MAX + 1];
     char clordlinkid[CLORDID_LEN_MAX + 1];
-    uint32_t text;       /* interned user text (0 = none) */
+    const char *text;    /* the user's text, interned: valid while the store lives ("" = none) */
     uint8_t cancel_reason; /* enum cancel_reason once canceled */
     ms_t created_ms, updated_ms;
     i128 fill_px_qty;    /* sum of px * qty over fills, for avgPx */
@@ -108,31 +109,14 @@ struct idx_vec { uint32_t *v; uint32_t n, cap; };
 
 struct store;
 
-/* What the engine thread learns about the command it is applying. */
-struct store_capture {
-    uint32_t account;     /* the command's account */
-    uint64_t new_order_id; /* EV_NEW of that account in this command, 0 if none */
-    uint32_t text;        /* interned text to give a new order */
-    uint64_t *canceled;   /* ids of EV_CANCELED of that account (cancel-all) */
-    uint32_t ncanceled, cap_canceled;
-};
-
 struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max);
 void store_destroy(struct store *s);
 
-/* Set before applying a command, cleared (NULL) after. */
-void store_set_capture(struct store *s, struct store_capture *c);
-/* The sink: every event of the stream, in order. x is read for figures
- * (positions, insurance) the events point to. */
-void store_event(struct store *s, const struct exch *x, const struct event *ev);
+/* Applies one record (the sequencer, state lock held for writing). */
+void store_apply(struct store *s, const struct core_record *r);
 
-/* The insurance fund's opening balance (booked at exch_create, before any
- * event): the first row of the insurance table. */
-void store_insurance_open(struct store *s, ms_t ts, uint8_t currency, sats_t balance);
-
-/* Text interning (engine thread). 0 for "" . */
-uint32_t store_intern(struct store *s, const char *text);
-const char *store_text(const struct store *s, uint32_t id);
+/* Folds the read model's counters (rows of every table) into h. */
+uint64_t store_hash(const struct store *s, uint64_t h);
 
 /* Reads (state lock held for reading). */
 const struct ord_rec *store_order(const struct store *s, uint64_t id);
@@ -158,9 +142,5 @@ uint64_t store_account_insts(const struct store *s, uint32_t account);
 /* The last trade's price and tick direction, 0 if none. */
 px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir);
 ms_t store_now(const struct store *s); /* the last event's time */
-
-/* Money of a fill: signed value (BitMEX execCost) and fee. */
-void store_fill_money(const struct exch_config *cfg, uint16_t inst, qty_t signed_qty, px_t px,
-                      rate_t rate_e8, sats_t *cost, sats_t *comm);
 
 #endif

@@ -1,0 +1,180 @@
+/*
+ * core.h - the sequencer: the one place where a command gets its sequence
+ * number and engine time, is applied, and leaves a record of what changed.
+ *
+ * The core owns the exchange state (the margin core and its engine, the
+ * read model, the API keys, the accounts made), the state lock, the
+ * sequence number, the clock (an input, clock.h), the bounded write queue
+ * it takes jobs from, and the list of consumers of the change stream.
+ * It includes no HTTP, JSON or TLS header: api/ submits jobs and reads
+ * views; a WebSocket message, an admin call, a market agent or a replay
+ * submits the same way.
+ *
+ * Jobs. A job is one or more commands from one client. core_submit() hands
+ * it to the write queue (loadshed/), which admits or refuses it (503);
+ * the engine thread applies admitted jobs one at a time in arrival order,
+ * holding the state lock for writing for one job. On an idle engine a
+ * single write runs on the submitting thread instead, in its place in the
+ * one sequence (loadshed rule 5a): no wake-up of the engine thread and none
+ * back. Either way, when the job's results are written the applying thread
+ * calls j->done(j) exactly once, outside the state lock; the job belongs to
+ * its submitter again from that call on.
+ *
+ * The change stream. Each applied command yields one record (record.h):
+ * its sequence number, time, the command, its result and its ordered
+ * events, carrying the figures a consumer needs. Consumers receive whole
+ * records in sequence order. An in-lock consumer (the read model) applies
+ * each record before the state lock is released, so readers see it with
+ * the state it describes. An after-lock consumer (WebSocket, journal,
+ * metrics) gets a copy after the lock is released: deliveries never hold
+ * the state lock, keep sequence order even when two threads apply commands
+ * one after the other, and must not block (queue the work and return): the
+ * engine never waits for a socket or a slow reader.
+ *
+ * Time. Each command's time is the clock source's, never going back. When
+ * no write arrives for tick_ms the engine thread applies a clock command so
+ * timers (dead man's switch, funding, marks, settlement) run.
+ */
+#ifndef PERPSIM_CORE_CORE_H
+#define PERPSIM_CORE_CORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "core/keys.h"
+#include "core/record.h"
+#include "core/store.h"
+#include "loadshed/loadshed.h"
+#include "margin/exchange.h"
+
+#define CORE_TICK_MS 200
+
+struct core_config {
+    struct exch_config exch;
+    px_t index_px[INDICES_MAX]; /* initial index prices, 0 = none */
+    struct ls_config ls;        /* the write queue */
+    int64_t engine_delay_ns;    /* demonstration: least service time per write */
+    bool engine_thread_only;    /* no write runs on its submitter's thread (rule 5a) */
+    ms_t tick_ms;               /* clock command after this long without a write */
+    struct core_clock clock;    /* engine time; must be set */
+};
+
+/* The default market (exch_config_default with the future expiring at the
+ * quarter end after now_ms), .BXBT 60000 and .BETH 3000, the default write
+ * queue, a clock tick every CORE_TICK_MS. The clock is left unset. */
+void core_config_default(struct core_config *c, ms_t now_ms);
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+enum job_kind {
+    J_ORDERS,     /* new orders, amends, cancels: one reply row per command */
+    J_CANCEL_ALL,
+    J_CANCEL_AFTER,
+    J_POSITION,   /* leverage, isolate, risk limit, transfer: the position after */
+    J_MONEY,      /* deposits / withdrawals: the wallet after */
+    J_INDEX,      /* admin: set an index price */
+    J_ACCOUNT,    /* admin: a new account with a key, then its deposits (cmds) */
+};
+
+struct core_job {
+    enum job_kind kind;
+    uint32_t account;         /* J_ACCOUNT: set by the sequencer */
+    uint32_t n;               /* commands */
+    struct cmd *cmds;
+    char **texts;             /* per command: the order's text or NULL (freed with the job) */
+    uint64_t *target;         /* per command: the order the reply shows (amend/cancel) */
+    struct key_rec key;       /* J_ACCOUNT: the key to make (its account is set when made) */
+    /* results, written before done() is called */
+    int32_t status;           /* J_ACCOUNT: REJ_NONE or REJ_CORE_ACCOUNTS_FULL / _BAD_KEY */
+    enum reject *rej;
+    struct ord_rec *rows;     /* J_ORDERS: n rows (v.id 0 = none); J_CANCEL_ALL: nrows */
+    struct ord_rec *rows_inline; /* the n rows allocated with the job */
+    uint32_t nrows;
+    struct exch_position pos;
+    rate_t adl_e8;            /* J_POSITION: the position's deleveragePercentile */
+    struct exch_margin margin;
+    ms_t ts;                  /* engine time of the last command */
+    uint64_t seq;             /* sequence number of the last command */
+    /* completion: called once, by the applying thread, outside the lock */
+    void (*done)(struct core_job *j);
+    void *ctx;
+};
+
+struct core_job *core_job_new(enum job_kind kind, uint32_t account, uint32_t n);
+void core_job_free(struct core_job *j);
+
+/* ---- the core ------------------------------------------------------------- */
+
+struct core;
+
+/* Makes the state and applies command 1 (CC_CONFIG) and the initial index
+ * prices; does not start the engine thread. NULL with a message in err. */
+struct core *core_create(const struct core_config *cfg, char *err, size_t errcap);
+/* Starts the engine thread (the write queue is served from then on). */
+int core_start(struct core *c);
+/* Stops the engine thread after it has finished every queued job, then
+ * frees everything. Jobs submitted after the stop began are refused. */
+void core_destroy(struct core *c);
+/* Stops taking jobs: the engine thread finishes what is queued and exits.
+ * core_destroy does this first; a server calls it before its own stop. */
+void core_shutdown(struct core *c);
+
+typedef void (*core_consumer_fn)(void *ctx, const struct core_record *r);
+/* Registers a consumer of the change stream; before core_start only.
+ * The read model is the first in-lock consumer, always. -1 when full. */
+int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock);
+
+/* Submits a job to the write queue (kind and exempt as loadshed.h).
+ * LS_ACCEPTED: done() will be called (perhaps before this returns);
+ * otherwise it will not, and the job is still the caller's. */
+enum ls_result core_submit(struct core *c, struct core_job *j, enum ls_kind kind, bool exempt);
+/* Applies a job now on the calling thread, in its place in the sequence,
+ * bypassing the queue (start-up, tests, replay); calls done() if set. */
+void core_run(struct core *c, struct core_job *j);
+/* Applies a clock command now (tests; the engine thread ticks by itself). */
+void core_tick(struct core *c);
+
+struct ls_queue *core_queue(struct core *c);
+const struct exch_config *core_exch_config(const struct core *c);
+uint64_t core_commands(const struct core *c); /* commands applied */
+
+/* Keys and accounts: readable at any time without the state lock. */
+bool core_key_get(struct core *c, const char *id, struct key_rec *out);
+int core_keys_list(struct core *c, uint32_t account, struct key_rec *out, int max);
+bool core_account_exists(const struct core *c, uint32_t account);
+
+/* ---- views: reads of the state between two commands ------------------------ */
+
+/* A view holds the state lock for reading from begin to end: keep it short,
+ * copy what you need and render after core_view_end(). */
+struct core_view;
+const struct core_view *core_view_begin(struct core *c);
+void core_view_end(const struct core_view *v);
+
+const struct exch_config *cv_config(const struct core_view *v);
+const struct store *cv_store(const struct core_view *v);
+uint64_t cv_seq(const struct core_view *v);
+ms_t cv_now(const struct core_view *v);
+int cv_position(const struct core_view *v, uint32_t account, uint16_t inst, struct exch_position *out);
+int cv_margin(const struct core_view *v, uint32_t account, uint8_t cur, struct exch_margin *out);
+void cv_instrument(const struct core_view *v, uint16_t inst, struct exch_instrument_state *out);
+rate_t cv_adl(const struct core_view *v, uint32_t account, uint16_t inst);
+uint32_t cv_levels(const struct core_view *v, uint16_t inst, enum side side, uint32_t max, px_t *px,
+                   qty_t *size);
+int cv_audit(const struct core_view *v, struct exch_audit *out);
+
+/* The state hash of the whole exchange: engine, margin (wallets,
+ * positions, instruments), keys, accounts and the read model's counters,
+ * with the sequence number and time it was taken at. Equal command
+ * sequences give equal hashes. */
+struct core_state {
+    uint64_t seq;
+    ms_t time;
+    uint64_t hash;
+};
+void core_state(struct core *c, struct core_state *out);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * record.h - the commands of the one sequence and the change-stream
+ * record each of them leaves.
+ *
+ * Every change of the exchange's state is a command (struct core_cmd) that
+ * the sequencer numbers, stamps with engine time and applies: the config at
+ * start, engine and margin commands (orders and their texts, cancels,
+ * positions, deposits and withdrawals, index prices, clock ticks), new
+ * accounts and new API keys. Replaying the commands in order on a fresh
+ * state rebuilds everything, the read model and the keys included.
+ *
+ * Applying a command yields exactly one record: the command, its sequence
+ * number and time, its result, and the ordered events it produced. Events
+ * carry the figures a consumer needs, so that no consumer reads the live
+ * state to learn what a command did:
+ *   EV_POSITION    the position's figures after the change (exch_position)
+ *   EV_INSTRUMENT  the instrument's state after it (mark, fair basis,
+ *                  funding and indicative rates, settlement)
+ *   EV_FILL        the fee rate, execCost and execComm of that side
+ *   EV_MONEY       of a liquidation, deleverage or settlement: execCost of
+ *                  the position change at the event's price
+ * The rest of each event is the engine's or margin core's own (engine.h).
+ *
+ * core_record_encode() gives a record's canonical bytes: every field
+ * written explicitly, little-endian, no padding, so equal records give
+ * byte-identical encodings on any build. It is what the determinism tests
+ * compare and what the journal will write.
+ */
+#ifndef PERPSIM_CORE_RECORD_H
+#define PERPSIM_CORE_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/keys.h"
+#include "margin/exchange.h"
+
+#define TEXT_LEN_MAX 255
+
+enum core_cmd_type {
+    CC_CONFIG = 1, /* the exchange's config: always command 1 */
+    CC_EXCH,       /* an engine or margin command (struct cmd), with an order's text */
+    CC_ACCOUNT,    /* a new account: the next account number */
+    CC_KEY,        /* a new API key (the whole key, secret included) */
+};
+
+/* Rejects of the core's own commands, after margin's (enum reject). */
+#define REJ_CORE_ACCOUNTS_FULL 200 /* CC_ACCOUNT: accounts_max reached */
+#define REJ_CORE_BAD_KEY 201       /* CC_KEY: id taken, unknown account */
+
+struct core_cmd {
+    uint8_t type;           /* enum core_cmd_type */
+    uint64_t seq;           /* set by the sequencer */
+    ms_t ts;                /* set by the sequencer */
+    struct cmd x;           /* CC_EXCH (its seq and ts are the command's) */
+    const char *text;       /* CC_EXCH: the order's text ("" or NULL: none) */
+    uint32_t account;       /* CC_ACCOUNT: the account made (set when applied) */
+    struct key_rec key;     /* CC_KEY: created_ms is set when applied */
+    const struct exch_config *config; /* CC_CONFIG */
+};
+
+struct rec_fill {
+    rate_t rate_e8;         /* the fee rate charged (0 for the liquidator) */
+    sats_t cost, comm;      /* execCost (signed value of the fill), execComm */
+};
+
+struct rec_event {
+    struct event ev;
+    union {
+        struct exch_position pos;          /* EV_POSITION */
+        struct exch_instrument_state inst; /* EV_INSTRUMENT */
+        struct rec_fill fill;              /* EV_FILL */
+        sats_t cost;                       /* EV_MONEY liquidation, deleverage, settlement */
+    } x;
+};
+
+struct core_record {
+    uint64_t seq;
+    ms_t ts;
+    const struct core_cmd *cmd;
+    int32_t result;         /* REJ_NONE (0) or the reject reason */
+    uint32_t nev;
+    const struct rec_event *ev;
+};
+
+/* A growable byte buffer. */
+struct rbuf {
+    unsigned char *p;
+    size_t len, cap;
+    bool bad;               /* out of memory */
+};
+
+void rbuf_free(struct rbuf *b);
+/* Appends the record's canonical encoding: a u32 length of what follows,
+ * then the fields. */
+void core_record_encode(const struct core_record *r, struct rbuf *out);
+
+#endif

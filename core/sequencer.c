@@ -1,0 +1,761 @@
+/*
+ * sequencer.c - the one sequence of commands (core.h): state, lock, clock,
+ * jobs, the engine thread and the change stream's consumers.
+ */
+#define _GNU_SOURCE
+#include "core/core.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/hash.h"
+
+#define CONSUMERS_MAX 8
+
+struct consumer {
+    core_consumer_fn fn;
+    void *ctx;
+    bool in_lock;
+};
+
+/* A record copied for the after-lock consumers: the record, its command,
+ * its events and its text in one block. */
+struct owned_rec {
+    struct owned_rec *next;
+    struct core_record r;
+    struct core_cmd cmd;
+    struct rec_event ev[];
+};
+
+struct core_view {
+    struct core *c;
+};
+
+struct core {
+    struct core_config cfg;
+    pthread_rwlock_t lock;
+    struct exch *x;
+    struct store *st;
+    struct keys keys;
+    uint64_t seq;
+    ms_t now;
+    _Atomic uint32_t next_account;
+    /* the record being built: the events of the command being applied */
+    struct rec_event *ev;
+    uint32_t nev, cap_ev;
+    /* consumers; the read model is cons[0] */
+    struct consumer cons[CONSUMERS_MAX];
+    int ncons;
+    bool any_after;
+    /* records waiting for the after-lock consumers, in sequence order */
+    pthread_mutex_t pend_lock;
+    struct owned_rec *pend_head, *pend_tail;
+    pthread_mutex_t deliver_lock;
+    /* the engine thread */
+    pthread_t engine;
+    bool started;
+    struct ls_queue *q;
+    atomic_uint_fast64_t commands;
+    struct core_view view;
+};
+
+/* ---- configuration ---------------------------------------------------------- */
+
+void core_config_default(struct core_config *c, ms_t now_ms)
+{
+    memset(c, 0, sizeof(*c));
+    exch_config_default(&c->exch, exch_next_quarter_expiry(now_ms));
+    c->index_px[0] = 60000 * PX_SCALE;
+    c->index_px[1] = 3000 * PX_SCALE;
+    ls_config_default(&c->ls);
+    c->tick_ms = CORE_TICK_MS;
+}
+
+/* ---- jobs ---------------------------------------------------------------------- */
+
+/* One allocation for the job and its per-command arrays (a new order is
+ * n = 1; six callocs per order showed in the profile). run_job replaces rows
+ * by a separate array only for a cancel-all; core_job_free frees that one. */
+static size_t align_up(size_t n)
+{
+    return (n + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t);
+}
+
+struct core_job *core_job_new(enum job_kind kind, uint32_t account, uint32_t n)
+{
+    size_t at_cmds = align_up(sizeof(struct core_job));
+    size_t at_rows = at_cmds + align_up((size_t)n * sizeof(struct cmd));
+    size_t at_texts = at_rows + align_up((size_t)n * sizeof(struct ord_rec));
+    size_t at_target = at_texts + align_up((size_t)n * sizeof(char *));
+    size_t at_rej = at_target + align_up((size_t)n * sizeof(uint64_t));
+    size_t size = at_rej + align_up((size_t)n * sizeof(enum reject));
+    char *block = calloc(1, size);
+    if (!block)
+        return NULL;
+    struct core_job *j = (struct core_job *)(void *)block;
+    j->kind = kind;
+    j->account = account;
+    j->n = n;
+    if (n) {
+        j->cmds = (struct cmd *)(void *)(block + at_cmds);
+        j->rows = (struct ord_rec *)(void *)(block + at_rows);
+        j->texts = (char **)(void *)(block + at_texts);
+        j->target = (uint64_t *)(void *)(block + at_target);
+        j->rej = (enum reject *)(void *)(block + at_rej);
+    }
+    j->rows_inline = j->rows;
+    for (uint32_t i = 0; i < n; i++)
+        j->cmds[i].account = account;
+    return j;
+}
+
+void core_job_free(struct core_job *j)
+{
+    if (!j)
+        return;
+    for (uint32_t i = 0; i < j->n; i++)
+        free(j->texts[i]);
+    if (j->rows != j->rows_inline)
+        free(j->rows);
+    free(j);
+}
+
+/* ---- the change stream ------------------------------------------------------------ */
+
+/* The margin core's sink: every event of the command being applied, with
+ * the figures its consumers need, read now, at the moment of the event. */
+static void sink(void *ctx, const struct event *ev)
+{
+    struct core *c = ctx;
+    if (c->nev == c->cap_ev) {
+        uint32_t nc = c->cap_ev ? c->cap_ev * 2 : 64;
+        struct rec_event *p = realloc(c->ev, nc * sizeof(*p));
+        if (!p) {
+            fprintf(stderr, "perpsim: out of memory for the change stream: stopping\n");
+            abort();
+        }
+        c->ev = p;
+        c->cap_ev = nc;
+    }
+    struct rec_event *re = &c->ev[c->nev++];
+    memset(&re->x, 0, sizeof(re->x));
+    re->ev = *ev;
+    const struct exch_config *cfg = &c->cfg.exch;
+    switch (ev->type) {
+    case EV_POSITION:
+        exch_position(c->x, ev->account, ev->inst, &re->x.pos);
+        break;
+    case EV_INSTRUMENT:
+        exch_instrument_state(c->x, ev->inst, &re->x.inst);
+        break;
+    case EV_FILL: {
+        struct exch_fill_money m;
+        exch_fill_money(c->x, ev, &m);
+        re->x.fill.rate_e8 = m.rate_e8;
+        re->x.fill.cost = m.cost;
+        re->x.fill.comm = m.comm;
+        break;
+    }
+    case EV_MONEY: {
+        /* A liquidation, deleverage or settlement changes the account's
+         * position at the event's price: its execCost. margin/ gives the
+         * position closed for a liquidation or settlement (a long's is
+         * > 0, closed by a sell), the change itself for a deleverage. */
+        const struct ev_money *m = &ev->u.money;
+        if ((m->kind == MK_LIQUIDATION || m->kind == MK_DELEVERAGE || m->kind == MK_SETTLEMENT) &&
+            ev->account != EXCH_LIQUIDATOR) {
+            qty_t change = m->kind == MK_DELEVERAGE ? m->qty : -m->qty;
+            if (mf_value(&cfg->inst[ev->inst].contract, change, m->px, &re->x.cost) != MF_OK)
+                re->x.cost = 0;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Copies r for the after-lock consumers (state lock held for writing, so
+ * the queue is in sequence order). */
+static void queue_copy(struct core *c, const struct core_record *r)
+{
+    size_t tl = r->cmd->text ? strlen(r->cmd->text) + 1 : 0;
+    size_t evb = (size_t)r->nev * sizeof(struct rec_event);
+    struct owned_rec *o = malloc(sizeof(*o) + evb + tl);
+    if (!o) {
+        fprintf(stderr, "perpsim: out of memory for the change stream: stopping\n");
+        abort();
+    }
+    o->next = NULL;
+    o->cmd = *r->cmd;
+    memcpy(o->ev, r->ev, evb);
+    if (tl) {
+        char *t = (char *)o->ev + evb;
+        memcpy(t, r->cmd->text, tl);
+        o->cmd.text = t;
+    }
+    o->r = *r;
+    o->r.cmd = &o->cmd;
+    o->r.ev = o->ev;
+    pthread_mutex_lock(&c->pend_lock);
+    if (c->pend_tail)
+        c->pend_tail->next = o;
+    else
+        c->pend_head = o;
+    c->pend_tail = o;
+    pthread_mutex_unlock(&c->pend_lock);
+}
+
+/* Hands the queued records to the after-lock consumers, in order, outside
+ * the state lock. One thread delivers at a time; a thread that finds
+ * another delivering leaves its records to it (the deliverer looks again
+ * after letting go, so none is stranded). */
+static void deliver(struct core *c)
+{
+    if (!c->any_after)
+        return;
+    for (;;) {
+        if (pthread_mutex_trylock(&c->deliver_lock) != 0)
+            return;
+        for (;;) {
+            pthread_mutex_lock(&c->pend_lock);
+            struct owned_rec *h = c->pend_head;
+            c->pend_head = c->pend_tail = NULL;
+            pthread_mutex_unlock(&c->pend_lock);
+            if (!h)
+                break;
+            while (h) {
+                for (int k = 0; k < c->ncons; k++)
+                    if (!c->cons[k].in_lock)
+                        c->cons[k].fn(c->cons[k].ctx, &h->r);
+                struct owned_rec *next = h->next;
+                free(h);
+                h = next;
+            }
+        }
+        pthread_mutex_unlock(&c->deliver_lock);
+        pthread_mutex_lock(&c->pend_lock);
+        bool more = c->pend_head != NULL;
+        pthread_mutex_unlock(&c->pend_lock);
+        if (!more)
+            return;
+    }
+}
+
+/* Applies one command now (state lock held for writing): its sequence
+ * number, its time, the command, its record to the consumers. */
+static int32_t apply(struct core *c, struct core_cmd *cc)
+{
+    ms_t now = c->cfg.clock.now(c->cfg.clock.ctx);
+    if (now > c->now)
+        c->now = now;
+    cc->seq = ++c->seq;
+    cc->ts = c->now;
+    c->nev = 0;
+    int32_t res = REJ_NONE;
+    switch (cc->type) {
+    case CC_EXCH:
+        cc->x.seq = cc->seq;
+        cc->x.ts = cc->ts;
+        res = exch_apply(c->x, &cc->x);
+        break;
+    case CC_ACCOUNT: {
+        uint32_t a = atomic_load(&c->next_account);
+        if (a >= c->cfg.exch.engine.accounts_max) {
+            res = REJ_CORE_ACCOUNTS_FULL;
+            break;
+        }
+        cc->account = a;
+        atomic_store(&c->next_account, a + 1);
+        break;
+    }
+    case CC_KEY:
+        cc->key.created_ms = cc->ts;
+        if (!core_account_exists(c, cc->key.account) || keys_add(&c->keys, &cc->key) != 0)
+            res = REJ_CORE_BAD_KEY;
+        break;
+    default: /* CC_CONFIG: the state was made from it by core_create */
+        break;
+    }
+    struct core_record r = {cc->seq, cc->ts, cc, res, c->nev, c->ev};
+    for (int k = 0; k < c->ncons; k++)
+        if (c->cons[k].in_lock)
+            c->cons[k].fn(c->cons[k].ctx, &r);
+    if (c->any_after)
+        queue_copy(c, &r);
+    atomic_fetch_add(&c->commands, 1);
+    return res;
+}
+
+static int32_t apply_exch(struct core *c, struct cmd *x, const char *text)
+{
+    struct core_cmd cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.type = CC_EXCH;
+    cc.x = *x;
+    cc.text = text;
+    int32_t res = apply(c, &cc);
+    *x = cc.x;
+    return res;
+}
+
+/* The job's own new order and canceled orders, from the record just made. */
+static uint64_t new_order_of(const struct core *c, uint32_t account)
+{
+    for (uint32_t k = 0; k < c->nev; k++)
+        if (c->ev[k].ev.type == EV_NEW && c->ev[k].ev.order.account == account)
+            return c->ev[k].ev.order.id;
+    return 0;
+}
+
+static void canceled_rows(struct core *c, struct core_job *j)
+{
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < c->nev; k++)
+        n += c->ev[k].ev.type == EV_CANCELED && c->ev[k].ev.order.account == j->account;
+    if (!n)
+        return;
+    struct ord_rec *rows = malloc(n * sizeof(*rows));
+    if (!rows)
+        return;
+    uint32_t m = 0;
+    for (uint32_t k = 0; k < c->nev; k++) {
+        const struct event *e = &c->ev[k].ev;
+        if (e->type != EV_CANCELED || e->order.account != j->account)
+            continue;
+        const struct ord_rec *o = store_order(c->st, e->order.id);
+        if (o)
+            rows[m++] = *o;
+    }
+    if (j->rows != j->rows_inline)
+        free(j->rows);
+    j->rows = rows;
+    j->nrows = m;
+}
+
+static void run_account(struct core *c, struct core_job *j)
+{
+    struct core_cmd cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.type = CC_ACCOUNT;
+    j->status = apply(c, &cc);
+    if (j->status != REJ_NONE)
+        return;
+    j->account = cc.account;
+    memset(&cc, 0, sizeof(cc));
+    cc.type = CC_KEY;
+    cc.key = j->key;
+    cc.key.account = j->account;
+    j->status = apply(c, &cc);
+    if (j->status != REJ_NONE)
+        return;
+    j->key = cc.key;
+    for (uint32_t i = 0; i < j->n; i++) {
+        j->cmds[i].account = j->account;
+        j->rej[i] = (enum reject)apply_exch(c, &j->cmds[i], NULL);
+        exch_margin(c->x, j->account, j->cmds[i].u.money.currency, &j->margin);
+    }
+}
+
+static void run_job(struct core *c, struct core_job *j)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    if (j->kind == J_ACCOUNT) {
+        run_account(c, j);
+    } else {
+        for (uint32_t i = 0; i < j->n; i++) {
+            struct cmd *x = &j->cmds[i];
+            j->rej[i] = (enum reject)apply_exch(c, x, j->texts[i]);
+            if (j->kind == J_ORDERS) {
+                uint64_t show = x->type == CMD_NEW_ORDER ? new_order_of(c, j->account) : j->target[i];
+                const struct ord_rec *o = store_order(c->st, show);
+                if (o)
+                    j->rows[i] = *o;
+            }
+            if (j->kind == J_CANCEL_ALL)
+                canceled_rows(c, j);
+            if (j->kind == J_POSITION) {
+                exch_position(c->x, j->account, x->inst, &j->pos);
+                j->adl_e8 = exch_adl_percentile(c->x, j->account, x->inst);
+            }
+            if (j->kind == J_MONEY && (x->type == CMD_DEPOSIT || x->type == CMD_WITHDRAW))
+                exch_margin(c->x, x->account, x->u.money.currency, &j->margin);
+        }
+    }
+    j->ts = c->now;
+    j->seq = c->seq;
+    pthread_rwlock_unlock(&c->lock);
+    deliver(c);
+}
+
+static void finish(struct core_job *j)
+{
+    if (j->done)
+        j->done(j);
+}
+
+void core_run(struct core *c, struct core_job *j)
+{
+    run_job(c, j);
+    finish(j);
+}
+
+static void clock_tick(struct core *c)
+{
+    struct cmd x;
+    memset(&x, 0, sizeof(x));
+    x.type = CMD_CLOCK;
+    pthread_rwlock_wrlock(&c->lock);
+    apply_exch(c, &x, NULL);
+    pthread_rwlock_unlock(&c->lock);
+    deliver(c);
+}
+
+void core_tick(struct core *c)
+{
+    clock_tick(c);
+}
+
+/* ---- the engine thread and rule 5a ----------------------------------------------- */
+
+/* Writes a submitting thread serves after its own, from the queue, before
+ * it hands the rest to the engine thread: its own reply waits for them. */
+#define SERVE_MORE_MAX 8u
+
+/* Loadshed rule 5a: the queue handed job j back; serve it here, then the
+ * single writes queued behind it meanwhile, up to SERVE_MORE_MAX. */
+static void serve_here(struct core *c, struct core_job *j)
+{
+    unsigned more = 0;
+    struct ls_entry next;
+    for (;;) {
+        int64_t t0 = ls_now_ns();
+        run_job(c, j);
+        int64_t t1 = ls_now_ns();
+        finish(j);
+        if (!ls_run_done(c->q, t1 - t0, more < SERVE_MORE_MAX, &next))
+            return;
+        j = next.item;
+        more++;
+    }
+}
+
+enum ls_result core_submit(struct core *c, struct core_job *j, enum ls_kind kind, bool exempt)
+{
+    /* On an idle engine a single write runs here, in its place in the one
+     * sequence (loadshed rule 5a). Cancel-all, account and multi-order
+     * bulk jobs, whose size has no small bound, and the demonstration
+     * delay stay on the engine thread so a submitting thread never stalls
+     * its other work for long. */
+    bool run_now = false;
+    int64_t t0 = ls_now_ns();
+    bool here = !c->cfg.engine_thread_only && c->cfg.engine_delay_ns == 0 && j->n == 1 &&
+                j->kind != J_CANCEL_ALL && j->kind != J_ACCOUNT;
+    enum ls_result res = here ? ls_submit_run(c->q, j, kind, exempt, t0, &run_now)
+                              : ls_submit(c->q, j, kind, exempt, t0);
+    if (res == LS_ACCEPTED && run_now)
+        serve_here(c, j);
+    return res;
+}
+
+/* The demonstration delay: waits until the queue's clock reads `until`,
+ * sleeping all but the last 0.1 ms (the core stays free for the HTTP
+ * threads), then spinning, so the service time is the one asked for. */
+static void delay_until(int64_t until)
+{
+    int64_t ns = until - ls_now_ns();
+    if (ns > 200000) {
+        struct timespec ts = {(time_t)((ns - 100000) / 1000000000), (long)((ns - 100000) % 1000000000)};
+        nanosleep(&ts, NULL);
+    }
+    while (ls_now_ns() < until)
+        ;
+}
+
+static void *engine_main(void *arg)
+{
+    struct core *c = arg;
+    /* One write at a time: a write taken out of the queue no longer counts
+     * toward its depth, so taking a batch would let another full queue in
+     * behind it and double the worst wait the latency cap promises. */
+    struct ls_entry batch[1];
+    int64_t tick_ns = (int64_t)c->cfg.tick_ms * 1000000;
+    int64_t last_cmd_ns = ls_now_ns();
+    for (;;) {
+        size_t n = 0;
+        enum ls_take_result t = ls_take(c->q, batch, 1, tick_ns, &n);
+        if (t == LS_TAKE_CLOSED)
+            break;
+        int64_t now = ls_now_ns();
+        if (t == LS_TAKE_TIMEOUT || now - last_cmd_ns > tick_ns) {
+            clock_tick(c);
+            last_cmd_ns = now;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct core_job *j = batch[i].item;
+            int64_t t0 = ls_now_ns();
+            run_job(c, j);
+            /* --engine-delay-us: every write takes at least that long, its
+             * own work included, so the service time is known and steady
+             * (a checked build's invariant walk grows with the state). */
+            if (c->cfg.engine_delay_ns > 0)
+                delay_until(t0 + c->cfg.engine_delay_ns);
+            int64_t t1 = ls_now_ns();
+            ls_done(c->q, 1, t1 - t0);
+            last_cmd_ns = t1;
+            finish(j);
+        }
+    }
+    return NULL;
+}
+
+/* ---- life ------------------------------------------------------------------------------ */
+
+static void audit_fail(void *ctx, const struct cmd *c, const struct exch_audit *a)
+{
+    (void)ctx;
+    fprintf(stderr,
+            "perpsim: MONEY AUDIT FAILED after command seq %" PRIu64 " type %u account %u: %s\n"
+            "perpsim: stopping the engine.\n",
+            c->seq, c->type, c->account, a->report);
+    fflush(stderr);
+    abort();
+}
+
+static void store_consumer(void *ctx, const struct core_record *r)
+{
+    store_apply(ctx, r);
+}
+
+struct core *core_create(const struct core_config *cfg, char *err, size_t errcap)
+{
+    if (!cfg->clock.now) {
+        snprintf(err, errcap, "no clock source");
+        return NULL;
+    }
+    struct core *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    if (c->cfg.tick_ms <= 0)
+        c->cfg.tick_ms = CORE_TICK_MS;
+    c->view.c = c;
+    atomic_init(&c->next_account, 1);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* Writers first: a stream of reads must not starve the engine. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&c->pend_lock, NULL);
+    pthread_mutex_init(&c->deliver_lock, NULL);
+    keys_init(&c->keys);
+    const char *e = NULL;
+    c->x = exch_create(&c->cfg.exch, sink, c, &e);
+    if (!c->x) {
+        snprintf(err, errcap, "exchange config: %s", e ? e : "?");
+        goto fail;
+    }
+    exch_on_audit_fail(c->x, audit_fail, c);
+    c->st = store_create(exch_config(c->x), c->cfg.exch.engine.accounts_max);
+    if (!c->st) {
+        snprintf(err, errcap, "out of memory for the read model");
+        goto fail;
+    }
+    c->cons[c->ncons++] = (struct consumer){store_consumer, c->st, true};
+    if (ls_create(&c->cfg.ls, &c->q) != LS_OK) {
+        snprintf(err, errcap, "write queue config");
+        goto fail;
+    }
+    /* Command 1: the config the state was made from. */
+    struct core_cmd cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.type = CC_CONFIG;
+    cc.config = &c->cfg.exch;
+    pthread_rwlock_wrlock(&c->lock);
+    apply(c, &cc);
+    /* Initial index prices: marks exist before the first order. */
+    for (uint16_t i = 0; i < c->cfg.exch.indices_count; i++) {
+        if (c->cfg.index_px[i] <= 0)
+            continue;
+        struct cmd x;
+        memset(&x, 0, sizeof(x));
+        x.type = CMD_SET_INDEX;
+        x.u.set_index.index = i;
+        x.u.set_index.price = c->cfg.index_px[i];
+        apply_exch(c, &x, NULL);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return c;
+fail:
+    core_destroy(c);
+    return NULL;
+}
+
+int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock)
+{
+    if (c->started || c->ncons == CONSUMERS_MAX)
+        return -1;
+    c->cons[c->ncons++] = (struct consumer){fn, ctx, in_lock};
+    if (!in_lock)
+        c->any_after = true;
+    return 0;
+}
+
+int core_start(struct core *c)
+{
+    if (c->started)
+        return 0;
+    if (pthread_create(&c->engine, NULL, engine_main, c) != 0)
+        return -1;
+    c->started = true;
+    return 0;
+}
+
+void core_shutdown(struct core *c)
+{
+    if (!c->q)
+        return;
+    ls_shutdown(c->q);
+    if (c->started) {
+        pthread_join(c->engine, NULL);
+        c->started = false;
+    }
+}
+
+void core_destroy(struct core *c)
+{
+    if (!c)
+        return;
+    core_shutdown(c);
+    deliver(c);
+    while (c->pend_head) {
+        struct owned_rec *n = c->pend_head->next;
+        free(c->pend_head);
+        c->pend_head = n;
+    }
+    if (c->q)
+        ls_destroy(c->q);
+    store_destroy(c->st);
+    exch_destroy(c->x);
+    keys_destroy(&c->keys);
+    free(c->ev);
+    pthread_rwlock_destroy(&c->lock);
+    pthread_mutex_destroy(&c->pend_lock);
+    pthread_mutex_destroy(&c->deliver_lock);
+    free(c);
+}
+
+/* ---- reads ---------------------------------------------------------------------------- */
+
+struct ls_queue *core_queue(struct core *c)
+{
+    return c->q;
+}
+
+const struct exch_config *core_exch_config(const struct core *c)
+{
+    return &c->cfg.exch;
+}
+
+uint64_t core_commands(const struct core *c)
+{
+    return (uint64_t)atomic_load(&((struct core *)(uintptr_t)c)->commands);
+}
+
+bool core_key_get(struct core *c, const char *id, struct key_rec *out)
+{
+    return keys_get(&c->keys, id, out);
+}
+
+int core_keys_list(struct core *c, uint32_t account, struct key_rec *out, int max)
+{
+    return keys_list(&c->keys, account, out, max);
+}
+
+bool core_account_exists(const struct core *c, uint32_t account)
+{
+    return account > 0 && account < atomic_load(&((struct core *)(uintptr_t)c)->next_account);
+}
+
+const struct core_view *core_view_begin(struct core *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    return &c->view;
+}
+
+void core_view_end(const struct core_view *v)
+{
+    pthread_rwlock_unlock(&v->c->lock);
+}
+
+const struct exch_config *cv_config(const struct core_view *v)
+{
+    return &v->c->cfg.exch;
+}
+
+const struct store *cv_store(const struct core_view *v)
+{
+    return v->c->st;
+}
+
+uint64_t cv_seq(const struct core_view *v)
+{
+    return v->c->seq;
+}
+
+ms_t cv_now(const struct core_view *v)
+{
+    return v->c->now;
+}
+
+int cv_position(const struct core_view *v, uint32_t account, uint16_t inst, struct exch_position *out)
+{
+    return exch_position(v->c->x, account, inst, out);
+}
+
+int cv_margin(const struct core_view *v, uint32_t account, uint8_t cur, struct exch_margin *out)
+{
+    return exch_margin(v->c->x, account, cur, out);
+}
+
+void cv_instrument(const struct core_view *v, uint16_t inst, struct exch_instrument_state *out)
+{
+    exch_instrument_state(v->c->x, inst, out);
+}
+
+rate_t cv_adl(const struct core_view *v, uint32_t account, uint16_t inst)
+{
+    return exch_adl_percentile(v->c->x, account, inst);
+}
+
+uint32_t cv_levels(const struct core_view *v, uint16_t inst, enum side side, uint32_t max, px_t *px,
+                   qty_t *size)
+{
+    return engine_levels(exch_engine(v->c->x), inst, side, max, px, size);
+}
+
+int cv_audit(const struct core_view *v, struct exch_audit *out)
+{
+    return exch_audit(v->c->x, out);
+}
+
+void core_state(struct core *c, struct core_state *out)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    uint64_t h = hash_u64(HASH_SEED, exch_hash(c->x));
+    h = keys_hash(&c->keys, h);
+    h = store_hash(c->st, h);
+    h = hash_u64(h, atomic_load(&c->next_account));
+    h = hash_u64(h, c->seq);
+    out->hash = hash_u64(h, (uint64_t)c->now);
+    out->seq = c->seq;
+    out->time = c->now;
+    pthread_rwlock_unlock(&c->lock);
+}
