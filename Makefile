@@ -35,7 +35,7 @@ test: deps
 	@./tools/test-summary.py $(CHECKED) $(SANITIZED)
 
 bench: build
-	./$(RELEASE)/bench_engine
+	./$(RELEASE)/bench/bench_engine
 
 clean:
 	rm -rf $(RELEASE) $(CHECKED) $(SANITIZED)
