@@ -1982,6 +1982,24 @@ static void admin_audit(struct req *r)
     reply_json(r, 200, o);
 }
 
+/* The state hash of the whole exchange with the sequence number and engine
+ * time it was taken at (core_state): equal command sequences, equal hash. */
+static void admin_state(struct req *r)
+{
+    static const char *const known[] = {NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    struct core_state st;
+    core_state(r->s->core, &st);
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016" PRIx64, st.hash);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "seq", (double)st.seq);
+    cJSON_AddStringToObject(o, "hash", hex);
+    add_time(o, "time", st.time);
+    reply_json(r, 200, o);
+}
+
 static void admin_loadshed(struct req *r)
 {
     struct srv *s = r->s;
@@ -2126,6 +2144,7 @@ static const struct route admin_routes[] = {
     {"POST", "withdraw", a_withdraw, false},
     {"POST", "index", admin_index, false},
     {"GET", "audit", admin_audit, false},
+    {"GET", "state", admin_state, false},
     {"GET", "loadshed", admin_loadshed, false},
     {"POST", "loadshed", admin_loadshed, false},
 };

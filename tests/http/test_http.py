@@ -301,6 +301,19 @@ def run_main(s):
     check(st == 400, f"faucet withdraw too much: {st}")
     st, _, r = s.admin("POST", "index", {"symbol": "XBTUSD", "price": 1})
     check(st == 400, "index must be an index")
+    # The state hash: the sequence number, a 64-bit hash and engine time.
+    st, _, r = s.raw("GET", "/admin/v1/state")
+    check(st == 401, f"state without token: {st}")
+    st, _, st1 = s.admin("GET", "state")
+    check(st == 200 and set(st1) == {"seq", "hash", "time"} and isinstance(st1["seq"], int) and st1["seq"] > 0
+          and len(st1["hash"]) == 16 and all(ch in "0123456789abcdef" for ch in st1["hash"])
+          and st1["time"].endswith("Z"), f"admin state: {st} {st1}")
+    tr.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 1000})
+    st, _, st2 = s.admin("GET", "state")
+    check(st == 200 and st2["seq"] > st1["seq"] and st2["hash"] != st1["hash"] and st2["time"] >= st1["time"],
+          f"an order is a command: the state moves on: {st1} -> {st2}")
+    st, _, r = s.admin("GET", "state", {"bogus": 1})
+    check(st == 400, f"state refuses unknown parameters: {st} {r}")
     st, _, r = s.admin("POST", "loadshed", {"latencyCapMs": 250})
     check(st == 200 and r["latencyCapMs"] == 250, f"admin loadshed cap: {r}")
 
