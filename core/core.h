@@ -110,8 +110,10 @@ void core_job_free(struct core_job *j);
 
 struct core;
 
-/* Makes the state and applies command 1 (CC_CONFIG) and the initial index
- * prices; does not start the engine thread. NULL with a message in err. */
+/* Makes the state from the config; applies nothing yet and does not start
+ * the engine thread. NULL with a message in err. The sequence opens (command
+ * 1, CC_CONFIG, then the initial index prices) at the first of core_start,
+ * core_run and core_tick, after the consumers have subscribed. */
 struct core *core_create(const struct core_config *cfg, char *err, size_t errcap);
 /* Starts the engine thread (the write queue is served from then on). */
 int core_start(struct core *c);
@@ -123,11 +125,13 @@ void core_destroy(struct core *c);
 void core_shutdown(struct core *c);
 
 typedef void (*core_consumer_fn)(void *ctx, const struct core_record *r);
-/* Registers a consumer of the change stream; before core_start only.
- * The read model is the first in-lock consumer, always. -1 when full. */
+/* Registers a consumer of the change stream, before the sequence opens, so
+ * that it sees every record from command 1. The read model is the first
+ * in-lock consumer, always. -1 when full or too late. */
 int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock);
 
-/* Submits a job to the write queue (kind and exempt as loadshed.h).
+/* Submits a job to the write queue (kind and exempt as loadshed.h); after
+ * core_start.
  * LS_ACCEPTED: done() will be called (perhaps before this returns);
  * otherwise it will not, and the job is still the caller's. */
 enum ls_result core_submit(struct core *c, struct core_job *j, enum ls_kind kind, bool exempt);

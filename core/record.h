@@ -20,6 +20,14 @@
  *   EV_MONEY       of a liquidation, deleverage or settlement: execCost of
  *                  the position change at the event's price
  * The rest of each event is the engine's or margin core's own (engine.h).
+ * The sequencer closes each command's record with one more EV_POSITION for
+ * every position of an account the command touched (its orders, fills,
+ * wallet or positions) whose figures moved after its last position event,
+ * and one more EV_INSTRUMENT for every instrument whose open interest a
+ * fill or a transfer of contracts moved after its last instrument event:
+ * a record ends with everything it touched as it is. (A mark move alone
+ * changes every open position's mark-derived figures; the instrument
+ * event carries the new mark.)
  *
  * core_record_encode() gives a record's canonical bytes: every field
  * written explicitly, little-endian, no padding, so equal records give

@@ -58,6 +58,7 @@ struct core {
     /* the engine thread */
     pthread_t engine;
     bool started;
+    bool opened;               /* command 1 and the initial prices applied */
     struct ls_queue *q;
     atomic_uint_fast64_t commands;
     struct core_view view;
@@ -179,6 +180,121 @@ static void sink(void *ctx, const struct event *ev)
     }
 }
 
+/* The account an event touches (its order's, its wallet's, its
+ * position's), or UINT32_MAX. Deposits, withdrawals and the insurance fund
+ * move a wallet and so every cross position's figures too. */
+static uint32_t touched_account(const struct event *e)
+{
+    switch (e->type) {
+    case EV_NEW: case EV_AMENDED: case EV_RESTATED: case EV_CANCELED: case EV_TRIGGERED:
+    case EV_FILL:
+        return e->order.account;
+    case EV_MONEY: case EV_POSITION:
+        return e->account;
+    default:
+        return UINT32_MAX;
+    }
+}
+
+/* Order events and money moves change positions' figures (order margin,
+ * open order quantities, commissions, and through the account's cross
+ * equity every cross position's liquidation price) without a position
+ * event of their own. At the end of the command, each position of a
+ * touched account that is open or had an event in the command gets one
+ * more position event with its figures now, unless its last position event
+ * already came after everything that touched the account: the record ends
+ * with every such position as it is (a mark change in the command counts as
+ * touching each touched account's positions). A mark change alone moves
+ * the mark-derived figures of every open position; the instrument event
+ * carries the new mark (re-emitting every position on every mark move is
+ * for a consumer that wants it: BitMEX throttles those updates). */
+static void close_positions(struct core *c)
+{
+    uint32_t n = c->nev;
+    uint16_t ninst = c->cfg.exch.engine.instruments_count;
+    /* A mark change moves the figures of every position of the touched
+     * accounts (their equity), so it counts as touching them all. */
+    uint32_t last_mark = 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (c->ev[k].ev.type == EV_INSTRUMENT)
+            last_mark = k;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t a = touched_account(&c->ev[k].ev);
+        if (a == UINT32_MAX)
+            continue;
+        bool first = true; /* handle each account at its first event only */
+        for (uint32_t m = 0; m < k && first; m++)
+            first = touched_account(&c->ev[m].ev) != a;
+        if (!first)
+            continue;
+        uint32_t last_touch = last_mark > k ? last_mark : k;
+        uint64_t had = 0; /* instruments with an event of this account */
+        for (uint32_t m = k; m < n; m++)
+            if (touched_account(&c->ev[m].ev) == a) {
+                if (m > last_touch)
+                    last_touch = m;
+                if (c->ev[m].ev.inst < 64)
+                    had |= UINT64_C(1) << c->ev[m].ev.inst;
+            }
+        for (uint16_t i = 0; i < ninst; i++) {
+            bool closed = false;
+            for (uint32_t m = n; m-- > last_touch;) {
+                const struct event *f = &c->ev[m].ev;
+                if (f->type == EV_POSITION && f->account == a && f->inst == i) {
+                    closed = true;
+                    break;
+                }
+            }
+            if (closed)
+                continue;
+            if (!(had >> i & 1) && engine_position(exch_engine(c->x), a, i) == 0)
+                continue;
+            struct event pe;
+            memset(&pe, 0, sizeof(pe));
+            pe.type = EV_POSITION;
+            pe.account = a;
+            pe.inst = i;
+            pe.seq = c->ev[k].ev.seq;
+            pe.ts = c->ev[k].ev.ts;
+            sink(c, &pe);
+        }
+    }
+}
+
+/* A fill or a transfer of contracts changes an instrument's open interest
+ * (its state, as EV_INSTRUMENT carries it) without an instrument event:
+ * at the end of the command each such instrument gets one, unless one came
+ * after its last fill. */
+static void close_instruments(struct core *c)
+{
+    uint32_t n = c->nev;
+    uint64_t done = 0; /* instruments closed by this pass (INSTRUMENTS_MAX <= 64) */
+    for (uint32_t k = n; k-- > 0;) {
+        const struct event *e = &c->ev[k].ev;
+        uint16_t i = e->inst;
+        if (i >= 64 || (done >> i & 1))
+            continue;
+        if (e->type == EV_INSTRUMENT) {
+            done |= UINT64_C(1) << i; /* already as it is now */
+            continue;
+        }
+        bool moves = e->type == EV_FILL ||
+                     (e->type == EV_MONEY && (e->u.money.kind == MK_LIQUIDATION ||
+                                              e->u.money.kind == MK_DELEVERAGE ||
+                                              e->u.money.kind == MK_SETTLEMENT));
+        if (!moves)
+            continue;
+        done |= UINT64_C(1) << i;
+        struct event ie;
+        memset(&ie, 0, sizeof(ie));
+        ie.type = EV_INSTRUMENT;
+        ie.inst = i;
+        ie.seq = e->seq;
+        ie.ts = e->ts;
+        sink(c, &ie);
+    }
+}
+
 /* Copies r for the after-lock consumers (state lock held for writing, so
  * the queue is in sequence order). */
 static void queue_copy(struct core *c, const struct core_record *r)
@@ -262,6 +378,8 @@ static int32_t apply(struct core *c, struct core_cmd *cc)
         cc->x.seq = cc->seq;
         cc->x.ts = cc->ts;
         res = exch_apply(c->x, &cc->x);
+        close_positions(c);
+        close_instruments(c);
         break;
     case CC_ACCOUNT: {
         uint32_t a = atomic_load(&c->next_account);
@@ -392,6 +510,8 @@ static void run_job(struct core *c, struct core_job *j)
     deliver(c);
 }
 
+static void open_sequence(struct core *c);
+
 static void finish(struct core_job *j)
 {
     if (j->done)
@@ -400,6 +520,8 @@ static void finish(struct core_job *j)
 
 void core_run(struct core *c, struct core_job *j)
 {
+    if (!c->opened)
+        open_sequence(c);
     run_job(c, j);
     finish(j);
 }
@@ -417,6 +539,8 @@ static void clock_tick(struct core *c)
 
 void core_tick(struct core *c)
 {
+    if (!c->opened)
+        open_sequence(c);
     clock_tick(c);
 }
 
@@ -573,12 +697,27 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
         snprintf(err, errcap, "write queue config");
         goto fail;
     }
-    /* Command 1: the config the state was made from. */
+    return c;
+fail:
+    core_destroy(c);
+    return NULL;
+}
+
+/* Applies command 1 (the config the state was made from) and the initial
+ * index prices, once, so that every consumer sees the sequence from its
+ * start. */
+static void open_sequence(struct core *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    if (c->opened) {
+        pthread_rwlock_unlock(&c->lock);
+        return;
+    }
+    c->opened = true;
     struct core_cmd cc;
     memset(&cc, 0, sizeof(cc));
     cc.type = CC_CONFIG;
     cc.config = &c->cfg.exch;
-    pthread_rwlock_wrlock(&c->lock);
     apply(c, &cc);
     /* Initial index prices: marks exist before the first order. */
     for (uint16_t i = 0; i < c->cfg.exch.indices_count; i++) {
@@ -592,15 +731,12 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
         apply_exch(c, &x, NULL);
     }
     pthread_rwlock_unlock(&c->lock);
-    return c;
-fail:
-    core_destroy(c);
-    return NULL;
+    deliver(c);
 }
 
 int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock)
 {
-    if (c->started || c->ncons == CONSUMERS_MAX)
+    if (c->opened || c->ncons == CONSUMERS_MAX)
         return -1;
     c->cons[c->ncons++] = (struct consumer){fn, ctx, in_lock};
     if (!in_lock)
@@ -610,6 +746,7 @@ int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock)
 
 int core_start(struct core *c)
 {
+    open_sequence(c);
     if (c->started)
         return 0;
     if (pthread_create(&c->engine, NULL, engine_main, c) != 0)
