@@ -47,6 +47,8 @@ struct core {
     /* the record being built: the events of the command being applied */
     struct rec_event *ev;
     uint32_t nev, cap_ev;
+    struct touched *touched;  /* close_positions' accounts */
+    uint32_t ntouched, cap_touched;
     /* consumers; the read model is cons[0] */
     struct consumer cons[CONSUMERS_MAX];
     int ncons;
@@ -208,6 +210,13 @@ static uint32_t touched_account(const struct event *e)
  * the mark-derived figures of every open position; the instrument event
  * carries the new mark (re-emitting every position on every mark move is
  * for a consumer that wants it: BitMEX throttles those updates). */
+struct touched {
+    uint32_t account;
+    uint32_t last_touch;           /* the last event touching it (or a later mark change) */
+    uint64_t had;                  /* instruments with an event of it */
+    uint32_t last_pos[INSTRUMENTS_MAX]; /* its last position event per instrument, + 1 */
+};
+
 static void close_positions(struct core *c)
 {
     uint32_t n = c->nev;
@@ -215,47 +224,62 @@ static void close_positions(struct core *c)
     /* A mark change moves the figures of every position of the touched
      * accounts (their equity), so it counts as touching them all. */
     uint32_t last_mark = 0;
-    for (uint32_t k = 0; k < n; k++)
-        if (c->ev[k].ev.type == EV_INSTRUMENT)
-            last_mark = k;
+    c->ntouched = 0;
     for (uint32_t k = 0; k < n; k++) {
-        uint32_t a = touched_account(&c->ev[k].ev);
+        const struct event *e = &c->ev[k].ev;
+        if (e->type == EV_INSTRUMENT)
+            last_mark = k;
+        uint32_t a = touched_account(e);
         if (a == UINT32_MAX)
             continue;
-        bool first = true; /* handle each account at its first event only */
-        for (uint32_t m = 0; m < k && first; m++)
-            first = touched_account(&c->ev[m].ev) != a;
-        if (!first)
-            continue;
-        uint32_t last_touch = last_mark > k ? last_mark : k;
-        uint64_t had = 0; /* instruments with an event of this account */
-        for (uint32_t m = k; m < n; m++)
-            if (touched_account(&c->ev[m].ev) == a) {
-                if (m > last_touch)
-                    last_touch = m;
-                if (c->ev[m].ev.inst < 64)
-                    had |= UINT64_C(1) << c->ev[m].ev.inst;
+        /* Most commands touch one or two accounts: the last one found is
+         * looked at first. */
+        struct touched *t = NULL;
+        for (uint32_t m = c->ntouched; m-- > 0;)
+            if (c->touched[m].account == a) {
+                t = &c->touched[m];
+                break;
             }
-        for (uint16_t i = 0; i < ninst; i++) {
-            bool closed = false;
-            for (uint32_t m = n; m-- > last_touch;) {
-                const struct event *f = &c->ev[m].ev;
-                if (f->type == EV_POSITION && f->account == a && f->inst == i) {
-                    closed = true;
-                    break;
+        if (!t) {
+            if (c->ntouched == c->cap_touched) {
+                uint32_t nc = c->cap_touched ? c->cap_touched * 2 : 8;
+                struct touched *p = realloc(c->touched, nc * sizeof(*p));
+                if (!p) {
+                    fprintf(stderr, "perpsim: out of memory for the change stream: stopping\n");
+                    abort();
                 }
+                c->touched = p;
+                c->cap_touched = nc;
             }
-            if (closed)
-                continue;
-            if (!(had >> i & 1) && engine_position(exch_engine(c->x), a, i) == 0)
+            t = &c->touched[c->ntouched++];
+            memset(t, 0, sizeof(*t));
+            t->account = a;
+        }
+        t->last_touch = k;
+        bool wallet_only = e->type == EV_MONEY &&
+                           (e->u.money.kind == MK_DEPOSIT || e->u.money.kind == MK_WITHDRAWAL ||
+                            e->u.money.kind == MK_INSURANCE);
+        if (e->inst < INSTRUMENTS_MAX && !wallet_only) {
+            t->had |= UINT64_C(1) << e->inst;
+            if (e->type == EV_POSITION)
+                t->last_pos[e->inst] = k + 1;
+        }
+    }
+    for (uint32_t m = 0; m < c->ntouched; m++) {
+        struct touched *t = &c->touched[m];
+        uint32_t touch = last_mark > t->last_touch ? last_mark : t->last_touch;
+        for (uint16_t i = 0; i < ninst; i++) {
+            if (t->last_pos[i] && t->last_pos[i] - 1 >= touch)
+                continue; /* its last position event came after everything */
+            if (!(t->had >> i & 1) && engine_position(exch_engine(c->x), t->account, i) == 0)
                 continue;
             struct event pe;
             memset(&pe, 0, sizeof(pe));
             pe.type = EV_POSITION;
-            pe.account = a;
+            pe.account = t->account;
             pe.inst = i;
-            pe.seq = c->ev[k].ev.seq;
-            pe.ts = c->ev[k].ev.ts;
+            pe.seq = c->ev[0].ev.seq;
+            pe.ts = c->ev[0].ev.ts;
             sink(c, &pe);
         }
     }
@@ -783,6 +807,7 @@ void core_destroy(struct core *c)
     exch_destroy(c->x);
     keys_destroy(&c->keys);
     free(c->ev);
+    free(c->touched);
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->pend_lock);
     pthread_mutex_destroy(&c->deliver_lock);
