@@ -13,30 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/names.h"
 #include "api/timefmt.h"
-
-static const char *const side_names[] = {"", "Buy", "Sell"};
-static const char *const ord_type_names[] = {"", "Limit", "Market", "Stop", "StopLimit",
-                                             "MarketIfTouched", "LimitIfTouched", "Pegged"};
-static const char *const tif_names[] = {"", "GoodTillCancel", "ImmediateOrCancel", "FillOrKill", "Day"};
-static const char *const peg_names[] = {"", "PrimaryPeg", "MarketPeg", "TrailingStopPeg"};
-static const char *const cont_names[] = {"", "OneCancelsTheOther", "OneTriggersTheOther"};
-static const char *const status_names[] = {"New", "PartiallyFilled", "Filled", "Canceled", "Rejected"};
-static const char *const exec_names[] = {
-    [EX_NEW] = "New", [EX_TRADE] = "Trade", [EX_CANCELED] = "Canceled",
-    [EX_REPLACED] = "Replaced", [EX_RESTATED] = "Restated",
-    [EX_TRIGGERED] = "TriggeredOrActivatedBySystem", [EX_REJECTED] = "Rejected",
-    [EX_FUNDING] = "Funding", [EX_SETTLEMENT] = "Settlement", [EX_LIQUIDATION] = "Liquidation",
-    [EX_BANKRUPTCY] = "Bankruptcy"};
-static const char *const tick_names[] = {"PlusTick", "ZeroPlusTick", "MinusTick", "ZeroMinusTick"};
-
-/* execInst bits in BitMEX's words, in the order BitMEX lists them. */
-static const struct { uint16_t bit; const char *name; } exec_inst_names[] = {
-    {EXEC_POST_ONLY, "ParticipateDoNotInitiate"}, {EXEC_ALL_OR_NONE, "AllOrNone"},
-    {EXEC_MARK_PRICE, "MarkPrice"}, {EXEC_INDEX_PRICE, "IndexPrice"},
-    {EXEC_LAST_PRICE, "LastPrice"}, {EXEC_CLOSE, "Close"}, {EXEC_REDUCE_ONLY, "ReduceOnly"},
-    {EXEC_FIXED, "Fixed"}, {EXEC_LAST_WITHIN_MARK, "LastWithinMark"},
-};
 
 /* ---- names and ids ---------------------------------------------------------- */
 
@@ -129,19 +107,6 @@ static void add_id(cJSON *o, const char *name, uint32_t tag, uint64_t id)
     char b[37];
     id_format(b, tag, id);
     cJSON_AddStringToObject(o, name, b);
-}
-
-static void exec_inst_text(uint16_t bits, char *out, size_t cap)
-{
-    out[0] = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(exec_inst_names) / sizeof(exec_inst_names[0]); i++)
-        if (bits & exec_inst_names[i].bit) {
-            int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "", exec_inst_names[i].name);
-            if (w < 0 || (size_t)w >= cap - n)
-                break;
-            n += (size_t)w;
-        }
 }
 
 static const struct exch_instrument *inst_cfg(const struct exch_config *cfg, uint16_t i)
@@ -282,7 +247,7 @@ static void order_fields(const struct exch_config *cfg, cJSON *o, const struct o
     cJSON_AddStringToObject(o, "clOrdLinkID", clordlinkid);
     add_int(o, "account", v->account);
     cJSON_AddStringToObject(o, "symbol", sym(cfg, v->inst));
-    cJSON_AddStringToObject(o, "side", v->side <= SIDE_SELL ? side_names[v->side] : "");
+    cJSON_AddStringToObject(o, "side", name_of(&names_side, v->side));
     cJSON_AddNullToObject(o, "simpleOrderQty");
     add_int(o, "orderQty", v->qty);
     add_px(o, "price", v->price);
@@ -295,17 +260,17 @@ static void order_fields(const struct exch_config *cfg, cJSON *o, const struct o
         cJSON_AddNumberToObject(o, "pegOffsetValue", px_num(v->peg_offset_px));
     else
         cJSON_AddNullToObject(o, "pegOffsetValue");
-    cJSON_AddStringToObject(o, "pegPriceType", v->peg_type < 4 ? peg_names[v->peg_type] : "");
+    cJSON_AddStringToObject(o, "pegPriceType", name_of(&names_peg, v->peg_type));
     quote_of(cfg, v->inst, b, sizeof(b));
     cJSON_AddStringToObject(o, "currency", b);
     cJSON_AddStringToObject(o, "settlCurrency", settl_currency(cfg, v->inst));
-    cJSON_AddStringToObject(o, "ordType", v->ord_type < 8 ? ord_type_names[v->ord_type] : "");
-    cJSON_AddStringToObject(o, "timeInForce", v->tif < 5 ? tif_names[v->tif] : "");
-    exec_inst_text(v->exec_inst, b, sizeof(b));
+    cJSON_AddStringToObject(o, "ordType", name_of(&names_ord_type, v->ord_type));
+    cJSON_AddStringToObject(o, "timeInForce", name_of(&names_tif, v->tif));
+    name_format_set(&names_exec_inst, v->exec_inst, b, sizeof(b));
     cJSON_AddStringToObject(o, "execInst", b);
-    cJSON_AddStringToObject(o, "contingencyType", v->contingency < 3 ? cont_names[v->contingency] : "");
+    cJSON_AddStringToObject(o, "contingencyType", name_of(&names_contingency, v->contingency));
     cJSON_AddStringToObject(o, "exDestination", "XBME");
-    cJSON_AddStringToObject(o, "ordStatus", v->status < 5 ? status_names[v->status] : "");
+    cJSON_AddStringToObject(o, "ordStatus", name_of(&names_ord_status, v->status));
     cJSON_AddStringToObject(o, "triggered", v->triggered ? "StopOrderTriggered" : "");
     cJSON_AddBoolToObject(o, "workingIndicator", v->working != 0);
 }
@@ -354,9 +319,8 @@ cJSON *render_exec(const struct core_view *v, const struct exe_rec *e)
     order_fields(cfg, o, &e->v, r ? r->clordid : "", r ? r->clordlinkid : "");
     add_int(o, "lastQty", e->last_qty);
     add_px(o, "lastPx", e->last_px);
-    cJSON_AddStringToObject(o, "lastLiquidityInd",
-                            e->liq == 1 ? "AddedLiquidity" : e->liq == 2 ? "RemovedLiquidity" : "");
-    cJSON_AddStringToObject(o, "execType", e->type < EX_COUNT ? exec_names[e->type] : "");
+    cJSON_AddStringToObject(o, "lastLiquidityInd", name_of(&names_liquidity, e->liq));
+    cJSON_AddStringToObject(o, "execType", name_of(&names_exec_type, e->type));
     cJSON_AddStringToObject(o, "ordRejReason", "");
     add_int(o, "leavesQty", e->v.leaves);
     add_int(o, "cumQty", e->type == EX_TRADE || e->order_id ? e->v.cum : e->last_qty);
@@ -687,7 +651,7 @@ cJSON *render_instrument(const struct core_view *v, uint16_t i, ms_t now)
     add_px(o, "lowPrice", lo);
     add_px(o, "lastPrice", last);
     add_px(o, "lastPriceProtected", last);
-    cJSON_AddStringToObject(o, "lastTickDirection", tick_names[tick & 3]);
+    cJSON_AddStringToObject(o, "lastTickDirection", name_of(&names_tick, tick & 3u));
     cJSON_AddNumberToObject(o, "lastChangePcnt",
                             prev24 && last ? (double)(int64_t)((px_num(last) / px_num(prev24) - 1) * 10000) / 10000 : 0);
     px_t bid = 0, ask = 0;
@@ -718,10 +682,10 @@ cJSON *render_trade(const struct exch_config *cfg, uint16_t inst, const struct t
     cJSON *o = cJSON_CreateObject();
     add_time(o, "timestamp", t->ts);
     cJSON_AddStringToObject(o, "symbol", sym(cfg, inst));
-    cJSON_AddStringToObject(o, "side", t->side <= SIDE_SELL ? side_names[t->side] : "");
+    cJSON_AddStringToObject(o, "side", name_of(&names_side, t->side));
     add_int(o, "size", t->size);
     add_px(o, "price", t->px);
-    cJSON_AddStringToObject(o, "tickDirection", tick_names[t->tick_dir & 3]);
+    cJSON_AddStringToObject(o, "tickDirection", name_of(&names_tick, t->tick_dir & 3u));
     add_id(o, "trdMatchID", ID_TRADE, t->trade_id);
     add_int(o, "grossValue", t->gross);
     double home = 0, foreign = 0;
@@ -730,21 +694,6 @@ cJSON *render_trade(const struct exch_config *cfg, uint16_t inst, const struct t
     cJSON_AddNumberToObject(o, "foreignNotional", foreign < 0 ? -foreign : foreign);
     cJSON_AddStringToObject(o, "trdType", "Regular");
     return o;
-}
-
-const char *money_kind_name(uint8_t kind)
-{
-    switch (kind) {
-    case MK_DEPOSIT: return "Deposit";
-    case MK_WITHDRAWAL: return "Withdrawal";
-    case MK_FUNDING: return "Funding";
-    case MK_SETTLEMENT: return "Settlement";
-    case MK_LIQUIDATION: return "Liquidation";
-    case MK_DELEVERAGE: return "Deleverage";
-    case MK_INSURANCE: return "Insurance";
-    case MK_TRANSFER: return "Transfer";
-    default: return "";
-    }
 }
 
 /* ---- engine rejects in BitMEX's words ------------------------------------------------------------ */

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "api/l2id.h"
+#include "api/names.h"
 #include "api/timefmt.h"
 
 #define BULK_MAX 100
@@ -246,7 +247,7 @@ static void get_l2(struct req *r)
         int64_t id = 0;
         l2_id_from_price(L2_SYMBOL_IDX_BASE + i, px[at], ftick, &id);
         cJSON_AddNumberToObject(o, "id", (double)id);
-        cJSON_AddStringToObject(o, "side", sell ? "Sell" : "Buy");
+        cJSON_AddStringToObject(o, "side", name_of(&names_side, sell ? SIDE_SELL : SIDE_BUY));
         cJSON_AddNumberToObject(o, "size", (double)sz[at]);
         cJSON_AddNumberToObject(o, "price", px_num(px[at]));
         cJSON_AddStringToObject(o, "timestamp", ts);
@@ -349,12 +350,8 @@ static void get_bucketed(struct req *r)
     static const char *const keys[] = {"timestamp", "symbol", NULL};
     struct q_spec spec = {.keys = keys};
     const char *bs = str_param(r->params, "binSize");
-    static const char *const names[BIN_COUNT] = {"1m", "5m", "1h", "1d"};
-    int b = -1;
-    for (int k = 0; bs && k < BIN_COUNT; k++)
-        if (strcmp(bs, names[k]) == 0)
-            b = k;
-    if (b < 0) {
+    unsigned b = 0;
+    if (!name_parse(&names_bin_size, bs, &b)) {
         reply_error(r, 400, VALIDATION, "binSize is invalid");
         return;
     }
@@ -476,7 +473,8 @@ static void get_liquidations(struct req *r)
         id_format(id, ID_ORDER, rec->v.id);
         cJSON_AddStringToObject(row, "orderID", id);
         cJSON_AddStringToObject(row, "symbol", sym(s->x, rec->v.inst));
-        cJSON_AddStringToObject(row, "side", rec->v.side == SIDE_SELL ? "Sell" : "Buy");
+        cJSON_AddStringToObject(row, "side",
+                                name_of(&names_side, rec->v.side == SIDE_SELL ? SIDE_SELL : SIDE_BUY));
         cJSON_AddNumberToObject(row, "price", px_num(rec->v.price));
         cJSON_AddNumberToObject(row, "leavesQty", (double)rec->v.leaves);
         cJSON_AddNumberToObject(row, "orderQty", (double)rec->v.qty);
@@ -749,7 +747,7 @@ static cJSON *wallet_row(const struct srv *s, const struct wallet_rec *w)
     cJSON_AddNumberToObject(o, "account", w->account);
     cJSON_AddStringToObject(o, "currency", s->x->currency[w->currency]);
     cJSON_AddStringToObject(o, "network", "");
-    const char *t = money_kind_name(w->kind);
+    const char *t = name_of(&names_money_kind, w->kind);
     if (w->kind == MK_FUNDING || w->kind == MK_SETTLEMENT || w->kind == MK_LIQUIDATION ||
         w->kind == MK_DELEVERAGE)
         t = "RealisedPNL";
@@ -759,7 +757,7 @@ static cJSON *wallet_row(const struct srv *s, const struct wallet_rec *w)
     cJSON_AddStringToObject(o, "transactStatus", "Completed");
     cJSON_AddStringToObject(o, "address", w->kind == MK_TRANSFER || w->kind >= MK_FUNDING ? sym(s->x, w->inst) : "");
     cJSON_AddStringToObject(o, "tx", "");
-    cJSON_AddStringToObject(o, "text", money_kind_name(w->kind));
+    cJSON_AddStringToObject(o, "text", name_of(&names_money_kind, w->kind));
     add_time(o, "transactTime", w->ts);
     add_time(o, "timestamp", w->ts);
     cJSON_AddNumberToObject(o, "walletBalance", (double)w->balance);
@@ -823,7 +821,7 @@ static void get_wallet_summary(struct req *r)
             cJSON *row = cJSON_CreateObject();
             cJSON_AddNumberToObject(row, "account", r->key.account);
             cJSON_AddStringToObject(row, "currency", s->x->currency[c]);
-            cJSON_AddStringToObject(row, "transactType", money_kind_name(kinds[k]));
+            cJSON_AddStringToObject(row, "transactType", name_of(&names_money_kind, kinds[k]));
             cJSON_AddStringToObject(row, "symbol", "");
             cJSON_AddNumberToObject(row, "amount", (double)sum[kinds[k]]);
             cJSON_AddNumberToObject(row, "pendingDebit", 0);
@@ -859,6 +857,15 @@ static void get_wallet_summary(struct req *r)
     reply_json(r, 200, rows);
 }
 
+/* A key's "permissions" array: the names of its bits, in table order. */
+static void add_permissions(cJSON *o, uint32_t perms)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, "permissions");
+    for (size_t i = 0; i < names_permission.count; i++)
+        if (perms & names_permission.entries[i].value)
+            cJSON_AddItemToArray(a, cJSON_CreateString(names_permission.entries[i].name));
+}
+
 static void get_api_keys(struct req *r)
 {
     if (!need_auth(r))
@@ -880,13 +887,7 @@ static void get_api_keys(struct req *r)
                      keys[i].cidr_bits[k]);
             cJSON_AddItemToArray(cidrs, cJSON_CreateString(b));
         }
-        cJSON *perms = cJSON_AddArrayToObject(o, "permissions");
-        if (keys[i].perms & PERM_ORDER)
-            cJSON_AddItemToArray(perms, cJSON_CreateString("order"));
-        if (keys[i].perms & PERM_CANCEL)
-            cJSON_AddItemToArray(perms, cJSON_CreateString("orderCancel"));
-        if (keys[i].perms & PERM_WITHDRAW)
-            cJSON_AddItemToArray(perms, cJSON_CreateString("withdraw"));
+        add_permissions(o, keys[i].perms);
         cJSON_AddBoolToObject(o, "enabled", keys[i].enabled);
         cJSON_AddNumberToObject(o, "userId", keys[i].account);
         add_time(o, "created", keys[i].created_ms);
@@ -932,45 +933,15 @@ static void get_commission(struct req *r)
 
 /* ---- orders: parsing --------------------------------------------------------------------------------- */
 
-struct name_val { const char *name; uint32_t val; };
-
-static bool lookup(const struct name_val *t, const char *name, uint32_t *out)
-{
-    for (; t->name; t++)
-        if (strcmp(t->name, name) == 0) {
-            *out = t->val;
-            return true;
-        }
-    return false;
-}
-
-static const struct name_val ord_types[] = {
-    {"Limit", ORD_LIMIT}, {"Market", ORD_MARKET}, {"Stop", ORD_STOP}, {"StopLimit", ORD_STOP_LIMIT},
-    {"MarketIfTouched", ORD_MARKET_IF_TOUCHED}, {"LimitIfTouched", ORD_LIMIT_IF_TOUCHED},
-    {"Pegged", ORD_PEGGED}, {NULL, 0}};
-static const struct name_val tifs[] = {
-    {"GoodTillCancel", TIF_GTC}, {"ImmediateOrCancel", TIF_IOC}, {"FillOrKill", TIF_FOK},
-    {"Day", TIF_DAY}, {NULL, 0}};
-static const struct name_val pegs[] = {
-    {"PrimaryPeg", PEG_PRIMARY}, {"MarketPeg", PEG_MARKET}, {"TrailingStopPeg", PEG_TRAILING_STOP},
-    {NULL, 0}};
-static const struct name_val conts[] = {
-    {"OneCancelsTheOther", CONT_OCO}, {"OneTriggersTheOther", CONT_OTO}, {NULL, 0}};
-static const struct name_val insts[] = {
-    {"ParticipateDoNotInitiate", EXEC_POST_ONLY}, {"ReduceOnly", EXEC_REDUCE_ONLY},
-    {"Close", EXEC_CLOSE}, {"MarkPrice", EXEC_MARK_PRICE}, {"LastPrice", EXEC_LAST_PRICE},
-    {"IndexPrice", EXEC_INDEX_PRICE}, {"Fixed", EXEC_FIXED}, {"LastWithinMark", EXEC_LAST_WITHIN_MARK},
-    {"AllOrNone", EXEC_ALL_OR_NONE}, {NULL, 0}};
-
 /* An enumerated string parameter; false when the reply is set. */
-static bool enum_param(struct req *r, const cJSON *p, const char *name, const struct name_val *t,
-                       const char *bad, uint32_t *out)
+static bool enum_param(struct req *r, const cJSON *p, const char *name, const struct name_table *t,
+                       const char *bad, unsigned *out)
 {
     const char *v = NULL;
     enum prm_get g = prm_str(p, name, &v);
     if (g == PRM_ABSENT || (g == PRM_FOUND && !*v))
         return true;
-    if (g != PRM_FOUND || !lookup(t, v, out)) {
+    if (g != PRM_FOUND || !name_parse(t, v, out)) {
         reply_error(r, 400, VALIDATION, "%s", bad);
         return false;
     }
@@ -1068,14 +1039,12 @@ static bool parse_new(struct req *r, const cJSON *p, struct cmd *c, char **text)
         return false;
     const char *side = str_param(p, "side");
     if (side && *side) {
-        if (strcmp(side, "Buy") == 0)
-            n->side = SIDE_BUY;
-        else if (strcmp(side, "Sell") == 0)
-            n->side = SIDE_SELL;
-        else {
+        unsigned sd = 0;
+        if (!name_parse(&names_side, side, &sd)) {
             reply_error(r, 400, VALIDATION, "Invalid side");
             return false;
         }
+        n->side = (uint8_t)sd;
     }
     if (!qty_param(r, p, "orderQty", &n->qty, &n->has, HAS_QTY) ||
         !qty_param(r, p, "displayQty", &n->display_qty, &n->has, HAS_DISPLAY_QTY) ||
@@ -1083,37 +1052,30 @@ static bool parse_new(struct req *r, const cJSON *p, struct cmd *c, char **text)
         !px_param(r, p, "stopPx", &n->stop_px, &n->has, HAS_STOP_PX, false) ||
         !px_param(r, p, "pegOffsetValue", &n->peg_offset_px, &n->has, HAS_PEG_OFFSET, true))
         return false;
-    uint32_t v = 0;
-    if (!enum_param(r, p, "ordType", ord_types, "Unsupported ordType", &v))
+    unsigned v = 0;
+    if (!enum_param(r, p, "ordType", &names_ord_type, "Unsupported ordType", &v))
         return false;
     n->ord_type = (uint8_t)v;
     v = 0;
-    if (!enum_param(r, p, "timeInForce", tifs, "Unsupported timeInForce", &v))
+    if (!enum_param(r, p, "timeInForce", &names_tif, "Unsupported timeInForce", &v))
         return false;
     n->tif = (uint8_t)v;
     v = 0;
-    if (!enum_param(r, p, "pegPriceType", pegs, "Unsupported pegPriceType", &v))
+    if (!enum_param(r, p, "pegPriceType", &names_peg, "Unsupported pegPriceType", &v))
         return false;
     n->peg_type = (uint8_t)v;
     v = 0;
-    if (!enum_param(r, p, "contingencyType", conts, "Unsupported contingencyType", &v))
+    if (!enum_param(r, p, "contingencyType", &names_contingency, "Unsupported contingencyType", &v))
         return false;
     n->contingency = (uint8_t)v;
     const char *ei = str_param(p, "execInst");
     if (ei && *ei) {
-        char buf[256];
-        snprintf(buf, sizeof(buf), "%s", ei);
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            while (*t == ' ')
-                t++;
-            uint32_t bit = 0;
-            if (!lookup(insts, t, &bit)) {
-                reply_error(r, 400, VALIDATION, "Unsupported execInst");
-                return false;
-            }
-            n->exec_inst |= (uint16_t)bit;
+        unsigned bits = 0;
+        if (!name_parse_set(&names_exec_inst, ei, &bits)) {
+            reply_error(r, 400, VALIDATION, "Unsupported execInst");
+            return false;
         }
+        n->exec_inst |= (uint16_t)bits;
     } else if (cJSON_GetObjectItemCaseSensitive(p, "execInst") &&
                !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "execInst")) &&
                !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "execInst"))) {
@@ -1450,8 +1412,11 @@ static void delete_all(struct req *r)
         return;
     }
     const cJSON *fs = f ? cJSON_GetObjectItemCaseSensitive(f, "side") : NULL;
-    if (fs && cJSON_IsString(fs))
-        side = strcmp(fs->valuestring, "Buy") == 0 ? SIDE_BUY : strcmp(fs->valuestring, "Sell") == 0 ? SIDE_SELL : 0;
+    if (fs && cJSON_IsString(fs)) {
+        unsigned sd = SIDE_NONE; /* another text: both sides */
+        name_parse(&names_side, fs->valuestring, &sd);
+        side = (uint8_t)sd;
+    }
     const cJSON *fy = f ? cJSON_GetObjectItemCaseSensitive(f, "symbol") : NULL;
     if (fy && cJSON_IsString(fy) && inst_find(s->x, fy->valuestring) >= 0)
         inst = (uint16_t)inst_find(s->x, fy->valuestring);
@@ -1674,7 +1639,8 @@ static void finish_money(struct req *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "account", c->account);
     cJSON_AddStringToObject(o, "currency", r->s->x->currency[c->u.money.currency]);
-    cJSON_AddStringToObject(o, "transactType", c->type == CMD_DEPOSIT ? "Deposit" : "Withdrawal");
+    cJSON_AddStringToObject(o, "transactType",
+                            name_of(&names_money_kind, c->type == CMD_DEPOSIT ? MK_DEPOSIT : MK_WITHDRAWAL));
     cJSON_AddNumberToObject(o, "amount", (double)(c->type == CMD_DEPOSIT ? c->u.money.amount : -c->u.money.amount));
     cJSON_AddStringToObject(o, "transactStatus", "Completed");
     cJSON_AddNumberToObject(o, "walletBalance", (double)j->margin.wallet);
@@ -1774,13 +1740,7 @@ static void finish_account(struct req *r)
     /* the reply shows the new key once, here only */
     cJSON_AddStringToObject(o, "apiKey", j->key.id);
     cJSON_AddStringToObject(o, "apiSecret", j->key.secret);
-    cJSON *perms = cJSON_AddArrayToObject(o, "permissions");
-    if (j->key.perms & PERM_ORDER)
-        cJSON_AddItemToArray(perms, cJSON_CreateString("order"));
-    if (j->key.perms & PERM_CANCEL)
-        cJSON_AddItemToArray(perms, cJSON_CreateString("orderCancel"));
-    if (j->key.perms & PERM_WITHDRAW)
-        cJSON_AddItemToArray(perms, cJSON_CreateString("withdraw"));
+    add_permissions(o, j->key.perms);
     reply_json(r, 200, o);
 }
 
@@ -1821,16 +1781,12 @@ static void admin_accounts(struct req *r)
                 reply_error(r, 400, VALIDATION, "Invalid permissions");
                 return;
             }
-            if (strcmp(it->valuestring, "order") == 0)
-                perms |= PERM_ORDER;
-            else if (strcmp(it->valuestring, "orderCancel") == 0)
-                perms |= PERM_CANCEL;
-            else if (strcmp(it->valuestring, "withdraw") == 0)
-                perms |= PERM_WITHDRAW;
-            else if (strcmp(it->valuestring, "read") != 0) {
+            unsigned bit = 0;
+            if (!name_parse(&names_permission, it->valuestring, &bit)) {
                 reply_error(r, 400, VALIDATION, "Invalid permissions: %s", it->valuestring);
                 return;
             }
+            perms |= bit;
         }
     }
     struct key_rec k;

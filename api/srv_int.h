@@ -131,7 +131,6 @@ cJSON *render_wallet(const struct exch_config *cfg, uint32_t account, uint8_t cu
 cJSON *render_instrument(const struct core_view *v, uint16_t inst, ms_t now);
 cJSON *render_index(const struct core_view *v, uint16_t index, ms_t now);
 cJSON *render_trade(const struct exch_config *cfg, uint16_t inst, const struct trade_rec *t);
-const char *money_kind_name(uint8_t kind);
 const char *reject_message(enum reject r, int *status);
 
 #define ID_ORDER 0u
