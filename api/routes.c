@@ -29,8 +29,8 @@ static const char HTTP[] = "HTTPError";
 
 /* A view of the state for this request (core.h): short, no rendering of
  * JSON for a write's reply inside it. */
-static void rdlock(struct req *r) { r->v = core_view_begin(r->s->core); }
-static void unlock(struct req *r) { core_view_end(r->v); r->v = NULL; }
+static void view_open(struct req *r) { r->v = core_view_begin(r->s->core); }
+static void view_close(struct req *r) { core_view_end(r->v); r->v = NULL; }
 
 static bool need_auth(struct req *r)
 {
@@ -142,14 +142,14 @@ static bool table_open(struct req *r, const struct q_spec *spec, struct q_opts *
     if (!parse_query(r, spec, o, mask))
         return false;
     q_collect_init(c, o);
-    rdlock(r);
+    view_open(r);
     return true;
 }
 
 /* Lock released, the collected rows are the reply. */
 static void table_close(struct req *r, struct q_collect *c, struct q_opts *o)
 {
-    unlock(r);
+    view_close(r);
     cJSON *rows = q_collect_done(c);
     q_free(o);
     reply_json(r, 200, rows);
@@ -229,11 +229,11 @@ static void get_l2(struct req *r)
         reply_error(r, 500, HTTP, "Server Error");
         return;
     }
-    rdlock(r);
+    view_open(r);
     uint32_t ns = cv_levels(r->v, (uint16_t)i, SIDE_SELL, max, px, sz);
     uint32_t nb = cv_levels(r->v, (uint16_t)i, SIDE_BUY, max, px + max, sz + max);
     ms_t now = cv_now(r->v);
-    unlock(r);
+    view_close(r);
     const struct engine_instrument *ei = &s->x->engine.instruments[i];
     px_t ftick = l2_formula_tick_px(ei->symbol, ei->tick_px);
     char ts[TF_ISO_BUF];
@@ -721,7 +721,7 @@ static void get_margin(struct req *r, bool wallet)
     if (!need_auth(r) || !currency_param(r, &cur, &all))
         return;
     cJSON *rows = all ? cJSON_CreateArray() : NULL, *one = NULL;
-    rdlock(r);
+    view_open(r);
     for (uint8_t c = 0; c < s->x->currencies_count; c++) {
         if (!all && c != cur)
             continue;
@@ -734,7 +734,7 @@ static void get_margin(struct req *r, bool wallet)
         else
             one = o;
     }
-    unlock(r);
+    view_close(r);
     reply_json(r, 200, all ? rows : one);
 }
 
@@ -802,7 +802,7 @@ static void get_wallet_summary(struct req *r)
     if (!parse_query(r, &spec, &o, NULL))
         return;
     cJSON *rows = cJSON_CreateArray();
-    rdlock(r);
+    view_open(r);
     const struct idx_vec *wv = store_account_wallet(cv_store(r->v), r->key.account);
     for (uint8_t c = 0; c < s->x->currencies_count; c++) {
         if (!all && c != cur)
@@ -852,7 +852,7 @@ static void get_wallet_summary(struct req *r)
             cJSON_AddItemToArray(rows, row);
         }
     }
-    unlock(r);
+    view_close(r);
     q_free(&o);
     reply_json(r, 200, rows);
 }
@@ -1100,7 +1100,7 @@ static bool parse_new(struct req *r, const cJSON *p, struct cmd *c, char **text)
 static bool resolve_order(struct req *r, const char *order_id, const char *clordid, uint64_t *id)
 {
     *id = 0;
-    rdlock(r);
+    view_open(r);
     if (order_id) {
         uint64_t k;
         const struct ord_rec *rec = id_parse(order_id, ID_ORDER, &k) ? store_order(cv_store(r->v), k) : NULL;
@@ -1109,7 +1109,7 @@ static bool resolve_order(struct req *r, const char *order_id, const char *clord
     } else if (clordid) {
         *id = store_find_clordid(cv_store(r->v), r->key.account, clordid);
     }
-    unlock(r);
+    view_close(r);
     if (!*id) {
         reply_error(r, 404, HTTP, "Not Found");
         return false;
@@ -1154,9 +1154,9 @@ static bool clordid_free(struct req *r, const char *clordid)
 {
     if (!*clordid)
         return true;
-    rdlock(r);
+    view_open(r);
     uint64_t id = store_find_clordid(cv_store(r->v), r->key.account, clordid);
-    unlock(r);
+    view_close(r);
     if (id) {
         reply_error(r, 400, VALIDATION, "Duplicate clOrdID");
         return false;
@@ -1177,9 +1177,9 @@ static void reject_reply(struct req *r, const struct cmd *c, enum reject rej)
         px_t px = c->u.new_order.price;
         if (!px) {
             struct exch_instrument_state st;
-            rdlock(r);
+            view_open(r);
             cv_instrument(r->v, c->inst, &st);
-            unlock(r);
+            view_close(r);
             px = st.mark_px;
         }
         if (px > 0 && mf_value(&in->contract, q, px, &v) == MF_OK)
@@ -1588,9 +1588,9 @@ static void post_position(struct req *r, enum pos_op op)
         }
         /* Isolate at the leverage the position shows now. */
         struct exch_position p;
-        rdlock(r);
+        view_open(r);
         cv_position(r->v, r->key.account, c->inst, &p);
-        unlock(r);
+        view_close(r);
         c->type = CMD_SET_LEVERAGE;
         c->u.leverage_e8 = p.leverage_e8 > 0 ? p.leverage_e8
                            : p.im_e8 > 0      ? MF_RATE_SCALE * MF_RATE_SCALE / p.im_e8
@@ -1905,11 +1905,11 @@ static void admin_audit(struct req *r)
 {
     struct srv *s = r->s;
     struct exch_audit a;
-    rdlock(r);
+    view_open(r);
     cv_audit(r->v, &a);
     const char *verify = NULL;
     ms_t now = cv_now(r->v);
-    unlock(r);
+    view_close(r);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "ok", a.ok && !verify);
     cJSON_AddStringToObject(o, "report", a.report);
