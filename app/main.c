@@ -48,6 +48,11 @@ static const char usage[] =
     "                         spinners: no hypervisor wake-ups on a VM (default 1000, 0 = off)\n"
     "  --engine-thread-only   every write goes through the engine thread (by default a\n"
     "                         single write on an idle engine runs on its HTTP thread)\n"
+    "  --keep-orders N        terminal orders the read model keeps, oldest dropped first;\n"
+    "                         live orders are always kept (default 1000000, 0 = all)\n"
+    "  --keep-executions N    executions kept, all accounts together (default 1000000,\n"
+    "                         0 = all)\n"
+    "  --keep-trades N        public trades kept per instrument (default 1000000, 0 = all)\n"
     "  --no-demo              do not create the demo account\n"
     "  --quiet                print only the listening line\n"
     "  --help                 this text\n";
@@ -613,6 +618,17 @@ int main(int argc, char **argv)
             if (parse_long(v, 0, 1000000, &n))
                 return fail("--warm-us wants 0..1000000, got %s", v);
             cfg.warm_ns = (int64_t)n * 1000;
+            i++;
+        } else if (strcmp(a, "--keep-orders") == 0 || strcmp(a, "--keep-executions") == 0 ||
+                   strcmp(a, "--keep-trades") == 0) {
+            if (parse_long(v, 0, (long)STORE_KEEP_MAX, &n))
+                return fail("%s wants 0..1000000000 (0 = keep all)", a);
+            if (strcmp(a, "--keep-orders") == 0)
+                cfg.core.limits.orders = (uint32_t)n;
+            else if (strcmp(a, "--keep-executions") == 0)
+                cfg.core.limits.execs = (uint32_t)n;
+            else
+                cfg.core.limits.trades = (uint32_t)n;
             i++;
         } else if (strcmp(a, "--http-threads") == 0) {
             if (parse_long(v, 1, 64, &n))

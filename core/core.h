@@ -60,11 +60,13 @@ struct core_config {
     bool engine_thread_only;    /* no write runs on its submitter's thread (rule 5a) */
     ms_t tick_ms;               /* clock command after this long without a write */
     struct core_clock clock;    /* engine time; must be set */
+    struct store_limits limits; /* rows the read model keeps (store.h); 0 = unbounded */
 };
 
 /* The default market (exch_config_default with the future expiring at the
  * quarter end after now_ms), .BXBT 60000 and .BETH 3000, the default write
- * queue, a clock tick every CORE_TICK_MS. The clock is left unset. */
+ * queue, a clock tick every CORE_TICK_MS, the read model's default limits
+ * (STORE_KEEP_ORDERS, _EXECS, _TRADES). The clock is left unset. */
 void core_config_default(struct core_config *c, ms_t now_ms);
 
 /* ---- jobs ---------------------------------------------------------------- */

@@ -76,6 +76,7 @@ void core_config_default(struct core_config *c, ms_t now_ms)
     c->index_px[1] = 3000 * PX_SCALE;
     ls_config_default(&c->ls);
     c->tick_ms = CORE_TICK_MS;
+    c->limits = (struct store_limits){STORE_KEEP_ORDERS, STORE_KEEP_EXECS, STORE_KEEP_TRADES};
 }
 
 /* ---- jobs ---------------------------------------------------------------------- */
@@ -332,7 +333,8 @@ static void queue_copy(struct core *c, const struct core_record *r)
     }
     o->next = NULL;
     o->cmd = *r->cmd;
-    memcpy(o->ev, r->ev, evb);
+    if (evb)
+        memcpy(o->ev, r->ev, evb);
     if (tl) {
         char *t = (char *)o->ev + evb;
         memcpy(t, r->cmd->text, tl);
@@ -711,7 +713,7 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
         goto fail;
     }
     exch_on_audit_fail(c->x, audit_fail, c);
-    c->st = store_create(exch_config(c->x), c->cfg.exch.engine.accounts_max);
+    c->st = store_create(exch_config(c->x), c->cfg.exch.engine.accounts_max, c->cfg.limits);
     if (!c->st) {
         snprintf(err, errcap, "out of memory for the read model");
         goto fail;

@@ -19,31 +19,85 @@ struct texts {
     uint32_t hcap;
 };
 
-struct cmap {         /* (account, clOrdID) -> latest order id */
-    uint64_t *slot;   /* order id, 0 = empty */
-    uint64_t n, cap;
+struct cslot {         /* a clOrdID map entry */
+    uint64_t id;          /* the order, 0 = empty */
+    uint64_t h;           /* ckey(account, clOrdID): its home, kept for moves */
+};
+
+struct cmap {             /* (account, clOrdID) -> latest kept order id */
+    struct cslot *slot;
+    uint64_t n, cap;      /* cap: a power of two, at least 2n */
+};
+
+struct oentry { uint64_t id; uint32_t slot; };
+
+struct omap {             /* order id -> slot in the slab, open addressing */
+    struct oentry *e;     /* id 0 = empty */
+    uint64_t n, cap;      /* cap: a power of two, at least 2n */
+};
+
+/* An order kept, in the slab (slots are reused after a drop). */
+struct oslot {
+    struct ord_rec r;
+    uint8_t term;         /* terminal (counted in nterm) */
+    uint8_t listed;       /* in its account's order list */
+    uint8_t liq;          /* in the liquidation list */
+};
+
+/* A list of indices readers see as an idx_vec: view.v = buf + head.
+ * Entries are dropped from the front (head moves on) or, for order
+ * lists, left in place as stale entries and compacted away in bulk. */
+struct ilist {
+    struct idx_vec view;
+    uint32_t *buf;
+    uint32_t head, cap;
+    uint32_t stale;       /* order lists: entries naming dropped orders */
+};
+
+/* A ring of elements: the kept rows are at head, head + 1, ... mod cap. */
+#define RING(T) struct { T *v; uint32_t head, n, cap; uint64_t total, dropped; }
+
+/* Public trades: a ring that is also mirrored (a row at p is written at
+ * p + cap too) once it has its final size, so the kept rows are always
+ * v[head .. head + n): contiguous for store_trades. */
+struct tring {
+    struct trade_rec *v;
+    uint32_t head, n, cap;
+    uint64_t total, dropped;
 };
 
 #define VEC(T) struct { T *v; uint32_t n, cap; }
 
 struct acct {
-    struct idx_vec orders, execs, wallet;
+    struct ilist orders, execs;
+    struct idx_vec wallet;
     uint64_t insts;
 };
 
 struct store {
     const struct exch_config *cfg;
+    struct store_limits lim;
     uint32_t naccts;
     struct acct *acct;
-    VEC(struct ord_rec) ord;   /* by id; ord.v[0] unused */
-    VEC(struct exe_rec) exe;
-    VEC(struct trade_rec) trades[INSTRUMENTS_MAX];
+    /* orders */
+    VEC(struct oslot) slab;
+    VEC(uint32_t) free_slots;
+    struct omap omap;
+    uint64_t ord_n;            /* highest id seen + 1 */
+    uint64_t nterm;            /* terminal orders kept */
+    uint64_t orders_dropped;
+    RING(uint64_t) term;       /* terminal order ids, oldest to become terminal first
+                                * (only when orders are bounded) */
+    uint32_t term_fresh;       /* of which made terminal by the record being applied */
+    RING(struct exe_rec) exe;  /* exe.total: executions ever made */
+    struct tring trades[INSTRUMENTS_MAX];
     VEC(struct bin_rec) bins[INSTRUMENTS_MAX][BIN_COUNT];
     VEC(struct funding_rec) funding;
     VEC(struct insurance_rec) insurance;
     VEC(struct settle_rec) settle;
     VEC(struct wallet_rec) wallet;
-    struct idx_vec liq;
+    struct ilist liq;
+    uint64_t liq_total;        /* liquidation orders ever listed */
     uint8_t settled[INSTRUMENTS_MAX];
     struct texts texts;
     struct cmap cmap;
@@ -77,6 +131,90 @@ static void *grow(void *v, uint32_t *cap, uint32_t n, size_t elem)
 static void idx_push(struct idx_vec *iv, uint32_t x)
 {
     VPUSH(*iv, x);
+}
+
+/* ---- rings and lists --------------------------------------------------------- */
+
+/* Moves the ring's n rows, in order, to the front of a new buffer of nc. */
+static void *ring_resize(void *v, uint32_t *head, uint32_t n, uint32_t *cap, uint32_t nc, size_t elem)
+{
+    char *p = malloc((size_t)nc * elem);
+    if (!p)
+        abort();
+    if (n) {
+        uint32_t first = *cap - *head < n ? *cap - *head : n;
+        memcpy(p, (char *)v + (size_t)*head * elem, (size_t)first * elem);
+        memcpy(p + (size_t)first * elem, v, (size_t)(n - first) * elem);
+    }
+    free(v);
+    *head = 0;
+    *cap = nc;
+    return p;
+}
+
+/* The next capacity of a table that may grow to lim (0 = no limit). */
+static uint32_t next_cap(uint32_t cap, uint32_t lim)
+{
+    if (cap > UINT32_MAX / 4)
+        abort();
+    uint32_t nc = cap ? cap * 2 : 64;
+    return lim && nc > lim ? lim : nc;
+}
+
+/* Room for one more row in ring r, which grows up to lim (0 = no limit);
+ * at lim the caller drops the oldest row first. */
+#define RING_ROOM(r, lim) do { \
+        if ((r).n == (r).cap) \
+            (r).v = ring_resize((r).v, &(r).head, (r).n, &(r).cap, next_cap((r).cap, (lim)), \
+                                sizeof(*(r).v)); \
+    } while (0)
+
+/* Where the k-th row from head is. */
+static uint32_t ring_at(uint32_t head, uint32_t k, uint32_t cap)
+{
+    return head + k >= cap ? head + k - cap : head + k;
+}
+
+static void ilist_sync(struct ilist *l)
+{
+    l->view.v = l->buf ? l->buf + l->head : NULL;
+    l->view.cap = l->cap - l->head;
+}
+
+static void ilist_push(struct ilist *l, uint32_t x)
+{
+    if (l->head + l->view.n == l->cap) {
+        /* Full: move the entries to the front; grow unless that freed at
+         * least as much room as there are entries (amortized O(1)). */
+        if (l->head) {
+            memmove(l->buf, l->buf + l->head, (size_t)l->view.n * sizeof(uint32_t));
+            l->head = 0;
+        }
+        if (l->view.n >= l->cap / 2) {
+            uint32_t nc = next_cap(l->cap < 8 ? 8 : l->cap, 0);
+            uint32_t *p = realloc(l->buf, (size_t)nc * sizeof(uint32_t));
+            if (!p)
+                abort();
+            l->buf = p;
+            l->cap = nc;
+        }
+    }
+    l->buf[l->head + l->view.n++] = x;
+    ilist_sync(l);
+}
+
+static void ilist_pop_front(struct ilist *l)
+{
+    l->head++;
+    if (!--l->view.n)
+        l->head = 0;
+    ilist_sync(l);
+}
+
+static void ilist_free(struct ilist *l)
+{
+    free(l->buf);
+    memset(l, 0, sizeof(*l));
 }
 
 /* ---- texts ----------------------------------------------------------------- */
@@ -113,6 +251,114 @@ static uint32_t intern(struct store *s, const char *text)
     return t->n++;
 }
 
+/* ---- orders by id ------------------------------------------------------------ */
+
+#define NO_SLOT UINT32_MAX
+
+static uint64_t omix(uint64_t id)
+{
+    id *= UINT64_C(0x9E3779B97F4A7C15);
+    return id ^ (id >> 31);
+}
+
+static uint32_t omap_get(const struct store *s, uint64_t id)
+{
+    if (!id || !s->omap.cap)
+        return NO_SLOT;
+    uint64_t m = s->omap.cap - 1;
+    for (uint64_t i = omix(id) & m; s->omap.e[i].id; i = (i + 1) & m)
+        if (s->omap.e[i].id == id)
+            return s->omap.e[i].slot;
+    return NO_SLOT;
+}
+
+static void omap_insert(struct omap *o, uint64_t id, uint32_t slot)
+{
+    uint64_t m = o->cap - 1, i = omix(id) & m;
+    while (o->e[i].id && o->e[i].id != id)
+        i = (i + 1) & m;
+    if (!o->e[i].id)
+        o->n++;
+    o->e[i].id = id;
+    o->e[i].slot = slot;
+}
+
+static void omap_put(struct store *s, uint64_t id, uint32_t slot)
+{
+    struct omap *o = &s->omap;
+    if ((o->n + 1) * 2 > o->cap) {
+        struct omap old = *o;
+        o->cap = old.cap ? old.cap * 2 : 1024;
+        o->e = calloc(o->cap, sizeof(*o->e));
+        if (!o->e)
+            abort();
+        o->n = 0;
+        for (uint64_t i = 0; i < old.cap; i++)
+            if (old.e[i].id)
+                omap_insert(o, old.e[i].id, old.e[i].slot);
+        free(old.e);
+    }
+    omap_insert(o, id, slot);
+}
+
+/* True when the entry's home h is cyclically outside (i, j]: it may move
+ * back to the hole at i (linear probing's deletion without tombstones). */
+static bool may_fill(uint64_t h, uint64_t i, uint64_t j)
+{
+    return i <= j ? (h <= i || h > j) : (h <= i && h > j);
+}
+
+static void omap_del(struct store *s, uint64_t id)
+{
+    struct omap *o = &s->omap;
+    uint64_t m = o->cap - 1, i = omix(id) & m;
+    while (o->e[i].id != id) {
+        if (!o->e[i].id)
+            return;
+        i = (i + 1) & m;
+    }
+    for (uint64_t j = (i + 1) & m; o->e[j].id; j = (j + 1) & m)
+        if (may_fill(omix(o->e[j].id) & m, i, j)) {
+            o->e[i] = o->e[j];
+            i = j;
+        }
+    o->e[i].id = 0;
+    o->n--;
+}
+
+static struct oslot *ord_get(const struct store *s, uint64_t id)
+{
+    uint32_t k = omap_get(s, id);
+    return k == NO_SLOT ? NULL : &s->slab.v[k];
+}
+
+static bool ord_kept(const struct store *s, uint64_t id)
+{
+    return omap_get(s, id) != NO_SLOT;
+}
+
+/* The order's slot, made (zeroed) if the order is not kept. Moves other
+ * slots (the slab may grow). */
+static struct oslot *ord_at(struct store *s, uint64_t id)
+{
+    uint32_t k = omap_get(s, id);
+    if (k != NO_SLOT)
+        return &s->slab.v[k];
+    struct oslot zero;
+    memset(&zero, 0, sizeof(zero));
+    if (s->free_slots.n) {
+        k = s->free_slots.v[--s->free_slots.n];
+        s->slab.v[k] = zero;
+    } else {
+        VPUSH(s->slab, zero);
+        k = s->slab.n - 1;
+    }
+    omap_put(s, id, k);
+    if (id + 1 > s->ord_n)
+        s->ord_n = id + 1;
+    return &s->slab.v[k];
+}
+
 /* ---- clOrdID map ------------------------------------------------------------ */
 
 static uint64_t ckey(uint32_t account, const char *clordid)
@@ -120,19 +366,43 @@ static uint64_t ckey(uint32_t account, const char *clordid)
     return fnv(clordid, strlen(clordid), UINT64_C(1469598103934665603) ^ account);
 }
 
-static void cmap_put(struct store *s, uint64_t id);
+static bool cmatch(const struct store *s, const struct cslot *c, uint64_t h, uint32_t account,
+                   const char *clordid)
+{
+    if (c->h != h)
+        return false;
+    const struct oslot *o = ord_get(s, c->id);
+    return o && o->r.v.account == account && strcmp(o->r.clordid, clordid) == 0;
+}
+
+/* The entry of (account, clOrdID), UINT64_MAX if none. */
+static uint64_t cmap_find(const struct store *s, uint32_t account, const char *clordid)
+{
+    if (!s->cmap.cap || !clordid || !*clordid)
+        return UINT64_MAX;
+    uint64_t h = ckey(account, clordid), m = s->cmap.cap - 1;
+    for (uint64_t i = h & m; s->cmap.slot[i].id; i = (i + 1) & m)
+        if (cmatch(s, &s->cmap.slot[i], h, account, clordid))
+            return i;
+    return UINT64_MAX;
+}
 
 static void cmap_grow(struct store *s)
 {
     struct cmap old = s->cmap;
     s->cmap.cap = old.cap ? old.cap * 2 : 1024;
-    s->cmap.slot = calloc(s->cmap.cap, sizeof(uint64_t));
+    s->cmap.slot = calloc(s->cmap.cap, sizeof(*s->cmap.slot));
     if (!s->cmap.slot)
         abort();
-    s->cmap.n = 0;
-    for (uint64_t i = 0; i < old.cap; i++)
-        if (old.slot[i])
-            cmap_put(s, old.slot[i]);
+    uint64_t m = s->cmap.cap - 1;
+    for (uint64_t k = 0; k < old.cap; k++) {
+        if (!old.slot[k].id)
+            continue;
+        uint64_t i = old.slot[k].h & m;
+        while (s->cmap.slot[i].id)
+            i = (i + 1) & m;
+        s->cmap.slot[i] = old.slot[k];
+    }
     free(old.slot);
 }
 
@@ -141,40 +411,204 @@ static void cmap_put(struct store *s, uint64_t id)
 {
     if ((s->cmap.n + 1) * 2 > s->cmap.cap)
         cmap_grow(s);
-    const struct ord_rec *r = &s->ord.v[id];
-    uint64_t m = s->cmap.cap - 1, i = ckey(r->v.account, r->clordid) & m;
-    for (; s->cmap.slot[i]; i = (i + 1) & m) {
-        const struct ord_rec *o = &s->ord.v[s->cmap.slot[i]];
-        if (o->v.account == r->v.account && strcmp(o->clordid, r->clordid) == 0) {
-            s->cmap.slot[i] = id;
+    const struct ord_rec *r = &ord_get(s, id)->r;
+    uint64_t h = ckey(r->v.account, r->clordid), m = s->cmap.cap - 1, i = h & m;
+    for (; s->cmap.slot[i].id; i = (i + 1) & m)
+        if (cmatch(s, &s->cmap.slot[i], h, r->v.account, r->clordid)) {
+            s->cmap.slot[i].id = id;
             return;
         }
-    }
-    s->cmap.slot[i] = id;
+    s->cmap.slot[i].id = id;
+    s->cmap.slot[i].h = h;
     s->cmap.n++;
+}
+
+static void cmap_del(struct store *s, uint64_t i)
+{
+    struct cmap *c = &s->cmap;
+    uint64_t m = c->cap - 1;
+    for (uint64_t j = (i + 1) & m; c->slot[j].id; j = (j + 1) & m)
+        if (may_fill(c->slot[j].h & m, i, j)) {
+            c->slot[i] = c->slot[j];
+            i = j;
+        }
+    c->slot[i].id = 0;
+    c->n--;
+}
+
+/* Removes the entry of (account, clOrdID) if it names order id. */
+static void cmap_forget(struct store *s, uint64_t id, uint32_t account, const char *clordid)
+{
+    uint64_t i = cmap_find(s, account, clordid);
+    if (i != UINT64_MAX && s->cmap.slot[i].id == id)
+        cmap_del(s, i);
 }
 
 uint64_t store_find_clordid(const struct store *s, uint32_t account, const char *clordid)
 {
-    if (!s->cmap.cap || !clordid || !*clordid)
-        return 0;
-    uint64_t m = s->cmap.cap - 1, i = ckey(account, clordid) & m;
-    for (; s->cmap.slot[i]; i = (i + 1) & m) {
-        const struct ord_rec *o = &s->ord.v[s->cmap.slot[i]];
-        if (o->v.account == account && strcmp(o->clordid, clordid) == 0)
-            return s->cmap.slot[i];
+    uint64_t i = cmap_find(s, account, clordid);
+    return i == UINT64_MAX ? 0 : s->cmap.slot[i].id;
+}
+
+/* ---- dropping the oldest -------------------------------------------------------- */
+
+static bool is_terminal(uint8_t status)
+{
+    return status == ST_FILLED || status == ST_CANCELED || status == ST_REJECTED;
+}
+
+/* An order list (ids ascending) loses order id, just dropped: popped when
+ * it is the first entry (with the dropped ones after it), else left as a
+ * stale entry; the list is compacted when half of it is stale, so each
+ * drop costs O(1) amortized. */
+static void olist_drop(struct store *s, struct ilist *l, uint64_t id)
+{
+    if (l->view.n && l->view.v[0] == (uint32_t)id) {
+        ilist_pop_front(l);
+        while (l->view.n && !ord_kept(s, l->view.v[0])) {
+            ilist_pop_front(l);
+            if (l->stale)
+                l->stale--;
+        }
+        return;
     }
-    return 0;
+    l->stale++;
+    if (l->stale * 2 < l->view.n)
+        return;
+    uint32_t w = 0;
+    for (uint32_t k = 0; k < l->view.n; k++)
+        if (ord_kept(s, l->view.v[k]))
+            l->buf[w++] = l->view.v[k];
+    l->head = 0;
+    l->view.n = w;
+    l->stale = 0;
+    ilist_sync(l);
+}
+
+/* The order's status may have changed: count it, and queue it to be
+ * dropped when it became terminal. */
+static void ord_status(struct store *s, struct oslot *o)
+{
+    bool t = is_terminal(o->r.v.status);
+    if (t == (bool)o->term)
+        return;
+    o->term = t;
+    if (!t) { /* never seen: a terminal order does not come back */
+        s->nterm--;
+        return;
+    }
+    s->nterm++;
+    if (!s->lim.orders)
+        return;
+    RING_ROOM(s->term, 0);
+    s->term.v[ring_at(s->term.head, s->term.n, s->term.cap)] = o->r.v.id;
+    s->term.n++;
+    s->term.total++;
+    s->term_fresh++;
+}
+
+static void order_drop(struct store *s, uint64_t id)
+{
+    uint32_t k = omap_get(s, id);
+    if (k == NO_SLOT)
+        return;
+    struct oslot *o = &s->slab.v[k];
+    if (!o->term)
+        return; /* live again (never seen): kept */
+    uint32_t a = o->r.v.account;
+    bool listed = o->listed, liq = o->liq;
+    if (o->r.clordid[0])
+        cmap_forget(s, id, a, o->r.clordid);
+    omap_del(s, id);
+    memset(o, 0, sizeof(*o));
+    VPUSH(s->free_slots, k);
+    s->nterm--;
+    s->orders_dropped++;
+    if (listed && a < s->naccts)
+        olist_drop(s, &s->acct[a].orders, id);
+    if (liq)
+        olist_drop(s, &s->liq, id);
+}
+
+/* After each record: terminal orders beyond the limit go, oldest to become
+ * terminal first, but none made terminal by this record (its reply reads
+ * them). */
+static void orders_trim(struct store *s)
+{
+    while (s->term.n > s->lim.orders && s->term.n > s->term_fresh) {
+        uint64_t id = s->term.v[s->term.head];
+        if (++s->term.head == s->term.cap)
+            s->term.head = 0;
+        s->term.n--;
+        order_drop(s, id);
+    }
+    s->term_fresh = 0;
+}
+
+static void exec_drop_oldest(struct store *s)
+{
+    const struct exe_rec *e = &s->exe.v[s->exe.head];
+    uint32_t idx = (uint32_t)(s->exe.total - s->exe.n);
+    uint32_t a = e->v.account;
+    if (a < s->naccts) {
+        struct ilist *l = &s->acct[a].execs;
+        /* Executions go oldest first, so the account's oldest is this one. */
+        if (l->view.n && l->view.v[0] == idx)
+            ilist_pop_front(l);
+    }
+    if (++s->exe.head == s->exe.cap)
+        s->exe.head = 0;
+    s->exe.n--;
+    s->exe.dropped++;
+}
+
+static void trade_push(struct store *s, uint16_t i, const struct trade_rec *tr)
+{
+    struct tring *t = &s->trades[i];
+    uint32_t lim = s->lim.trades;
+    if (t->n == t->cap && !(lim && t->cap == lim)) {
+        uint32_t nc = next_cap(t->cap, lim);
+        bool final = lim && nc == lim;
+        struct trade_rec *p = realloc(t->v, (size_t)nc * (final ? 2 : 1) * sizeof(*p));
+        if (!p)
+            abort();
+        if (final) /* head is 0: nothing was dropped yet */
+            memcpy(p + nc, p, (size_t)t->n * sizeof(*p));
+        t->v = p;
+        t->cap = nc;
+    }
+    bool mirrored = lim && t->cap == lim;
+    if (mirrored && t->n == lim) {
+        if (++t->head == t->cap)
+            t->head = 0;
+        t->n--;
+        t->dropped++;
+    }
+    uint32_t at = ring_at(t->head, t->n, t->cap);
+    t->v[at] = *tr;
+    if (mirrored)
+        t->v[at + t->cap] = *tr;
+    t->n++;
+    t->total++;
 }
 
 /* ---- lifetime --------------------------------------------------------------- */
 
-struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max)
+static uint32_t clamp_limit(uint32_t v)
+{
+    return v > STORE_KEEP_MAX ? STORE_KEEP_MAX : v;
+}
+
+struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max,
+                           struct store_limits limits)
 {
     struct store *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->cfg = cfg;
+    s->lim.orders = clamp_limit(limits.orders);
+    s->lim.execs = clamp_limit(limits.execs);
+    s->lim.trades = clamp_limit(limits.trades);
     s->naccts = accounts_max;
     s->acct = calloc(accounts_max, sizeof(*s->acct));
     s->texts.hcap = TEXTS_MAX * 2;
@@ -187,9 +621,7 @@ struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max)
     s->texts.cap = TEXTS_MAX;
     s->texts.s[0] = calloc(1, 1);
     s->texts.n = 1;
-    struct ord_rec zero;
-    memset(&zero, 0, sizeof(zero));
-    VPUSH(s->ord, zero); /* ids start at 1 */
+    s->ord_n = 1; /* ids start at 1 */
     return s;
 }
 
@@ -199,12 +631,15 @@ void store_destroy(struct store *s)
         return;
     if (s->acct)
         for (uint32_t a = 0; a < s->naccts; a++) {
-            free(s->acct[a].orders.v);
-            free(s->acct[a].execs.v);
+            ilist_free(&s->acct[a].orders);
+            ilist_free(&s->acct[a].execs);
             free(s->acct[a].wallet.v);
         }
     free(s->acct);
-    free(s->ord.v);
+    free(s->slab.v);
+    free(s->free_slots.v);
+    free(s->omap.e);
+    free(s->term.v);
     free(s->exe.v);
     for (int i = 0; i < INSTRUMENTS_MAX; i++) {
         free(s->trades[i].v);
@@ -215,7 +650,7 @@ void store_destroy(struct store *s)
     free(s->insurance.v);
     free(s->settle.v);
     free(s->wallet.v);
-    free(s->liq.v);
+    ilist_free(&s->liq);
     for (uint32_t i = 0; i < s->texts.n; i++)
         free(s->texts.s[i]);
     free(s->texts.s);
@@ -226,22 +661,12 @@ void store_destroy(struct store *s)
 
 /* ---- event handling ------------------------------------------------------------- */
 
-static struct ord_rec *ord_at(struct store *s, uint64_t id)
-{
-    while (s->ord.n <= id) {
-        struct ord_rec zero;
-        memset(&zero, 0, sizeof(zero));
-        VPUSH(s->ord, zero);
-    }
-    return &s->ord.v[id];
-}
-
 static struct exe_rec *exec_push(struct store *s, const struct event *ev, uint8_t type,
                                  uint32_t account)
 {
     struct exe_rec e;
     memset(&e, 0, sizeof(e));
-    e.exec_id = (uint64_t)s->exe.n + 1;
+    e.exec_id = s->exe.total + 1;
     e.type = type;
     e.ts = ev->ts;
     e.v = ev->order;
@@ -249,10 +674,16 @@ static struct exe_rec *exec_push(struct store *s, const struct event *ev, uint8_
     e.v.inst = ev->inst;
     e.currency = s->cfg->inst[ev->inst].currency;
     e.reason = ev->reason;
-    VPUSH(s->exe, e);
+    if (s->lim.execs && s->exe.n == s->lim.execs)
+        exec_drop_oldest(s);
+    RING_ROOM(s->exe, s->lim.execs);
+    uint32_t at = ring_at(s->exe.head, s->exe.n, s->exe.cap);
+    s->exe.v[at] = e;
+    s->exe.n++;
+    s->exe.total++;
     if (account < s->naccts)
-        idx_push(&s->acct[account].execs, s->exe.n - 1);
-    return &s->exe.v[s->exe.n - 1];
+        ilist_push(&s->acct[account].execs, (uint32_t)(s->exe.total - 1));
+    return &s->exe.v[at];
 }
 
 static px_t avg_px(const struct ord_rec *r)
@@ -267,15 +698,20 @@ static void order_update(struct store *s, const struct event *ev, uint8_t type)
     uint64_t id = ev->order.id;
     if (!id)
         return;
-    struct ord_rec *r = ord_at(s, id);
+    struct oslot *o = ord_at(s, id);
+    struct ord_rec *r = &o->r;
     r->v = ev->order;
     r->updated_ms = ev->ts;
     if (type == EX_CANCELED)
         r->cancel_reason = ev->reason;
     if (type == EX_REPLACED && ev->u.ids.clordid[0] && strcmp(ev->u.ids.clordid, r->clordid) != 0) {
+        /* Renamed: the old clOrdID no longer finds it. */
+        if (r->clordid[0])
+            cmap_forget(s, id, r->v.account, r->clordid);
         memcpy(r->clordid, ev->u.ids.clordid, sizeof(r->clordid));
         cmap_put(s, id);
     }
+    ord_status(s, o);
     struct exe_rec *e = exec_push(s, ev, type, ev->order.account);
     e->order_id = id;
     e->avg_px = avg_px(r);
@@ -284,7 +720,8 @@ static void order_update(struct store *s, const struct event *ev, uint8_t type)
 static void on_new(struct store *s, const struct event *ev)
 {
     uint64_t id = ev->order.id;
-    struct ord_rec *r = ord_at(s, id);
+    struct oslot *o = ord_at(s, id);
+    struct ord_rec *r = &o->r;
     memset(r, 0, sizeof(*r));
     r->text = "";
     r->v = ev->order;
@@ -298,13 +735,18 @@ static void on_new(struct store *s, const struct event *ev)
         r->text = s->texts.s[intern(s, s->cmd_text)];
     }
     if (a < s->naccts) {
-        idx_push(&s->acct[a].orders, (uint32_t)id);
+        ilist_push(&s->acct[a].orders, (uint32_t)id);
+        o->listed = 1;
         s->acct[a].insts |= UINT64_C(1) << ev->order.inst;
     }
-    if (a == EXCH_LIQUIDATOR)
-        idx_push(&s->liq, (uint32_t)id);
+    if (a == EXCH_LIQUIDATOR) {
+        ilist_push(&s->liq, (uint32_t)id);
+        o->liq = 1;
+        s->liq_total++;
+    }
     if (r->clordid[0])
         cmap_put(s, id);
+    ord_status(s, o);
     struct exe_rec *e = exec_push(s, ev, EX_NEW, a);
     e->order_id = id;
 }
@@ -313,10 +755,12 @@ static void on_fill(struct store *s, const struct rec_event *re)
 {
     const struct event *ev = &re->ev;
     uint64_t id = ev->order.id;
-    struct ord_rec *r = ord_at(s, id);
+    struct oslot *o = ord_at(s, id);
+    struct ord_rec *r = &o->r;
     r->v = ev->order;
     r->updated_ms = ev->ts;
     r->fill_px_qty += (i128)ev->u.fill.last_px * ev->u.fill.last_qty;
+    ord_status(s, o);
     struct exe_rec *e = exec_push(s, ev, EX_TRADE, ev->order.account);
     e->order_id = id;
     e->trd_match_id = ev->u.fill.trade_id;
@@ -343,8 +787,9 @@ static void on_trade(struct store *s, const struct event *ev)
     sats_t v = 0;
     if (mf_value(&s->cfg->inst[i].contract, t->qty, t->px, &v) == MF_OK)
         tr.gross = v < 0 ? -v : v;
-    if (s->trades[i].n) {
-        const struct trade_rec *p = &s->trades[i].v[s->trades[i].n - 1];
+    const struct tring *tg = &s->trades[i];
+    if (tg->n) {
+        const struct trade_rec *p = &tg->v[tg->head + tg->n - 1];
         if (t->px > p->px)
             tr.tick_dir = 0;
         else if (t->px < p->px)
@@ -352,7 +797,7 @@ static void on_trade(struct store *s, const struct event *ev)
         else
             tr.tick_dir = (p->tick_dir == 0 || p->tick_dir == 1) ? 1 : 3;
     }
-    VPUSH(s->trades[i], tr);
+    trade_push(s, i, &tr);
     for (int b = 0; b < BIN_COUNT; b++) {
         ms_t start = ev->ts - ev->ts % bin_ms[b];
         struct bin_rec *last = s->bins[i][b].n ? &s->bins[i][b].v[s->bins[i][b].n - 1] : NULL;
@@ -503,20 +948,25 @@ void store_apply(struct store *s, const struct core_record *r)
         }
         return;
     }
+    s->term_fresh = 0;
     s->cmd_account = c->type == CC_EXCH ? c->x.account : UINT32_MAX;
     s->cmd_text = c->type == CC_EXCH && c->text && *c->text ? c->text : NULL;
     s->text_given = false;
     for (uint32_t i = 0; i < r->nev; i++)
         apply_event(s, &r->ev[i]);
     s->cmd_text = NULL;
+    if (s->lim.orders)
+        orders_trim(s);
 }
 
 uint64_t store_hash(const struct store *s, uint64_t h)
 {
-    h = hash_u64(h, s->ord.n);
-    h = hash_u64(h, s->exe.n);
+    /* Rows ever added, dropped ones included: the same figures whatever
+     * the limits (and the same as before there were limits). */
+    h = hash_u64(h, s->ord_n);
+    h = hash_u64(h, s->exe.total);
     for (int i = 0; i < INSTRUMENTS_MAX; i++) {
-        h = hash_u64(h, s->trades[i].n);
+        h = hash_u64(h, s->trades[i].total);
         for (int b = 0; b < BIN_COUNT; b++)
             h = hash_u64(h, s->bins[i][b].n);
     }
@@ -524,7 +974,7 @@ uint64_t store_hash(const struct store *s, uint64_t h)
     h = hash_u64(h, s->insurance.n);
     h = hash_u64(h, s->settle.n);
     h = hash_u64(h, s->wallet.n);
-    h = hash_u64(h, s->liq.n);
+    h = hash_u64(h, s->liq_total);
     h = hash_u64(h, s->texts.n);
     return hash_u64(h, (uint64_t)s->now);
 }
@@ -533,35 +983,40 @@ uint64_t store_hash(const struct store *s, uint64_t h)
 
 const struct ord_rec *store_order(const struct store *s, uint64_t id)
 {
-    return id && id < s->ord.n && s->ord.v[id].v.id == id ? &s->ord.v[id] : NULL;
+    const struct oslot *o = ord_get(s, id);
+    return o && o->r.v.id == id ? &o->r : NULL;
 }
 
 uint64_t store_orders_count(const struct store *s)
 {
-    return s->ord.n - 1;
+    return s->ord_n - 1;
 }
 
 static const struct idx_vec empty_vec;
 
 const struct idx_vec *store_account_orders(const struct store *s, uint32_t a)
 {
-    return a < s->naccts ? &s->acct[a].orders : &empty_vec;
+    return a < s->naccts ? &s->acct[a].orders.view : &empty_vec;
 }
 
 const struct exe_rec *store_exec(const struct store *s, uint32_t idx)
 {
-    return &s->exe.v[idx];
+    uint32_t off = idx - (uint32_t)(s->exe.total - s->exe.n);
+    if (off >= s->exe.n)
+        return NULL;
+    return &s->exe.v[ring_at(s->exe.head, off, s->exe.cap)];
 }
 
 const struct idx_vec *store_account_execs(const struct store *s, uint32_t a)
 {
-    return a < s->naccts ? &s->acct[a].execs : &empty_vec;
+    return a < s->naccts ? &s->acct[a].execs.view : &empty_vec;
 }
 
 const struct trade_rec *store_trades(const struct store *s, uint16_t inst, uint32_t *n)
 {
-    *n = s->trades[inst].n;
-    return s->trades[inst].v;
+    const struct tring *t = &s->trades[inst];
+    *n = t->n;
+    return t->v ? t->v + t->head : NULL;
 }
 
 const struct bin_rec *store_bins(const struct store *s, uint16_t inst, enum bin_size b, uint32_t *n)
@@ -605,7 +1060,7 @@ const struct idx_vec *store_account_wallet(const struct store *s, uint32_t a)
 
 const struct idx_vec *store_liquidations(const struct store *s)
 {
-    return &s->liq;
+    return &s->liq.view;
 }
 
 uint64_t store_account_insts(const struct store *s, uint32_t a)
@@ -615,18 +1070,52 @@ uint64_t store_account_insts(const struct store *s, uint32_t a)
 
 px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir)
 {
-    uint32_t n = s->trades[inst].n;
-    if (!n) {
+    const struct tring *t = &s->trades[inst];
+    if (!t->n) {
         if (tick_dir)
             *tick_dir = 0;
         return 0;
     }
+    const struct trade_rec *last = &t->v[t->head + t->n - 1];
     if (tick_dir)
-        *tick_dir = s->trades[inst].v[n - 1].tick_dir;
-    return s->trades[inst].v[n - 1].px;
+        *tick_dir = last->tick_dir;
+    return last->px;
 }
 
 ms_t store_now(const struct store *s)
 {
     return s->now;
+}
+
+struct store_limits store_limits(const struct store *s)
+{
+    return s->lim;
+}
+
+void store_stats(const struct store *s, struct store_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->orders = s->omap.n;
+    out->orders_terminal = s->nterm;
+    out->orders_dropped = s->orders_dropped;
+    out->execs = s->exe.n;
+    out->execs_dropped = s->exe.dropped;
+    out->clordids = s->cmap.n;
+    size_t b = (size_t)s->slab.cap * sizeof(*s->slab.v) + (size_t)s->free_slots.cap * sizeof(uint32_t) +
+               s->omap.cap * sizeof(*s->omap.e) + s->cmap.cap * sizeof(*s->cmap.slot) +
+               (size_t)s->term.cap * sizeof(*s->term.v) + (size_t)s->exe.cap * sizeof(*s->exe.v) +
+               (size_t)s->liq.cap * sizeof(uint32_t);
+    out->list_entries = s->liq.view.n;
+    for (int i = 0; i < INSTRUMENTS_MAX; i++) {
+        const struct tring *t = &s->trades[i];
+        out->trades += t->n;
+        out->trades_dropped += t->dropped;
+        b += (size_t)t->cap * (s->lim.trades && t->cap == s->lim.trades ? 2 : 1) * sizeof(*t->v);
+    }
+    for (uint32_t a = 0; a < s->naccts; a++) {
+        const struct acct *ac = &s->acct[a];
+        out->list_entries += ac->orders.view.n + ac->execs.view.n;
+        b += ((size_t)ac->orders.cap + ac->execs.cap) * sizeof(uint32_t);
+    }
+    out->bytes = b;
 }

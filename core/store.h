@@ -12,8 +12,33 @@
  * account, public trades and their time buckets, funding, insurance,
  * liquidation and settlement rows, and the wallet history.
  *
- * Records grow in arrays; ids are dense (orders: the engine's ids 1, 2, 3,
- * ...; executions: 1, 2, 3, ... in stream order), so a lookup is an index.
+ * Ids are dense (orders: the engine's ids 1, 2, 3, ...; executions: 1, 2,
+ * 3, ... in stream order). Lookups are O(1): orders by id through a hash
+ * of the orders kept, executions by their index in the stream.
+ *
+ * Limits (struct store_limits): order history, executions and public
+ * trades are bounded, oldest first out, so the read model does not grow
+ * until allocation fails. Every cost is O(1) amortized per event.
+ *  - Orders: a live (working) order is never dropped. Of the terminal ones
+ *    (Filled, Canceled, Rejected) the store keeps the `orders` that became
+ *    terminal last; one that became terminal earlier is dropped: from
+ *    store_order() (NULL), from store_find_clordid() (0, so its clOrdID
+ *    can be used again), from the account's order list and from
+ *    store_liquidations(). Orders that become terminal in the record being
+ *    applied are dropped no earlier than the end of the next record, so a
+ *    command's reply (the sequencer reads its orders right after the
+ *    record) always finds them: between records the store keeps at most
+ *    max(orders, those made terminal by the last record).
+ *  - Executions: the newest `execs` of the whole stream (every account's,
+ *    funding and settlement rows included); the per-account lists hold
+ *    exactly the kept ones, and store_exec() of an index a list holds is
+ *    never NULL.
+ *  - Trades: the newest `trades` per instrument, always one contiguous
+ *    array (store_trades). The time buckets (store_bins) count every
+ *    trade, dropped or not, and are not bounded.
+ *  - Wallet rows, funding, insurance and settlement rows, buckets and
+ *    texts (at most 65,536 distinct) are not bounded.
+ * A limit of 0 means unbounded (the store keeps everything).
  */
 #ifndef PERPSIM_CORE_STORE_H
 #define PERPSIM_CORE_STORE_H
@@ -104,29 +129,69 @@ struct wallet_rec {
     sats_t amount, balance;
 };
 
-/* A growable array of uint32 indices. */
+/* A growable array of uint32 indices: entries v[0] .. v[n-1]. */
 struct idx_vec { uint32_t *v; uint32_t n, cap; };
+
+/* Rows kept (module comment); 0 = unbounded. */
+struct store_limits {
+    uint32_t orders; /* terminal orders kept (live ones are always kept) */
+    uint32_t execs;  /* executions kept, all accounts together */
+    uint32_t trades; /* public trades kept per instrument */
+};
+
+/* core_config_default's limits (docs/configuration.md gives their cost). */
+#define STORE_KEEP_ORDERS 1000000u
+#define STORE_KEEP_EXECS 1000000u
+#define STORE_KEEP_TRADES 1000000u
+/* The largest limit accepted (larger ones are taken as this). */
+#define STORE_KEEP_MAX 1000000000u
+
+/* What the store holds now, and the room it has allocated, for tests and
+ * metrics. Rows are counted in the bounded tables only. */
+struct store_stats {
+    uint64_t orders;          /* orders kept, live and terminal */
+    uint64_t orders_terminal; /* of which terminal */
+    uint64_t orders_dropped;  /* terminal orders dropped so far */
+    uint64_t execs, execs_dropped;
+    uint64_t trades, trades_dropped; /* all instruments */
+    uint64_t list_entries;    /* entries of every account's order and
+                               * execution lists and the liquidation list */
+    uint64_t clordids;        /* entries of the clOrdID map */
+    size_t bytes;             /* allocated for the bounded tables, their
+                               * lists and maps (capacity, not rows) */
+};
 
 struct store;
 
-struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max);
+struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max,
+                           struct store_limits limits);
 void store_destroy(struct store *s);
 
 /* Applies one record (the sequencer, state lock held for writing). */
 void store_apply(struct store *s, const struct core_record *r);
 
-/* Folds the read model's counters (rows of every table) into h. */
+/* Folds the read model's counters into h: rows ever added to every table
+ * (dropped ones included), so the hash depends on the records only, not
+ * on the limits. */
 uint64_t store_hash(const struct store *s, uint64_t h);
 
 /* Reads (state lock held for reading). */
+/* The order, NULL if unknown or dropped. */
 const struct ord_rec *store_order(const struct store *s, uint64_t id);
+/* The highest order id seen (dropped orders included). */
 uint64_t store_orders_count(const struct store *s);
-/* The account's orders (ids ascending = oldest first). */
+/* The account's orders (ids ascending = oldest first). An entry may name
+ * an order dropped since (store_order gives NULL: skip it); such entries
+ * are at most about as many as the kept ones and are compacted away. */
 const struct idx_vec *store_account_orders(const struct store *s, uint32_t account);
-/* Latest order of the account with that clOrdID, 0 if none. */
+/* Latest kept order of the account with that clOrdID, 0 if none. */
 uint64_t store_find_clordid(const struct store *s, uint32_t account, const char *clordid);
+/* The execution at that index (exec_id - 1, mod 2^32); NULL if dropped or
+ * not yet made. The indices the account lists hold are always kept. */
 const struct exe_rec *store_exec(const struct store *s, uint32_t idx);
+/* The account's kept executions, oldest first. */
 const struct idx_vec *store_account_execs(const struct store *s, uint32_t account);
+/* The instrument's kept trades, oldest first, contiguous. */
 const struct trade_rec *store_trades(const struct store *s, uint16_t inst, uint32_t *n);
 const struct bin_rec *store_bins(const struct store *s, uint16_t inst, enum bin_size b, uint32_t *n);
 ms_t store_bin_ms(enum bin_size b);
@@ -135,12 +200,15 @@ const struct insurance_rec *store_insurance(const struct store *s, uint32_t *n);
 const struct settle_rec *store_settlements(const struct store *s, uint32_t *n);
 const struct wallet_rec *store_wallet(const struct store *s, uint32_t idx);
 const struct idx_vec *store_account_wallet(const struct store *s, uint32_t account);
-/* Liquidation orders (the liquidator's), ids ascending. */
+/* Liquidation orders (the liquidator's), ids ascending; an entry may name
+ * a dropped order, as in store_account_orders. */
 const struct idx_vec *store_liquidations(const struct store *s);
 /* Instruments the account has had an order or position in (bit i). */
 uint64_t store_account_insts(const struct store *s, uint32_t account);
 /* The last trade's price and tick direction, 0 if none. */
 px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir);
 ms_t store_now(const struct store *s); /* the last event's time */
+struct store_limits store_limits(const struct store *s);
+void store_stats(const struct store *s, struct store_stats *out);
 
 #endif
