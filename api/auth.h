@@ -8,7 +8,7 @@
  * set-up, and each call uses its own MAC context).
  *
  * ---------------------------------------------------------------------------
- * THE SIGNATURE (REST.md section 2, clients.md section 2)
+ * THE SIGNATURE (BitMEX's documented API-key scheme)
  * ---------------------------------------------------------------------------
  *   api-signature = lowercase hex( HMAC-SHA256( secret,
  *                       VERB + TARGET + EXPIRES + BODY ) )
@@ -40,18 +40,16 @@
  *    replayed after that is refused, which is what bounds replays.
  *    Default skew 5000 ms (AUTH_DEFAULT_SKEW_MS): BitMEX itself allows none,
  *    but ccxt signs with now + 5 s, so a client whose clock is a few seconds
- *    behind would otherwise fail every request (clients.md: "keep clock
- *    checks lenient").
+ *    behind would otherwise fail every request.
  * 4. Too far ahead. When max_future_s > 0:
  *    expires * 1000 > now_ms + max_future_s * 1000     -> AUTH_EXPIRES_TOO_FAR
  *    Default 0 = no upper bound (AUTH_NO_MAX_FUTURE), because BitMEX has
  *    none that clients can see: ccxt's documented work-around sets
  *    api-expires a day ahead, and ccxt pro sends api-expires in
- *    MILLISECONDS on the WebSocket (clients.md sections 2 and 8), which is
- *    tens of thousands of years ahead when read as seconds and still works.
- *    clients.md: "do not impose a small upper bound". A deployment that wants
- *    tighter replay protection sets e.g. 3600 (one hour) and accepts that
- *    ccxt pro's WebSocket login then fails.
+ *    MILLISECONDS on the WebSocket (its authKeyExpires op), which is tens
+ *    of thousands of years ahead when read as seconds and still works. A
+ *    deployment that wants tighter replay protection sets e.g. 3600 (one
+ *    hour) and accepts that ccxt pro's WebSocket login then fails.
  * 5. Key. secret == NULL means the caller found no such key:
  *    AUTH_INVALID_KEY. (Checked after the expiry so that the cheap header
  *    checks come first; either order refuses the same requests.)
@@ -72,8 +70,8 @@
  *                                        of a private route, api-connectors
  *                                        issue #339)
  *   AUTH_EXPIRES_MALFORMED, AUTH_SIGNATURE_MALFORMED, AUTH_SIGNATURE_INVALID
- *        401 "Signature not valid."      (REST.md 2, clients.md 2: ccxt maps
- *                                        it to AuthenticationError; BitMEX has
+ *        401 "Signature not valid."      (BitMEX's text; ccxt maps it to
+ *                                        AuthenticationError; BitMEX has
  *                                        no separate text for malformed ones)
  *   AUTH_INVALID_KEY
  *        401 "Invalid API Key."          (exact, with the full stop)
@@ -82,8 +80,8 @@
  *             time: <now_s>"             (the text and the 400 status are in
  *                                        every captured BitMEX response, e.g.
  *                                        sample-market-maker #49,
- *                                        api-connectors #202; REST.md's "401"
- *                                        for it is marked [inf])
+ *                                        api-connectors #202; a 401 for it
+ *                                        is only a guess, never observed)
  *   AUTH_EXPIRES_TOO_FAR (only with a configured bound; perpsim's own text)
  *        400 "This request's `expires` is too far in the future. Current
  *             time: <now_s>"

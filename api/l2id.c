@@ -17,7 +17,7 @@ const char *l2_err_name(enum l2_err e)
     return "L2_ERR_?";
 }
 
-/* BitMEX's LEGACY_TICKS (seed 002), in px. */
+/* BitMEX's LEGACY_TICKS (from its orderBookL2 id documentation), in px. */
 static const struct {
     const char *symbol;
     px_t tick_px;

@@ -1,8 +1,8 @@
 /*
  * l2id.h - BitMEX's orderBookL2 row id for a (symbol index, price) and back.
  *
- * The legacy scheme documented by BitMEX (seed 002 "orderBookL2", REST.md
- * section 9, WEBSOCKET.md section 8):
+ * The legacy scheme documented by BitMEX (its REST and WebSocket
+ * documentation of orderBookL2):
  *
  *     ID    = (100000000 * symbolIdx) - (price / tickSize)
  *     price = ((100000000 * symbolIdx) - ID) * tickSize

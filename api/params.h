@@ -3,7 +3,8 @@
  *
  * BitMEX takes parameters from the query string, a JSON body or a form
  * body (application/x-www-form-urlencoded), on every verb including DELETE
- * (clients.md section 1). prm_parse merges them into one cJSON object:
+ * (ccxt sends DELETE /order with a JSON body). prm_parse merges them into
+ * one cJSON object:
  *   - query string first: '&'-separated name=value pairs, percent-decoded,
  *     '+' decoded as a space (Python requests) and %20 too (ccxt); a name
  *     without '=' gets ""; every value is a JSON string. A pair with an

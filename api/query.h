@@ -1,7 +1,7 @@
 /*
  * query.h - BitMEX's generic table query: filter, columns, count, start,
- * reverse, startTime, endTime (REST.md section 6; the timestamp filters of
- * BitMEX's REST documentation, seed 002).
+ * reverse, startTime, endTime (with the timestamp filters of BitMEX's REST
+ * documentation).
  *
  * An endpoint parses the parameters once (q_parse), then walks its records
  * in the order the query asks for (oldest first, or newest first when
@@ -29,7 +29,7 @@
  *     both the filter and the parameters give one, the tighter wins (the
  *     later start, the earlier end). One that does not parse is
  *     "startTime is invalid" / "endTime is invalid", as a parameter.
- *   - timestamp keys (seed 002's table), each a scalar or an IN list:
+ *   - timestamp keys (BitMEX's documented table), each a scalar or an IN list:
  *     "timestamp" an exact time ("2014-12-26 12:00", ISO-8601, epoch ms),
  *     or with only a date ("2014-12-26") the whole day;
  *     "timestamp.date" a day "2014-12-26"; "timestamp.month" "2014-12";
@@ -42,7 +42,7 @@
  *     0-23; "timestamp.uu" minute of hour 0-59; "timestamp.ss" second of
  *     minute 0-59. Numbers may be JSON numbers or numeric strings. These
  *     test the row's time (the t given to q_offer), not a row field.
- *     Month of year is not offered: seed 002's table leaves its key name
+ *     Month of year is not offered: BitMEX's table leaves its key name
  *     blank (as it does for the day and second-of-minute keys, whose names
  *     "timestamp.date" and "timestamp.ss" follow the pattern of the
  *     others). Any other "timestamp.*" key, or a value out of its range

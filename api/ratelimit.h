@@ -9,7 +9,7 @@
  * at once. Each call is atomic with respect to the others.
  *
  * ---------------------------------------------------------------------------
- * THE BUCKET (REST.md section 4; BitMEX's own limiter, rollingLimit.lua)
+ * THE BUCKET (BitMEX's documented limits; its own limiter, rollingLimit.lua)
  * ---------------------------------------------------------------------------
  * A bucket holds up to `limit` tokens and refills continuously at `limit`
  * tokens per `window_ms`; a new client starts full. Amounts are counted in
@@ -26,36 +26,38 @@
  *   - A cost above a bucket's size is clamped to the bucket's size (it can
  *     never hold more; the request waits for a full bucket).
  *   - never_refuse (cancels: DELETE /order, DELETE /order/all, POST
- *     /user/logout; REST.md 4): always allowed; takes its cost, and when the
- *     bucket holds less it drains it to exactly 0, never below (the Lua
- *     script's `force` mode: "netTokens = 0 -- drain the swamp").
+ *     /user/logout, which BitMEX counts but never refuses): always
+ *     allowed; takes its cost, and when the bucket holds less it drains it
+ *     to exactly 0, never below (the Lua script's `force` mode: "netTokens
+ *     = 0 -- drain the swamp").
  *
  * Costs (rl_cost_*): one request 10 tenths. A legacy bulk call with n orders
- * costs ceil(n / 10) tokens with a minimum of one (REST.md 4: "ceil(0.1*n)
- * tokens"; an empty bulk call is still a request), i.e. 10 * max(1,
- * ceil(n/10)) tenths: 1..10 orders 1 token, 11..20 orders 2, 100 orders 10.
- * A bulk cancel is one request whatever its count (seed 002). The second
- * (per-second) bucket charges the same cost.
+ * costs ceil(n / 10) tokens with a minimum of one (BitMEX: bulk calls count
+ * at 1/10 the normal rate; an empty bulk call is still a request), i.e.
+ * 10 * max(1, ceil(n/10)) tenths: 1..10 orders 1 token, 11..20 orders 2,
+ * 100 orders 10. A bulk cancel is one request whatever its count (as BitMEX
+ * documents). The second (per-second) bucket charges the same cost.
  *
  * Buckets that apply:
  *   - the main bucket: rl_config.signed (per API key) when the request is
  *     signed, rl_config.unsigned_ (per IP) when it is not;
  *   - the order bucket (rl_config.order, when its limit > 0) on order routes
  *     only: POST/PUT/DELETE /order, POST/PUT /order/bulk, DELETE /order/all,
- *     POST /position/isolate|leverage|transferMargin (REST.md 4). The
- *     caller says whether a route is one (rl_request.order_route).
+ *     POST /position/isolate|leverage|transferMargin (BitMEX's second
+ *     layer, since December 2020). The caller says whether a route is one
+ *     (rl_request.order_route).
  * The table is keyed by a caller-chosen string (e.g. "k:<api key>" or
  * "ip:<address>"); one entry holds both buckets and the ban state for its
  * key, so a caller that uses one key for both kinds of limit gets both.
  *
  * Profiles:
- *   rl_config_default (seed 002, BitMEX's documented limits until 2019):
+ *   rl_config_default (BitMEX's documented limits until 2019):
  *     300 per 5 minutes signed, 150 per 5 minutes unsigned, no order bucket.
- *   rl_config_2021 (REST.md 4, current): 120 per minute signed, 30 per
+ *   rl_config_2021 (BitMEX's current limits): 120 per minute signed, 30 per
  *     minute unsigned, plus 10 per second on order routes.
  *
  * ---------------------------------------------------------------------------
- * HEADERS AND 429 (REST.md 4, seed 002)
+ * HEADERS AND 429 (as BitMEX documents them)
  * ---------------------------------------------------------------------------
  * rl_check / rl_charge fill struct rl_status:
  *   limit        x-ratelimit-limit: the main bucket's limit (requests).
@@ -63,10 +65,11 @@
  *                after this request (floor; before it, when refused).
  *   reset_s      x-ratelimit-reset: the UNIX second at which the client "will
  *                have enough requests left to retry your current request"
- *                (seed 002; REST.md: now + ceil(retryDelta)). retry_ms is the
- *                time until every applicable bucket holds this request's
- *                cost again (for an allowed request: counting the tokens it
- *                just took, as rollingLimit.lua's "nextNet"); reset_s =
+ *                (BitMEX's docs; its limiter: now + ceil(retryDelta)).
+ *                retry_ms is the time until every applicable bucket holds
+ *                this request's cost again (for an allowed request:
+ *                counting the tokens it just took, as rollingLimit.lua's
+ *                "nextNet"); reset_s =
  *                floor(now_ms / 1000) when retry_ms is 0 ("If you have not
  *                exceeded your limit, this value is always the current
  *                timestamp"), else ceil((now_ms + retry_ms) / 1000).
@@ -78,13 +81,13 @@
  *                order bucket is on.
  * A refused request is answered 429 with
  *   {"error":{"message":"Rate limit exceeded, retry in N seconds.",
- *             "name":"RateLimitError"}}   N = retry_after_s (REST.md 3, 4).
+ *             "name":"RateLimitError"}}   N = retry_after_s.
  * rl_format_429 writes that message.
  *
  * ---------------------------------------------------------------------------
- * BANS (seed 002: "If a large number of 4xx or 5xx responses are delivered in
- * a short period of time, your IP may be banned for an hour. Multiple bans in
- * a short time will result in a week ban.")
+ * BANS (BitMEX's documentation: "If a large number of 4xx or 5xx responses
+ * are delivered in a short period of time, your IP may be banned for an
+ * hour. Multiple bans in a short time will result in a week ban.")
  * ---------------------------------------------------------------------------
  * BitMEX gives no thresholds; perpsim's rule (configurable; ban_errors 0
  * turns bans off):
@@ -104,8 +107,8 @@
  *     keeps to its rate limit is never banned even if every request fails,
  *     one that hammers on through 429s is. ban_ms 1 hour, long ban 1 week,
  *     repeat window 24 hours.
- * rl_banned answers whether a client is banned at now_ms (403 on BitMEX,
- * REST.md 3).
+ * rl_banned answers whether a client is banned at now_ms (403 on
+ * BitMEX).
  *
  * ---------------------------------------------------------------------------
  * THE TABLE
@@ -197,10 +200,10 @@ struct rl_status {
 
 struct rl_table;
 
-/* seed 002 limits (see above). capacity 4096, seed 0. */
+/* BitMEX's limits until 2019 (see above). capacity 4096, seed 0. */
 void rl_config_default(struct rl_config *c);
 
-/* REST.md 4 limits (see above). capacity 4096, seed 0. */
+/* BitMEX's current limits (see above). capacity 4096, seed 0. */
 void rl_config_2021(struct rl_config *c);
 
 /* Creates a table; NULL with *err set on failure (err may be NULL). */

@@ -1,5 +1,5 @@
 /*
- * render.c - BitMEX's models as JSON (REST.md section 9, swagger.json):
+ * render.c - BitMEX's models as JSON, as its API specification defines them:
  * Order, Execution, Position, Margin, Wallet, Instrument, Trade. Field
  * names and types are BitMEX's; money is integer minor units, prices are
  * JSON numbers, times ISO-8601 with milliseconds.
@@ -195,7 +195,8 @@ static double currency_scale(const struct exch_config *cfg, uint8_t cur)
 }
 
 /* homeNotional (underlying units, + for long) and foreignNotional (quote
- * units, - for long) of a signed quantity at px (MECHANICS.md section 1). */
+ * units, - for long) of a signed quantity at px, as BitMEX shows them
+ * (inverse: a long 100 has foreignNotional -100). */
 void notional(const struct exch_config *cfg, uint16_t i, qty_t q, px_t px, double *home, double *foreign)
 {
     sats_t v = 0;

@@ -1,8 +1,9 @@
 /*
- * routes.c - every endpoint: BitMEX's REST API under /api/v1 (REST.md
- * section 7, clients.md section 3), the testnet admin API under /admin/v1
- * and /metrics. Reads answer under the state lock held for reading; writes
- * are parsed and validated here, then become jobs for the engine thread.
+ * routes.c - every endpoint: BitMEX's REST API under /api/v1 (the trading
+ * endpoints and those ccxt and BitMEX's adapter call), the testnet admin
+ * API under /admin/v1 and /metrics. Reads answer under the state lock held
+ * for reading; writes are parsed and validated here, then become jobs for
+ * the engine thread.
  */
 #define _GNU_SOURCE
 #include "api/srv_int.h"

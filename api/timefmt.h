@@ -11,11 +11,11 @@
  * TIMESTAMPS
  * ---------------------------------------------------------------------------
  * Output (tf_format_ms): BitMEX's form, always 24 characters, UTC, with
- * milliseconds and 'Z':  "2026-11-21T04:00:00.000Z"  (REST.md section 1).
+ * milliseconds and 'Z':  "2026-11-21T04:00:00.000Z".
  * The range is years 1970..9999: 0 <= ms <= TF_MS_MAX.
  *
  * Input (tf_parse_time), for startTime/endTime and the timestamp filters
- * (REST.md sections 1 and 6, seed 002 "Timestamp Filters", clients.md 1):
+ * (the forms BitMEX documents and its clients send):
  *   a) epoch milliseconds: ASCII digits only, no sign ("0",
  *      "1700000000000"); ccxt's fetchLiquidations sends this form. A value
  *      made only of digits is always read as milliseconds, never as a year
@@ -24,8 +24,8 @@
  *   b) ISO-8601, UTC unless an offset is given (BitMEX timestamps "are all
  *      UTC"):
  *        YYYY-MM-DD                          the day's 00:00:00.000
- *        YYYY-MM-DD?hh:mm                    ? is 'T' or ' ' (seed 002 writes
- *        YYYY-MM-DD?hh:mm:ss                   "2014-12-26 11:00")
+ *        YYYY-MM-DD?hh:mm                    ? is 'T' or ' ' (BitMEX's docs
+ *        YYYY-MM-DD?hh:mm:ss                   write "2014-12-26 11:00")
  *        YYYY-MM-DD?hh:mm:ss.f...            1 to 9 fraction digits
  *      each time form optionally followed by one zone designator:
  *        Z | z | +hh:mm | -hh:mm | +hhmm | -hhmm | +hh | -hh
@@ -45,7 +45,7 @@
  *      - Exactly four year digits, two for every other field; no leading or
  *        trailing whitespace, no trailing characters.
  *   Anything else is an error; the caller answers BitMEX's 400
- *   "startTime is invalid" (REST.md section 3) or its endTime twin.
+ *   "startTime is invalid" or its endTime twin.
  *
  * ---------------------------------------------------------------------------
  * DECIMAL NUMBERS

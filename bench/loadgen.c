@@ -179,7 +179,7 @@ _Static_assert(CAPACITY_CONNS <= CONNS_MAX, "capacity run within the connection 
 #define ORDER_QTY 100                      /* contracts: one XBTUSD lot */
 #define DEPOSIT_SATS INT64_C(100000000000) /* 1,000 XBT per account */
 
-/* The 503 body BitMEX sends when its write queue is full (REST.md 5). */
+/* The 503 body BitMEX sends when its write queue is full. */
 static const char BODY_503[] = "{\"error\":{\"message\":\"The system is currently overloaded. "
                                "Please try again later.\",\"name\":\"HTTPError\"}}";
 

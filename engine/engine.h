@@ -9,7 +9,7 @@
  * full pool is a reject. The same command sequence always yields the same
  * bytes of events and the same engine_hash().
  *
- * Semantics follow BitMEX (REST.md section 8, swagger.json); where BitMEX is
+ * Semantics follow BitMEX's order API as it documents it; where BitMEX is
  * silent the rule chosen is written here, because this header is also the
  * specification the naive reference book in tests/ is written against.
  *

@@ -2,8 +2,8 @@
  * loadshed.h - the bounded write queue between the API threads and the single
  * engine thread: admit or refuse (503) at arrival, serve in arrival order.
  *
- * BitMEX (REST.md section 5, MECHANICS.md section 12, the 2019 "Road to
- * 100x" article): every order-management write joins ONE FIFO queue in front
+ * BitMEX (its load-shedding documentation and the 2019 "Road to 100x"
+ * article): every order-management write joins ONE FIFO queue in front
  * of the engine. When the queue is at its depth limit a new write is refused
  * at once (api/ answers 503 "The system is currently overloaded. Please try
  * again later."), it never waits. Cancels (single, multiple, all,

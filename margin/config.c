@@ -1,6 +1,7 @@
 /*
- * config.c - perpsim's default market: the instruments of MECHANICS.md
- * section 1 with BitMEX's parameters (2022 values where they changed).
+ * config.c - perpsim's default market: XBTUSD, ETHUSD, XBTUSDT and a
+ * quarterly XBT future with BitMEX's parameters (2022 values where they
+ * changed).
  * Every number here is a default the config file may override, and
  * exch_config_add_instrument() is how the config file adds its own.
  */

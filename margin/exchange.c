@@ -287,7 +287,7 @@ static enum reject reject(struct exch *x, const struct cmd *c, enum reject why)
 
 /* ---- rates ---------------------------------------------------------------- */
 
-/* IM and MM of a position: its risk tier (M3, MECHANICS.md section 6), and
+/* IM and MM of a position: its risk tier (mf_tier_rates), and
  * for an isolated position IM = max(tier IM, 1/leverage). */
 static void rates_of(const struct exch *x, uint16_t i, const struct pos *p, rate_t *im,
                      rate_t *mm)
@@ -353,8 +353,8 @@ static inline sats_t ceil_rate(sats_t v, rate_t r)
 
 /* The figures that move with the mark: markValue, unrealisedPnl and
  * maintenance = MM x |markValue| + posComm + the next funding if the
- * position pays it (MECHANICS.md section 5; the same roundings as
- * mf_maint_margin: each term up). */
+ * position pays it (the same roundings as mf_maint_margin: each term
+ * up). */
 static void pos_marks(struct exch *x, uint16_t i, struct pos *p)
 {
     const struct exch_instrument *in = I(x, i);
@@ -1020,8 +1020,8 @@ static int reduce_to_step(struct exch *x, uint32_t a, uint16_t i, int32_t k)
     return 1;
 }
 
-/* The engine's market_bound hook (MECHANICS.md section 11: a Market order
- * fills until done or until the bankruptcy price would be crossed): an
+/* The engine's market_bound hook (BitMEX: a Market order fills until
+ * done or until the bankruptcy price would be crossed): an
  * order that reduces a position stops at that position's bankruptcy price,
  * so closing into a thin book never takes more than the equity behind the
  * position (isolated: its margin). Orders that open or add were checked by
@@ -1037,7 +1037,7 @@ static px_t market_bound(void *ctx, uint32_t a, uint16_t i, uint8_t side)
     return px_for_value(x, i, p->qty, p->mv - backing(x, a, i), p->qty > 0);
 }
 
-/* Liquidation of an isolated position (MECHANICS.md section 7): a position
+/* Liquidation of an isolated position (M6 in exchange.h): a position
  * above the lowest risk tier first drops to the tier of its position and
  * orders, then its orders are canceled and it drops to the tier of the
  * position, then FillOrKill orders reduce it a tier at a time; whatever is

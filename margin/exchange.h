@@ -32,10 +32,10 @@
  *     (unrealised profit can back new orders, as BitMEX cross margin since
  *     2023, but cannot be withdrawn.)
  *
- * M2. Positions (MECHANICS.md section 2), average-cost bookkeeping from
- *     formula.h: a fill of dq contracts at px has value(dq, px); the part that
- *     closes realises -(cost share + closing value) into the wallet; the
- *     part that opens adds to unrealisedCost. Cross: posInit = IM x |cost|,
+ * M2. Positions, average-cost bookkeeping from formula.h: a fill of dq
+ *     contracts at px has value(dq, px); the part that closes realises
+ *     -(cost share + closing value) into the wallet; the part that opens
+ *     adds to unrealisedCost. Cross: posInit = IM x |cost|,
  *     posComm = taker x (|cost| + posInit), both rounded up, recomputed from
  *     the cost. Isolated: the position holds isolatedMargin, posted when it
  *     opens (posInit at 1/leverage + posComm), released pro rata when it
@@ -59,9 +59,9 @@
  *     take |position cost| + the larger side's value beyond the chosen risk
  *     limit is REJ_RISK_LIMIT_EXCEEDED. Untriggered stops hold nothing.
  *
- * M4. Fees (MECHANICS.md section 9): maker fee for the resting side unless
- *     the engine marks it pays_taker (hidden, iceberg), taker fee otherwise,
- *     mf_fee rounding, paid to / rebated from the fee account.
+ * M4. Fees: maker fee for the resting side unless the engine marks it
+ *     pays_taker (hidden, iceberg), taker fee otherwise, mf_fee rounding,
+ *     paid to / rebated from the fee account.
  *
  * M5. Prices. CMD_SET_INDEX sets an index; every instrument marked from it
  *     gets a new mark: perpetual fair price index x (1 + rate x until next
@@ -72,7 +72,7 @@
  *     instrument is re-margined in the order of the instrument's position
  *     list (a deterministic function of the command history), then M6.
  *
- * M6. Liquidation (MECHANICS.md section 7). After a mark change and after
+ * M6. Liquidation. After a mark change and after
  *     funding, every isolated position with isolatedMargin + unrealisedPnl <
  *     maintenance, and every account whose cross equity (wallet - isolated
  *     margins + cross unrealised PnL) < the sum of its cross maintenance, is
@@ -103,13 +103,13 @@
  *        against the liquidator at its cost (the bankruptcy price), their
  *        open orders in the contract canceled first (MK_DELEVERAGE).
  *
- * M6b. Market orders (MECHANICS.md section 11): a Market order (or a
+ * M6b. Market orders, as BitMEX documents them: a Market order (or a
  *     triggered Stop) that reduces a position fills until done or until the
  *     position's bankruptcy price would be crossed (the engine's
  *     market_bound hook), the rest canceled; one that opens or adds has no
  *     bound beyond the pre-trade check.
  *
- * M7. Funding (MECHANICS.md section 4), perpetuals, at every multiple of the
+ * M7. Funding, perpetuals, at every multiple of the
  *     funding interval after 04:00 UTC of engine time: each open position
  *     pays mf_funding_payment at the announced rate and the mark (execComm,
  *     into commissions); everything paid goes to the rounding account and
@@ -121,8 +121,8 @@
  *     mf_funding_rate with the instrument's interest rate. The indicative
  *     rate is the same computation over the samples so far.
  *
- * M8. Settlement (MECHANICS.md section 10): at expiry a future's open
- *     orders are canceled and every position closes at the settlement price
+ * M8. Settlement: at expiry a future's open orders are canceled and
+ *     every position closes at the settlement price
  *     (the mean of the index sampled each minute over the last 30 minutes,
  *     else the mark), realising PnL less the settlement fee; the rounding
  *     account absorbs the residue of valuing positions one by one. The
@@ -164,7 +164,7 @@
 #define CURRENCY_LEN_MAX 7
 /* Risk-limit steps a position may choose (k = 0 .. RISK_STEPS_MAX). */
 #define RISK_STEPS_MAX 100
-/* Settlement price window (MECHANICS.md section 10: a 30-minute TWAP). */
+/* Settlement price window (as BitMEX's XBT futures: a 30-minute TWAP). */
 #define SETTLE_WINDOW_MS (30 * 60 * INT64_C(1000))
 /* Funding timestamps are 04:00, 12:00, 20:00 UTC: multiples of the interval
  * from this offset into the day. */
@@ -299,7 +299,7 @@ uint64_t exch_hash(const struct exch *x);
  * ahead. */
 ms_t exch_next_quarter_expiry(ms_t now);
 
-/* The default instruments, currencies and indices (MECHANICS.md section 1):
+/* The default instruments, currencies and indices (BitMEX's parameters):
  * XBTUSD, ETHUSD, XBTUSDT and the quarterly XBT future expiring at
  * expiry_ms (its symbol from the date: XBTH27 for March 2027). */
 void exch_config_default(struct exch_config *cfg, ms_t expiry_ms);

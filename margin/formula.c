@@ -1,6 +1,6 @@
 /*
  * formula.c - the pure integer formulas of the margin core (see formula.h
- * for the contract of each function and the BitMEX section it follows).
+ * for the contract of each function and the BitMEX rule it follows).
  *
  * Invariants: no floating point, no globals, no I/O. Every product is formed
  * in i128 through mulc()/addc(), which refuse to overflow; every division goes
@@ -159,13 +159,13 @@ static enum mf_err value128(const struct mf_contract *c, qty_t qty, px_t price_p
     if (!mulc(qty, c->multiplier, &n))
         return MF_ERR_OVERFLOW;
     if (c->kind == MF_INVERSE) {
-        /* MECHANICS.md §1 inverse: q * mult / (price_px / PX_SCALE). */
+        /* Inverse: q * mult / (price_px / PX_SCALE). */
         if (!mulc(n, PX_SCALE, &n))
             return MF_ERR_OVERFLOW;
         /* Rounding: half away from zero, symmetric in q (formula.h). */
         *v = div_half_away(n, price_px);
     } else {
-        /* MECHANICS.md §1 quanto/linear: q * mult * (price_px / PX_SCALE). */
+        /* Quanto/linear: q * mult * (price_px / PX_SCALE). */
         if (!mulc(n, price_px, &n))
             return MF_ERR_OVERFLOW;
         /* Rounding: half away from zero, symmetric in q (formula.h). */
@@ -197,7 +197,7 @@ enum mf_err mf_fee(sats_t value_sats, rate_t rate_e8, sats_t *comm_sats)
     i128 n;
     if (!mulc(abs128(value_sats), rate_e8, &n))
         return MF_ERR_OVERFLOW;
-    /* MECHANICS.md §9 execComm = round(|execCost| x rate). Rounding: nearest,
+    /* BitMEX's execComm = round(|execCost| x rate). Rounding: nearest,
      * ties toward +inf (a tie goes against the trader). */
     sats_t out;
     if (!fit64(div_half_ceil(n, MF_RATE_SCALE), &out))
@@ -217,16 +217,16 @@ enum mf_err mf_avg_entry_px(const struct mf_contract *c, qty_t qty, sats_t cost_
     i128 qm, num, den;
     if (!mulc(qty, c->multiplier, &qm))
         return MF_ERR_OVERFLOW;
-    /* The cost has the sign of qty x multiplier (MECHANICS.md §2). */
+    /* The cost has the sign of qty x multiplier. */
     if ((qm < 0) != (cost_sats < 0))
         return MF_ERR_RANGE;
     if (c->kind == MF_INVERSE) {
-        /* avgEntryPrice = q x mult / unrealisedCost (MECHANICS.md §2). */
+        /* avgEntryPrice = q x mult / unrealisedCost. */
         if (!mulc(qm, PX_SCALE, &num))
             return MF_ERR_OVERFLOW;
         den = cost_sats;
     } else {
-        /* avgEntryPrice = unrealisedCost / (q x mult) (MECHANICS.md §2). */
+        /* avgEntryPrice = unrealisedCost / (q x mult). */
         if (!mulc(cost_sats, PX_SCALE, &num))
             return MF_ERR_OVERFLOW;
         den = qm;
@@ -274,7 +274,7 @@ enum mf_err mf_pnl(const struct mf_contract *c, qty_t qty, px_t entry_px, px_t e
     e = mf_value(c, qty, exit_px, &v_exit);
     if (e != MF_OK)
         return e;
-    /* MECHANICS.md §2: realisedGrossPnl = -(cost open + cost close)
+    /* realisedGrossPnl = -(cost open + cost close)
      * = value(q, exit) - value(q, entry), value being odd in q. */
     sats_t out;
     if (!fit64((i128)v_exit - v_entry, &out))
@@ -290,7 +290,7 @@ enum mf_err mf_unrealised_pnl(const struct mf_contract *c, qty_t qty, px_t mark_
     enum mf_err e = mf_value(c, qty, mark_px, &mark_value);
     if (e != MF_OK)
         return e;
-    /* MECHANICS.md §2: unrealisedPnl = markValue - unrealisedCost. */
+    /* unrealisedPnl = markValue - unrealisedCost. */
     sats_t out;
     if (!fit64((i128)mark_value - unrealised_cost_sats, &out))
         return MF_ERR_OVERFLOW;
@@ -307,7 +307,7 @@ enum mf_err mf_cost_share(sats_t open_cost_sats, qty_t open_qty, qty_t close_qty
     i128 n;
     if (!mulc(open_cost_sats, close_qty, &n))
         return MF_ERR_OVERFLOW;
-    /* MECHANICS.md §2 average cost: closing fraction x open cost. Rounding:
+    /* Average cost: closing fraction x open cost. Rounding:
      * toward +inf, so the PnL realised now rounds down (against the trader);
      * exact when everything is closed. |result| <= |open_cost|: fits. */
     *share_sats = (sats_t)div_ceil(n, open_abs);
@@ -352,7 +352,7 @@ enum mf_err mf_through_mark_premium(const struct mf_contract *c, qty_t qty, px_t
     e = mf_value(c, qty, mark_px, &v_mark);
     if (e != MF_OK)
         return e;
-    /* MECHANICS.md §3: +100% of (order price - mark) in value terms for a
+    /* BitMEX: +100% of (order price - mark) in value terms for a
      * buy above / sell below the mark = the unrealised loss at fill,
      * -(markValue - cost) = value(q, price) - value(q, mark), floored at 0. */
     i128 d = (i128)v_price - v_mark;
@@ -376,7 +376,7 @@ enum mf_err mf_order_init_margin(const struct mf_contract *c, qty_t qty, px_t pr
     if (e != MF_OK)
         return e;
     i128 im, total;
-    e = req128(v_price, im_e8, &im); /* MECHANICS.md §5: IM% x value, UP */
+    e = req128(v_price, im_e8, &im); /* IM% x value, UP */
     if (e != MF_OK)
         return e;
     if (!addc(im, premium, &total))
@@ -399,7 +399,7 @@ enum mf_err mf_close_comm_reserve(sats_t cost_sats, sats_t pos_init_sats, rate_t
     }
     i128 base = abs128(cost_sats) + pos_init_sats; /* < 2^65: no overflow */
     i128 r;
-    /* MECHANICS.md §5 obs: posComm = taker x (|posCost| + posInit), UP. */
+    /* As observed: posComm = taker x (|posCost| + posInit), UP. */
     enum mf_err e = req128(base, taker_e8, &r);
     if (e != MF_OK)
         return e;
@@ -420,7 +420,7 @@ enum mf_err mf_funding_payment(const struct mf_contract *c, qty_t qty, px_t mark
     i128 n;
     if (!mulc(abs128(mark_value), abs128(rate_e8), &n))
         return MF_ERR_OVERFLOW;
-    /* MECHANICS.md §4: positive rate, longs pay; negative, shorts pay. */
+    /* Positive rate, longs pay; negative, shorts pay. */
     int pays = (qty > 0 && rate_e8 > 0) || (qty < 0 && rate_e8 < 0);
     /* Rounding: payer UP, receiver DOWN (both against the trader). */
     i128 amount = pays ? div_ceil(n, MF_RATE_SCALE) : -div_floor(n, MF_RATE_SCALE);
@@ -444,10 +444,10 @@ enum mf_err mf_maint_margin(const struct mf_contract *c, qty_t qty, px_t mark_px
     if (e != MF_OK)
         return e;
     i128 mm, total;
-    e = req128(mark_value, mm_e8, &mm); /* MECHANICS.md §5: MM% x value at mark, UP */
+    e = req128(mark_value, mm_e8, &mm); /* MM% x value at mark, UP */
     if (e != MF_OK)
         return e;
-    /* + closing commission + next funding if it will be paid (§5). */
+    /* + closing commission + next funding if it will be paid. */
     if (!addc(mm, close_comm_sats, &total) || !addc(total, funding > 0 ? funding : 0, &total))
         return MF_ERR_OVERFLOW;
     sats_t out;
@@ -465,7 +465,7 @@ enum mf_err mf_risk_limit(sats_t base_limit_sats, sats_t step_sats, int64_t k,
     if (base_limit_sats <= 0 || step_sats <= 0 || k < 0)
         return MF_ERR_RANGE;
     i128 s;
-    /* MECHANICS.md §6: riskLimit in {R0 + k x S}. */
+    /* riskLimit in {R0 + k x S}. */
     if (!mulc(k, step_sats, &s) || !addc(s, base_limit_sats, &s))
         return MF_ERR_OVERFLOW;
     sats_t out;
@@ -481,7 +481,7 @@ enum mf_err mf_risk_step(sats_t base_limit_sats, sats_t step_sats, sats_t risk_v
     if (base_limit_sats <= 0 || step_sats <= 0)
         return MF_ERR_RANGE;
     i128 risk = abs128(risk_value_sats);
-    /* MECHANICS.md §6. Rounding: UP, a value over a limit needs the next step. */
+    /* Rounding: UP, a value over a limit needs the next step. */
     *k = risk <= base_limit_sats ? 0 : (int64_t)div_ceil(risk - base_limit_sats, step_sats);
     return MF_OK;
 }
@@ -492,7 +492,7 @@ enum mf_err mf_tier_rates(rate_t base_im_e8, rate_t base_mm_e8, int64_t k, rate_
     if (k < 0 || base_im_e8 < 0 || base_mm_e8 < 0)
         return MF_ERR_RANGE;
     i128 mm, im;
-    /* MECHANICS.md §6: MM% = baseMM x (1 + k), IM% = baseIM + k x baseMM. */
+    /* MM% = baseMM x (1 + k), IM% = baseIM + k x baseMM. */
     if (!mulc(base_mm_e8, (i128)k + 1, &mm) || !mulc(base_mm_e8, k, &im) ||
         !addc(im, base_im_e8, &im))
         return MF_ERR_OVERFLOW;
@@ -510,7 +510,7 @@ enum mf_err mf_im_from_leverage(rate_t leverage_e8, rate_t *im_e8)
 {
     if (leverage_e8 <= 0)
         return MF_ERR_RANGE;
-    /* MECHANICS.md §5: initMarginReq = 1 / leverage. Rounding: UP. */
+    /* initMarginReq = 1 / leverage. Rounding: UP. */
     rate_t out;
     if (!fit64(div_ceil((i128)MF_RATE_SCALE * MF_RATE_SCALE, leverage_e8), &out))
         return MF_ERR_OVERFLOW;
@@ -522,7 +522,7 @@ enum mf_err mf_im_eff(sats_t margin_sats, sats_t value_sats, rate_t *im_e8)
 {
     if (value_sats == 0 || margin_sats < 0)
         return MF_ERR_RANGE;
-    /* MECHANICS.md §7: IM_eff = (posInit + posCross) / |value|. Rounding:
+    /* IM_eff = (posInit + posCross) / |value|. Rounding:
      * DOWN (less margin counted, against the trader). */
     rate_t out;
     if (!fit64(div_floor((i128)margin_sats * MF_RATE_SCALE, abs128(value_sats)), &out))
@@ -535,7 +535,7 @@ enum mf_err mf_mm_eff(rate_t mm_e8, rate_t funding_rate_e8, qty_t qty, rate_t *m
 {
     if (mm_e8 < 0)
         return MF_ERR_RANGE;
-    /* MECHANICS.md §7: MM_eff = maintMarginReq + (fundingRate if paying). */
+    /* MM_eff = maintMarginReq + (fundingRate if paying). */
     int pays = (qty > 0 && funding_rate_e8 > 0) || (qty < 0 && funding_rate_e8 < 0);
     rate_t out;
     if (!fit64((i128)mm_e8 + (pays ? abs128(funding_rate_e8) : 0), &out))
@@ -546,7 +546,7 @@ enum mf_err mf_mm_eff(rate_t mm_e8, rate_t funding_rate_e8, qty_t qty, rate_t *m
 
 /*
  * The price at which an isolated position entered at entry_px has lost the
- * fraction g of its entry value (MECHANICS.md §7):
+ * fraction g of its entry value:
  *   inverse  long E / (1 + g)    short E / (1 - g)
  *   linear   long E x (1 - g)    short E x (1 + g)
  * straight to the tick in one division: long UP, short DOWN.
@@ -576,7 +576,7 @@ static enum mf_err px_at_loss(const struct mf_contract *c, qty_t qty, px_t entry
         if (!mulc(entry_px, f, &num) || !mulc(MF_RATE_SCALE, c->tick_px, &den))
             return MF_ERR_OVERFLOW;
     }
-    /* Rounding: long UP, short DOWN, to the tick (MECHANICS.md §7 [inf]). */
+    /* Rounding: long UP, short DOWN, to the tick (inferred; BitMEX is silent). */
     ticks = is_long ? div_ceil(num, den) : div_floor(num, den);
     i128 p;
     if (!mulc(ticks, c->tick_px, &p))
@@ -608,7 +608,7 @@ enum mf_err mf_liq_px(const struct mf_contract *c, qty_t qty, px_t entry_px, rat
 
 /* ---- funding rate ---------------------------------------------------------------------- */
 
-/* The clamp on I - P, 0.05% (MECHANICS.md §4). */
+/* The clamp on I - P, 0.05% (BitMEX's funding formula). */
 #define FUNDING_CLAMP_E8 INT64_C(50000)
 
 enum mf_err mf_funding_interest(rate_t quote_daily_e8, rate_t base_daily_e8, ms_t interval_ms,
@@ -619,7 +619,7 @@ enum mf_err mf_funding_interest(rate_t quote_daily_e8, rate_t base_daily_e8, ms_
     i128 n;
     if (!mulc((i128)quote_daily_e8 - base_daily_e8, interval_ms, &n))
         return MF_ERR_OVERFLOW;
-    /* MECHANICS.md §4: I = (quote - base) / 3 at 8 h. Rounding: nearest,
+    /* I = (quote - base) / 3 at 8 h. Rounding: nearest,
      * ties away from zero. */
     rate_t out;
     if (!fit64(div_half_away(n, MS_PER_DAY), &out))
@@ -633,7 +633,7 @@ enum mf_err mf_premium_index(px_t impact_bid_px, px_t impact_ask_px, px_t mark_p
 {
     if (impact_bid_px <= 0 || impact_ask_px <= 0 || mark_px <= 0 || index_px <= 0)
         return MF_ERR_RANGE;
-    /* MECHANICS.md §4: (max(0, impactBid - mark) - max(0, mark - impactAsk))
+    /* P = (max(0, impactBid - mark) - max(0, mark - impactAsk))
      * / index + fundingBasisUsedInMark. */
     i128 above = (i128)impact_bid_px - mark_px;
     i128 below = (i128)mark_px - impact_ask_px;
@@ -656,7 +656,7 @@ enum mf_err mf_funding_rate(rate_t premium_e8, rate_t interest_e8, rate_t im_e8,
 {
     if (mm_e8 < 0 || im_e8 < mm_e8)
         return MF_ERR_RANGE;
-    /* MECHANICS.md §4: F = P + clamp(I - P, -0.05%, +0.05%). */
+    /* F = P + clamp(I - P, -0.05%, +0.05%). */
     i128 d = (i128)interest_e8 - premium_e8;
     if (d > FUNDING_CLAMP_E8)
         d = FUNDING_CLAMP_E8;
@@ -683,7 +683,7 @@ enum mf_err mf_funding_basis(rate_t funding_rate_e8, ms_t until_funding_ms, ms_t
     i128 n;
     if (!mulc(funding_rate_e8, until_funding_ms, &n))
         return MF_ERR_OVERFLOW;
-    /* MECHANICS.md §3: fundingBasis = rate x until / interval. Rounding:
+    /* fundingBasis = rate x until / interval. Rounding:
      * nearest, ties away from zero. */
     rate_t out;
     if (!fit64(div_half_away(n, interval_ms), &out))
@@ -694,7 +694,7 @@ enum mf_err mf_funding_basis(rate_t funding_rate_e8, ms_t until_funding_ms, ms_t
 
 /* index + index x rate x t / (MF_RATE_SCALE x span), in one division
  * rounded to the nearest px, ties away from zero: the shape of both fair
- * prices (MECHANICS.md §3). */
+ * prices. */
 static enum mf_err index_plus_basis(px_t index_px, rate_t rate_e8, ms_t t_ms, ms_t span_ms,
                                     px_t *fair_px)
 {
@@ -729,7 +729,7 @@ enum mf_err mf_perp_fair_basis_rate(rate_t funding_rate_e8, ms_t interval_ms,
     i128 n;
     if (!mulc(funding_rate_e8, MF_YEAR_MS, &n))
         return MF_ERR_OVERFLOW;
-    /* MECHANICS.md §3: fairBasisRate = rate x 3 x 365 at 8 h. Rounding:
+    /* fairBasisRate = rate x 3 x 365 at 8 h. Rounding:
      * nearest, ties away from zero (exact for 8 h). */
     rate_t out;
     if (!fit64(div_half_away(n, interval_ms), &out))
@@ -743,7 +743,7 @@ enum mf_err mf_futures_basis_rate(px_t impact_bid_px, px_t impact_ask_px, px_t i
 {
     if (impact_bid_px <= 0 || impact_ask_px <= 0 || index_px <= 0 || to_expiry_ms <= 0)
         return MF_ERR_RANGE;
-    /* MECHANICS.md §3: (impactMid / index - 1) / (T / year)
+    /* %FairBasis = (impactMid / index - 1) / (T / year)
      *   = (bid + ask - 2 index) x year / (2 index x T). */
     i128 n, d;
     i128 diff = (i128)impact_bid_px + impact_ask_px - 2 * (i128)index_px;
@@ -771,7 +771,7 @@ int mf_futures_basis_updatable(px_t impact_bid_px, px_t impact_ask_px, rate_t mm
 {
     if (impact_bid_px <= 0 || impact_ask_px < impact_bid_px || mm_e8 < 0)
         return 0;
-    /* MECHANICS.md §3: ask - bid < MM x (bid + ask) / 2, cross-multiplied
+    /* ask - bid < MM x (bid + ask) / 2, cross-multiplied
      * (exact, no rounding). Each side < 2^64 x 2^28: no overflow. */
     i128 spread = ((i128)impact_ask_px - impact_bid_px) * 2 * MF_RATE_SCALE;
     i128 allowed = (i128)mm_e8 * ((i128)impact_bid_px + impact_ask_px);
@@ -791,11 +791,11 @@ enum mf_err mf_adl_score(sats_t mark_value_sats, sats_t entry_value_sats,
         return MF_ERR_RANGE;
     i128 n, d;
     if (pnl > 0) {
-        /* MECHANICS.md §8: PNL% x effLev = pnl x mark / (entry x margin). */
+        /* PNL% x effLev = pnl x mark / (entry x margin). */
         if (!mulc(pnl, mark, &n) || !mulc(n, MF_RATE_SCALE, &n) || !mulc(entry, margin, &d))
             return MF_ERR_OVERFLOW;
     } else {
-        /* MECHANICS.md §8: PNL% / effLev = pnl x margin / (entry x mark). */
+        /* PNL% / effLev = pnl x margin / (entry x mark). */
         if (mark == 0)
             return MF_ERR_RANGE;
         if (!mulc(pnl, margin, &n) || !mulc(n, MF_RATE_SCALE, &n) || !mulc(entry, mark, &d))

@@ -18,8 +18,8 @@
  *     that it moves money between nobody (value, mark and fair prices), or is
  *     BitMEX's observed rule with the rounding residue kept by a named account
  *     (fees: the fee account). Each function says which.
- *   - A BitMEX rule names its source: MECHANICS.md section N (the reference
- *     in /work/shared/reference/bitmex/, not needed to build or test).
+ *   - A BitMEX rule is stated in full where it is used: its formula, and
+ *     BitMEX's worked figure when there is one.
  *
  * Units (see engine/units.h): px_t price in 1e-8 quote units, qty_t contracts
  * (signed: long > 0), sats_t settlement minor units (XBt, USDt), ms_t ms.
@@ -39,8 +39,8 @@
 typedef int64_t rate_t;
 #define MF_RATE_SCALE INT64_C(100000000)
 
-/* A year for annualised rates (%FairBasis, fairBasisRate), MECHANICS.md §3:
- * 365 days, as BitMEX's "daysToExpiry/365" and "fundingRate x 3 x 365". */
+/* A year for annualised rates (%FairBasis, fairBasisRate): 365 days, as
+ * BitMEX's "daysToExpiry/365" and "fundingRate x 3 x 365". */
 #define MF_YEAR_MS (INT64_C(365) * MS_PER_DAY)
 
 enum mf_err {
@@ -50,12 +50,13 @@ enum mf_err {
     MF_ERR_NO_PRICE, /* no finite positive price exists (e.g. 1x short inverse bankruptcy) */
 };
 
-/* MECHANICS.md §1. QUANTO and LINEAR share every formula here (value is
- * q * multiplier * price for both); the kind is kept for what callers show. */
+/* BitMEX's contract types. QUANTO and LINEAR share every formula here
+ * (value is q * multiplier * price for both); the kind is kept for what
+ * callers show. */
 enum mf_kind { MF_INVERSE = 1, MF_QUANTO = 2, MF_LINEAR = 3 };
 
 /*
- * A contract, as BitMEX's instrument fields (MECHANICS.md §1):
+ * A contract, as BitMEX's instrument fields:
  *   multiplier  BitMEX's `multiplier`, settlement minor units per contract
  *               per 1.0 of price (inverse: per 1/price), signed as BitMEX:
  *               INVERSE must be < 0 (XBTUSD -100000000, so a long has
@@ -86,11 +87,10 @@ enum mf_err mf_contract_check(const struct mf_contract *c);
 /* A static name for an error ("ok", "range", "overflow", "no_price"). */
 const char *mf_err_name(enum mf_err e);
 
-/* ---- value, fees, entry price, PnL (MECHANICS.md §1, §2, §9) -------------- */
+/* ---- value, fees, entry price, PnL --------------------------------------- */
 
 /*
- * The signed value of qty contracts at price_px, in settlement minor units
- * (MECHANICS.md §1):
+ * The signed value of qty contracts at price_px, in settlement minor units:
  *   INVERSE          value = qty * multiplier / price   (long: negative)
  *   QUANTO, LINEAR   value = qty * multiplier * price   (long: positive)
  * Rounding: the exact rational value of the WHOLE quantity, rounded half away
@@ -98,9 +98,9 @@ const char *mf_err_name(enum mf_err e);
  * value(-q, p) == -value(q, p) exactly: the two sides of a trade book
  * opposite values and the rounding moves money between nobody. The error is
  * <= 0.5 minor unit whatever the size.
- * Deliberate difference from MECHANICS.md §1's suggestion (per-lot rounding
- * times lots): per-lot rounding errs by up to 0.5 unit per lot and does not
- * reproduce the §2 guide example (long 15000 XBTUSD @750 -> 800 = exactly
+ * Deliberately not the per-lot rule (one lot's value rounded, times lots):
+ * per-lot rounding errs by up to 0.5 unit per lot and does not reproduce
+ * BitMEX's guide example (long 15000 XBTUSD @750 -> 800 = exactly
  * 1.25 XBT; per contract it would be 124,995,000 XBt). Both rules agree on the
  * 2021 observations (one lot: 100 @ 46976 -> -212875). Pre-2021 trade
  * grossValue rounded per contract (229 @ 8120 -> 2,820,135); this gives
@@ -110,20 +110,19 @@ const char *mf_err_name(enum mf_err e);
 enum mf_err mf_value(const struct mf_contract *c, qty_t qty, px_t price_px, sats_t *value_sats);
 
 /*
- * Commission of one fill (MECHANICS.md §9): execComm = |value| * rate.
+ * Commission of one fill: execComm = |value| * rate.
  * Positive = paid by the trader; a negative rate (maker rebate) gives a
  * negative commission (received).
  * Rounding: to the nearest unit, ties toward +infinity (against the trader:
  * a tie charges the extra unit of a fee, pays the smaller rebate). Nearest,
- * not ceiling, because BitMEX's observed fill (§9: 9919 * 0.00075 = 7.44)
- * charged 7. The trader and the fee account move the same integer, so the
- * residue is the fee account's pricing, not lost money.
+ * not ceiling, because a fill observed on BitMEX (execCost 9919 x 0.00075
+ * = 7.44) charged 7. The trader and the fee account move the same integer,
+ * so the residue is the fee account's pricing, not lost money.
  */
 enum mf_err mf_fee(sats_t value_sats, rate_t rate_e8, sats_t *comm_sats);
 
 /*
- * avgEntryPrice from an open position's qty and unrealisedCost
- * (MECHANICS.md §2):
+ * avgEntryPrice from an open position's qty and unrealisedCost:
  *   INVERSE          price = qty * multiplier / cost  (harmonic mean of fills)
  *   QUANTO, LINEAR   price = cost / (qty * multiplier)
  * Rounding: to the nearest px, ties away from zero. It is informational (PnL
@@ -144,7 +143,7 @@ enum mf_err mf_px_to_tick(px_t px, px_t tick_px, enum mf_round mode, px_t *out_p
 
 /*
  * Gross PnL of qty contracts (signed; long > 0) opened at entry_px and closed
- * at exit_px (MECHANICS.md §2): value(qty, exit) - value(qty, entry), i.e.
+ * at exit_px: value(qty, exit) - value(qty, entry), i.e.
  * -(cost of the open fill + cost of the close fill), exactly the engine
  * bookkeeping's realisedGrossPnl for a full round trip.
  *   inverse  q * |mult| * (1/entry - 1/exit);  quanto/linear  q*mult*(exit-entry).
@@ -154,14 +153,15 @@ enum mf_err mf_pnl(const struct mf_contract *c, qty_t qty, px_t entry_px, px_t e
                    sats_t *pnl_sats);
 
 /* unrealisedPnl = markValue - unrealisedCost, markValue = value(qty, mark)
- * (MECHANICS.md §2; -212951 - (-212875) = -76). No rounding beyond mf_value. */
+ * (a real XBTUSD position: -212951 - (-212875) = -76). No rounding beyond
+ * mf_value. */
 enum mf_err mf_unrealised_pnl(const struct mf_contract *c, qty_t qty, px_t mark_px,
                               sats_t unrealised_cost_sats, sats_t *pnl_sats);
 
 /*
  * The part of an open position's cost attributed to closing close_qty of its
- * open_qty contracts, by the average-cost method (MECHANICS.md §2:
- * realisedCost = closing fraction x open cost):
+ * open_qty contracts, by the average-cost method (BitMEX's realisedCost =
+ * closing fraction x open cost):
  *   share = open_cost * close_qty / |open_qty|.
  * close_qty is a count, 0 <= close_qty <= |open_qty|; a close that flips the
  * position is two calls (close all, then open).
@@ -175,57 +175,60 @@ enum mf_err mf_unrealised_pnl(const struct mf_contract *c, qty_t qty, px_t mark_
 enum mf_err mf_cost_share(sats_t open_cost_sats, qty_t open_qty, qty_t close_qty,
                           sats_t *share_sats);
 
-/* ---- margin requirements (MECHANICS.md §3, §5) ---------------------------- */
+/* ---- margin requirements ------------------------------------------------- */
 
 /* A requirement |value| * rate, rounded UP (against the trader): posInit =
- * IM% x |cost| (§5: 1% of 212875 = 2128.75 -> 2129), order IM, MM at mark.
+ * IM% x |cost| (BitMEX showed 1% of 212875 = 2128.75 as 2129), order IM,
+ * MM at mark.
  * MF_ERR_RANGE: rate_e8 < 0. */
 enum mf_err mf_margin_req(sats_t value_sats, rate_t rate_e8, sats_t *req_sats);
 
-/* The extra initial margin for an order through the mark (MECHANICS.md §3
- * last bullet, §5): 100% of the loss it would show at once if filled, i.e.
- * max(0, value(qty, price) - value(qty, mark)) with qty signed (buy > 0):
+/* The extra initial margin for an order through the mark (BitMEX's
+ * openOrderBuyPremium / grossOpenPremium): 100% of the loss it would show
+ * at once if filled, i.e. max(0, value(qty, price) - value(qty, mark)) with
+ * qty signed (buy > 0):
  * positive for a buy above the mark or a sell below it, else 0.
  * Rounding: none beyond mf_value. */
 enum mf_err mf_through_mark_premium(const struct mf_contract *c, qty_t qty, px_t price_px,
                                     px_t mark_px, sats_t *premium_sats);
 
-/* Initial margin of an order (MECHANICS.md §5): mf_margin_req(value(qty,
- * price), im) + mf_through_mark_premium. For a sell BitMEX values the order
+/* Initial margin of an order: mf_margin_req(value(qty, price), im) +
+ * mf_through_mark_premium. For a sell BitMEX values the order
  * at max(limit, bestBid): the caller passes that as price_px. Reducing parts
  * and the net-bid rule are the caller's (they need the position and book). */
 enum mf_err mf_order_init_margin(const struct mf_contract *c, qty_t qty, px_t price_px,
                                  px_t mark_px, rate_t im_e8, sats_t *req_sats);
 
-/* Commission held to close a position, posComm (MECHANICS.md §5 obs:
+/* Commission held to close a position, posComm (as observed on BitMEX:
  * taker x (|posCost| + posInit); 0.0005 x (212875 + 2129) = 107.5 -> 108).
  * Rounding: UP (against the trader). A negative rate reserves 0. */
 enum mf_err mf_close_comm_reserve(sats_t cost_sats, sats_t pos_init_sats, rate_t taker_e8,
                                   sats_t *comm_sats);
 
 /*
- * Funding payment of a position (MECHANICS.md §4): |value(qty, mark)| x |rate|,
+ * Funding payment of a position: |value(qty, mark)| x |rate|,
  * signed: > 0 the position pays, < 0 it receives. Positive rate: longs pay,
  * shorts receive; negative rate: the reverse. qty == 0 or rate == 0: 0.
  * Rounding: against the trader on both sides: the payer's amount rounded UP,
  * the receiver's DOWN. Over all positions payments >= receipts; the residue
  * (>= 0) belongs to the named account the caller books it to.
- * §2 guide: 20 XBT x 0.25% = 0.05 XBT paid by the long.
+ * BitMEX's guide example: 20 XBT x 0.25% = 0.05 XBT paid by the long.
  */
 enum mf_err mf_funding_payment(const struct mf_contract *c, qty_t qty, px_t mark_px,
                                rate_t rate_e8, sats_t *paid_sats);
 
 /*
- * Maintenance margin of a position (MECHANICS.md §5): MM% x |value at mark|
- * (rounded UP) + close_comm_sats (mf_close_comm_reserve) + the next funding
- * payment if the position will pay it (mf_funding_payment, > 0 only).
- * §5 obs: MM 0.35% x 212951 = 745.3 -> 746, + 108 + 21.3 -> 22 = 876 where
- * BitMEX showed 875 (its individual roundings are not determinable, +-1).
+ * Maintenance margin of a position: MM% x |value at mark| (rounded UP) +
+ * close_comm_sats (mf_close_comm_reserve) + the next funding payment if the
+ * position will pay it (mf_funding_payment, > 0 only).
+ * A real XBTUSD position: MM 0.35% x 212951 = 745.3 -> 746, + 108 + 21.3 ->
+ * 22 = 876 where BitMEX showed 875 (its individual roundings are not
+ * determinable, +-1).
  */
 enum mf_err mf_maint_margin(const struct mf_contract *c, qty_t qty, px_t mark_px, rate_t mm_e8,
                             sats_t close_comm_sats, rate_t funding_rate_e8, sats_t *req_sats);
 
-/* ---- risk limits (MECHANICS.md §6) ---------------------------------------- */
+/* ---- risk limits --------------------------------------------------------- */
 
 /* The risk limit of step k: base + k x step. MF_ERR_RANGE: k < 0, base or
  * step <= 0. */
@@ -239,35 +242,37 @@ enum mf_err mf_risk_limit(sats_t base_limit_sats, sats_t step_sats, int64_t k,
 enum mf_err mf_risk_step(sats_t base_limit_sats, sats_t step_sats, sats_t risk_value_sats,
                          int64_t *k);
 
-/* Rates at step k (MECHANICS.md §6): MM = baseMM x (1 + k), IM = baseIM +
- * k x baseMM. Exact (no division). MF_ERR_RANGE: k < 0 or a negative rate. */
+/* Rates at step k: MM = baseMM x (1 + k), IM = baseIM + k x baseMM (IM
+ * rises by the base maintenance rate). Exact (no division). MF_ERR_RANGE:
+ * k < 0 or a negative rate. */
 enum mf_err mf_tier_rates(rate_t base_im_e8, rate_t base_mm_e8, int64_t k, rate_t *im_e8,
                           rate_t *mm_e8);
 
-/* ---- bankruptcy and liquidation, isolated (MECHANICS.md §5, §7) ----------- */
+/* ---- bankruptcy and liquidation, isolated -------------------------------- */
 
-/* initMarginReq = 1 / leverage (MECHANICS.md §5), leverage in 1e-8 units
+/* initMarginReq = 1 / leverage, leverage in 1e-8 units
  * (100x = 10000000000). Rounding: UP (more margin: against the trader).
  * MF_ERR_RANGE: leverage <= 0. */
 enum mf_err mf_im_from_leverage(rate_t leverage_e8, rate_t *im_e8);
 
-/* IM_eff = (posInit + posCross) / |value(q, E)| (MECHANICS.md §7); pass the
- * sum as margin_sats and the cost as value_sats. Rounding: DOWN (less margin
+/* IM_eff = (posInit + posCross) / |value(q, E)|; pass the sum as margin_sats
+ * and the cost as value_sats. Rounding: DOWN (less margin
  * counted: the liquidation price lands nearer the entry, against the trader).
  * MF_ERR_RANGE: value == 0 or margin < 0. */
 enum mf_err mf_im_eff(sats_t margin_sats, sats_t value_sats, rate_t *im_e8);
 
 /* MM_eff = maintMarginReq + |fundingRate| if the position pays the next
- * funding (long with rate > 0, short with rate < 0), MECHANICS.md §7. Exact. */
+ * funding (long with rate > 0, short with rate < 0). Exact. */
 enum mf_err mf_mm_eff(rate_t mm_e8, rate_t funding_rate_e8, qty_t qty, rate_t *mm_eff_e8);
 
 /*
- * Bankruptcy price of an isolated position entered at entry_px
- * (MECHANICS.md §7), qty's sign picks the side:
+ * Bankruptcy price of an isolated position entered at entry_px, qty's sign
+ * picks the side:
  *   inverse  long E / (1 + IM)    short E / (1 - IM)
  *   linear   long E x (1 - IM)    short E x (1 + IM)      (quanto as linear)
  * Rounded to the tick in one step from the exact rational: long UP, short
- * DOWN (§7 [inf]; the position is closed out no later than the exact price).
+ * DOWN (inferred, BitMEX does not document it; the position is closed out
+ * no later than the exact price).
  * MF_ERR_NO_PRICE: no finite price > 0 (inverse short with IM >= 1: cannot
  * go bankrupt; linear long with IM >= 1: bankrupt only at 0).
  * MF_ERR_RANGE: bad contract, qty == 0, entry <= 0, IM < 0.
@@ -275,8 +280,7 @@ enum mf_err mf_mm_eff(rate_t mm_e8, rate_t funding_rate_e8, qty_t qty, rate_t *m
 enum mf_err mf_bankrupt_px(const struct mf_contract *c, qty_t qty, px_t entry_px, rate_t im_eff_e8,
                            px_t *px);
 
-/* Liquidation price, same as mf_bankrupt_px with IM replaced by IM - MM
- * (MECHANICS.md §7):
+/* Liquidation price, same as mf_bankrupt_px with IM replaced by IM - MM:
  *   inverse  long E / (1 + IM - MM)   short E / (1 - IM + MM)
  *   linear   long E x (1 - IM + MM)   short E x (1 + IM - MM)
  * Same rounding (long UP, short DOWN: liquidation comes no later) and
@@ -284,7 +288,7 @@ enum mf_err mf_bankrupt_px(const struct mf_contract *c, qty_t qty, px_t entry_px
 enum mf_err mf_liq_px(const struct mf_contract *c, qty_t qty, px_t entry_px, rate_t im_eff_e8,
                       rate_t mm_eff_e8, px_t *px);
 
-/* ---- funding rate (MECHANICS.md §4) --------------------------------------- */
+/* ---- funding rate -------------------------------------------------------- */
 
 /* Interest component per funding interval from the daily quote and base
  * interest rates: I = (quote - base) x interval / 1 day (8 h: / 3; 0.06% and
@@ -294,18 +298,18 @@ enum mf_err mf_funding_interest(rate_t quote_daily_e8, rate_t base_daily_e8, ms_
                                 rate_t *interest_e8);
 
 /* Premium index P = (max(0, impactBid - mark) - max(0, mark - impactAsk)) /
- * index + fundingBasisUsedInMark (MECHANICS.md §4). The division rounds to
- * nearest, ties away from zero (symmetric). MF_ERR_RANGE: a price <= 0. */
+ * index + fundingBasisUsedInMark. The division rounds to nearest,
+ * ties away from zero (symmetric). MF_ERR_RANGE: a price <= 0. */
 enum mf_err mf_premium_index(px_t impact_bid_px, px_t impact_ask_px, px_t mark_px, px_t index_px,
                              rate_t basis_in_mark_e8, rate_t *premium_e8);
 
-/* F = P + clamp(I - P, -0.05%, +0.05%), then |F| <= 0.75 x (IM - MM)
- * (MECHANICS.md §4). The cap's x0.75 rounds DOWN in magnitude (1%/0.5% ->
- * 0.375% exactly). MF_ERR_RANGE: IM < MM or a negative IM/MM. */
+/* F = P + clamp(I - P, -0.05%, +0.05%), then |F| <= 0.75 x (IM - MM).
+ * The cap's x0.75 rounds DOWN in magnitude (1%/0.5% -> 0.375% exactly).
+ * MF_ERR_RANGE: IM < MM or a negative IM/MM. */
 enum mf_err mf_funding_rate(rate_t premium_e8, rate_t interest_e8, rate_t im_e8, rate_t mm_e8,
                             rate_t *rate_e8);
 
-/* ---- fair price (MECHANICS.md §3) ----------------------------------------- */
+/* ---- fair price ---------------------------------------------------------- */
 
 /* fundingBasis = fundingRate x timeUntilFunding / fundingInterval, as a rate
  * (the fundingBasisUsedInMark of mf_premium_index). Rounding: nearest, ties
@@ -333,19 +337,19 @@ enum mf_err mf_perp_fair_basis_rate(rate_t funding_rate_e8, ms_t interval_ms,
 enum mf_err mf_futures_basis_rate(px_t impact_bid_px, px_t impact_ask_px, px_t index_px,
                                   ms_t to_expiry_ms, rate_t *basis_annual_e8);
 
-/* Futures fair price = index + index x %FairBasis x T / 365 d (MECHANICS.md
- * §3; between basis updates it floats with the index and decays with T).
+/* Futures fair price = index + index x %FairBasis x T / 365 d (between
+ * basis updates it floats with the index and decays with T).
  * Rounding: nearest px, ties away from zero. MF_ERR_RANGE: index <= 0 or
  * to_expiry_ms < 0. */
 enum mf_err mf_futures_fair_px(px_t index_px, rate_t basis_annual_e8, ms_t to_expiry_ms,
                                px_t *fair_px);
 
 /* 1 when %FairBasis may be recalculated: impactAsk - impactBid < MM x
- * impactMid (MECHANICS.md §3), compared exactly by cross-multiplication;
+ * impactMid, compared exactly by cross-multiplication;
  * 0 otherwise, and 0 for non-positive or crossed prices. */
 int mf_futures_basis_updatable(px_t impact_bid_px, px_t impact_ask_px, rate_t mm_e8);
 
-/* ---- auto-deleveraging (MECHANICS.md §8) ---------------------------------- */
+/* ---- auto-deleveraging --------------------------------------------------- */
 
 /*
  * ADL ranking score, higher is deleveraged first, from the position's value

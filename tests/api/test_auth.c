@@ -1,11 +1,11 @@
 /*
  * test_auth.c - Check suite for api/auth: BitMEX request signing.
  *
- * Signature vectors: BitMEX's API-key usage examples as quoted in REST.md §2
- * and clients.md §2 (secret chNOOS4K..., expires 1518064236/7/8), recomputed
- * independently with Python's hmac before being written here. Message texts:
- * REST.md §2-3, clients.md §2/§5 and captured BitMEX responses (see
- * api/auth.h). The reference files are not read at build or test time.
+ * Signature vectors: the examples on BitMEX's API-key usage page (secret
+ * chNOOS4K..., expires 1518064236/7/8), recomputed independently with
+ * Python's hmac before being written here. Message texts: BitMEX's
+ * documented and captured error responses and the texts ccxt matches (see
+ * api/auth.h).
  */
 #include <check.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /*
  * test_l2id.c - Check suite for api/l2id: BitMEX's orderBookL2 ids.
  *
- * Vectors are BitMEX's own numbers: seed 002 (price 10476 <-> 8798952400,
- * XBTUSD symbolIdx 88, legacy tick 0.01) and the captured feed rows quoted in
- * WEBSOCKET.md section 8 (22105, 22077.5, 26902 on idx 88; 8215.5 on the 2018
- * testnet idx 156). The reference files are not read at build or test time.
+ * Vectors are BitMEX's own numbers: its documentation's example (price
+ * 10476 <-> 8798952400, XBTUSD symbolIdx 88, legacy tick 0.01) and captured
+ * feed rows (22105, 22077.5, 26902 on idx 88; 8215.5 on the 2018 testnet
+ * idx 156).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -53,7 +53,7 @@ END_TEST
 
 START_TEST(captured_xbtusd_rows_decode_to_their_prices)
 {
-    /* WEBSOCKET.md §8 / the 2023 orderBookL2_25 partial */
+    /* captured rows: the 2023 orderBookL2_25 partial */
     ck_assert_int_eq(id_of(88, PX(22105, 0), legacy_tick()), INT64_C(8797789500));
     ck_assert_int_eq(id_of(88, PX(22077, 50), legacy_tick()), INT64_C(8797792250));
     ck_assert_int_eq(id_of(88, PX(26902, 0), legacy_tick()), INT64_C(8797309800));

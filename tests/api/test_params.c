@@ -2,7 +2,7 @@
  * test_params.c - Check suite for api/params: merging the query string, a
  * JSON body and a form body, and the typed getters.
  *
- * Encodings as the clients send them (clients.md section 1): ccxt
+ * Encodings as the clients send them: ccxt
  * percent-encodes by RFC 3986 (space %20, '{' %7B, ':' %3A), Python
  * requests writes a space as '+'; ccxt sends DELETE bodies as JSON and
  * sometimes an empty body with the JSON content type.

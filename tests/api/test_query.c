@@ -1,11 +1,12 @@
 /*
  * test_query.c - Check suite for api/query: BitMEX's generic table query
- * (REST.md section 6) and the row collector.
+ * and the row collector.
  *
  * Times are written as constants computed independently (Python's
  * datetime, UTC): 2014-12-26T12:00:00.000Z is 1419595200000 ms and a
  * Friday, so BitMEX's "timestamp.ww" (0 = Sat, 1 = Sun, ..., 6 = Fri) is 6
- * there. The timestamp filter table is seed 002's.
+ * there. The timestamp filter table is the one BitMEX's REST
+ * documentation gives.
  */
 #include <check.h>
 #include <stdio.h>
@@ -406,7 +407,8 @@ END_TEST
 START_TEST(time_bounds_inside_filter_fold_into_options)
 {
     struct q_opts o;
-    /* seed 002: startTime "2014-12-26 11:00", endTime "2014-12-26 13:00" in the filter */
+    /* BitMEX's documented example: startTime "2014-12-26 11:00", endTime
+     * "2014-12-26 13:00" in the filter */
     filter_opts("{\"startTime\":\"2014-12-26 11:00\",\"endTime\":\"2014-12-26 13:00\"}", &o);
     ck_assert(o.has_start && o.has_end);
     ck_assert_int_eq(o.start_ms, T11);
@@ -533,7 +535,7 @@ START_TEST(filter_open_and_is_terminated)
 }
 END_TEST
 
-/* ---- timestamp filters (seed 002's table) -------------------------------------------- */
+/* ---- timestamp filters (BitMEX's documented table) ----------------------------------- */
 
 START_TEST(timestamp_exact)
 {

@@ -2,9 +2,10 @@
  * test_ratelimit.c - Check suite for api/ratelimit: BitMEX's REST rate
  * limits, headers, 429 text, bans and the client table.
  *
- * Numbers: seed 002 (300 per 5 minutes signed, 150 unsigned; the header
- * example 300 / 297 / 1489791662), REST.md §4 (120/min, 30/min, 10/s on order
- * routes, bulk ceil(0.1*n), cancels never refused, 429 text), and BitMEX's
+ * Numbers: BitMEX's documentation until 2019 (300 per 5 minutes signed, 150
+ * unsigned; the header example 300 / 297 / 1489791662), its current limits
+ * (120/min, 30/min, 10/s on order routes, bulk ceil(0.1*n), cancels never
+ * refused, 429 text), and BitMEX's
  * rollingLimit.lua (rejections take nothing, force drains to 0). Each
  * expectation is an exact number: one token of a 300-per-300000 ms bucket
  * refills in exactly 1000 ms, one tenth in 100 ms.
@@ -23,7 +24,7 @@
 #include "api/ratelimit.h"
 
 #define DEFAULT_SEED UINT64_C(1489791662)
-#define T0 INT64_C(1489791662000) /* seed 002's x-ratelimit-reset example, in ms */
+#define T0 INT64_C(1489791662000) /* BitMEX's documented x-ratelimit-reset example, in ms */
 
 static uint64_t g_seed, g_state;
 

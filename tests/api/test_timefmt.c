@@ -3,9 +3,10 @@
  * decimal numbers.
  *
  * Epoch values were computed independently (Python's datetime in UTC) and
- * are written as literals. BitMEX forms come from REST.md §1 ("2020-10-12T
- * 18:18:38.282Z"), seed 002 ("2014-12-26 11:00") and clients.md §1 (ISO with
- * .000Z, and ccxt's raw epoch-ms integers). A seeded property test checks
+ * are written as literals. BitMEX forms: its responses ("2020-10-12T
+ * 18:18:38.282Z"), its REST documentation's filter example ("2014-12-26
+ * 11:00") and what clients send (ISO with .000Z, and ccxt's raw epoch-ms
+ * integers). A seeded property test checks
  * format/parse against each other over the whole 1970..9999 range
  * (PERPSIM_SEED replays it).
  */

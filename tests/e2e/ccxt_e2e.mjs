@@ -72,7 +72,8 @@ async function admin(method, path, body) {
 
 function client(apiKey, secret) {
     const ex = new ccxt.bitmex({ apiKey, secret, timeout: 15000, enableRateLimit: false });
-    // clients.md pitfall 16: override urls.api, never setSandboxMode.
+    // Override urls.api, never setSandboxMode: that copies urls.test (the
+    // real testnet) over it.
     ex.urls.api = { public: BASE, private: BASE };
     return ex;
 }
@@ -229,7 +230,7 @@ await step('error mapping: insufficient balance gives InsufficientFunds', async 
 
 await step('error mapping: cancelling an unknown order is refused (OrderNotFound, InvalidOrder or 404 Not Found)', async () => {
     // BitMEX answers a cancel of an order id it never had with HTTP 404
-    // {"error":{"message":"Not Found"}} (REST.md), which ccxt 4.5.82 has no
+    // {"error":{"message":"Not Found"}}, which ccxt 4.5.82 has no
     // mapping for: it surfaces as a plain ExchangeError. An order that exists
     // but is done gives OrderNotFound/InvalidOrder (checked further down).
     const e = await expectError(
@@ -566,7 +567,7 @@ await step('createOrder postOnly that would cross: Canceled, nothing trades', as
     try {
         o = await trader.createOrder(S, 'limit', 'buy', 100, 60100, { postOnly: true });
     } catch (e) {
-        // clients.md 4.2: an HTTP error is acceptable as long as nothing trades
+        // A client accepts an HTTP error here as long as nothing trades
         if (!(e instanceof ccxt.ExchangeError)) throw e;
     }
     if (o) {
@@ -755,7 +756,7 @@ await step('fetchClosedOrders: filled and canceled orders only', async () => {
 
 // ccxt 4.5.82 divides the timeout by 1000 and sends {"timeout":60} for
 // cancelAllOrdersAfter(60000), while BitMEX reads `timeout` in milliseconds
-// (REST.md): a 60 ms dead man's switch. Checked as BitMEX would serve it.
+// (as its API documents): a 60 ms dead man's switch. Checked as BitMEX would serve it.
 await step('cancelAllOrdersAfter(60000): ccxt sends timeout 60, the switch fires after 60 ms', async () => {
     const o = await trader.createOrder(S, 'limit', 'buy', 100, 58000);
     assert.equal(o.status, 'open');
@@ -882,7 +883,7 @@ await step('fetchLiquidations (no since, then epoch-ms since/until and limit)', 
 await step('keep-alive: a pooled connection idle for 5 s is still usable (no "other side closed")', async () => {
     // undici keeps ccxt's sockets for 4 s by default unless the server says
     // Keep-Alive: timeout=N; a server that drops idle sockets sooner without
-    // Connection: close makes the next request fail (clients.md section 1).
+    // Connection: close makes the next request fail.
     await trader.fetchTicker(S);
     await sleep(5000);
     const t = await trader.fetchTicker(S);

@@ -1,7 +1,7 @@
 /*
  * test_exchange.c - the margin core driven the way a trader and the market
  * drive it: deposits, orders that trade, index moves, the clock. Every
- * expected number is either one of MECHANICS.md's worked figures or is
+ * expected number is either one of BitMEX's worked figures or is
  * derived here from formula.h and the state before the action, never read
  * back from the code under test. The checked build (-Dchecks=true) also runs
  * exch_verify() and the money audit after every command.
@@ -186,7 +186,7 @@ START_TEST(fill_books_cost_fees_and_entry)
     ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 100, USD(46976)), REJ_NONE);
     ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(46976)), REJ_NONE);
     struct exch_position a = pos(1, XBTUSD), b = pos(2, XBTUSD);
-    /* MECHANICS.md section 1: 100 XBTUSD @ 46976 is -212875 XBt. */
+    /* BitMEX's figure: 100 XBTUSD @ 46976 is -212875 XBt. */
     ck_assert_int_eq(a.qty, 100);
     ck_assert_int_eq(a.unrealised_cost, -212875);
     ck_assert_int_eq(b.unrealised_cost, 212875);
@@ -477,7 +477,7 @@ START_TEST(isolated_loss_stops_at_the_position_cross_uses_the_balance)
 }
 END_TEST
 
-/* ---- liquidation steps down the risk tiers first (MECHANICS.md section 7) -- */
+/* ---- liquidation steps down the risk tiers first --------------------------- */
 
 static enum reject risk_limit(uint32_t a, uint16_t inst, sats_t limit)
 {

@@ -3,9 +3,9 @@
  * integer formulas.
  *
  * Two kinds of test, one suite ("margin_formula"):
- *   - worked numbers: BitMEX figures copied from MECHANICS.md (cited as
- *     "MECHANICS.md §N"; the file itself is not read at build or test time)
- *     and hand-checked vectors whose arithmetic is written in the comment;
+ *   - worked numbers: BitMEX's documented examples and figures observed on
+ *     real BitMEX data (each says which and gives its arithmetic), and
+ *     hand-checked vectors whose arithmetic is written in the comment;
  *   - properties over a seeded PRNG (splitmix64). The seed is
  *     PERPSIM_SEED from the environment when set, else DEFAULT_SEED; every
  *     property failure message prints it, so a failure is reproducible with
@@ -23,7 +23,7 @@
 #define DEFAULT_SEED UINT64_C(20240611)
 #define ROUNDS 20000
 
-/* ---- instruments (MECHANICS.md §1) -------------------------------------- */
+/* ---- instruments -------------------------------------------------------- */
 
 /* XBTUSD 2021: inverse, multiplier -1e8, tick 0.5, lot 100. */
 static const struct mf_contract XBTUSD = {MF_INVERSE, -100000000, 50000000, 100};
@@ -36,7 +36,8 @@ static const struct mf_contract ETHUSD = {MF_QUANTO, 100, 5000000, 1};
 static const struct mf_contract XBTUSDT = {MF_LINEAR, 1, 50000000, 1000};
 /* ETHZ20: linear ETH/XBT future, multiplier 1e8, tick 0.00001. */
 static const struct mf_contract ETHZ20 = {MF_LINEAR, 100000000, 1000, 1};
-/* A linear test contract with tick 0.01 for the §7 $100 example. */
+/* A linear test contract with tick 0.01 for BitMEX's $100 liquidation
+ * example. */
 static const struct mf_contract LIN_CENT = {MF_LINEAR, 1, 1000000, 1};
 
 #define XBT INT64_C(100000000) /* XBt per XBT */
@@ -110,11 +111,11 @@ static qty_t rng_qty(const struct mf_contract *c)
 
 #define SEEDMSG "seed=%" PRIu64 " (rerun with PERPSIM_SEED=%" PRIu64 ")"
 
-/* ==== value (MECHANICS.md §1) ================================================ */
+/* ==== value ================================================================== */
 
 START_TEST(value_inverse_long_100_at_46976_is_minus_212875)
 {
-    /* MECHANICS.md §1/§2 obs: 100 x -1e8 / 46976 = -212875.13 -> -212875. */
+    /* Observed (2021 position): 100 x -1e8 / 46976 = -212875.13 -> -212875. */
     ck_assert_int_eq(value_of(&XBTUSD, 100, USD(46976)), -212875);
     /* The short side books the exact opposite. */
     ck_assert_int_eq(value_of(&XBTUSD, -100, USD(46976)), 212875);
@@ -123,14 +124,14 @@ END_TEST
 
 START_TEST(value_inverse_at_mark_46959_18_is_minus_212951)
 {
-    /* MECHANICS.md §2 obs markValue: 1e10 / 46959.18 = 212950.91 -> 212951. */
+    /* Observed markValue: 1e10 / 46959.18 = 212950.91 -> 212951. */
     ck_assert_int_eq(value_of(&XBTUSD, 100, 4695918000000), -212951);
 }
 END_TEST
 
 START_TEST(value_quanto_ethusd_1070_at_151_is_16157000)
 {
-    /* MECHANICS.md §1: 1070 x 100 x 151 = 16,157,000 XBt (0.1616 XBT). */
+    /* BitMEX's example: 1070 x 100 x 151 = 16,157,000 XBt (0.1616 XBT). */
     ck_assert_int_eq(value_of(&ETHUSD, 1070, USD(151)), 16157000);
     /* On a 0.05 tick: 1070 x 100 x 151.05 = 16,162,350, exact. */
     ck_assert_int_eq(value_of(&ETHUSD, 1070, 15105000000), 16162350);
@@ -139,14 +140,14 @@ END_TEST
 
 START_TEST(value_linear_ethz20_1_at_0_03485_is_3485000)
 {
-    /* MECHANICS.md §1 obs: 1 x 1e8 x 0.03485 = 3,485,000 XBt. */
+    /* Observed: 1 x 1e8 x 0.03485 = 3,485,000 XBt. */
     ck_assert_int_eq(value_of(&ETHZ20, 1, 3485000), 3485000);
 }
 END_TEST
 
 START_TEST(value_linear_xbtusdt_one_lot_is_exact_usdt)
 {
-    /* MECHANICS.md §1: XBTUSDT lot 1000 = 0.001 XBT, mult 1, USDt settle.
+    /* XBTUSDT lot 1000 = 0.001 XBT, mult 1, USDt settle.
      * 1000 @ 20000.5 = 0.001 XBT x 20000.5 = 20.0005 USDT = 20,000,500 USDt. */
     ck_assert_int_eq(value_of(&XBTUSDT, 1000, 2000050000000), 20000500);
     ck_assert_int_eq(value_of(&XBTUSDT, -1000, 2000050000000), -20000500);
@@ -155,11 +156,11 @@ END_TEST
 
 START_TEST(value_rounds_whole_quantity_half_away_from_zero)
 {
-    /* MECHANICS.md §1 2018 obs grossValue 229 @ 8120 per contract:
+    /* Observed 2018 grossValue, rounded per contract: 229 @ 8120 =
      * 229 x round(12315.27) = 2,820,135. This module rounds the whole
      * quantity (formula.h): 229e8 / 8120 = 2,820,197.04 -> 2,820,197. */
     ck_assert_int_eq(value_of(&XBTUSD_2018, 229, USD(8120)), -2820197);
-    /* MECHANICS.md §9 obs: Sell 1 @ 10082 -> 1e8/10082 = 9918.67 -> 9919. */
+    /* Observed: Sell 1 @ 10082 -> 1e8/10082 = 9918.67 -> 9919. */
     ck_assert_int_eq(value_of(&XBTUSD_2018, -1, USD(10082)), 9919);
     /* Ties go away from zero: 1 @ 80,000,000 USD is 1e8/8e7 = 1.25 -> 1;
      * 3 @ 200,000,000 USD is 3e8/2e8 = 1.5 -> 2 (long -2, short +2). */
@@ -203,11 +204,11 @@ START_TEST(value_rejects_bad_input_and_reports_overflow)
 }
 END_TEST
 
-/* ==== fees (MECHANICS.md §9) ================================================== */
+/* ==== fees ==================================================================== */
 
 START_TEST(fee_taker_sell_1_at_10082_is_7)
 {
-    /* MECHANICS.md §9 obs: execCost 9919 x 0.00075 = 7.44 -> 7. */
+    /* Observed: execCost 9919 x 0.00075 = 7.44 -> 7. */
     sats_t comm = 0;
     ck_assert_int_eq(mf_fee(value_of(&XBTUSD_2018, -1, USD(10082)), 75000, &comm), MF_OK);
     ck_assert_int_eq(comm, 7);
@@ -219,7 +220,7 @@ END_TEST
 
 START_TEST(fee_maker_rebate_is_negative)
 {
-    /* makerFee -0.00025 (MECHANICS.md §1/§9): 9919 x -0.00025 = -2.48 -> -2. */
+    /* makerFee -0.00025 (BitMEX 2018-19): 9919 x -0.00025 = -2.48 -> -2. */
     sats_t comm = 0;
     ck_assert_int_eq(mf_fee(9919, -25000, &comm), MF_OK);
     ck_assert_int_eq(comm, -2);
@@ -248,11 +249,11 @@ START_TEST(fee_ties_round_against_the_trader)
 }
 END_TEST
 
-/* ==== avg entry price (MECHANICS.md §2) ======================================= */
+/* ==== avg entry price ========================================================= */
 
 START_TEST(avg_entry_inverse_is_harmonic_and_recovers_46976_on_the_tick)
 {
-    /* MECHANICS.md §2: 100 x -1e8 / -212875 = 46975.92483852 -> px
+    /* 100 x -1e8 / -212875 = 46975.92483852 -> px
      * 4697592483852 (1e18/212875 = 4697592483852.03); to the tick: 46976. */
     px_t px = 0, tick = 0;
     ck_assert_int_eq(mf_avg_entry_px(&XBTUSD, 100, -212875, &px), MF_OK);
@@ -315,18 +316,18 @@ START_TEST(px_to_tick_rounds_as_asked)
 }
 END_TEST
 
-/* ==== PnL (MECHANICS.md §2) ================================================== */
+/* ==== PnL ==================================================================== */
 
 START_TEST(pnl_inverse_long_15000_from_750_to_800_is_1_25_xbt)
 {
-    /* MECHANICS.md §2 guide: 15000 x (1/750 - 1/800) = 1.25 XBT:
+    /* BitMEX's guide example: 15000 x (1/750 - 1/800) = 1.25 XBT:
      * value(15000, 750) = -2,000,000,000; value(15000, 800) = -1,875,000,000. */
     sats_t pnl = 0;
     ck_assert_int_eq(mf_pnl(&XBTUSD, 15000, USD(750), USD(800), &pnl), MF_OK);
     ck_assert_int_eq(pnl, 125000000);
     ck_assert_int_eq(mf_pnl(&XBTUSD, -15000, USD(750), USD(800), &pnl), MF_OK);
     ck_assert_int_eq(pnl, -125000000);
-    /* Funding paid 20 XBT x 0.25% = 0.05 XBT -> net 1.20 XBT (§2 guide). */
+    /* Funding paid 20 XBT x 0.25% = 0.05 XBT -> net 1.20 XBT (the guide). */
     sats_t paid = 0;
     ck_assert_int_eq(mf_funding_payment(&XBTUSD, 15000, USD(750), 250000, &paid), MF_OK);
     ck_assert_int_eq(paid, 5000000);
@@ -337,12 +338,12 @@ END_TEST
 START_TEST(pnl_quanto_and_linear_are_price_difference_times_mult)
 {
     sats_t pnl = 0;
-    /* MECHANICS.md §2 quanto: (161 - 151) x 100 XBt x 1070 = 1,070,000 XBt. */
+    /* Quanto: (161 - 151) x 100 XBt x 1070 = 1,070,000 XBt. */
     ck_assert_int_eq(mf_pnl(&ETHUSD, 1070, USD(151), USD(161), &pnl), MF_OK);
     ck_assert_int_eq(pnl, 1070000);
     ck_assert_int_eq(mf_pnl(&ETHUSD, -1070, USD(151), USD(161), &pnl), MF_OK);
     ck_assert_int_eq(pnl, -1070000);
-    /* MECHANICS.md §2 linear: (21000 - 20000) x 0.001 XBT = 1 USDT = 1e6 USDt. */
+    /* Linear: (21000 - 20000) x 0.001 XBT = 1 USDT = 1e6 USDt. */
     ck_assert_int_eq(mf_pnl(&XBTUSDT, 1000, USD(20000), USD(21000), &pnl), MF_OK);
     ck_assert_int_eq(pnl, 1000000);
 }
@@ -350,7 +351,7 @@ END_TEST
 
 START_TEST(unrealised_pnl_is_mark_value_minus_cost)
 {
-    /* MECHANICS.md §2 obs: -212951 - (-212875) = -76. */
+    /* Observed: -212951 - (-212875) = -76. */
     sats_t upnl = 0;
     ck_assert_int_eq(mf_unrealised_pnl(&XBTUSD, 100, 4695918000000, -212875, &upnl), MF_OK);
     ck_assert_int_eq(upnl, -76);
@@ -380,11 +381,11 @@ START_TEST(cost_share_rounds_up_and_closes_exactly)
 }
 END_TEST
 
-/* ==== margin requirements (MECHANICS.md §3, §5) ================================ */
+/* ==== margin requirements ====================================================== */
 
 START_TEST(pos_init_and_pos_comm_match_the_2021_position)
 {
-    /* MECHANICS.md §5 obs: posInit 2129 = 1% x 212875 = 2128.75 (UP);
+    /* Observed (2021): posInit 2129 = 1% x 212875 = 2128.75 (UP);
      * posComm 108 = 0.0005 x (212875 + 2129) = 107.502 (UP). */
     sats_t init = 0, comm = 0;
     ck_assert_int_eq(mf_margin_req(-212875, 1000000, &init), MF_OK);
@@ -403,10 +404,10 @@ END_TEST
 
 START_TEST(maint_margin_is_mm_plus_close_comm_plus_paid_funding)
 {
-    /* MECHANICS.md §5 obs: long 100, mark 46959.18 (value 212951), MM 0.35%,
+    /* Observed (2021): long 100, mark 46959.18 (value 212951), MM 0.35%,
      * posComm 108, funding 0.01%: 0.0035 x 212951 = 745.33 -> 746 (UP),
      * + 108, + 212951 x 0.0001 = 21.30 -> 22 (payer UP) = 876. BitMEX showed
-     * 875; its individual roundings are not determinable (+-1, §5). */
+     * 875; its individual roundings are not determinable (+-1). */
     sats_t maint = 0;
     ck_assert_int_eq(mf_maint_margin(&XBTUSD, 100, 4695918000000, 350000, 108, 10000, &maint),
                      MF_OK);
@@ -452,11 +453,11 @@ START_TEST(order_init_margin_adds_premium_through_the_mark)
 }
 END_TEST
 
-/* ==== risk limits (MECHANICS.md §6) ============================================== */
+/* ==== risk limits ================================================================ */
 
 START_TEST(risk_step_from_value_uses_150_xbt_steps_over_200)
 {
-    /* MECHANICS.md §6: base 200 XBT, step 150 XBT: <=200 k0, <=350 k1,
+    /* BitMEX's XBTUSD: base 200 XBT, step 150 XBT: <=200 k0, <=350 k1,
      * <=500 k2, <=650 k3; the 180 -> 230 XBT example moves k0 -> k1. */
     const sats_t base = 200 * XBT, step = 150 * XBT;
     int64_t k = -1;
@@ -487,7 +488,7 @@ END_TEST
 START_TEST(tier_rates_raise_im_by_base_mm)
 {
     rate_t im = 0, mm = 0;
-    /* MECHANICS.md §6 table, base IM 1% MM 0.5%: 1.0/0.5, 1.5/1.0,
+    /* BitMEX's table, base IM 1% MM 0.5%: 1.0/0.5, 1.5/1.0,
      * 2.0/1.5, 2.5/2.0 (IM/MM). */
     static const rate_t want_im[] = {1000000, 1500000, 2000000, 2500000};
     static const rate_t want_mm[] = {500000, 1000000, 1500000, 2000000};
@@ -496,7 +497,7 @@ START_TEST(tier_rates_raise_im_by_base_mm)
         ck_assert_int_eq(im, want_im[k]);
         ck_assert_int_eq(mm, want_mm[k]);
     }
-    /* MECHANICS.md §6: MM 0.35%, one step -> 0.70% MM / 1.35% IM. */
+    /* BitMEX's example: MM 0.35%, one step -> 0.70% MM / 1.35% IM. */
     ck_assert_int_eq(mf_tier_rates(1000000, 350000, 1, &im, &mm), MF_OK);
     ck_assert_int_eq(im, 1350000);
     ck_assert_int_eq(mm, 700000);
@@ -505,12 +506,12 @@ START_TEST(tier_rates_raise_im_by_base_mm)
 }
 END_TEST
 
-/* ==== bankruptcy and liquidation (MECHANICS.md §5, §7) =========================== */
+/* ==== bankruptcy and liquidation ================================================= */
 
 START_TEST(leverage_and_effective_rates)
 {
     rate_t r = 0;
-    /* MECHANICS.md §5: IM = 1/leverage. 100x -> 1%; 3x -> 0.3333333333 (UP). */
+    /* IM = 1/leverage. 100x -> 1%; 3x -> 0.3333333333 (UP). */
     ck_assert_int_eq(mf_im_from_leverage(100 * MF_RATE_SCALE, &r), MF_OK);
     ck_assert_int_eq(r, 1000000);
     ck_assert_int_eq(mf_im_from_leverage(3 * MF_RATE_SCALE, &r), MF_OK);
@@ -518,11 +519,11 @@ START_TEST(leverage_and_effective_rates)
     ck_assert_int_eq(mf_im_from_leverage(MF_RATE_SCALE / 100, &r), MF_OK); /* 0.01x */
     ck_assert_int_eq(r, 100 * MF_RATE_SCALE);
     ck_assert_int_eq(mf_im_from_leverage(0, &r), MF_ERR_RANGE);
-    /* MECHANICS.md §7: IM_eff = 2129 / 212875 = 0.0100011744 -> 1000117 (DOWN). */
+    /* IM_eff = 2129 / 212875 = 0.0100011744 -> 1000117 (DOWN). */
     ck_assert_int_eq(mf_im_eff(2129, -212875, &r), MF_OK);
     ck_assert_int_eq(r, 1000117);
     ck_assert_int_eq(mf_im_eff(2129, 0, &r), MF_ERR_RANGE);
-    /* MECHANICS.md §7: MM_eff = MM + funding if paying. */
+    /* MM_eff = MM + funding if paying. */
     ck_assert_int_eq(mf_mm_eff(500000, 10000, 100, &r), MF_OK);
     ck_assert_int_eq(r, 510000);
     ck_assert_int_eq(mf_mm_eff(500000, 10000, -100, &r), MF_OK);
@@ -534,7 +535,7 @@ END_TEST
 
 START_TEST(inverse_100x_at_10000_bankrupt_and_liquidation)
 {
-    /* MECHANICS.md §7, XBTUSD tick 0.5, E 10000, IM_eff 1%, MM 0.5%.
+    /* XBTUSD tick 0.5, E 10000, IM_eff 1%, MM 0.5%.
      * long  B = 10000/1.01  = 9900.990 -> UP   9901.0
      *       L = 10000/1.005 = 9950.249 -> UP   9950.5
      * short B = 10000/0.99  = 10101.01 -> DOWN 10101.0
@@ -564,7 +565,7 @@ END_TEST
 
 START_TEST(linear_100_dollar_example_liq_99_50_bankrupt_99)
 {
-    /* MECHANICS.md §7: long 1 @ 100, liq 99.50, bankruptcy 99.00 (IM 1%,
+    /* BitMEX's example: long 1 @ 100, liq 99.50, bankruptcy 99.00 (IM 1%,
      * MM 0.5%): B = 100 x 0.99 = 99, L = 100 x 0.995 = 99.5. Short mirror:
      * B = 101, L = 100.5. */
     px_t px = 0;
@@ -607,11 +608,11 @@ START_TEST(quanto_50x_rounds_to_the_005_tick)
 }
 END_TEST
 
-/* ==== funding (MECHANICS.md §4) ================================================== */
+/* ==== funding ==================================================================== */
 
 START_TEST(funding_interest_is_quote_minus_base_over_three)
 {
-    /* MECHANICS.md §4: (0.06% - 0.03%) / 3 = 0.01% per 8 h. */
+    /* (0.06% - 0.03%) / 3 = 0.01% per 8 h. */
     rate_t i = 0;
     ck_assert_int_eq(mf_funding_interest(60000, 30000, H8_MS, &i), MF_OK);
     ck_assert_int_eq(i, 10000);
@@ -650,7 +651,7 @@ START_TEST(funding_rate_clamps_and_caps)
 {
     rate_t f = 0;
     const rate_t im = 1000000, mm = 500000, i = 10000;
-    /* MECHANICS.md §4: F = P + clamp(I - P, +-0.05%); |F| <= 0.75 (IM - MM). */
+    /* F = P + clamp(I - P, +-0.05%); |F| <= 0.75 (IM - MM). */
     ck_assert_int_eq(mf_funding_rate(0, i, im, mm, &f), MF_OK);
     ck_assert_int_eq(f, 10000); /* |I - P| <= 0.05% -> F = I */
     ck_assert_int_eq(mf_funding_rate(-30000, i, im, mm, &f), MF_OK);
@@ -673,7 +674,7 @@ END_TEST
 START_TEST(funding_payment_sign_and_rounding)
 {
     sats_t paid = 0;
-    /* §2 guide: 20 XBT position, 0.25%: the long pays 0.05 XBT ... */
+    /* BitMEX's guide: 20 XBT position, 0.25%: the long pays 0.05 XBT ... */
     ck_assert_int_eq(mf_funding_payment(&XBTUSD, 15000, USD(750), 250000, &paid), MF_OK);
     ck_assert_int_eq(paid, 5000000);
     /* ... the short receives it; a negative rate reverses both. */
@@ -693,7 +694,7 @@ START_TEST(funding_payment_sign_and_rounding)
 }
 END_TEST
 
-/* ==== fair price (MECHANICS.md §3) ================================================= */
+/* ==== fair price =================================================================== */
 
 START_TEST(perp_fair_price_decays_the_funding_basis)
 {
@@ -704,7 +705,7 @@ START_TEST(perp_fair_price_decays_the_funding_basis)
     ck_assert_int_eq(fair, USD(10000) + 50000000);
     ck_assert_int_eq(mf_funding_basis(10000, H8_MS / 2, H8_MS, &b), MF_OK);
     ck_assert_int_eq(b, 5000);
-    /* MECHANICS.md §3 obs fairBasis ~0.01 = 17043 x 0.0001 x 3.7/480 min:
+    /* Observed fairBasis ~0.01 = 17043 x 0.0001 x 3.7/480 min:
      * 1704300000000 x 10000 x 222000 / (1e8 x 28800000) = 1313731.25 px
      * -> 1313731 (0.01313731; BitMEX shows 0.01). */
     ck_assert_int_eq(mf_perp_fair_px(USD(17043), 10000, 222000, H8_MS, &fair), MF_OK);
@@ -715,7 +716,7 @@ START_TEST(perp_fair_price_decays_the_funding_basis)
     /* At the funding time the basis is 0. */
     ck_assert_int_eq(mf_perp_fair_px(USD(10000), 10000, 0, H8_MS, &fair), MF_OK);
     ck_assert_int_eq(fair, USD(10000));
-    /* MECHANICS.md §3 obs: fairBasisRate = 0.0001 x 3 x 365 = 0.1095. */
+    /* Observed: fairBasisRate = 0.0001 x 3 x 365 = 0.1095. */
     ck_assert_int_eq(mf_perp_fair_basis_rate(10000, H8_MS, &b), MF_OK);
     ck_assert_int_eq(b, 10950000);
     ck_assert_int_eq(mf_perp_fair_px(USD(10000), 10000, -1, H8_MS, &fair), MF_ERR_RANGE);
@@ -728,7 +729,7 @@ START_TEST(futures_fair_price_from_annualised_basis)
     const ms_t t18_25 = 1576800000; /* 18.25 days */
     rate_t basis = 0;
     px_t fair = 0;
-    /* MECHANICS.md §3: impactMid (10090 + 10110)/2 = 10100, index 10000:
+    /* impactMid (10090 + 10110)/2 = 10100, index 10000:
      * (10100/10000 - 1) / (36.5/365) = 0.01 / 0.1 = 10% a year. */
     ck_assert_int_eq(mf_futures_basis_rate(USD(10090), USD(10110), USD(10000), t36_5, &basis),
                      MF_OK);
@@ -748,7 +749,7 @@ START_TEST(futures_fair_price_from_annualised_basis)
     ck_assert_int_eq(basis, -10000000);
     ck_assert_int_eq(mf_futures_basis_rate(USD(9890), USD(9910), USD(10000), 0, &basis),
                      MF_ERR_RANGE);
-    /* §3: update only while ask - bid < MM x mid: 20 < 0.005 x 10100 = 50.5;
+    /* Update only while ask - bid < MM x mid: 20 < 0.005 x 10100 = 50.5;
      * 60 > 0.005 x 10030 = 50.15. */
     ck_assert_int_eq(mf_futures_basis_updatable(USD(10090), USD(10110), 500000), 1);
     ck_assert_int_eq(mf_futures_basis_updatable(USD(10000), USD(10060), 500000), 0);
@@ -757,7 +758,7 @@ START_TEST(futures_fair_price_from_annualised_basis)
 }
 END_TEST
 
-/* ==== ADL (MECHANICS.md §8) ====================================================== */
+/* ==== ADL ======================================================================== */
 
 struct adl_pos {
     int account;
@@ -768,8 +769,9 @@ struct adl_pos {
 
 START_TEST(adl_ranking_reproduces_the_section_8_example)
 {
-    /* MECHANICS.md §8: a short is liquidated, 20 contracts at bankruptcy 650;
-     * longs ranked acct2 (qty 10, score 6), acct5 (qty 20, score 5), ...;
+    /* BitMEX's ADL example: a short is liquidated, 20 contracts at
+     * bankruptcy 650; longs ranked acct2 (qty 10, score 6), acct5 (qty 20,
+     * score 5), ...;
      * acct2 is closed fully (10) and acct5 10 of 20.
      * Built on ETHUSD (quanto, values q x 100 x price), mark 600 for all:
      *   acct2: entry 375 -> PNL% 600/375 - 1 = 0.6; bankrupt 540 ->
