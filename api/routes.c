@@ -1540,8 +1540,15 @@ static void finish_position(struct req *r)
         reject_reply(r, &j->cmds[0], j->rej[0]);
         return;
     }
-    cJSON *o = render_position(r->s->x, j->account, j->cmds[0].inst, &j->pos,
-                               j->pos.qty ? j->adl_e8 : -1, j->ts);
+    /* The ADL rank walks the instrument's positions: read in a view here,
+     * not under the write lock of the job. */
+    rate_t adl = -1;
+    if (j->pos.qty) {
+        view_open(r);
+        adl = cv_adl(r->v, j->account, j->cmds[0].inst);
+        view_close(r);
+    }
+    cJSON *o = render_position(r->s->x, j->account, j->cmds[0].inst, &j->pos, adl, j->ts);
     reply_json(r, 200, o);
 }
 
@@ -2001,7 +2008,7 @@ static void get_metrics(struct req *r)
     }
     size_t n = ls_metrics_prometheus(core_queue(s->core), buf, need + 1);
     n += (size_t)snprintf(buf + n, cap - n,
-                          "# HELP perpsim_engine_commands_total Commands the engine applied.\n"
+                          "# HELP perpsim_engine_commands_total Commands applied in the one sequence (clock ticks, accounts and keys included).\n"
                           "# TYPE perpsim_engine_commands_total counter\n"
                           "perpsim_engine_commands_total %" PRIu64 "\n"
                           "# HELP perpsim_http_responses_total HTTP responses by status class.\n"

@@ -90,13 +90,14 @@ struct core_job {
     uint64_t *target;         /* per command: the order the reply shows (amend/cancel) */
     struct key_rec key;       /* J_ACCOUNT: the key to make (its account is set when made) */
     /* results, written before done() is called */
-    int32_t status;           /* J_ACCOUNT: REJ_NONE or REJ_CORE_ACCOUNTS_FULL / _BAD_KEY */
+    int32_t status;           /* J_ACCOUNT: REJ_NONE or REJ_CORE_ACCOUNTS_FULL / _BAD_KEY
+                               * (a key that cannot be made refuses the job before
+                               * any command: no account is left without its key) */
     enum reject *rej;
     struct ord_rec *rows;     /* J_ORDERS: n rows (v.id 0 = none); J_CANCEL_ALL: nrows */
     struct ord_rec *rows_inline; /* the n rows allocated with the job */
     uint32_t nrows;
     struct exch_position pos;
-    rate_t adl_e8;            /* J_POSITION: the position's deleveragePercentile */
     struct exch_margin margin;
     ms_t ts;                  /* engine time of the last command */
     uint64_t seq;             /* sequence number of the last command */

@@ -44,10 +44,13 @@ static void put(struct rbuf *b, uint64_t v, int bytes)
 #define U32(b, v) put(b, (uint64_t)(v), 4)
 #define I64(b, v) put(b, (uint64_t)(int64_t)(v), 8)
 
-/* A string: u16 length, then the bytes (no terminator). */
+/* A string: u16 length, then the bytes (no terminator); longer than the
+ * length can say, it is cut (api/ keeps texts to TEXT_LEN_MAX). */
 static void str(struct rbuf *b, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
+    if (n > UINT16_MAX)
+        n = UINT16_MAX;
     U16(b, n);
     if (n && room(b, n)) {
         memcpy(b->p + b->len, s, n);
@@ -192,8 +195,9 @@ static void key(struct rbuf *b, const struct key_rec *k)
     U32(b, k->account);
     U32(b, k->perms);
     U8(b, k->enabled);
-    U8(b, k->ncidr);
-    for (uint8_t i = 0; i < k->ncidr; i++) {
+    uint8_t ncidr = k->ncidr <= KEY_CIDRS_MAX ? k->ncidr : 0; /* more is refused when applied */
+    U8(b, ncidr);
+    for (uint8_t i = 0; i < ncidr; i++) {
         U32(b, k->cidr_addr[i]);
         U8(b, k->cidr_bits[i]);
     }

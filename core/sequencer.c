@@ -60,7 +60,8 @@ struct core {
     /* the engine thread */
     pthread_t engine;
     bool started;
-    bool opened;               /* command 1 and the initial prices applied */
+    atomic_bool opened;        /* command 1 and the initial prices applied */
+    pthread_mutex_t hash_lock; /* engine_hash sorts a scratch buffer of the engine's */
     struct ls_queue *q;
     atomic_uint_fast64_t commands;
     struct core_view view;
@@ -419,7 +420,8 @@ static int32_t apply(struct core *c, struct core_cmd *cc)
     }
     case CC_KEY:
         cc->key.created_ms = cc->ts;
-        if (!core_account_exists(c, cc->key.account) || keys_add(&c->keys, &cc->key) != 0)
+        if (cc->key.ncidr > KEY_CIDRS_MAX || !core_account_exists(c, cc->key.account) ||
+            keys_add(&c->keys, &cc->key) != 0)
             res = REJ_CORE_BAD_KEY;
         break;
     default: /* CC_CONFIG: the state was made from it by core_create */
@@ -483,6 +485,13 @@ static void canceled_rows(struct core *c, struct core_job *j)
 
 static void run_account(struct core *c, struct core_job *j)
 {
+    /* Refused before any command when the key cannot be made: an account
+     * is never left without its key. */
+    struct key_rec taken;
+    if (!j->key.id[0] || j->key.ncidr > KEY_CIDRS_MAX || keys_get(&c->keys, j->key.id, &taken)) {
+        j->status = REJ_CORE_BAD_KEY;
+        return;
+    }
     struct core_cmd cc;
     memset(&cc, 0, sizeof(cc));
     cc.type = CC_ACCOUNT;
@@ -522,10 +531,8 @@ static void run_job(struct core *c, struct core_job *j)
             }
             if (j->kind == J_CANCEL_ALL)
                 canceled_rows(c, j);
-            if (j->kind == J_POSITION) {
+            if (j->kind == J_POSITION)
                 exch_position(c->x, j->account, x->inst, &j->pos);
-                j->adl_e8 = exch_adl_percentile(c->x, j->account, x->inst);
-            }
             if (j->kind == J_MONEY && (x->type == CMD_DEPOSIT || x->type == CMD_WITHDRAW))
                 exch_margin(c->x, x->account, x->u.money.currency, &j->margin);
         }
@@ -546,7 +553,7 @@ static void finish(struct core_job *j)
 
 void core_run(struct core *c, struct core_job *j)
 {
-    if (!c->opened)
+    if (!atomic_load(&c->opened))
         open_sequence(c);
     run_job(c, j);
     finish(j);
@@ -565,7 +572,7 @@ static void clock_tick(struct core *c)
 
 void core_tick(struct core *c)
 {
-    if (!c->opened)
+    if (!atomic_load(&c->opened))
         open_sequence(c);
     clock_tick(c);
 }
@@ -705,6 +712,7 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&c->pend_lock, NULL);
     pthread_mutex_init(&c->deliver_lock, NULL);
+    pthread_mutex_init(&c->hash_lock, NULL);
     keys_init(&c->keys);
     const char *e = NULL;
     c->x = exch_create(&c->cfg.exch, sink, c, &e);
@@ -735,11 +743,11 @@ fail:
 static void open_sequence(struct core *c)
 {
     pthread_rwlock_wrlock(&c->lock);
-    if (c->opened) {
+    if (atomic_load(&c->opened)) {
         pthread_rwlock_unlock(&c->lock);
         return;
     }
-    c->opened = true;
+    atomic_store(&c->opened, true);
     struct core_cmd cc;
     memset(&cc, 0, sizeof(cc));
     cc.type = CC_CONFIG;
@@ -762,7 +770,7 @@ static void open_sequence(struct core *c)
 
 int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock)
 {
-    if (c->opened || c->ncons == CONSUMERS_MAX)
+    if (atomic_load(&c->opened) || c->ncons == CONSUMERS_MAX)
         return -1;
     c->cons[c->ncons++] = (struct consumer){fn, ctx, in_lock};
     if (!in_lock)
@@ -813,6 +821,7 @@ void core_destroy(struct core *c)
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->pend_lock);
     pthread_mutex_destroy(&c->deliver_lock);
+    pthread_mutex_destroy(&c->hash_lock);
     free(c);
 }
 
@@ -912,7 +921,10 @@ int cv_audit(const struct core_view *v, struct exch_audit *out)
 
 void core_state(struct core *c, struct core_state *out)
 {
+    /* Readers exclude the writer; the hash lock excludes another hasher
+     * (engine_hash sorts a scratch buffer the engine owns). */
     pthread_rwlock_rdlock(&c->lock);
+    pthread_mutex_lock(&c->hash_lock);
     uint64_t h = hash_u64(HASH_SEED, exch_hash(c->x));
     h = keys_hash(&c->keys, h);
     h = store_hash(c->st, h);
@@ -921,5 +933,6 @@ void core_state(struct core *c, struct core_state *out)
     out->hash = hash_u64(h, (uint64_t)c->now);
     out->seq = c->seq;
     out->time = c->now;
+    pthread_mutex_unlock(&c->hash_lock);
     pthread_rwlock_unlock(&c->lock);
 }

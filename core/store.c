@@ -105,6 +105,7 @@ struct store {
     uint32_t cmd_account;
     const char *cmd_text;
     bool text_given;
+    uint64_t text_hash;  /* folds each order's id and text as it is given */
     ms_t now;
 };
 
@@ -733,6 +734,7 @@ static void on_new(struct store *s, const struct event *ev)
         /* The command's text goes to its account's first new order. */
         s->text_given = true;
         r->text = s->texts.s[intern(s, s->cmd_text)];
+        s->text_hash = hash_str(hash_u64(s->text_hash, id), r->text);
     }
     if (a < s->naccts) {
         ilist_push(&s->acct[a].orders, (uint32_t)id);
@@ -976,6 +978,7 @@ uint64_t store_hash(const struct store *s, uint64_t h)
     h = hash_u64(h, s->wallet.n);
     h = hash_u64(h, s->liq_total);
     h = hash_u64(h, s->texts.n);
+    h = hash_u64(h, s->text_hash);
     return hash_u64(h, (uint64_t)s->now);
 }
 

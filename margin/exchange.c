@@ -1925,11 +1925,12 @@ uint64_t exch_hash(const struct exch *x)
         for (uint32_t a = 0; a < x->naccts; a++)
             h = hmix(h, (uint64_t)x->bal[(size_t)c * x->naccts + a]);
     }
-    for (uint32_t a = 0; a < x->naccts; a++) {
-        const struct wal *w = &x->w[a];
-        h = hmix(h, (uint64_t)w->dep);
-        h = hmix(h, (uint64_t)w->wd);
-    }
+    for (uint8_t c = 0; c < x->cfg.currencies_count; c++)
+        for (uint32_t a = 0; a < x->naccts; a++) {
+            const struct wal *w = &x->w[(size_t)c * x->naccts + a];
+            h = hmix(h, (uint64_t)w->dep);
+            h = hmix(h, (uint64_t)w->wd);
+        }
     for (uint16_t i = 0; i < x->ninst; i++) {
         const struct ist *s = &x->is[i];
         h = hmix(h, (uint64_t)s->mark);

@@ -501,11 +501,41 @@ START_TEST(hash_covers_keys_and_texts)
     core_state(A.core, &sa);
     core_state(B.core, &sb);
     ck_assert(sa.seq == sb.seq && sa.hash != sb.hash);
-    /* The same key id again is refused and changes nothing but the sequence. */
+    /* The same key id again is refused before any command: no account
+     * without a key, nothing changed, not even the sequence. */
+    struct core_state s0, s1;
+    core_state(A.core, &s0);
     struct core_job *jc = core_job_new(J_ACCOUNT, 0, 0);
     jc->key = ja->key;
     core_run(A.core, jc);
     ck_assert_int_eq(jc->status, REJ_CORE_BAD_KEY);
+    core_state(A.core, &s1);
+    ck_assert(s1.seq == s0.seq && s1.hash == s0.hash);
+    ck_assert(!core_account_exists(A.core, ja->account + 1));
+    /* The same order with another text: the read model differs, so does
+     * the hash. */
+    struct cmd o = {.type = CMD_NEW_ORDER, .account = 1, .inst = 0};
+    o.u.new_order.has = HAS_QTY | HAS_PRICE;
+    o.u.new_order.side = SIDE_BUY;
+    o.u.new_order.qty = 100;
+    o.u.new_order.price = 40000 * PX_SCALE;
+    one(&A, J_ORDERS, &o, "hello");
+    one(&B, J_ORDERS, &o, "hello");
+    core_state(A.core, &sa);
+    core_state(B.core, &sb);
+    ck_assert(sa.seq == sb.seq && sa.hash != sb.hash); /* the keys still differ */
+    static struct run C, D;
+    setup(&C, 3);
+    setup(&D, 3);
+    new_account(&C, true);
+    new_account(&D, true);
+    one(&C, J_ORDERS, &o, "hello");
+    one(&D, J_ORDERS, &o, "world");
+    core_state(C.core, &sa);
+    core_state(D.core, &sb);
+    ck_assert(sa.seq == sb.seq && sa.hash != sb.hash);
+    teardown(&C);
+    teardown(&D);
     core_job_free(ja);
     core_job_free(jb);
     core_job_free(jc);
