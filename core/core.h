@@ -29,7 +29,12 @@
  * metrics) gets a copy after the lock is released: deliveries never hold
  * the state lock, keep sequence order even when two threads apply commands
  * one after the other, and must not block (queue the work and return): the
- * engine never waits for a socket or a slow reader.
+ * engine never waits for a socket or a slow reader. The applying thread
+ * delivers before it calls the job's done(), unless another thread is
+ * delivering at that moment, which then delivers its record too, perhaps
+ * after done(): a consumer whose work must come before the reply (a
+ * journal's write) needs a barrier of its own (the sequence number it has
+ * finished).
  *
  * Time. Each command's time is the clock source's, never going back. When
  * no write arrives for tick_ms the engine thread applies a clock command so
