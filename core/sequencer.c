@@ -131,21 +131,29 @@ void core_job_free(struct core_job *j)
 
 /* ---- the change stream ------------------------------------------------------------ */
 
+/* Room for one more element in a growing array of the change stream's
+ * (*cap elements of elem bytes at p, n in use); returns the array. A record cannot be
+ * dropped in part: out of memory stops the engine, loudly. */
+static void *room_for_one(void *p, uint32_t *cap, uint32_t n, size_t elem)
+{
+    if (n < *cap)
+        return p;
+    uint32_t nc = *cap ? *cap * 2 : 16;
+    void *q = realloc(p, (size_t)nc * elem);
+    if (!q) {
+        fprintf(stderr, "perpsim: out of memory for the change stream: stopping\n");
+        abort();
+    }
+    *cap = nc;
+    return q;
+}
+
 /* The margin core's sink: every event of the command being applied, with
  * the figures its consumers need, read now, at the moment of the event. */
 static void sink(void *ctx, const struct event *ev)
 {
     struct core *c = ctx;
-    if (c->nev == c->cap_ev) {
-        uint32_t nc = c->cap_ev ? c->cap_ev * 2 : 64;
-        struct rec_event *p = realloc(c->ev, nc * sizeof(*p));
-        if (!p) {
-            fprintf(stderr, "perpsim: out of memory for the change stream: stopping\n");
-            abort();
-        }
-        c->ev = p;
-        c->cap_ev = nc;
-    }
+    c->ev = room_for_one(c->ev, &c->cap_ev, c->nev, sizeof(*c->ev));
     struct rec_event *re = &c->ev[c->nev++];
     memset(&re->x, 0, sizeof(re->x));
     re->ev = *ev;
@@ -243,16 +251,7 @@ static void close_positions(struct core *c)
                 break;
             }
         if (!t) {
-            if (c->ntouched == c->cap_touched) {
-                uint32_t nc = c->cap_touched ? c->cap_touched * 2 : 8;
-                struct touched *p = realloc(c->touched, nc * sizeof(*p));
-                if (!p) {
-                    fprintf(stderr, "perpsim: out of memory for the change stream: stopping\n");
-                    abort();
-                }
-                c->touched = p;
-                c->cap_touched = nc;
-            }
+            c->touched = room_for_one(c->touched, &c->cap_touched, c->ntouched, sizeof(*c->touched));
             t = &c->touched[c->ntouched++];
             memset(t, 0, sizeof(*t));
             t->account = a;
