@@ -263,5 +263,6 @@ int main(int argc, char **argv)
     printf("  records: %.2f events each (closing events included), %.0f bytes encoded each\n",
            (double)enc.events / (double)enc.records, (double)enc.bytes / (double)enc.records);
     printf("  state hash %016llx (the same in every run, whatever the limits)\n", (unsigned long long)h[0]);
+    rbuf_free(&enc.b);
     return 0;
 }
