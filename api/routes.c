@@ -1830,7 +1830,7 @@ static void admin_accounts(struct req *r)
      * (with the account and the deposits), so a replay makes the same. */
     k.perms = perms;
     k.enabled = true;
-    if (auth_generate_key(k.id, k.secret) != AUTH_E_OK) {
+    if (new_key(s, &k) != 0) {
         core_job_free(j);
         reply_error(r, 500, HTTP, "Server Error");
         return;
@@ -1962,6 +1962,127 @@ static void admin_state(struct req *r)
     cJSON_AddStringToObject(o, "hash", hex);
     add_time(o, "time", st.time);
     reply_json(r, 200, o);
+}
+
+/* ---- admin: the engine clock -------------------------------------------------------------------- */
+
+static cJSON *clock_json(struct srv *s, ms_t t)
+{
+    enum clock_mode mode;
+    int64_t speed;
+    clocksrc_get(&s->clk, &mode, &speed);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "mode", clock_mode_name(mode));
+    cJSON_AddNumberToObject(o, "speed", (double)speed);
+    add_time(o, "time", t);
+    return o;
+}
+
+/* GET: {"mode","speed","time"}. POST {"mode":"stepped"|"real"} or
+ * {"mode":"accelerated","speed":N}: engine time goes on from where it is. */
+static void admin_clock(struct req *r)
+{
+    struct srv *s = r->s;
+    if (strcmp(r->method, "GET") == 0) {
+        static const char *const none[] = {NULL};
+        if (only_known(r, r->params, none))
+            reply_json(r, 200, clock_json(s, engine_ms(s)));
+        return;
+    }
+    static const char *const known[] = {"mode", "speed", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(r->params, "mode");
+    enum clock_mode mode;
+    int64_t speed = 1;
+    if (!cJSON_IsString(m)) {
+        reply_error(r, 400, VALIDATION, "'mode' is a required arg: real, accelerated or stepped");
+        return;
+    }
+    if (strcmp(m->valuestring, "real") == 0) {
+        mode = CLOCK_REAL;
+    } else if (strcmp(m->valuestring, "stepped") == 0) {
+        mode = CLOCK_STEPPED;
+    } else if (strcmp(m->valuestring, "accelerated") == 0) {
+        mode = CLOCK_ACCELERATED;
+        enum prm_get g = prm_int(r->params, "speed", &speed);
+        if (g != PRM_FOUND || speed < 1 || speed > CLOCK_SPEED_MAX) {
+            reply_error(r, 400, VALIDATION, "'speed' must be a whole number from 1 to %d",
+                        CLOCK_SPEED_MAX);
+            return;
+        }
+    } else {
+        reply_error(r, 400, VALIDATION, "Invalid mode: real, accelerated or stepped");
+        return;
+    }
+    if (mode != CLOCK_ACCELERATED && cJSON_GetObjectItemCaseSensitive(r->params, "speed")) {
+        reply_error(r, 400, VALIDATION, "'speed' goes with the accelerated mode only");
+        return;
+    }
+    ms_t from = engine_ms(s);
+    clocksrc_set_mode(&s->clk, mode, speed, from);
+    core_set_ticking(s->core, mode != CLOCK_STEPPED);
+    reply_json(r, 200, clock_json(s, engine_ms(s)));
+}
+
+static void finish_advance(struct req *r)
+{
+    struct core_job *j = r->job;
+    clocksrc_set_stepped(&r->s->clk, j->ts);
+    reply_json(r, 200, clock_json(r->s, j->ts));
+}
+
+/* {"ms":N} or {"to":"<ISO>"}: a stepped clock moves on, and the reply comes
+ * after everything due in between has run, each at its own time. */
+static void admin_advance(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const known[] = {"ms", "to", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    enum clock_mode mode;
+    int64_t speed;
+    clocksrc_get(&s->clk, &mode, &speed);
+    if (mode != CLOCK_STEPPED) {
+        reply_error(r, 400, VALIDATION,
+                    "The clock is %s: advance needs the stepped clock (POST /admin/v1/clock {\"mode\":\"stepped\"})",
+                    clock_mode_name(mode));
+        return;
+    }
+    ms_t now = engine_ms(s), to = 0;
+    int64_t ms = 0;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->params, "to");
+    enum prm_get g = prm_int(r->params, "ms", &ms);
+    if ((g == PRM_FOUND) == (t != NULL)) {
+        reply_error(r, 400, VALIDATION, "Give either 'ms' or 'to'");
+        return;
+    }
+    /* At most ten years at a time. */
+    const int64_t max_ms = INT64_C(10) * 366 * MS_PER_DAY;
+    if (g == PRM_FOUND) {
+        if (ms < 0 || ms > max_ms) {
+            reply_error(r, 400, VALIDATION, "Invalid ms: 0 to %" PRId64, max_ms);
+            return;
+        }
+        to = now + ms;
+    } else {
+        if (!cJSON_IsString(t) ||
+            tf_parse_time(t->valuestring, strlen(t->valuestring), &to) != TF_OK) {
+            reply_error(r, 400, VALIDATION, "Invalid to: an ISO 8601 time");
+            return;
+        }
+        if (to < now || to - now > max_ms) {
+            reply_error(r, 400, VALIDATION, "Invalid to: from now (engine time) to ten years on");
+            return;
+        }
+    }
+    struct core_job *j = core_job_new(J_ADVANCE, 0, 0);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->advance_to = to;
+    submit_job(r, j, LS_KIND_OTHER, true, finish_advance);
 }
 
 static void admin_loadshed(struct req *r)
@@ -2109,6 +2230,9 @@ static const struct route admin_routes[] = {
     {"POST", "index", admin_index, false},
     {"GET", "audit", admin_audit, false},
     {"GET", "state", admin_state, false},
+    {"GET", "clock", admin_clock, false},
+    {"POST", "clock", admin_clock, false},
+    {"POST", "clock/advance", admin_advance, false},
     {"GET", "loadshed", admin_loadshed, false},
     {"POST", "loadshed", admin_loadshed, false},
 };
@@ -2145,7 +2269,15 @@ void route(struct req *r)
     path[len] = 0;
     if (len > 1 && path[len - 1] == '/')
         path[len - 1] = 0;
-    if (strncmp(path, "/api/v1/", 8) == 0) {
+    if (strcmp(path, "/api/v1") == 0 && strcmp(r->method, "GET") == 0) {
+        /* BitMEX's root: the API's name and version and the exchange's
+         * time, which a bot driving a stepped clock signs with. */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", "BitMEX API");
+        cJSON_AddStringToObject(o, "version", "1.2.0");
+        cJSON_AddNumberToObject(o, "timestamp", (double)engine_ms(r->s));
+        reply_json(r, 200, o);
+    } else if (strncmp(path, "/api/v1/", 8) == 0) {
         serve(r, api_routes, sizeof(api_routes) / sizeof(api_routes[0]), path + 8, true);
     } else if (strncmp(path, "/admin/v1/", 10) == 0) {
         if (admin_ok(r))

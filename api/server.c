@@ -24,11 +24,39 @@ ms_t wall_ms(void)
     return (ms_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The core's default clock source: the wall clock. */
-static ms_t wall_now(void *ctx)
+ms_t engine_ms(struct srv *s)
 {
-    (void)ctx;
-    return wall_ms();
+    ms_t t = clocksrc_now(&s->clk);
+    const struct core_view *v = core_view_begin(s->core);
+    ms_t last = cv_now(v);
+    core_view_end(v);
+    return t > last ? t : last;
+}
+
+/* splitmix64: the seeded key generator's step. */
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+int new_key(struct srv *s, struct key_rec *k)
+{
+    if (!s->key_rng)
+        return auth_generate_key(k->id, k->secret) == AUTH_E_OK ? 0 : -1;
+    /* base64url's alphabet, as auth_generate_key's keys. */
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    pthread_mutex_lock(&s->key_lock);
+    for (int i = 0; i < KEY_ID_LEN; i++)
+        k->id[i] = al[splitmix(&s->key_rng) & 63];
+    for (int i = 0; i < KEY_SECRET_LEN; i++)
+        k->secret[i] = al[splitmix(&s->key_rng) & 63];
+    pthread_mutex_unlock(&s->key_lock);
+    k->id[KEY_ID_LEN] = 0;
+    k->secret[KEY_SECRET_LEN] = 0;
+    return 0;
 }
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -45,7 +73,9 @@ void srv_config_default(struct srv_config *c, ms_t now_ms)
     c->url_max = 16u << 10;
     c->skew_ms = AUTH_DEFAULT_SKEW_MS;
     core_config_default(&c->core, now_ms ? now_ms : wall_ms());
-    c->core.clock = (struct core_clock){wall_now, NULL};
+    c->clock_mode = CLOCK_REAL;
+    c->clock_speed = 1;
+    c->start_ms = now_ms;
 }
 
 /* ---- replies ---------------------------------------------------------------------- */
@@ -220,7 +250,7 @@ static bool admit(struct req *r)
         .api_signature = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "api-signature"),
     };
     struct auth_request ar = {r->method, r->target, r->target_len, r->body, r->body_len};
-    ms_t now = wall_ms();
+    ms_t now = clocksrc_now(&s->clk); /* api-expires is checked against engine time */
     bool found = h.api_key && core_key_get(s->core, h.api_key, &r->key);
     enum auth_verdict v = auth_verify(&s->auth, &h, found ? r->key.secret : NULL,
                                       found ? strlen(r->key.secret) : 0, &ar, now);
@@ -425,7 +455,7 @@ int srv_create_account(struct srv *s, const sats_t *deposits, uint32_t *account,
     j->key.perms = PERM_ORDER;
     j->key.enabled = true;
     int rc = -1;
-    if (auth_generate_key(j->key.id, j->key.secret) != AUTH_E_OK)
+    if (new_key(s, &j->key) != 0)
         goto out;
     core_run(s->core, j);
     if (j->status != REJ_NONE)
@@ -455,14 +485,17 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         return NULL;
     }
     s->cfg = *cfg;
-    if (!s->cfg.core.clock.now)
-        s->cfg.core.clock = (struct core_clock){wall_now, NULL};
+    clocksrc_init(&s->clk, wall_ms, cfg->clock_mode, cfg->clock_speed, cfg->start_ms);
+    s->cfg.core.clock = clocksrc_iface(&s->clk);
+    pthread_mutex_init(&s->key_lock, NULL);
+    s->key_rng = cfg->seed;
     auth_policy_default(&s->auth);
     s->auth.skew_ms = cfg->skew_ms;
     s->core = core_create(&s->cfg.core, err, errcap);
     if (!s->core)
         goto fail;
     s->x = core_exch_config(s->core);
+    core_set_ticking(s->core, cfg->clock_mode != CLOCK_STEPPED);
     if (cfg->rate_limit != RLP_OFF) {
         struct rl_config rc;
         if (cfg->rate_limit == RLP_2021)
@@ -512,6 +545,8 @@ fail:
     warm_stop(s->warm);
     core_destroy(s->core);
     rl_destroy(s->rl);
+    clocksrc_destroy(&s->clk);
+    pthread_mutex_destroy(&s->key_lock);
     free(s);
     return NULL;
 }
@@ -536,5 +571,7 @@ void srv_stop(struct srv *s)
     warm_stop(s->warm);
     core_destroy(s->core);
     rl_destroy(s->rl);
+    clocksrc_destroy(&s->clk);
+    pthread_mutex_destroy(&s->key_lock);
     free(s);
 }

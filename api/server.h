@@ -15,8 +15,13 @@
  * (the request's job_state says who resumes). A full queue answers 503 at
  * once, without suspending; cancels never meet a full queue.
  *
- * Time. Engine time comes from the core's clock source: by default the
- * wall clock in milliseconds (the core never lets it go back).
+ * Time. Engine time comes from the server's clock source (api/clock.h):
+ * real (the wall clock, or offset to a chosen start), accelerated or
+ * stepped, switched and advanced by the admin API; the core never lets it
+ * go back. Everything the exchange shows and does runs on engine time,
+ * and api-expires is checked against it (equal to the wall clock unless a
+ * start time, acceleration or stepping moved it). Rate limits measure
+ * the clients' real pace: wall time.
  */
 #ifndef PERPSIM_API_SERVER_H
 #define PERPSIM_API_SERVER_H
@@ -25,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/clock.h"
 #include "core/core.h"
 
 #define ADMIN_TOKEN_LEN_MAX 128
@@ -46,14 +52,20 @@ struct srv_config {
     size_t body_max;           /* bytes; larger bodies get 413 */
     size_t url_max;            /* bytes of request target; longer get 414 */
     int64_t skew_ms;           /* api-expires leniency */
-    struct core_config core;   /* the exchange, the write queue, the clock (wall clock if unset) */
+    struct core_config core;   /* the exchange, the write queue (its clock is the server's) */
+    enum clock_mode clock_mode; /* the engine clock: real (default), accelerated, stepped */
+    int64_t clock_speed;       /* accelerated: engine ms per wall ms */
+    ms_t start_ms;             /* engine time at start; 0 = the wall clock's now */
+    uint64_t seed;             /* API keys drawn from this seed (backtests: the same keys
+                                * every run); 0 = from the system's random source */
     bool quiet;                /* no request log */
 };
 
 /* Defaults: 127.0.0.1:8080, rate limits as BitMEX's 2019 profile, latency
  * cap 3 s, two HTTP threads, 1 MiB bodies, 16 KiB targets, the default
  * instruments with .BXBT 60000 and .BETH 3000, expiry of the future at the
- * quarter end after now_ms (0: the wall clock's now), the wall clock. */
+ * quarter end after now_ms (0: the wall clock's now), the real clock
+ * starting at now_ms (0: the wall clock's now). */
 void srv_config_default(struct srv_config *c, ms_t now_ms);
 
 struct srv;

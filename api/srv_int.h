@@ -39,6 +39,9 @@ struct srv {
     struct MHD_Daemon *d;
     uint16_t port;
     struct core *core;        /* the state, the sequencer, the write queue */
+    struct clocksrc clk;      /* engine time */
+    pthread_mutex_t key_lock; /* the seeded key generator */
+    uint64_t key_rng;         /* 0: keys from the system's random source */
     const struct exch_config *x; /* the exchange's config (immutable) */
     struct warm *warm; /* NULL: off */
     /* limits */
@@ -98,8 +101,13 @@ void submit_job(struct req *r, struct core_job *j, enum ls_kind kind, bool exemp
 /* The rate limit (cost in tenths): charged now, or only checked (writes are
  * charged when the queue accepts them). false when the 429 reply is set. */
 bool rate_limit(struct req *r, int32_t cost, bool order_route, bool never_refuse, bool charge);
-/* The wall clock in milliseconds (rate limits, signatures). */
+/* The wall clock in milliseconds (rate limits). */
 ms_t wall_ms(void);
+/* Engine time now (the clock source's, never behind the last command's). */
+ms_t engine_ms(struct srv *s);
+/* A new API key: from the seeded generator (--seed) or the system's random
+ * source. 0 on success. */
+int new_key(struct srv *s, struct key_rec *k);
 
 /* ---- routes.c ------------------------------------------------------------------------ */
 

@@ -53,9 +53,23 @@ static const char usage[] =
     "  --keep-executions N    executions kept, all accounts together (default 1000000,\n"
     "                         0 = all)\n"
     "  --keep-trades N        public trades kept per instrument (default 1000000, 0 = all)\n"
+    "  --clock MODE           the engine clock: real (default), stepped (time moves only\n"
+    "                         when POST /admin/v1/clock/advance says) or accelerated:N\n"
+    "                         (N x real time)\n"
+    "  --start-time ISO       engine time at start (default now); api-expires is checked\n"
+    "                         against engine time, which GET /api/v1 gives\n"
+    "  --seed N               draw API keys from seed N: the same keys every run, for\n"
+    "                         reproducible backtests (predictable: not for shared servers)\n"
     "  --no-demo              do not create the demo account\n"
     "  --quiet                print only the listening line\n"
     "  --help                 this text\n";
+
+static ms_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (ms_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int fail(const char *fmt, const char *arg)
 {
@@ -537,7 +551,16 @@ static void random_token(char *out, size_t cap)
 int main(int argc, char **argv)
 {
     struct srv_config cfg;
-    srv_config_default(&cfg, 0);
+    /* The start time first: the default future expires at the quarter end
+     * after it. */
+    ms_t start_ms = 0;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--start-time") == 0) {
+            const char *v = argv[i + 1];
+            if (tf_parse_time(v, strlen(v), &start_ms) != TF_OK || start_ms <= 0)
+                return fail("--start-time wants an ISO 8601 time after 1970, got %s", v);
+        }
+    srv_config_default(&cfg, start_ms);
     bool demo = true, token_set = false;
     const char *token_source = "the --admin-token flag";
     const char *data_dir = NULL;
@@ -630,6 +653,19 @@ int main(int argc, char **argv)
             else
                 cfg.core.limits.trades = (uint32_t)n;
             i++;
+        } else if (strcmp(a, "--clock") == 0) {
+            if (clock_mode_parse(v, &cfg.clock_mode, &cfg.clock_speed) != 0)
+                return fail("--clock wants real, stepped or accelerated:N (N 1..1000000), got %s", v);
+            i++;
+        } else if (strcmp(a, "--start-time") == 0) {
+            i++; /* read above */
+        } else if (strcmp(a, "--seed") == 0) {
+            char *end = NULL;
+            unsigned long long sd = strtoull(v, &end, 10);
+            if (end == v || *end || sd == 0)
+                return fail("--seed wants a whole number > 0, got %s", v);
+            cfg.seed = sd;
+            i++;
         } else if (strcmp(a, "--http-threads") == 0) {
             if (parse_long(v, 1, 64, &n))
                 return fail("--http-threads wants 1..64, got %s", v);
@@ -672,6 +708,15 @@ int main(int argc, char **argv)
         printf("\n  rate limits  %s; write queue: %s\n",
                cfg.rate_limit == RLP_OFF ? "off" : cfg.rate_limit == RLP_2021 ? "BitMEX 2021 profile" : "BitMEX 2019 profile",
                cfg.core.ls.mode == LS_FIXED ? "fixed depth" : "latency cap");
+        if (cfg.clock_mode != CLOCK_REAL || cfg.start_ms) {
+            char ts[TF_ISO_BUF];
+            tf_format_ms(cfg.start_ms ? cfg.start_ms : wall_now_ms(), ts, sizeof(ts));
+            if (cfg.clock_mode == CLOCK_ACCELERATED)
+                printf("  clock        accelerated %" PRId64 "x from %s\n", cfg.clock_speed, ts);
+            else
+                printf("  clock        %s from %s%s\n", clock_mode_name(cfg.clock_mode), ts,
+                       cfg.clock_mode == CLOCK_STEPPED ? " (POST /admin/v1/clock/advance moves it)" : "");
+        }
         if (data_dir)
             printf("  data dir     %s\n", data_dir);
         if (demo) {

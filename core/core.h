@@ -38,7 +38,10 @@
  *
  * Time. Each command's time is the clock source's, never going back. When
  * no write arrives for tick_ms the engine thread applies a clock command so
- * timers (dead man's switch, funding, marks, settlement) run.
+ * timers (dead man's switch, funding, marks, settlement) run (unless
+ * ticking is off: a stepped clock). A J_ADVANCE job moves time to a target
+ * through every time something is due, so a stepped clock's jump of hours
+ * runs each funding, expiry and minute sample at its own time.
  */
 #ifndef PERPSIM_CORE_CORE_H
 #define PERPSIM_CORE_CORE_H
@@ -84,6 +87,10 @@ enum job_kind {
     J_MONEY,      /* deposits / withdrawals: the wallet after */
     J_INDEX,      /* admin: set an index price */
     J_ACCOUNT,    /* admin: a new account with a key, then its deposits (cmds) */
+    J_ADVANCE,    /* admin: move engine time to advance_to, stopping at each time
+                   * something is due (exch_next_event): funding, settlement,
+                   * minute samples, Day expiry, dead man's switches, each at
+                   * its own time, in time order; a clock command at each stop */
 };
 
 struct core_job {
@@ -94,6 +101,7 @@ struct core_job {
     char **texts;             /* per command: the order's text or NULL (freed with the job) */
     uint64_t *target;         /* per command: the order the reply shows (amend/cancel) */
     struct key_rec key;       /* J_ACCOUNT: the key to make (its account is set when made) */
+    ms_t advance_to;          /* J_ADVANCE: the engine time to reach */
     /* results, written before done() is called */
     int32_t status;           /* J_ACCOUNT: REJ_NONE or REJ_CORE_ACCOUNTS_FULL / _BAD_KEY
                                * (a key that cannot be made refuses the job before
@@ -148,6 +156,10 @@ enum ls_result core_submit(struct core *c, struct core_job *j, enum ls_kind kind
 void core_run(struct core *c, struct core_job *j);
 /* Applies a clock command now (tests; the engine thread ticks by itself). */
 void core_tick(struct core *c);
+/* Whether the engine thread applies a clock command after tick_ms without
+ * a write (on by default). A stepped clock turns it off: its time moves
+ * only when told, and idle ticks would only add commands. */
+void core_set_ticking(struct core *c, bool on);
 
 struct ls_queue *core_queue(struct core *c);
 const struct exch_config *core_exch_config(const struct core *c);

@@ -15,6 +15,7 @@
 #include "core/hash.h"
 
 #define CONSUMERS_MAX 8
+#define ADVANCE_STOPS_PER_LOCK 256
 
 struct consumer {
     core_consumer_fn fn;
@@ -61,6 +62,7 @@ struct core {
     pthread_t engine;
     bool started;
     atomic_bool opened;        /* command 1 and the initial prices applied */
+    atomic_bool ticking;       /* idle clock ticks on (core_set_ticking) */
     pthread_mutex_t hash_lock; /* engine_hash sorts a scratch buffer of the engine's */
     struct ls_queue *q;
     atomic_uint_fast64_t commands;
@@ -513,11 +515,44 @@ static void run_account(struct core *c, struct core_job *j)
     }
 }
 
+/* Engine time to j->advance_to through each time something is due, a clock
+ * command at each (its time set here: the clock source's may lag behind,
+ * and the sequencer never lets time go back). */
+static void run_advance(struct core *c, struct core_job *j)
+{
+    for (uint32_t stops = 1;; stops++) {
+        ms_t t = exch_next_event(c->x);
+        if (t > j->advance_to || t <= c->now)
+            break;
+        c->now = t;
+        struct cmd x;
+        memset(&x, 0, sizeof(x));
+        x.type = CMD_CLOCK;
+        apply_exch(c, &x, NULL);
+        /* A long advance (a simulated day is 1,440 stops) lets readers in
+         * between its commands, as between any two: the job keeps the
+         * write queue's turn, so no other write comes in between. */
+        if (stops % ADVANCE_STOPS_PER_LOCK == 0) {
+            pthread_rwlock_unlock(&c->lock);
+            deliver(c);
+            pthread_rwlock_wrlock(&c->lock);
+        }
+    }
+    if (j->advance_to > c->now)
+        c->now = j->advance_to;
+    struct cmd x;
+    memset(&x, 0, sizeof(x));
+    x.type = CMD_CLOCK;
+    apply_exch(c, &x, NULL);
+}
+
 static void run_job(struct core *c, struct core_job *j)
 {
     pthread_rwlock_wrlock(&c->lock);
     if (j->kind == J_ACCOUNT) {
         run_account(c, j);
+    } else if (j->kind == J_ADVANCE) {
+        run_advance(c, j);
     } else {
         for (uint32_t i = 0; i < j->n; i++) {
             struct cmd *x = &j->cmds[i];
@@ -569,6 +604,11 @@ static void clock_tick(struct core *c)
     deliver(c);
 }
 
+void core_set_ticking(struct core *c, bool on)
+{
+    atomic_store(&c->ticking, on);
+}
+
 void core_tick(struct core *c)
 {
     if (!atomic_load(&c->opened))
@@ -610,7 +650,7 @@ enum ls_result core_submit(struct core *c, struct core_job *j, enum ls_kind kind
     bool run_now = false;
     int64_t t0 = ls_now_ns();
     bool here = !c->cfg.engine_thread_only && c->cfg.engine_delay_ns == 0 && j->n == 1 &&
-                j->kind != J_CANCEL_ALL && j->kind != J_ACCOUNT;
+                j->kind != J_CANCEL_ALL && j->kind != J_ACCOUNT && j->kind != J_ADVANCE;
     enum ls_result res = here ? ls_submit_run(c->q, j, kind, exempt, t0, &run_now)
                               : ls_submit(c->q, j, kind, exempt, t0);
     if (res == LS_ACCEPTED && run_now)
@@ -647,7 +687,7 @@ static void *engine_main(void *arg)
         if (t == LS_TAKE_CLOSED)
             break;
         int64_t now = ls_now_ns();
-        if (t == LS_TAKE_TIMEOUT || now - last_cmd_ns > tick_ns) {
+        if (atomic_load(&c->ticking) && (t == LS_TAKE_TIMEOUT || now - last_cmd_ns > tick_ns)) {
             clock_tick(c);
             last_cmd_ns = now;
         }
@@ -703,6 +743,7 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
         c->cfg.tick_ms = CORE_TICK_MS;
     c->view.c = c;
     atomic_init(&c->next_account, 1);
+    atomic_init(&c->ticking, true);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     /* Writers first: a stream of reads must not starve the engine. */

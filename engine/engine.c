@@ -986,6 +986,14 @@ static void cancel_collected(struct engine *e, struct idslot *buf, uint32_t n, e
 
 static ms_t next_midnight(ms_t ts) { return div_floor(ts, MS_PER_DAY) * MS_PER_DAY + MS_PER_DAY; }
 
+ms_t engine_next_deadline(const struct engine *e)
+{
+    ms_t t = e->day_end ? e->day_end : INT64_MAX;
+    if (e->dm_count > 0 && e->acct[e->dm_heap[0]].deadline < t)
+        t = e->acct[e->dm_heap[0]].deadline;
+    return t;
+}
+
 static void time_work(struct engine *e, ms_t ts)
 {
     while (e->dm_count > 0 && e->acct[e->dm_heap[0]].deadline <= ts) {

@@ -612,6 +612,12 @@ uint32_t engine_prefetch(const struct engine *e, const struct cmd *c, int stage)
  * ADL, settlement). Runs ReduceOnly enforcement; events go to the sink. */
 void engine_position_set(struct engine *e, uint32_t account, uint16_t inst, qty_t pos);
 
+/* The earliest engine time at which rule 0 has work: the first armed
+ * dead man's switch deadline, or the next 00:00 UTC (Day orders) after the
+ * last command; INT64_MAX before any command. A caller advancing time in
+ * steps stops at each such time, so that work runs at its own time. */
+ms_t engine_next_deadline(const struct engine *e);
+
 /* A 64-bit hash of the whole state (orders, queues, stops, positions,
  * prices, counters): equal for equal command histories. */
 uint64_t engine_hash(const struct engine *e);

@@ -1418,6 +1418,15 @@ static ms_t next_time_event(const struct exch *x)
     return t;
 }
 
+ms_t exch_next_event(const struct exch *x)
+{
+    ms_t e = engine_next_deadline(x->eng);
+    if (!x->started)
+        return e;
+    ms_t t = next_time_event(x);
+    return e < t ? e : t;
+}
+
 static void time_start(struct exch *x, ms_t ts)
 {
     x->started = 1;

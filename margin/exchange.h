@@ -294,6 +294,13 @@ void exch_fill_money(const struct exch *x, const struct event *fill, struct exch
  * accounts; equal for equal command histories. O(accounts x instruments). */
 uint64_t exch_hash(const struct exch *x);
 
+/* The earliest engine time at which a clock command has work: a funding
+ * or settlement time, the next minute sample (marks move with the decaying
+ * basis), or the engine's next deadline (engine_next_deadline). Advancing a
+ * stepped clock by a clock command at each such time runs everything due
+ * in between at its own time, in time order. */
+ms_t exch_next_event(const struct exch *x);
+
 /* BitMEX's quarterly expiry after now: the last Friday of the next quarter
  * month (March, June, September, December), 12:00 UTC, at least a day
  * ahead. */
