@@ -165,6 +165,31 @@ struct ls_queue *core_queue(struct core *c);
 const struct exch_config *core_exch_config(const struct core *c);
 uint64_t core_commands(const struct core *c); /* commands applied */
 
+struct core_view;
+
+/* A timer: something that acts at engine times of its own (the market
+ * simulator). The thread applying commands asks next() when it wants to
+ * act (INT64_MAX: not yet) and, once engine time reaches that, calls
+ * fire() with the time and a view of the state (the state lock held for
+ * writing: read only through the view); each command fire() puts in the
+ * batch is then applied in its place in the one sequence, in order, as a
+ * user's would be. A stepped clock's advance stops at every timer time;
+ * with a running clock the engine thread looks every TIMER_POLL_MS. */
+#define CORE_TIMER_POLL_MS 20
+struct core_batch {
+    struct cmd *cmds;
+    uint32_t n, cap;
+};
+/* Appends a copy of x (aborts when memory is gone). */
+void core_batch_push(struct core_batch *b, const struct cmd *x);
+struct core_timer {
+    ms_t (*next)(void *ctx);
+    void (*fire)(void *ctx, ms_t t, const struct core_view *v, struct core_batch *out);
+    void *ctx;
+};
+/* Sets the timer (NULL: none); any time, from any thread. */
+void core_set_timer(struct core *c, const struct core_timer *t);
+
 /* Keys and accounts: readable at any time without the state lock. */
 bool core_key_get(struct core *c, const char *id, struct key_rec *out);
 int core_keys_list(struct core *c, uint32_t account, struct key_rec *out, int max);

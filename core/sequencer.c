@@ -63,6 +63,9 @@ struct core {
     bool started;
     atomic_bool opened;        /* command 1 and the initial prices applied */
     atomic_bool ticking;       /* idle clock ticks on (core_set_ticking) */
+    struct core_timer timer;   /* under the write lock; next == NULL: none */
+    atomic_bool has_timer;
+    struct core_batch batch;   /* the timer's commands */
     pthread_mutex_t hash_lock; /* engine_hash sorts a scratch buffer of the engine's */
     struct ls_queue *q;
     atomic_uint_fast64_t commands;
@@ -511,8 +514,38 @@ static void run_account(struct core *c, struct core_job *j)
     for (uint32_t i = 0; i < j->n; i++) {
         j->cmds[i].account = j->account;
         j->rej[i] = (enum reject)apply_exch(c, &j->cmds[i], NULL);
-        exch_margin(c->x, j->account, j->cmds[i].u.money.currency, &j->margin);
+        if (j->cmds[i].type == CMD_DEPOSIT || j->cmds[i].type == CMD_WITHDRAW)
+            exch_margin(c->x, j->account, j->cmds[i].u.money.currency, &j->margin);
     }
+}
+
+void core_batch_push(struct core_batch *b, const struct cmd *x)
+{
+    b->cmds = room_for_one(b->cmds, &b->cap, b->n, sizeof(*b->cmds));
+    b->cmds[b->n++] = *x;
+}
+
+/* The timer's turn at engine time t (state lock held for writing): what it
+ * decides, applied in order. */
+static void timer_step(struct core *c, ms_t t)
+{
+    if (t > c->now)
+        c->now = t;
+    c->batch.n = 0;
+    c->timer.fire(c->timer.ctx, c->now, &c->view, &c->batch);
+    for (uint32_t i = 0; i < c->batch.n; i++)
+        apply_exch(c, &c->batch.cmds[i], NULL);
+}
+
+void core_set_timer(struct core *c, const struct core_timer *t)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    if (t)
+        c->timer = *t;
+    else
+        memset(&c->timer, 0, sizeof(c->timer));
+    atomic_store(&c->has_timer, t != NULL);
+    pthread_rwlock_unlock(&c->lock);
 }
 
 /* Engine time to j->advance_to through each time something is due, a clock
@@ -522,13 +555,26 @@ static void run_advance(struct core *c, struct core_job *j)
 {
     for (uint32_t stops = 1;; stops++) {
         ms_t t = exch_next_event(c->x);
-        if (t > j->advance_to || t <= c->now)
-            break;
-        c->now = t;
-        struct cmd x;
-        memset(&x, 0, sizeof(x));
-        x.type = CMD_CLOCK;
-        apply_exch(c, &x, NULL);
+        ms_t tt = c->timer.next ? c->timer.next(c->timer.ctx) : INT64_MAX;
+        if (tt < c->now)
+            tt = c->now; /* due already: now */
+        if (tt <= t && tt <= j->advance_to) {
+            timer_step(c, tt);
+            if (c->batch.n == 0 && t <= c->now) {
+                struct cmd x;
+                memset(&x, 0, sizeof(x));
+                x.type = CMD_CLOCK;
+                apply_exch(c, &x, NULL);
+            }
+        } else {
+            if (t > j->advance_to || t <= c->now)
+                break;
+            c->now = t;
+            struct cmd x;
+            memset(&x, 0, sizeof(x));
+            x.type = CMD_CLOCK;
+            apply_exch(c, &x, NULL);
+        }
         /* A long advance (a simulated day is 1,440 stops) lets readers in
          * between its commands, as between any two: the job keeps the
          * write queue's turn, so no other write comes in between. */
@@ -672,6 +718,27 @@ static void delay_until(int64_t until)
         ;
 }
 
+/* A running clock: the timer's turns that are due by the clock's now, at
+ * most a few per call so that queued writes are not held up. */
+static void timer_poll(struct core *c)
+{
+    for (int k = 0; k < 8; k++) {
+        pthread_rwlock_wrlock(&c->lock);
+        bool due = false;
+        if (c->timer.next) {
+            ms_t now = c->cfg.clock.now(c->cfg.clock.ctx);
+            ms_t tt = c->timer.next(c->timer.ctx);
+            due = tt <= now || tt <= c->now;
+            if (due)
+                timer_step(c, tt > now ? now : tt);
+        }
+        pthread_rwlock_unlock(&c->lock);
+        deliver(c);
+        if (!due)
+            return;
+    }
+}
+
 static void *engine_main(void *arg)
 {
     struct core *c = arg;
@@ -683,7 +750,10 @@ static void *engine_main(void *arg)
     int64_t last_cmd_ns = ls_now_ns();
     for (;;) {
         size_t n = 0;
-        enum ls_take_result t = ls_take(c->q, batch, 1, tick_ns, &n);
+        int64_t wait_ns = atomic_load(&c->has_timer) && tick_ns > (int64_t)CORE_TIMER_POLL_MS * 1000000
+                              ? (int64_t)CORE_TIMER_POLL_MS * 1000000
+                              : tick_ns;
+        enum ls_take_result t = ls_take(c->q, batch, 1, wait_ns, &n);
         if (t == LS_TAKE_CLOSED)
             break;
         int64_t now = ls_now_ns();
@@ -691,6 +761,8 @@ static void *engine_main(void *arg)
             clock_tick(c);
             last_cmd_ns = now;
         }
+        if (atomic_load(&c->has_timer) && atomic_load(&c->ticking))
+            timer_poll(c);
         for (size_t i = 0; i < n; i++) {
             struct core_job *j = batch[i].item;
             int64_t t0 = ls_now_ns();
@@ -858,6 +930,7 @@ void core_destroy(struct core *c)
     keys_destroy(&c->keys);
     free(c->ev);
     free(c->touched);
+    free(c->batch.cmds);
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->pend_lock);
     pthread_mutex_destroy(&c->deliver_lock);
