@@ -2235,6 +2235,9 @@ static const struct route admin_routes[] = {
     {"POST", "clock/advance", admin_advance, false},
     {"GET", "loadshed", admin_loadshed, false},
     {"POST", "loadshed", admin_loadshed, false},
+    {"GET", "faults", faults_admin, false},
+    {"POST", "faults", faults_admin, false},
+    {"DELETE", "faults", faults_admin, false},
 };
 
 static void serve(struct req *r, const struct route *t, size_t n, const char *rest, bool api)

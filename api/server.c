@@ -309,8 +309,10 @@ static enum MHD_Result send_reply(struct req *r)
     r->reply = NULL;
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", r->text_plain ? "text/plain; version=0.0.4"
-                                                                : "application/json; charset=utf-8");
+    MHD_add_response_header(resp, "Content-Type",
+                            r->content_type ? r->content_type
+                            : r->text_plain ? "text/plain; version=0.0.4"
+                                            : "application/json; charset=utf-8");
     MHD_add_response_header(resp, "Keep-Alive", "timeout=60");
     if (r->has_rl) {
         char b[32];
@@ -327,7 +329,7 @@ static enum MHD_Result send_reply(struct req *r)
     }
     if (r->retry_after[0])
         MHD_add_response_header(resp, "Retry-After", r->retry_after);
-    if (r->status >= 400 && s->rl && s->cfg.ban_errors > 0)
+    if (r->status >= 400 && s->rl && s->cfg.ban_errors > 0 && !r->fault_injected)
         rl_record_error(s->rl, r->authed ? r->key.id : r->client_ip, wall_ms(), NULL, NULL);
     int hundreds = r->status / 100;
     if (hundreds >= 1 && hundreds <= 5)
@@ -358,6 +360,8 @@ static void dispatch(struct req *r)
 {
     struct srv *s = r->s;
     client_addr(r);
+    if (faults_pre(r)) /* maintenance; the latency of an /api/v1 reply */
+        return;
     if (r->target_too_long) {
         reply_error(r, 414, "HTTPError", "URI Too Long");
         return;
@@ -380,7 +384,10 @@ static void dispatch(struct req *r)
     bool api = strncmp(r->path, "/api/v1/", 8) == 0;
     if (api && !admit(r))
         return;
+    if (faults_post(r)) /* injected 429s and overload */
+        return;
     route(r);
+    faults_metrics(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -431,6 +438,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         core_job_free(r->job);
         r->job = NULL;
     }
+    if (faults_hold(r))
+        return MHD_YES; /* the reply is held; resumed when its delay is over */
     return send_reply(r);
 }
 
@@ -522,6 +531,9 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "cannot start the engine thread");
         goto fail;
     }
+    s->faults = faults_create(cfg->seed, err, errcap);
+    if (!s->faults)
+        goto fail;
     /* Before the daemon: its threads call warm_touch(s->warm) at once. */
     s->warm = warm_start(cfg->warm_ns);
     s->d = MHD_start_daemon(
@@ -542,6 +554,7 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     s->port = di ? di->port : cfg->port;
     return s;
 fail:
+    faults_destroy(s->faults);
     warm_stop(s->warm);
     core_destroy(s->core);
     rl_destroy(s->rl);
@@ -567,7 +580,9 @@ void srv_stop(struct srv *s)
      * MHD_quiesce_daemon: it raced with the daemon's polling thread
      * ("Failed to remove listen FD from epoll set") and aborted a run. */
     core_shutdown(s->core);
+    faults_stop(s->faults); /* held replies resumed at once; none held after */
     MHD_stop_daemon(s->d);
+    faults_destroy(s->faults);
     warm_stop(s->warm);
     core_destroy(s->core);
     rl_destroy(s->rl);

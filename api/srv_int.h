@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "api/auth.h"
+#include "api/faults.h"
 #include "api/params.h"
 #include "api/query.h"
 #include "api/ratelimit.h"
@@ -47,6 +48,7 @@ struct srv {
     /* limits */
     struct rl_table *rl;
     struct auth_policy auth;
+    struct faults *faults; /* fault injection (faults.h) */
     /* counters for /metrics */
     atomic_uint_fast64_t http_status[6]; /* 1xx .. 5xx by hundreds, [0] unused */
     atomic_uint_fast64_t connections, connections_open;
@@ -80,6 +82,10 @@ struct req {
     int status;
     char *reply;         /* JSON text, malloc'd */
     bool text_plain;     /* /metrics: Prometheus text, not JSON */
+    const char *content_type; /* when set, instead of JSON's or text_plain's */
+    int32_t fault_delay_ms; /* faults.h: the reply leaves this much later */
+    bool fault_held;     /* ... and has been held */
+    bool fault_injected; /* an injected reply: no ban error counted */
     char retry_after[24];
     struct core_job *job;
     atomic_int job_state;  /* enum job_state: the hand-back with the completion */
