@@ -1881,7 +1881,7 @@ static void finish_index(struct req *r)
 static void admin_index(struct req *r)
 {
     struct srv *s = r->s;
-    static const char *const known[] = {"symbol", "price", NULL};
+    static const char *const known[] = {"symbol", "price", "move", NULL};
     if (!only_known(r, r->params, known))
         return;
     const char *y = str_param(r->params, "symbol");
@@ -1893,8 +1893,34 @@ static void admin_index(struct req *r)
         reply_error(r, 400, VALIDATION, "Invalid symbol: not an index");
         return;
     }
-    int64_t px = 0;
-    if (prm_fixed(r->params, "price", 8, &px) != PRM_FOUND || px <= 0 || px > 100000000 * PX_SCALE) {
+    int64_t px = 0, move_e8 = 0;
+    enum prm_get gp = prm_fixed(r->params, "price", 8, &px), gm = prm_fixed(r->params, "move", 8, &move_e8);
+    if ((gp == PRM_ABSENT) == (gm == PRM_ABSENT)) {
+        reply_error(r, 400, VALIDATION, "Give either price or move (a fraction: -0.08 is 8%% down)");
+        return;
+    }
+    if (gm != PRM_ABSENT) {
+        /* A shock: the index now, moved by the fraction given. */
+        if (gm != PRM_FOUND || move_e8 <= -MF_RATE_SCALE || move_e8 > 10 * MF_RATE_SCALE) {
+            reply_error(r, 400, VALIDATION, "Invalid move: above -1 and at most 10");
+            return;
+        }
+        px_t now = 0;
+        view_open(r);
+        for (uint16_t i = 0; i < s->x->engine.instruments_count && !now; i++)
+            if (s->x->inst[i].index == idx) {
+                struct exch_instrument_state st;
+                cv_instrument(r->v, i, &st);
+                now = st.index_px;
+            }
+        view_close(r);
+        if (now <= 0) {
+            reply_error(r, 400, VALIDATION, "Invalid move: the index has no price yet");
+            return;
+        }
+        px = (px_t)((i128)now * (MF_RATE_SCALE + move_e8) / MF_RATE_SCALE);
+    }
+    if (gp == PRM_BAD_TYPE || gp == PRM_BAD_VALUE || px <= 0 || px > 100000000 * PX_SCALE) {
         reply_error(r, 400, VALIDATION, "Invalid price");
         return;
     }
@@ -2230,6 +2256,8 @@ static const struct route admin_routes[] = {
     {"POST", "index", admin_index, false},
     {"GET", "audit", admin_audit, false},
     {"GET", "state", admin_state, false},
+    {"GET", "market", admin_market, false},
+    {"POST", "market", admin_market, false},
     {"GET", "clock", admin_clock, false},
     {"POST", "clock", admin_clock, false},
     {"POST", "clock/advance", admin_advance, false},

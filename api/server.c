@@ -76,6 +76,7 @@ void srv_config_default(struct srv_config *c, ms_t now_ms)
     c->clock_mode = CLOCK_REAL;
     c->clock_speed = 1;
     c->start_ms = now_ms;
+    market_params_default(&c->market);
 }
 
 /* ---- replies ---------------------------------------------------------------------- */
@@ -556,6 +557,7 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
 fail:
     faults_destroy(s->faults);
     warm_stop(s->warm);
+    market_stop(s->core, s->market);
     core_destroy(s->core);
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);

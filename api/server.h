@@ -32,6 +32,7 @@
 
 #include "api/clock.h"
 #include "core/core.h"
+#include "market/market.h"
 
 #define ADMIN_TOKEN_LEN_MAX 128
 /* 1 ms: an unloaded client's next request comes ~0.1 ms after the reply;
@@ -58,6 +59,8 @@ struct srv_config {
     ms_t start_ms;             /* engine time at start; 0 = the wall clock's now */
     uint64_t seed;             /* API keys drawn from this seed (backtests: the same keys
                                 * every run); 0 = from the system's random source */
+    struct market_params market; /* the living market's, when srv_market_start starts it */
+    bool market_seed_set;      /* market.seed given (else --seed, else 1) */
     bool quiet;                /* no request log */
 };
 
@@ -80,6 +83,17 @@ uint16_t srv_port(const struct srv *s);
  * one sequence, applied before this returns. 0 on success. */
 int srv_create_account(struct srv *s, const sats_t *deposits, uint32_t *account, char *key,
                        char *secret);
+/* The fields of o (the names of GET /admin/v1/market; the config file's
+ * "market" object) into *p, checked; "enabled" into *enabled when given
+ * and enabled is not NULL. 0, or -1 with a message and *p unchanged. */
+struct cJSON;
+int market_params_json(const struct cJSON *o, struct market_params *p, bool *enabled, char *err,
+                       size_t cap);
+
+/* Starts the living market (market/) with cfg.market: the agents' accounts
+ * are made now, after any made before (the demo account keeps number 1).
+ * 0 on success, else -1 with a message. */
+int srv_market_start(struct srv *s, char *err, size_t errcap);
 void srv_stop(struct srv *s);
 
 #endif

@@ -49,6 +49,8 @@ struct srv {
     struct rl_table *rl;
     struct auth_policy auth;
     struct faults *faults; /* fault injection (faults.h) */
+    struct market *market;    /* the living market, NULL when off */
+    bool market_paused;       /* its timer taken off the core (admin API) */
     /* counters for /metrics */
     atomic_uint_fast64_t http_status[6]; /* 1xx .. 5xx by hundreds, [0] unused */
     atomic_uint_fast64_t connections, connections_open;
@@ -114,6 +116,10 @@ ms_t engine_ms(struct srv *s);
 /* A new API key: from the seeded generator (--seed) or the system's random
  * source. 0 on success. */
 int new_key(struct srv *s, struct key_rec *k);
+
+/* ---- market_api.c ------------------------------------------------------------------ */
+
+void admin_market(struct req *r);
 
 /* ---- routes.c ------------------------------------------------------------------------ */
 

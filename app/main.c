@@ -60,6 +60,8 @@ static const char usage[] =
     "                         against engine time, which GET /api/v1 gives\n"
     "  --seed N               draw API keys from seed N: the same keys every run, for\n"
     "                         reproducible backtests (predictable: not for shared servers)\n"
+    "  --no-market            no living market: no index walk, no makers or traders\n"
+    "                         (an empty exchange on frozen indices, as tests need)\n"
     "  --no-demo              do not create the demo account\n"
     "  --quiet                print only the listening line\n"
     "  --help                 this text\n";
@@ -479,7 +481,7 @@ static int config_market(struct srv_config *c, const cJSON *o)
     return 0;
 }
 
-static int load_config(struct srv_config *c, const char *path, bool *demo, bool *token_set)
+static int load_config(struct srv_config *c, const char *path, bool *demo, bool *token_set, bool *market_on)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -522,6 +524,16 @@ static int load_config(struct srv_config *c, const char *path, bool *demo, bool 
         rc = fail("config: bad rateLimit in %s (default, 2021 or off)", path);
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "demo")) && cJSON_IsBool(v))
         *demo = cJSON_IsTrue(v);
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "market"))) {
+        char merr[160];
+        if (cJSON_IsFalse(v)) {
+            *market_on = false;
+        } else if (!cJSON_IsObject(v) || market_params_json(v, &c->market, market_on, merr, sizeof(merr)) != 0) {
+            rc = fail("config: market: %s", cJSON_IsObject(v) ? merr : "want false or an object of parameters");
+        } else if (cJSON_GetObjectItemCaseSensitive(v, "seed")) {
+            c->market_seed_set = true;
+        }
+    }
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "engineDelayUs")) && cJSON_IsNumber(v))
         c->core.engine_delay_ns = (int64_t)(v->valuedouble * 1000);
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "loadShed")) && cJSON_IsObject(v)) {
@@ -561,7 +573,7 @@ int main(int argc, char **argv)
                 return fail("--start-time wants an ISO 8601 time after 1970, got %s", v);
         }
     srv_config_default(&cfg, start_ms);
-    bool demo = true, token_set = false;
+    bool demo = true, token_set = false, market_on = true;
     const char *token_source = "the --admin-token flag";
     const char *data_dir = NULL;
     /* The config file first, so flags override it wherever they appear. */
@@ -569,7 +581,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc)
                 return fail("%s needs a value", argv[i]);
-            if (load_config(&cfg, argv[i + 1], &demo, &token_set))
+            if (load_config(&cfg, argv[i + 1], &demo, &token_set, &market_on))
                 return 2;
             if (token_set)
                 token_source = "the config file";
@@ -589,6 +601,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--no-demo") == 0) {
             demo = false;
+        } else if (strcmp(a, "--no-market") == 0) {
+            market_on = false;
         } else if (strcmp(a, "--quiet") == 0) {
             cfg.quiet = true;
         } else if (strcmp(a, "--admin-remote") == 0) {
@@ -729,6 +743,17 @@ int main(int argc, char **argv)
         }
         printf("  new accounts: curl -X POST -H 'Authorization: Bearer <token>' -d "
                "'{\"deposits\":{\"XBt\":100000000}}' http://%s:%u/admin/v1/accounts\n", cfg.host, port);
+    }
+    /* The living market after the demo account, which keeps number 1. */
+    if (market_on) {
+        if (srv_market_start(s, err, sizeof(err)) != 0) {
+            srv_stop(s);
+            return fail("%s", err);
+        }
+        if (!cfg.quiet)
+            printf("  market       a maker on every instrument, %u noise and %u directional traders, "
+                   "the indices walking (GET /admin/v1/market; --no-market: an empty exchange)\n",
+                   cfg.market.noise, cfg.market.directional);
     }
     printf("listening on http://%s:%u\n", cfg.host, port);
     fflush(stdout);

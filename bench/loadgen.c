@@ -11,7 +11,7 @@
  *   loadgen (--server PATH | --url URL --admin-token T) [options] [-- ARGS]
  *
  *   --server PATH      start PATH (the perpsim binary) on 127.0.0.1:0 with
- *                      --admin-token --no-demo --rate-limit off [ARGS], once
+ *                      --admin-token --no-demo --no-market --rate-limit off [ARGS], once
  *                      for the closed-loop part and once (with
  *                      --engine-delay-us and --latency-cap-ms) for the sweep;
  *                      SIGTERM at the end
@@ -712,6 +712,7 @@ static int server_start(struct target *t, const struct opts *o, int delay_us, in
     argv[n++] = "--admin-token";
     argv[n++] = t->admin_token;
     argv[n++] = "--no-demo";
+    argv[n++] = "--no-market"; /* the benchmark's own orders only */
     argv[n++] = "--rate-limit";
     argv[n++] = "off";
     if (!o->verbose)

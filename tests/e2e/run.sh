@@ -80,7 +80,7 @@ fi
 
 # ------------------------------------------------------------ server
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-"$BIN" --listen 127.0.0.1:0 --admin-token "$TOKEN" --no-demo --rate-limit off >"$LOG" 2>&1 &
+"$BIN" --listen 127.0.0.1:0 --admin-token "$TOKEN" --no-demo --no-market --rate-limit off >"$LOG" 2>&1 &
 SERVER_PID=$!
 
 PORT=""

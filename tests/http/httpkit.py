@@ -42,7 +42,7 @@ class Server:
     client_class = None  # Client, set below; a test may subclass both
 
     def __init__(self, binary, *args):
-        self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", *args],
+        self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", "--no-market", *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 20
         self.port = None

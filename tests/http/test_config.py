@@ -252,7 +252,7 @@ def run_scratch():
 def expect_refused(name, cfg, *words):
     path = write_config(name + ".json", cfg)
     try:
-        p = subprocess.run([BIN, "--config", path, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo"],
+        p = subprocess.run([BIN, "--config", path, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", "--no-market"],
                            capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:
         fail(f"{name}: perpsim started with a bad config")

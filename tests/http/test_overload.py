@@ -310,7 +310,7 @@ async def run(port):
 
 
 def attempt():
-    p = subprocess.Popen([BIN, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", "--quiet",
+    p = subprocess.Popen([BIN, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", "--no-market", "--quiet",
                           "--rate-limit", "off", "--engine-delay-us", str(DELAY_US), "--latency-cap-ms", str(CAP_MS)],
                          stdout=subprocess.PIPE, text=True)
     port = None

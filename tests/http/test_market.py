@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""The living market over real HTTP (issue 15): perpsim started as the
+README's run command starts it (the market on, real time).
+
+- Within 5 s: XBTUSD has >= 10 levels a side in GET /orderBook/L2, trades
+  print, the ticker has lastPrice, bidPrice and askPrice; the money audit is
+  exact with the agents' money in it.
+- GET /admin/v1/market shows the parameters and counts; POST changes them
+  at run time (bad values refused, nothing changed), pauses and resumes the
+  agents.
+- The instructor's shock: POST /admin/v1/index {"symbol":".BXBT","move":-0.08}
+  moves the index 8% down from where it is, and the walk goes on from there.
+- --no-market gives an empty exchange on a frozen index.
+"""
+import sys
+import time
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/perpsim"
+import httpkit
+from httpkit import check
+
+
+class MarketServer(httpkit.Server):
+    """As the run command: no --no-market (the kit's servers have it)."""
+
+    def __init__(self, *args):
+        saved = httpkit.subprocess.Popen
+        def popen(cmd, **kw):
+            return saved([a for a in cmd if a != "--no-market"], **kw)
+        httpkit.subprocess.Popen = popen
+        try:
+            super().__init__(BIN, *args)
+        finally:
+            httpkit.subprocess.Popen = saved
+
+
+def book(s, symbol="XBTUSD"):
+    rows = s.get(f"/api/v1/orderBook/L2?symbol={symbol}&depth=0")
+    return [r for r in rows if r["side"] == "Buy"], [r for r in rows if r["side"] == "Sell"]
+
+
+def index_px(s, name=".BXBT"):
+    return [i for i in s.get("/api/v1/instrument/indices") if i["symbol"] == name][0]["lastPrice"]
+
+
+def market(s):
+    st, _, m = s.admin("GET", "market")
+    check(st == 200, f"GET market: {st} {m}")
+    return m
+
+
+def alive(s):
+    t0 = time.time()
+    bids = asks = trades = []
+    inst = {}
+    while time.time() - t0 < 5:
+        bids, asks = book(s)
+        trades = s.get("/api/v1/trade?symbol=XBTUSD&count=10&reverse=true")
+        inst = s.get("/api/v1/instrument?symbol=XBTUSD")[0]
+        if len(bids) >= 10 and len(asks) >= 10 and trades and inst["lastPrice"] and inst["bidPrice"] and \
+                inst["askPrice"]:
+            break
+        time.sleep(0.2)
+    took = time.time() - t0
+    check(len(bids) >= 10 and len(asks) >= 10, f"10 levels a side within 5 s: {len(bids)} bids, {len(asks)} asks")
+    check(trades and trades[0]["price"] > 0, f"trades print within 5 s: {trades[:1]}")
+    check(inst["lastPrice"] and inst["bidPrice"] and inst["askPrice"] and inst["bidPrice"] < inst["askPrice"],
+          f"the ticker: last {inst['lastPrice']} bid {inst['bidPrice']} ask {inst['askPrice']}")
+    print(f"market: alive in {took:.1f} s: {len(bids)} bids, {len(asks)} asks, last {inst['lastPrice']}")
+    a = s.audit()
+    xbt = [c for c in a["currencies"] if c["currency"] == "XBt"][0]
+    check(xbt["expected"] > 1000 * 10**8, f"the agents' money is in the audit: {xbt}")
+
+
+def params(s):
+    m = market(s)
+    check(m["enabled"] and m["levels"] == 12 and m["volatility"] == 0.6 and m["counts"]["indexSteps"] > 0,
+          f"GET market: {m}")
+    st, _, r = s.admin("POST", "market", {"volatility": 1.2, "jumpsPerDay": 5, "jumpSize": 0.06})
+    check(st == 200 and r["volatility"] == 1.2 and r["jumpsPerDay"] == 5 and r["jumpSize"] == 0.06,
+          f"volatility and jumps set at run time: {st} {r}")
+    before = market(s)
+    for body in ({"volatility": -1}, {"levels": 0}, {"levels": 51}, {"bogus": 1}, {"volatility": "high"},
+                 {"noiseTraders": 3}, {"seed": 9}, {"enabled": "no"}, {"indexStepMs": 10}):
+        st, _, r = s.admin("POST", "market", body)
+        check(st == 400 and "error" in r, f"bad market parameters {body}: {st} {r}")
+    after = market(s)
+    check({k: v for k, v in after.items() if k != "counts"} == {k: v for k, v in before.items() if k != "counts"},
+          "refused requests changed nothing")
+    # Paused: the index and the agents stop; resumed: they go on.
+    st, _, r = s.admin("POST", "market", {"enabled": False})
+    check(st == 200 and r["enabled"] is False, f"paused: {r}")
+    time.sleep(0.3)
+    c0, px0 = market(s)["counts"], index_px(s)
+    time.sleep(1.5)
+    c1, px1 = market(s)["counts"], index_px(s)
+    check(c0 == c1 and px0 == px1, f"paused: nothing acts ({c0} -> {c1}, {px0} -> {px1})")
+    st, _, r = s.admin("POST", "market", {"enabled": True})
+    check(st == 200 and r["enabled"] is True, f"resumed: {r}")
+    time.sleep(1.5)
+    check(market(s)["counts"]["indexSteps"] > c1["indexSteps"], "resumed: the index walks again")
+
+
+def shock(s):
+    px0 = index_px(s)
+    st, _, r = s.admin("POST", "index", {"symbol": ".BXBT", "move": -0.08})
+    check(st == 200 and abs(r["price"] / px0 - 0.92) < 0.01, f"a shock of -8% from {px0}: {st} {r}")
+    time.sleep(1.5)
+    px1 = index_px(s)
+    check(abs(px1 / px0 - 0.92) < 0.02, f"the walk goes on from the shocked price: {px0} -> {px1}")
+    for body in ({"symbol": ".BXBT"}, {"symbol": ".BXBT", "move": -1}, {"symbol": ".BXBT", "move": 0.1, "price": 5},
+                 {"symbol": "XBTUSD", "move": 0.1}, {"symbol": ".BXBT", "move": "lots"}):
+        st, _, r = s.admin("POST", "index", body)
+        check(st == 400, f"a bad shock {body}: {st} {r}")
+    s.audit()
+
+
+def main():
+    s = MarketServer()
+    try:
+        alive(s)
+        params(s)
+        shock(s)
+    finally:
+        s.stop()
+    e = httpkit.Server(BIN)  # the kit's server: --no-market
+    try:
+        time.sleep(1.2)
+        bids, asks = book(e)
+        check(not bids and not asks and not e.get("/api/v1/trade?symbol=XBTUSD"), "--no-market: an empty exchange")
+        check(index_px(e) == 60000, "--no-market: the index stays where it starts")
+        st, _, r = e.admin("POST", "market", {"volatility": 1})
+        check(st == 400, f"--no-market: no market to set: {st} {r}")
+        check(market(e)["enabled"] is False, "--no-market: GET market says it is off")
+    finally:
+        e.stop()
+    print(f"market: {httpkit.checks} checks passed")
+
+
+if __name__ == "__main__":
+    main()
