@@ -15,7 +15,9 @@
 struct maker {
     uint32_t account;
     bool requote;
-    px_t grid; /* the ladder's price step, fixed at the first quote */
+    px_t grid;         /* the ladder's price step, fixed at the first quote */
+    double premium_bp; /* perpetuals: where the maker centers against the index */
+    qty_t size;        /* contracts a level, fixed at the first quote */
 };
 
 struct noise_state {
@@ -60,6 +62,8 @@ void market_params_default(struct market_params *p)
     p->level_bp = 2;
     p->size_lots = 50;
     p->skew_bp = 10;
+    p->premium_bp = 8;
+    p->depth_impacts = 2;
     p->max_inventory_lots = 5000;
     p->noise = 12;
     p->noise_per_min = 30;
@@ -83,6 +87,10 @@ const char *market_params_check(const struct market_params *p)
         return "spreadBp and levelBp must be above 0 and at most 1000";
     if (p->size_lots < 1 || p->size_lots > 100000)
         return "sizeLots must be 1 to 100000";
+    if (!(p->premium_bp >= 0 && p->premium_bp <= 1000))
+        return "premiumBp must be 0 to 1000";
+    if (!(p->depth_impacts >= 0 && p->depth_impacts <= 100))
+        return "depthImpacts must be 0 to 100";
     if (!(p->skew_bp >= 0 && p->skew_bp <= 1000) || p->max_inventory_lots < 1)
         return "skewBp must be 0 to 1000 and maxInventoryLots at least 1";
     if (p->noise > MARKET_NOISE_MAX || p->directional > MARKET_DIRECTIONAL_MAX)
@@ -250,6 +258,15 @@ static void index_step(struct market *m, uint16_t k, const struct core_view *v, 
         next *= uniform(m) < 0.5 ? 1 - size : 1 + size;
         m->st.jumps++;
     }
+    /* The perpetuals' premium: an Ornstein-Uhlenbeck walk in basis points
+     * (mean 0, stationary deviation premium_bp, half-life an hour), so
+     * that the premium index, and with it the funding prediction, moves. */
+    double keep = exp(-(double)m->p.index_step_ms * 0.6931471805599453 / 3600000.0);
+    for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
+        if (cfg->inst[i].index == k && cfg->inst[i].perpetual) {
+            struct maker *mk = &m->maker[i];
+            mk->premium_bp = mk->premium_bp * keep + m->p.premium_bp * sqrt(1 - keep * keep) * normal(m);
+        }
     struct cmd c;
     memset(&c, 0, sizeof(c));
     c.type = CMD_SET_INDEX;
@@ -293,6 +310,20 @@ static void requote(struct market *m, uint16_t i, double center, const struct co
     center *= 1 - m->p.skew_bp * inv / 1e4;
     const struct store *st = cv_store(v);
     uint32_t n = m->p.levels;
+    /* Each side holds depth_impacts x the instrument's impact notional (so
+     * that impact bid and ask, and the premium index, exist), at least
+     * size_lots a level. */
+    if (!mk->size) {
+        const struct exch_instrument *in = &m->cfg->inst[i];
+        sats_t v1 = 0;
+        qty_t lots = m->p.size_lots;
+        if (mf_value(&in->contract, ei->lot_qty, (px_t)center, &v1) == MF_OK && v1 != 0) {
+            double need = m->p.depth_impacts * (double)in->impact_notional / n / (double)(v1 < 0 ? -v1 : v1);
+            if (need > (double)lots)
+                lots = (qty_t)ceil(need);
+        }
+        mk->size = lots * ei->lot_qty;
+    }
     for (int side = 0; side < 2; side++) {
         bool buy = side == 0;
         double edge = center * (buy ? 1 - m->p.spread_bp / 2e4 : 1 + m->p.spread_bp / 2e4);
@@ -340,7 +371,7 @@ static void requote(struct market *m, uint16_t i, double center, const struct co
                 c.u.new_order.has = HAS_QTY | HAS_PRICE;
                 c.u.new_order.side = buy ? SIDE_BUY : SIDE_SELL;
                 c.u.new_order.ord_type = ORD_LIMIT;
-                c.u.new_order.qty = (qty_t)m->p.size_lots * ei->lot_qty;
+                c.u.new_order.qty = mk->size;
                 c.u.new_order.price = want[w];
                 c.u.new_order.exec_inst = EXEC_POST_ONLY;
                 clordid(c.u.new_order.clordid, i, buy, l);
@@ -529,7 +560,7 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
             if (out->cmds[b].type == CMD_SET_INDEX && out->cmds[b].u.set_index.index == cfg->inst[i].index)
                 idx = out->cmds[b].u.set_index.price;
         if (idx > 0)
-            requote(m, i, (double)idx * ratio, v, out);
+            requote(m, i, (double)idx * ratio * (1 + m->maker[i].premium_bp / 1e4), v, out);
     }
     for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
         if (m->noise_at[i].next <= t) {
@@ -569,9 +600,13 @@ const char *market_params_set(struct market *m, const struct market_params *p)
     }
     /* Fewer levels leave the makers' outer orders where they are; a new
      * level width takes a new grid. */
-    if (p->level_bp != m->p.level_bp)
-        for (uint16_t i = 0; i < m->cfg->engine.instruments_count; i++)
+    for (uint16_t i = 0; i < m->cfg->engine.instruments_count; i++) {
+        if (p->level_bp != m->p.level_bp)
             m->maker[i].grid = 0;
+        if (p->size_lots != m->p.size_lots || p->depth_impacts != m->p.depth_impacts ||
+            p->levels != m->p.levels)
+            m->maker[i].size = 0; /* new orders take the new size */
+    }
     m->p = *p;
     for (uint16_t i = 0; i < m->cfg->engine.instruments_count; i++)
         m->maker[i].requote = true;

@@ -20,11 +20,14 @@
  *    index_step_ms; a shock from the admin API moves the index and the
  *    walk goes on from there (the feed reads the index it moves);
  *  - market makers, one account per instrument: a ladder of `levels`
- *    orders a side, `size` contracts each (in lots), the first at
+ *    orders a side, each side holding depth_impacts x the instrument's
+ *    impact notional (at least size_lots a level), the first at
  *    spread_bp/2 from the index (or the mark when the index is unknown),
  *    the next level_bp apart, shifted against the maker's inventory by
- *    skew_bp per max_inventory; re-quoted (amends of the same orders) after
- *    every index step and after fills took its orders;
+ *    skew_bp per max_inventory, and on perpetuals centered a premium off
+ *    the index that walks (premium_bp), so the premium index and the
+ *    funding prediction move; re-quoted (amends of the same orders) after
+ *    every index step, which also replaces what fills took;
  *  - noise traders (noise accounts): market and limit orders at Poisson
  *    times, noise_per_min per instrument on average, sizes heavy-tailed
  *    (Pareto, shape 1.5, from one lot);
@@ -54,8 +57,12 @@ struct market_params {
     uint32_t levels;          /* maker levels a side, 12 */
     double spread_bp;         /* 4 */
     double level_bp;          /* 2 */
-    uint32_t size_lots;       /* maker size per level, in lots: 50 */
+    uint32_t size_lots;       /* maker size per level, in lots, at least: 50 */
+    double depth_impacts;     /* each side of a maker's ladder holds this many times the
+                               * instrument's impact notional: 2 */
     double skew_bp;           /* per max_inventory of position: 10 */
+    double premium_bp;        /* perpetuals: the makers' premium over the index, a walk
+                               * reverting to 0 (half-life 1 h) with this deviation: 8 */
     uint32_t max_inventory_lots; /* 5000 */
     uint32_t noise;           /* noise accounts: 12 */
     double noise_per_min;     /* per instrument: 30 */

@@ -115,7 +115,36 @@ def shock(s):
     s.audit()
 
 
+def deterministic():
+    """Two servers, the market on, the same seed and stepped clock, the same
+    user commands: the same state hash at every step."""
+    import test_clock
+    args = ("--clock", "stepped", "--start-time", test_clock.START, "--seed", "17")
+    a, b = MarketServer(*args), MarketServer(*args)
+    try:
+        runs = []
+        for s in (a, b):
+            s.client_class = test_clock.EngineTimeClient
+            steps = [test_clock.state(s)]
+            test_clock.advance(s, ms=10 * 1000)
+            steps.append(test_clock.state(s))
+            u = s.account()
+            bids, _ = book(s)
+            u.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 200, "price": bids[0]["price"]})
+            steps.append(test_clock.state(s))
+            test_clock.advance(s, ms=20 * 60 * 1000)
+            steps.append(test_clock.state(s))
+            runs.append(steps)
+        check(runs[0] == runs[1], f"market on, same seed and steps: same state at every step: {runs}")
+        check(len({x["hash"] for x in runs[0]}) == 4 and runs[0][3]["seq"] > runs[0][1]["seq"] + 1000,
+              f"each step moved the state, the market acting in the advances: {runs[0]}")
+    finally:
+        a.stop()
+        b.stop()
+
+
 def main():
+    deterministic()
     s = MarketServer()
     try:
         alive(s)

@@ -129,8 +129,18 @@ START_TEST(a_simulated_day)
     core_view_end(v);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int h = 0; h < 24; h++)
+    rate_t ind_min = INT64_MAX, ind_max = INT64_MIN;
+    for (int h = 0; h < 24; h++) {
         sim_advance(&s, 3600 * 1000);
+        struct exch_instrument_state st;
+        v = core_view_begin(s.core);
+        cv_instrument(v, 0, &st);
+        core_view_end(v);
+        if (st.indicative_rate_e8 < ind_min)
+            ind_min = st.indicative_rate_e8;
+        if (st.indicative_rate_e8 > ind_max)
+            ind_max = st.indicative_rate_e8;
+    }
     clock_gettime(CLOCK_MONOTONIC, &b);
     struct core_state cs;
     core_state(s.core, &cs);
@@ -148,7 +158,10 @@ START_TEST(a_simulated_day)
            (unsigned long long)ms.jumps, (unsigned long long)s.fundings, (unsigned long long)s.liquidations,
            (unsigned long long)ms.maker_commands, (unsigned long long)ms.noise_orders,
            (unsigned long long)ms.directional_orders);
+    printf("market: XBTUSD's indicative funding rate ranged %.4f%% to %.4f%% over the day\n",
+           (double)ind_min / 1e6, (double)ind_max / 1e6);
     ck_assert_int_ne(st0.index_px, st1.index_px);
+    ck_assert_int_lt(ind_min, ind_max); /* the prediction moves with the premium */
     ck_assert_uint_eq(nf, 9); /* 04:00, 12:00, 20:00 for each of the three perpetuals */
     ck_assert_uint_gt(s.liquidations, 0);
     audit_exact(&s);
