@@ -586,6 +586,7 @@ void srv_stop(struct srv *s)
     MHD_stop_daemon(s->d);
     faults_destroy(s->faults);
     warm_stop(s->warm);
+    market_stop(s->core, s->market);
     core_destroy(s->core);
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);
