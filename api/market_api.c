@@ -8,7 +8,11 @@
 #include "api/srv_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "api/timefmt.h"
 
 /* BitMEX-style camelCase names of market_params' fields. */
 enum mp_kind { MP_U64, MP_MS, MP_DBL, MP_U32 };
@@ -165,6 +169,100 @@ void admin_market(struct req *r)
     reply_json(r, 200, market_json(s));
 }
 
+/* ---- index paths from a CSV ---------------------------------------------------------- */
+
+struct paths {
+    ms_t *t[INDICES_MAX];
+    px_t *px[INDICES_MAX];
+    uint32_t n[INDICES_MAX], cap[INDICES_MAX];
+};
+
+static void paths_free(struct paths *p)
+{
+    for (int k = 0; k < INDICES_MAX; k++) {
+        free(p->t[k]);
+        free(p->px[k]);
+    }
+}
+
+static int path_push(struct paths *p, int k, ms_t t, px_t px)
+{
+    if (p->n[k] == p->cap[k]) {
+        uint32_t nc = p->cap[k] ? p->cap[k] * 2 : 256;
+        ms_t *tt = realloc(p->t[k], nc * sizeof(*tt));
+        if (!tt)
+            return -1;
+        p->t[k] = tt;
+        px_t *pp = realloc(p->px[k], nc * sizeof(*pp));
+        if (!pp)
+            return -1;
+        p->px[k] = pp;
+        p->cap[k] = nc;
+    }
+    p->t[k][p->n[k]] = t;
+    p->px[k][p->n[k]++] = px;
+    return 0;
+}
+
+/* `timestamp,symbol,price` rows (a header line may come first): the
+ * timestamp ISO 8601 or Unix milliseconds, the symbol an index's, the
+ * price > 0; each index's rows in time order. A bad line stops with its
+ * file and line number. */
+static int read_paths(const struct exch_config *x, const char *file, struct paths *p, char *err, size_t cap)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        snprintf(err, cap, "index csv %s: cannot open it", file);
+        return -1;
+    }
+    char line[512];
+    int rc = 0;
+    for (unsigned no = 1; rc == 0 && fgets(line, sizeof(line), f); no++) {
+        size_t len = strcspn(line, "\r\n");
+        if (line[len] == 0 && !feof(f)) {
+            snprintf(err, cap, "index csv %s line %u: longer than %zu bytes", file, no, sizeof(line) - 2);
+            rc = -1;
+            break;
+        }
+        line[len] = 0;
+        if (!len || (no == 1 && strncmp(line, "timestamp,", 10) == 0))
+            continue;
+        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+        if (!c1 || !c2 || strchr(c2 + 1, ',')) {
+            snprintf(err, cap, "index csv %s line %u: want timestamp,symbol,price", file, no);
+            rc = -1;
+            break;
+        }
+        *c1 = *c2 = 0;
+        ms_t t = 0;
+        char *end = NULL;
+        long long ms = strtoll(line, &end, 10);
+        if (end != line && *end == 0)
+            t = ms;
+        else if (tf_parse_time(line, strlen(line), &t) != TF_OK)
+            t = -1;
+        int k = -1;
+        for (uint16_t i = 0; i < x->indices_count; i++)
+            if (strcasecmp(c1 + 1, x->index[i]) == 0)
+                k = i;
+        double px = strtod(c2 + 1, &end);
+        const char *bad = t <= 0                                   ? "a bad timestamp"
+                          : k < 0                                  ? "not an index of this exchange"
+                          : end == c2 + 1 || *end || !(px > 0 && px < 1e9) ? "a bad price"
+                          : p->n[k] && t < p->t[k][p->n[k] - 1]    ? "before the index's previous row"
+                                                                   : NULL;
+        if (bad) {
+            snprintf(err, cap, "index csv %s line %u: %s", file, no, bad);
+            rc = -1;
+        } else if (path_push(p, k, t, (px_t)(px * PX_SCALE + 0.5)) != 0) {
+            snprintf(err, cap, "index csv %s: out of memory", file);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 int srv_market_start(struct srv *s, char *err, size_t errcap)
 {
     if (s->market)
@@ -172,6 +270,19 @@ int srv_market_start(struct srv *s, char *err, size_t errcap)
     struct market_params p = s->cfg.market;
     if (!s->cfg.market_seed_set)
         p.seed = s->cfg.seed ? s->cfg.seed : 1;
-    s->market = market_start(s->core, &p, err, errcap);
+    struct paths paths;
+    memset(&paths, 0, sizeof(paths));
+    if (s->cfg.index_csv[0] && read_paths(s->x, s->cfg.index_csv, &paths, err, errcap) != 0) {
+        paths_free(&paths);
+        return -1;
+    }
+    const ms_t *t[INDICES_MAX];
+    const px_t *px[INDICES_MAX];
+    for (int k = 0; k < INDICES_MAX; k++) {
+        t[k] = paths.t[k];
+        px[k] = paths.px[k];
+    }
+    s->market = market_start_paths(s->core, &p, t, px, paths.n, err, errcap);
+    paths_free(&paths);
     return s->market ? 0 : -1;
 }

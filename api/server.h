@@ -61,6 +61,7 @@ struct srv_config {
                                 * every run); 0 = from the system's random source */
     struct market_params market; /* the living market's, when srv_market_start starts it */
     bool market_seed_set;      /* market.seed given (else --seed, else 1) */
+    char index_csv[1024];      /* index paths to replay (timestamp,symbol,price), "" = none */
     bool quiet;                /* no request log */
 };
 

@@ -60,6 +60,8 @@ static const char usage[] =
     "                         against engine time, which GET /api/v1 gives\n"
     "  --seed N               draw API keys from seed N: the same keys every run, for\n"
     "                         reproducible backtests (predictable: not for shared servers)\n"
+    "  --index-csv FILE       the market's indices replay FILE's timestamp,symbol,price\n"
+    "                         rows (ISO or Unix ms times) instead of their random walks\n"
     "  --no-market            no living market: no index walk, no makers or traders\n"
     "                         (an empty exchange on frozen indices, as tests need)\n"
     "  --no-demo              do not create the demo account\n"
@@ -671,6 +673,11 @@ int main(int argc, char **argv)
             if (clock_mode_parse(v, &cfg.clock_mode, &cfg.clock_speed) != 0)
                 return fail("--clock wants real, stepped or accelerated:N (N 1..1000000), got %s", v);
             i++;
+        } else if (strcmp(a, "--index-csv") == 0) {
+            if (strlen(v) >= sizeof(cfg.index_csv))
+                return fail("--index-csv: the path is too long: %s", v);
+            snprintf(cfg.index_csv, sizeof(cfg.index_csv), "%s", v);
+            i++;
         } else if (strcmp(a, "--start-time") == 0) {
             i++; /* read above */
         } else if (strcmp(a, "--seed") == 0) {
@@ -743,6 +750,10 @@ int main(int argc, char **argv)
         }
         printf("  new accounts: curl -X POST -H 'Authorization: Bearer <token>' -d "
                "'{\"deposits\":{\"XBt\":100000000}}' http://%s:%u/admin/v1/accounts\n", cfg.host, port);
+    }
+    if (cfg.index_csv[0] && !market_on) {
+        srv_stop(s);
+        return fail("%s", "--index-csv replays the market's indices: it needs the market (drop --no-market)");
     }
     /* The living market after the demo account, which keeps number 1. */
     if (market_on) {

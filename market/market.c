@@ -31,8 +31,15 @@ struct directional {
     ms_t hold_until; /* 0: flat (or closing) */
 };
 
+struct path {
+    ms_t *t;
+    px_t *px;
+    uint32_t n, at; /* at: the next point to take */
+};
+
 struct market {
     pthread_mutex_t lock;
+    struct path path[INDICES_MAX];
     struct market_params p;
     const struct exch_config *cfg;
     uint64_t rng;
@@ -44,6 +51,7 @@ struct market {
     uint32_t noise_rr;
     struct directional dir[MARKET_DIRECTIONAL_MAX];
     ms_t next_dir;
+    ms_t next_maker; /* the makers look at their ladders every index_step_ms */
     struct market_stats st;
     /* accounts to make, in order: makers, noise, directional */
     uint32_t nmade;
@@ -147,6 +155,10 @@ void market_destroy(struct market *m)
 {
     if (!m)
         return;
+    for (int k = 0; k < INDICES_MAX; k++) {
+        free(m->path[k].t);
+        free(m->path[k].px);
+    }
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -216,6 +228,40 @@ void market_account_made(struct market *m, uint32_t k, uint32_t account)
     }
     m->nmade = k + 1 > m->nmade ? k + 1 : m->nmade;
     pthread_mutex_unlock(&m->lock);
+}
+
+int market_set_path(struct market *m, uint16_t k, const ms_t *t, const px_t *px, uint32_t n)
+{
+    if (k >= m->cfg->indices_count || !n || m->started)
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (px[i] <= 0 || (i && t[i] < t[i - 1]))
+            return -1;
+    struct path *p = &m->path[k];
+    ms_t *tc = malloc(n * sizeof(*tc));
+    px_t *pc = malloc(n * sizeof(*pc));
+    if (!tc || !pc) {
+        free(tc);
+        free(pc);
+        return -1;
+    }
+    memcpy(tc, t, n * sizeof(*tc));
+    memcpy(pc, px, n * sizeof(*pc));
+    free(p->t);
+    free(p->px);
+    *p = (struct path){tc, pc, n, 0};
+    return 0;
+}
+
+/* The path's price due at t, if any point came due; moves past them. */
+static bool path_step(struct path *p, ms_t t, px_t *px)
+{
+    bool due = false;
+    while (p->at < p->n && p->t[p->at] <= t) {
+        *px = p->px[p->at++];
+        due = true;
+    }
+    return due;
 }
 
 /* ---- what a trader reads ---------------------------------------------------------- */
@@ -310,6 +356,12 @@ static void requote(struct market *m, uint16_t i, double center, const struct co
     center *= 1 - m->p.skew_bp * inv / 1e4;
     const struct store *st = cv_store(v);
     uint32_t n = m->p.levels;
+    /* Commands in three groups, so that the maker never crosses itself (a
+     * post-only order moved onto its own other side would be canceled):
+     * first the orders moving away from the spread, then those moving
+     * toward it, then the new ones. */
+    struct cmd grp[3][2 * MARKET_LEVELS_MAX];
+    uint32_t ng[3] = {0, 0, 0};
     /* Each side holds depth_impacts x the instrument's impact notional (so
      * that impact bid and ask, and the premium index, exist), at least
      * size_lots a level. */
@@ -361,11 +413,13 @@ static void requote(struct market *m, uint16_t i, double center, const struct co
             memset(&c, 0, sizeof(c));
             c.account = mk->account;
             c.inst = i;
+            int g = 2;
             if (live(slot[l])) {
                 c.type = CMD_AMEND;
                 c.u.amend.ref.order_id = slot[l]->v.id;
                 c.u.amend.has = AMD_PRICE;
                 c.u.amend.price = want[w];
+                g = (buy ? want[w] < slot[l]->v.price : want[w] > slot[l]->v.price) ? 0 : 1;
             } else {
                 c.type = CMD_NEW_ORDER;
                 c.u.new_order.has = HAS_QTY | HAS_PRICE;
@@ -376,10 +430,14 @@ static void requote(struct market *m, uint16_t i, double center, const struct co
                 c.u.new_order.exec_inst = EXEC_POST_ONLY;
                 clordid(c.u.new_order.clordid, i, buy, l);
             }
-            core_batch_push(out, &c);
-            m->st.maker_commands++;
+            grp[g][ng[g]++] = c;
         }
     }
+    for (int g = 0; g < 3; g++)
+        for (uint32_t k = 0; k < ng[g]; k++) {
+            core_batch_push(out, &grp[g][k]);
+            m->st.maker_commands++;
+        }
 }
 
 /* A heavy-tailed size: lots x Pareto(1.5) from 1, capped at 200 lots. */
@@ -498,7 +556,7 @@ static ms_t next_locked(struct market *m)
 {
     if (!m->started)
         return 0; /* now: the makers quote at once */
-    ms_t t = m->next_dir;
+    ms_t t = m->next_dir < m->next_maker ? m->next_dir : m->next_maker;
     for (uint16_t k = 0; k < m->cfg->indices_count; k++)
         if (m->next_index[k] < t)
             t = m->next_index[k];
@@ -534,20 +592,49 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
     if (!m->started) {
         m->started = true;
         for (uint16_t k = 0; k < cfg->indices_count; k++)
-            m->next_index[k] = t + m->p.index_step_ms;
+            m->next_index[k] = m->path[k].n ? t : t + m->p.index_step_ms; /* a path: its due points now */
         for (uint16_t i = 0; i < cfg->engine.instruments_count; i++) {
             m->maker[i].requote = true;
             m->noise_at[i].next = t + 500 + noise_gap(m) / 4;
         }
         m->next_dir = t + (ms_t)exponential(m, (double)m->p.directional_every_ms);
+        m->next_maker = t;
     }
-    for (uint16_t k = 0; k < cfg->indices_count; k++)
-        if (m->next_index[k] <= t) {
-            index_step(m, k, v, out);
-            m->next_index[k] += m->p.index_step_ms;
-            if (m->next_index[k] <= t) /* a long pause of a running clock: no catch-up */
-                m->next_index[k] = t + m->p.index_step_ms;
+    if (m->next_maker <= t) {
+        /* Fills took some orders, a post-only one may have been canceled:
+         * the makers look at their whole ladders, moved or not. */
+        for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
+            m->maker[i].requote = true;
+        m->next_maker += m->p.index_step_ms;
+        if (m->next_maker <= t)
+            m->next_maker = t + m->p.index_step_ms;
+    }
+    for (uint16_t k = 0; k < cfg->indices_count; k++) {
+        if (m->next_index[k] > t)
+            continue;
+        struct path *p = &m->path[k];
+        if (p->n) {
+            px_t px;
+            if (path_step(p, t, &px)) {
+                struct cmd c;
+                memset(&c, 0, sizeof(c));
+                c.type = CMD_SET_INDEX;
+                c.u.set_index.index = k;
+                c.u.set_index.price = px;
+                core_batch_push(out, &c);
+                m->st.index_steps++;
+                for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
+                    if (cfg->inst[i].index == k)
+                        m->maker[i].requote = true;
+            }
+            m->next_index[k] = p->at < p->n ? p->t[p->at] : INT64_MAX;
+            continue;
         }
+        index_step(m, k, v, out);
+        m->next_index[k] += m->p.index_step_ms;
+        if (m->next_index[k] <= t) /* a long pause of a running clock: no catch-up */
+            m->next_index[k] = t + m->p.index_step_ms;
+    }
     /* Makers quote around the index just stepped (the mark/index ratio of
      * now), or around the mark when there is none. */
     for (uint16_t i = 0; i < cfg->engine.instruments_count; i++) {
@@ -623,6 +710,13 @@ void market_stats(struct market *m, struct market_stats *out)
 
 struct market *market_start(struct core *c, const struct market_params *p, char *err, size_t errcap)
 {
+    return market_start_paths(c, p, NULL, NULL, NULL, err, errcap);
+}
+
+struct market *market_start_paths(struct core *c, const struct market_params *p, const ms_t *const *path_t,
+                                  const px_t *const *path_px, const uint32_t *path_n, char *err,
+                                  size_t errcap)
+{
     const char *e = market_params_check(p);
     if (e) {
         snprintf(err, errcap, "market: %s", e);
@@ -633,6 +727,12 @@ struct market *market_start(struct core *c, const struct market_params *p, char 
         snprintf(err, errcap, "market: out of memory");
         return NULL;
     }
+    for (uint16_t k = 0; path_n && k < m->cfg->indices_count; k++)
+        if (path_n[k] && market_set_path(m, k, path_t[k], path_px[k], path_n[k]) != 0) {
+            snprintf(err, errcap, "market: the path of index %s is not valid", m->cfg->index[k]);
+            market_destroy(m);
+            return NULL;
+        }
     struct core_job *jobs[INSTRUMENTS_MAX + MARKET_NOISE_MAX + MARKET_DIRECTIONAL_MAX];
     uint32_t n = market_account_jobs(m, jobs, sizeof(jobs) / sizeof(jobs[0]));
     bool ok = n == agents(m);

@@ -14,7 +14,9 @@
  * command for command.
  *
  * What acts:
- *  - index feeds: each index follows a geometric Brownian motion (annual
+ *  - index feeds: each index replays a price path when given one
+ *    (market_set_path: a CSV of timestamp,symbol,price), else follows a
+ *    geometric Brownian motion (annual
  *    volatility vol) with jumps (jumps_per_day on average, each a move of
  *    jump_pct on average, down as often as up), one step every
  *    index_step_ms; a shock from the admin API moves the index and the
@@ -86,6 +88,12 @@ void market_destroy(struct market *m);
 uint32_t market_account_jobs(struct market *m, struct core_job **jobs, uint32_t max);
 void market_account_made(struct market *m, uint32_t k, uint32_t account);
 
+/* A price path for index k (times ascending, prices > 0, n > 0): instead
+ * of the walk, the index takes each price at its time (the last one at or
+ * before the market's start at once) and stays at the last. Before
+ * market_start; copied. -1 on a bad path. */
+int market_set_path(struct market *m, uint16_t k, const ms_t *t, const px_t *px, uint32_t n);
+
 /* The core's timer (core.h): when next, and what at that time. */
 struct core_timer market_timer(struct market *m);
 
@@ -94,6 +102,10 @@ struct core_timer market_timer(struct market *m);
  * timer. NULL with a message in err. market_stop takes the timer off the
  * core and frees the market. */
 struct market *market_start(struct core *c, const struct market_params *p, char *err, size_t errcap);
+/* market_start with index paths (path_n[k] == 0: the walk for index k). */
+struct market *market_start_paths(struct core *c, const struct market_params *p, const ms_t *const *path_t,
+                                  const px_t *const *path_px, const uint32_t *path_n, char *err,
+                                  size_t errcap);
 void market_stop(struct core *c, struct market *m);
 
 /* Parameters at run time (the admin API). set: checked first; the

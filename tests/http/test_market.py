@@ -143,7 +143,58 @@ def deterministic():
         b.stop()
 
 
+def replay_csv():
+    """--index-csv: the index takes each row's price at its time (stepped
+    clock), then stays; a bad line stops the start with file and line."""
+    import os
+    import subprocess
+    import tempfile
+    import test_clock
+    d = tempfile.mkdtemp()
+    good = os.path.join(d, "path.csv")
+    start = test_clock.START_MS
+    with open(good, "w") as f:
+        f.write("timestamp,symbol,price\n")
+        f.write("2026-12-23T00:30:01.000Z,.BXBT,61000\n")
+        f.write(f"{start + 10000},.BXBT,59000.5\n")
+        f.write(f"{start + 2000},.BETH,3100\n")
+        f.write(f"{start + 60000},.bxbt,62000\n")
+    s = MarketServer("--clock", "stepped", "--start-time", test_clock.START, "--index-csv", good)
+    try:
+        check(index_px(s) == 60000, "before the first row: the start price")
+        test_clock.advance(s, ms=5000)
+        check(index_px(s) == 61000 and index_px(s, ".BETH") == 3100, f"at +5 s: {index_px(s)} {index_px(s, '.BETH')}")
+        test_clock.advance(s, ms=10000)
+        check(index_px(s) == 59000.5, f"at +15 s: {index_px(s)}")
+        test_clock.advance(s, ms=60000)
+        check(index_px(s) == 62000, f"at +75 s: {index_px(s)}")
+        test_clock.advance(s, ms=120000)
+        check(index_px(s) == 62000, "after the last row the index stays")
+        bids, asks = book(s)
+        mid = (bids[0]["price"] + asks[0]["price"]) / 2 if bids and asks else 0
+        check(abs(mid / 62000 - 1) < 0.003, f"the makers quote around the path: mid {mid}")
+        s.audit()
+    finally:
+        s.stop()
+    for rows, want in ((["2026-12-23T00:30:01Z,.BXBT,61000", "soon,.BXBT,1"], "line 2: a bad timestamp"),
+                       (["1797985801000,.BXBT,61000", "1797985802000,XBTUSD,1"], "line 2: not an index"),
+                       (["1797985801000,.BXBT,-5"], "line 1: a bad price"),
+                       (["1797985809000,.BXBT,5", "1797985801000,.BXBT,6"], "line 2: before the index's previous"),
+                       (["1797985801000,.BXBT"], "line 1: want timestamp,symbol,price")):
+        bad = os.path.join(d, "bad.csv")
+        with open(bad, "w") as f:
+            f.write("\n".join(rows) + "\n")
+        p = subprocess.run([BIN, "--listen", "127.0.0.1:0", "--admin-token", "t", "--no-demo", "--index-csv", bad],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and want in p.stderr and bad in p.stderr,
+              f"a bad csv is refused with its file and line ({want}): {p.returncode} {p.stderr}")
+    p = subprocess.run([BIN, "--listen", "127.0.0.1:0", "--admin-token", "t", "--no-market", "--index-csv", good],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 2 and "needs the market" in p.stderr, f"--index-csv without the market: {p.stderr}")
+
+
 def main():
+    replay_csv()
     deterministic()
     s = MarketServer()
     try:
