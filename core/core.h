@@ -172,9 +172,13 @@ struct core_view;
  * act (INT64_MAX: not yet) and, once engine time reaches that, calls
  * fire() with the time and a view of the state (the state lock held for
  * writing: read only through the view); each command fire() puts in the
- * batch is then applied in its place in the one sequence, in order, as a
- * user's would be. A stepped clock's advance stops at every timer time;
- * with a running clock the engine thread looks every TIMER_POLL_MS. */
+ * batch becomes a command in the one sequence, as a user's would be. With
+ * a running clock the engine thread looks every CORE_TIMER_POLL_MS and
+ * submits each command as a job of its own to the write queue, behind the
+ * writes already there (index moves exempt, the rest shed under overload
+ * like anyone's). A stepped advance, itself a job holding the queue's
+ * turn, stops at every timer time and applies them there, in order: a
+ * stepped run repeats command for command. */
 #define CORE_TIMER_POLL_MS 20
 struct core_batch {
     struct cmd *cmds;

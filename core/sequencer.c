@@ -66,6 +66,8 @@ struct core {
     struct core_timer timer;   /* under the write lock; next == NULL: none */
     atomic_bool has_timer;
     struct core_batch batch;   /* the timer's commands */
+    struct cmd *poll;          /* timer_poll's copy of them, submitted after the lock */
+    uint32_t cap_poll;
     pthread_mutex_t hash_lock; /* engine_hash sorts a scratch buffer of the engine's */
     struct ls_queue *q;
     atomic_uint_fast64_t commands;
@@ -147,6 +149,22 @@ static void *room_for_one(void *p, uint32_t *cap, uint32_t n, size_t elem)
     void *q = realloc(p, (size_t)nc * elem);
     if (!q) {
         fprintf(stderr, "perpsim: out of memory for the change stream: stopping\n");
+        abort();
+    }
+    *cap = nc;
+    return q;
+}
+
+/* Room for n elements (the contents are not kept). */
+static void *room_for_n(void *p, uint32_t *cap, uint32_t n, size_t elem)
+{
+    if (n <= *cap)
+        return p;
+    free(p);
+    uint32_t nc = n < 16 ? 16 : n;
+    void *q = malloc((size_t)nc * elem);
+    if (!q) {
+        fprintf(stderr, "perpsim: out of memory for the timer's commands: stopping\n");
         abort();
     }
     *cap = nc;
@@ -718,22 +736,68 @@ static void delay_until(int64_t until)
         ;
 }
 
+static void free_job(struct core_job *j)
+{
+    core_job_free(j);
+}
+
+/* One of the timer's commands as a job of its own in the write queue, as a
+ * user's write would be: an index move exempt (a feed, not a client), the
+ * rest not (under overload the agents are shed like anyone). */
+static void submit_timer_cmd(struct core *c, const struct cmd *x)
+{
+    enum job_kind jk = J_ORDERS;
+    enum ls_kind lk = LS_KIND_OTHER;
+    bool exempt = false;
+    switch (x->type) {
+    case CMD_NEW_ORDER: lk = LS_KIND_NEW_ORDER; break;
+    case CMD_AMEND: lk = LS_KIND_AMEND; break;
+    case CMD_CANCEL: lk = LS_KIND_CANCEL; exempt = true; break;
+    case CMD_SET_INDEX: jk = J_INDEX; exempt = true; break;
+    case CMD_SET_LEVERAGE: case CMD_SET_CROSS: case CMD_SET_RISK_LIMIT: case CMD_TRANSFER_MARGIN:
+        jk = J_POSITION;
+        lk = LS_KIND_POSITION;
+        break;
+    default: break;
+    }
+    struct core_job *j = core_job_new(jk, x->account, 1);
+    if (!j)
+        return; /* an agent's order lost to memory: as a client's would be */
+    j->cmds[0] = *x;
+    j->target[0] = x->type == CMD_AMEND ? x->u.amend.ref.order_id : x->type == CMD_CANCEL ? x->u.cancel.order_id : 0;
+    j->done = free_job;
+    if (core_submit(c, j, lk, exempt) != LS_ACCEPTED)
+        core_job_free(j);
+}
+
 /* A running clock: the timer's turns that are due by the clock's now, at
- * most a few per call so that queued writes are not held up. */
+ * most a few per call. Its commands go through the write queue as jobs,
+ * behind the users' writes already there (a stepped advance, itself a job
+ * holding the queue's turn, applies them in place instead, which is what
+ * makes a stepped run repeat command for command). */
 static void timer_poll(struct core *c)
 {
     for (int k = 0; k < 8; k++) {
         pthread_rwlock_wrlock(&c->lock);
         bool due = false;
+        uint32_t n = 0;
         if (c->timer.next) {
             ms_t now = c->cfg.clock.now(c->cfg.clock.ctx);
             ms_t tt = c->timer.next(c->timer.ctx);
             due = tt <= now || tt <= c->now;
-            if (due)
-                timer_step(c, tt > now ? now : tt);
+            if (due) {
+                if (now > c->now)
+                    c->now = now;
+                c->batch.n = 0;
+                c->timer.fire(c->timer.ctx, c->now, &c->view, &c->batch);
+                n = c->batch.n;
+                c->poll = room_for_n(c->poll, &c->cap_poll, n, sizeof(*c->poll));
+                memcpy(c->poll, c->batch.cmds, n * sizeof(*c->poll));
+            }
         }
         pthread_rwlock_unlock(&c->lock);
-        deliver(c);
+        for (uint32_t i = 0; i < n; i++)
+            submit_timer_cmd(c, &c->poll[i]);
         if (!due)
             return;
     }
@@ -931,6 +995,7 @@ void core_destroy(struct core *c)
     free(c->ev);
     free(c->touched);
     free(c->batch.cmds);
+    free(c->poll);
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->pend_lock);
     pthread_mutex_destroy(&c->deliver_lock);

@@ -72,6 +72,36 @@ def alive(s):
     check(xbt["expected"] > 1000 * 10**8, f"the agents' money is in the audit: {xbt}")
 
 
+def accepted(s):
+    """Writes the queue accepted, by kind, from /metrics."""
+    st, _, text = s.raw("GET", "/metrics")
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("perpsim_loadshed_accepted_total{kind="):
+            out[line.split('"')[1]] = int(line.split()[-1])
+    return out
+
+
+def through_the_queue(s):
+    """The agents' orders are writes through the bounded queue, as a user's:
+    its counters grow with no user, and a queue shedding everything (depth
+    0) sheds them too while the index, exempt, goes on."""
+    a0 = accepted(s)
+    time.sleep(1.5)
+    a1 = accepted(s)
+    check(a1["new_order"] + a1["amend"] > a0["new_order"] + a0["amend"] and a1["other"] > a0["other"],
+          f"with no user, the queue accepts the agents' orders and index moves: {a0} -> {a1}")
+    st, _, _ = s.admin("POST", "loadshed", {"fixedDepth": 0})
+    check(st == 200, "the queue sheds every ordinary write")
+    time.sleep(0.5)
+    a2, px2 = accepted(s), index_px(s)
+    time.sleep(2)
+    a3, px3 = accepted(s), index_px(s)
+    st, _, _ = s.admin("POST", "loadshed", {"latencyCapMs": 3000})
+    check(a3["new_order"] == a2["new_order"] and a3["other"] > a2["other"] and px3 != px2,
+          f"depth 0: the agents' orders are shed, the index moves on: {a2} -> {a3}, {px2} -> {px3}")
+
+
 def params(s):
     m = market(s)
     check(m["enabled"] and m["levels"] == 12 and m["volatility"] == 0.6 and m["counts"]["indexSteps"] > 0,
@@ -199,6 +229,7 @@ def main():
     s = MarketServer()
     try:
         alive(s)
+        through_the_queue(s)
         params(s)
         shock(s)
     finally:
