@@ -130,7 +130,8 @@ static bool is_write(const struct req *r)
     if (strcmp(r->method, "DELETE") == 0)
         return strncmp(r->path, "/api/v1/order", 13) != 0;
     if (strcmp(r->method, "POST") == 0)
-        return strncmp(r->path, "/api/v1/order/cancelAllAfter", 28) != 0;
+        return strncmp(r->path, "/api/v1/order/cancelAllAfter", 28) != 0 &&
+               strncmp(r->path, "/api/v1/order/closePosition", 27) != 0;
     return strcmp(r->method, "PUT") == 0;
 }
 

@@ -11,7 +11,8 @@
  *                 overloaded. Please try again later.","name":"HTTPError"}},
  *                 as the full write queue answers, though it has room: the
  *                 write never reaches the core (no command, no tokens).
- *                 Cancels included.
+ *                 As by the real queue, cancels (DELETE /order, /order/all,
+ *                 cancelAllAfter) and closePosition are never refused.
  *   maintenance   every /api/v1 request is answered 503 with a short HTML
  *                 page (Content-Type text/html), as BitMEX's maintenance
  *                 window does, before authentication.

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "api/srv_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,13 +138,23 @@ static cJSON *market_json(struct srv *s)
  * the parameters (the number of traders and the seed are fixed at start)
  * and {"enabled":false|true} to pause and resume the agents (their orders
  * stay). */
+static void market_post(struct req *r);
+
 void admin_market(struct req *r)
 {
     struct srv *s = r->s;
-    if (strcmp(r->method, "GET") == 0) {
+    pthread_mutex_lock(&s->admin_lock);
+    if (strcmp(r->method, "GET") == 0)
         reply_json(r, 200, market_json(s));
-        return;
-    }
+    else
+        market_post(r);
+    pthread_mutex_unlock(&s->admin_lock);
+}
+
+/* (admin_lock held) */
+static void market_post(struct req *r)
+{
+    struct srv *s = r->s;
     if (!s->market) {
         reply_error(r, 400, "ValidationError", "The market is off (started with --no-market)");
         return;
@@ -225,7 +236,7 @@ static int read_paths(const struct exch_config *x, const char *file, struct path
             break;
         }
         line[len] = 0;
-        if (!len || (no == 1 && strncmp(line, "timestamp,", 10) == 0))
+        if (!len || (no == 1 && (strncmp(line, "timestamp,", 10) == 0 || strncmp(line, "\xEF\xBB\xBFtimestamp,", 13) == 0)))
             continue;
         char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
         if (!c1 || !c2 || strchr(c2 + 1, ',')) {
@@ -235,11 +246,15 @@ static int read_paths(const struct exch_config *x, const char *file, struct path
         }
         *c1 = *c2 = 0;
         ms_t t = 0;
-        char *end = NULL;
-        long long ms = strtoll(line, &end, 10);
-        if (end != line && *end == 0)
-            t = ms;
-        else if (tf_parse_time(line, strlen(line), &t) != TF_OK)
+        char *end = NULL, *ts = line;
+        if (no == 1 && (unsigned char)ts[0] == 0xEF && (unsigned char)ts[1] == 0xBB &&
+            (unsigned char)ts[2] == 0xBF)
+            ts += 3; /* a UTF-8 byte order mark */
+        errno = 0;
+        long long ms = strtoll(ts, &end, 10);
+        if (end != ts && *end == 0)
+            t = errno == ERANGE || ms > INT64_C(253402300799999) ? -1 : ms; /* to 9999-12-31 */
+        else if (tf_parse_time(ts, strlen(ts), &t) != TF_OK)
             t = -1;
         int k = -1;
         for (uint16_t i = 0; i < x->indices_count; i++)
@@ -248,7 +263,7 @@ static int read_paths(const struct exch_config *x, const char *file, struct path
         double px = strtod(c2 + 1, &end);
         const char *bad = t <= 0                                   ? "a bad timestamp"
                           : k < 0                                  ? "not an index of this exchange"
-                          : end == c2 + 1 || *end || !(px > 0 && px < 1e9) ? "a bad price"
+                          : end == c2 + 1 || *end || !(px >= 1e-8 && px < 1e9) ? "a bad price"
                           : p->n[k] && t < p->t[k][p->n[k] - 1]    ? "before the index's previous row"
                                                                    : NULL;
         if (bad) {
@@ -260,6 +275,13 @@ static int read_paths(const struct exch_config *x, const char *file, struct path
         }
     }
     fclose(f);
+    uint32_t rows = 0;
+    for (int k = 0; k < INDICES_MAX; k++)
+        rows += p->n[k];
+    if (rc == 0 && rows == 0) {
+        snprintf(err, cap, "index csv %s: no rows", file);
+        rc = -1;
+    }
     return rc;
 }
 
@@ -282,7 +304,10 @@ int srv_market_start(struct srv *s, char *err, size_t errcap)
         t[k] = paths.t[k];
         px[k] = paths.px[k];
     }
-    s->market = market_start_paths(s->core, &p, t, px, paths.n, err, errcap);
+    struct market *m = market_start_paths(s->core, &p, t, px, paths.n, err, errcap);
     paths_free(&paths);
-    return s->market ? 0 : -1;
+    pthread_mutex_lock(&s->admin_lock);
+    s->market = m;
+    pthread_mutex_unlock(&s->admin_lock);
+    return m ? 0 : -1;
 }

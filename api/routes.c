@@ -2045,21 +2045,33 @@ static void admin_clock(struct req *r)
         reply_error(r, 400, VALIDATION, "'speed' goes with the accelerated mode only");
         return;
     }
-    ms_t from = engine_ms(s);
-    clocksrc_set_mode(&s->clk, mode, speed, from);
+    pthread_mutex_lock(&s->admin_lock);
+    if (s->advancing) {
+        pthread_mutex_unlock(&s->admin_lock);
+        reply_error(r, 400, VALIDATION, "An advance of the clock is running: switch after its reply");
+        return;
+    }
+    clocksrc_set_mode(&s->clk, mode, speed, engine_ms(s));
     core_set_ticking(s->core, mode != CLOCK_STEPPED);
+    pthread_mutex_unlock(&s->admin_lock);
     reply_json(r, 200, clock_json(s, engine_ms(s)));
 }
 
 static void finish_advance(struct req *r)
 {
     struct core_job *j = r->job;
+    pthread_mutex_lock(&r->s->admin_lock);
     clocksrc_set_stepped(&r->s->clk, j->ts);
+    r->s->advancing--;
+    pthread_mutex_unlock(&r->s->admin_lock);
     reply_json(r, 200, clock_json(r->s, j->ts));
 }
 
 /* {"ms":N} or {"to":"<ISO>"}: a stepped clock moves on, and the reply comes
  * after everything due in between has run, each at its own time. */
+static void advance_abandon(struct srv *s);
+static bool advance_submit(struct req *r, struct srv *s);
+
 static void admin_advance(struct req *r)
 {
     struct srv *s = r->s;
@@ -2068,47 +2080,68 @@ static void admin_advance(struct req *r)
         return;
     enum clock_mode mode;
     int64_t speed;
+    pthread_mutex_lock(&s->admin_lock);
     clocksrc_get(&s->clk, &mode, &speed);
+    if (mode == CLOCK_STEPPED)
+        s->advancing++; /* the mode stays stepped until the reply */
+    pthread_mutex_unlock(&s->admin_lock);
     if (mode != CLOCK_STEPPED) {
         reply_error(r, 400, VALIDATION,
                     "The clock is %s: advance needs the stepped clock (POST /admin/v1/clock {\"mode\":\"stepped\"})",
                     clock_mode_name(mode));
         return;
     }
+    if (!advance_submit(r, s))
+        advance_abandon(s);
+}
+
+static void advance_abandon(struct srv *s)
+{
+    pthread_mutex_lock(&s->admin_lock);
+    s->advancing--;
+    pthread_mutex_unlock(&s->admin_lock);
+}
+
+/* The advance's target from {ms} or {to}, and its job; false when a 400
+ * (or 500) reply was set instead. */
+static bool advance_submit(struct req *r, struct srv *s)
+{
     ms_t now = engine_ms(s), to = 0;
     int64_t ms = 0;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->params, "to");
     enum prm_get g = prm_int(r->params, "ms", &ms);
     if ((g == PRM_FOUND) == (t != NULL)) {
         reply_error(r, 400, VALIDATION, "Give either 'ms' or 'to'");
-        return;
+        return false;
     }
     /* At most ten years at a time. */
     const int64_t max_ms = INT64_C(10) * 366 * MS_PER_DAY;
     if (g == PRM_FOUND) {
         if (ms < 0 || ms > max_ms) {
             reply_error(r, 400, VALIDATION, "Invalid ms: 0 to %" PRId64, max_ms);
-            return;
+            return false;
         }
         to = now + ms;
     } else {
         if (!cJSON_IsString(t) ||
             tf_parse_time(t->valuestring, strlen(t->valuestring), &to) != TF_OK) {
             reply_error(r, 400, VALIDATION, "Invalid to: an ISO 8601 time");
-            return;
+            return false;
         }
         if (to < now || to - now > max_ms) {
             reply_error(r, 400, VALIDATION, "Invalid to: from now (engine time) to ten years on");
-            return;
+            return false;
         }
     }
     struct core_job *j = core_job_new(J_ADVANCE, 0, 0);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
-        return;
+        return false;
     }
     j->advance_to = to;
     submit_job(r, j, LS_KIND_OTHER, true, finish_advance);
+    /* Refused by the queue (503, shutting down): no finish will come. */
+    return r->state == RS_WAITING;
 }
 
 static void admin_loadshed(struct req *r)

@@ -498,6 +498,7 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     clocksrc_init(&s->clk, wall_ms, cfg->clock_mode, cfg->clock_speed, cfg->start_ms);
     s->cfg.core.clock = clocksrc_iface(&s->clk);
     pthread_mutex_init(&s->key_lock, NULL);
+    pthread_mutex_init(&s->admin_lock, NULL);
     s->key_rng = cfg->seed;
     auth_policy_default(&s->auth);
     s->auth.skew_ms = cfg->skew_ms;
@@ -562,6 +563,7 @@ fail:
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);
+    pthread_mutex_destroy(&s->admin_lock);
     free(s);
     return NULL;
 }
@@ -591,5 +593,6 @@ void srv_stop(struct srv *s)
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);
+    pthread_mutex_destroy(&s->admin_lock);
     free(s);
 }

@@ -49,8 +49,11 @@ struct srv {
     struct rl_table *rl;
     struct auth_policy auth;
     struct faults *faults; /* fault injection (faults.h) */
+    /* Admin changes of the clock and the market, one at a time. */
+    pthread_mutex_t admin_lock;
     struct market *market;    /* the living market, NULL when off */
     bool market_paused;       /* its timer taken off the core (admin API) */
+    int advancing;            /* clock advances submitted and not yet answered */
     /* counters for /metrics */
     atomic_uint_fast64_t http_status[6]; /* 1xx .. 5xx by hundreds, [0] unused */
     atomic_uint_fast64_t connections, connections_open;

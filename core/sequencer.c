@@ -65,6 +65,7 @@ struct core {
     atomic_bool ticking;       /* idle clock ticks on (core_set_ticking) */
     struct core_timer timer;   /* under the write lock; next == NULL: none */
     atomic_bool has_timer;
+    atomic_int timer_inflight; /* the timer's jobs submitted and not yet done */
     struct core_batch batch;   /* the timer's commands */
     struct cmd *poll;          /* timer_poll's copy of them, submitted after the lock */
     uint32_t cap_poll;
@@ -585,13 +586,17 @@ static void run_advance(struct core *c, struct core_job *j)
                 apply_exch(c, &x, NULL);
             }
         } else {
-            if (t > j->advance_to || t <= c->now)
+            if (t > j->advance_to)
                 break;
-            c->now = t;
+            /* Due already (engine time ran ahead of it): now. */
+            if (t > c->now)
+                c->now = t;
             struct cmd x;
             memset(&x, 0, sizeof(x));
             x.type = CMD_CLOCK;
             apply_exch(c, &x, NULL);
+            if (exch_next_event(c->x) <= c->now)
+                break; /* nothing moved on: never loop in place */
         }
         /* A long advance (a simulated day is 1,440 stops) lets readers in
          * between its commands, as between any two: the job keeps the
@@ -736,9 +741,12 @@ static void delay_until(int64_t until)
         ;
 }
 
-static void free_job(struct core_job *j)
+/* A timer job's completion: one fewer in flight. */
+static void timer_job_done(struct core_job *j)
 {
+    struct core *c = j->ctx;
     core_job_free(j);
+    atomic_fetch_sub(&c->timer_inflight, 1);
 }
 
 /* One of the timer's commands as a job of its own in the write queue, as a
@@ -765,42 +773,47 @@ static void submit_timer_cmd(struct core *c, const struct cmd *x)
         return; /* an agent's order lost to memory: as a client's would be */
     j->cmds[0] = *x;
     j->target[0] = x->type == CMD_AMEND ? x->u.amend.ref.order_id : x->type == CMD_CANCEL ? x->u.cancel.order_id : 0;
-    j->done = free_job;
-    if (core_submit(c, j, lk, exempt) != LS_ACCEPTED)
+    j->done = timer_job_done;
+    j->ctx = c;
+    atomic_fetch_add(&c->timer_inflight, 1);
+    if (core_submit(c, j, lk, exempt) != LS_ACCEPTED) {
         core_job_free(j);
+        atomic_fetch_sub(&c->timer_inflight, 1);
+    }
 }
 
-/* A running clock: the timer's turns that are due by the clock's now, at
- * most a few per call. Its commands go through the write queue as jobs,
+/* A running clock: the timer's turn, when due by the clock's now. Its
+ * commands go through the write queue as jobs,
  * behind the users' writes already there (a stepped advance, itself a job
  * holding the queue's turn, applies them in place instead, which is what
  * makes a stepped run repeat command for command). */
 static void timer_poll(struct core *c)
 {
-    for (int k = 0; k < 8; k++) {
-        pthread_rwlock_wrlock(&c->lock);
-        bool due = false;
-        uint32_t n = 0;
-        if (c->timer.next) {
-            ms_t now = c->cfg.clock.now(c->cfg.clock.ctx);
-            ms_t tt = c->timer.next(c->timer.ctx);
-            due = tt <= now || tt <= c->now;
-            if (due) {
-                if (now > c->now)
-                    c->now = now;
-                c->batch.n = 0;
-                c->timer.fire(c->timer.ctx, c->now, &c->view, &c->batch);
-                n = c->batch.n;
-                c->poll = room_for_n(c->poll, &c->cap_poll, n, sizeof(*c->poll));
+    /* One turn's commands in flight at a time: the timer decides again
+     * only once its last decisions are applied, so it never decides from
+     * a state without them, and never fills the queue (the engine thread,
+     * the queue's only consumer, must never wait on it). */
+    if (atomic_load(&c->timer_inflight) > 0)
+        return;
+    uint32_t n = 0;
+    pthread_rwlock_wrlock(&c->lock);
+    if (c->timer.next) {
+        ms_t now = c->cfg.clock.now(c->cfg.clock.ctx);
+        ms_t tt = c->timer.next(c->timer.ctx);
+        if (tt <= now || tt <= c->now) {
+            /* Decided at the clock's time; engine time moves only with the
+             * commands, as they are applied. */
+            c->batch.n = 0;
+            c->timer.fire(c->timer.ctx, now > c->now ? now : c->now, &c->view, &c->batch);
+            n = c->batch.n;
+            c->poll = room_for_n(c->poll, &c->cap_poll, n, sizeof(*c->poll));
+            if (n)
                 memcpy(c->poll, c->batch.cmds, n * sizeof(*c->poll));
-            }
         }
-        pthread_rwlock_unlock(&c->lock);
-        for (uint32_t i = 0; i < n; i++)
-            submit_timer_cmd(c, &c->poll[i]);
-        if (!due)
-            return;
     }
+    pthread_rwlock_unlock(&c->lock);
+    for (uint32_t i = 0; i < n; i++)
+        submit_timer_cmd(c, &c->poll[i]);
 }
 
 static void *engine_main(void *arg)
@@ -811,7 +824,7 @@ static void *engine_main(void *arg)
      * behind it and double the worst wait the latency cap promises. */
     struct ls_entry batch[1];
     int64_t tick_ns = (int64_t)c->cfg.tick_ms * 1000000;
-    int64_t last_cmd_ns = ls_now_ns();
+    int64_t last_cmd_ns = ls_now_ns(), last_poll_ns = 0;
     for (;;) {
         size_t n = 0;
         int64_t wait_ns = atomic_load(&c->has_timer) && tick_ns > (int64_t)CORE_TIMER_POLL_MS * 1000000
@@ -821,15 +834,19 @@ static void *engine_main(void *arg)
         if (t == LS_TAKE_CLOSED)
             break;
         int64_t now = ls_now_ns();
-        if (atomic_load(&c->ticking) && (t == LS_TAKE_TIMEOUT || now - last_cmd_ns > tick_ns)) {
+        if (atomic_load(&c->ticking) && now - last_cmd_ns >= tick_ns) {
             clock_tick(c);
             last_cmd_ns = now;
         }
-        if (atomic_load(&c->has_timer) && atomic_load(&c->ticking))
+        if (atomic_load(&c->has_timer) && atomic_load(&c->ticking) &&
+            now - last_poll_ns >= (int64_t)CORE_TIMER_POLL_MS * 1000000) {
             timer_poll(c);
+            last_poll_ns = now;
+        }
         for (size_t i = 0; i < n; i++) {
             struct core_job *j = batch[i].item;
             int64_t t0 = ls_now_ns();
+            uint64_t seq0 = c->seq;
             run_job(c, j);
             /* --engine-delay-us: every write takes at least that long, its
              * own work included, so the service time is known and steady
@@ -837,7 +854,13 @@ static void *engine_main(void *arg)
             if (c->cfg.engine_delay_ns > 0)
                 delay_until(t0 + c->cfg.engine_delay_ns);
             int64_t t1 = ls_now_ns();
-            ls_done(c->q, 1, t1 - t0);
+            /* An advance (thousands of clock stops) or an account job is
+             * not a write the queue's estimate should learn from: it
+             * counts as the mean of its commands. */
+            int64_t service = t1 - t0;
+            if ((j->kind == J_ADVANCE || j->kind == J_ACCOUNT) && c->seq > seq0 + 1)
+                service /= (int64_t)(c->seq - seq0);
+            ls_done(c->q, 1, service);
             last_cmd_ns = t1;
             finish(j);
         }

@@ -52,6 +52,7 @@ struct market {
     struct directional dir[MARKET_DIRECTIONAL_MAX];
     ms_t next_dir;
     ms_t next_maker; /* the makers look at their ladders every index_step_ms */
+    bool resched;    /* a rate changed: draw the next times again at the next turn */
     struct market_stats st;
     /* accounts to make, in order: makers, noise, directional */
     uint32_t nmade;
@@ -103,10 +104,10 @@ const char *market_params_check(const struct market_params *p)
         return "skewBp must be 0 to 1000 and maxInventoryLots at least 1";
     if (p->noise > MARKET_NOISE_MAX || p->directional > MARKET_DIRECTIONAL_MAX)
         return "at most 64 noise and 32 directional traders";
-    if (!(p->noise_per_min >= 0 && p->noise_per_min <= 6000))
-        return "noisePerMin must be 0 to 6000";
-    if (p->directional_every_ms < 1000)
-        return "directionalEveryMs must be at least 1000";
+    if (!(p->noise_per_min == 0 || (p->noise_per_min >= 0.001 && p->noise_per_min <= 6000)))
+        return "noisePerMin must be 0 or 0.001 to 6000";
+    if (p->directional_every_ms < 1000 || p->directional_every_ms > 30LL * 24 * 3600 * 1000)
+        return "directionalEveryMs must be 1000 to 2592000000 (30 days)";
     return NULL;
 }
 
@@ -130,9 +131,11 @@ static double normal(struct market *m)
     return sqrt(-2 * log(uniform(m))) * cos(6.283185307179586 * uniform(m));
 }
 
+/* An exponential draw, at most a year: every gap it gives is cast to ms. */
 static double exponential(struct market *m, double mean)
 {
-    return -mean * log(uniform(m));
+    double x = -mean * log(uniform(m));
+    return x < 365.25 * 24 * 3600 * 1000.0 ? x : 365.25 * 24 * 3600 * 1000.0;
 }
 
 /* ---- life ---------------------------------------------------------------------- */
@@ -189,8 +192,11 @@ uint32_t market_account_jobs(struct market *m, struct core_job **jobs, uint32_t 
             j->key.id[i] = al[rnd(m) & 63];
         for (int i = 0; i < KEY_SECRET_LEN; i++)
             j->key.secret[i] = al[rnd(m) & 63];
+        /* The agents trade through the sequencer, not the API: their keys
+         * (drawn from the seed, so a replay makes the same) are disabled,
+         * so nobody can sign as a maker. */
         j->key.perms = PERM_ORDER;
-        j->key.enabled = true;
+        j->key.enabled = false;
         for (uint8_t c = 0; c < m->cfg->currencies_count; c++) {
             /* XBt and USDt as minor units: makers 1,000 XBT / 50M USDT,
              * noise 20 XBT / 1M USDT, directional 0.5 XBT / 30k USDT. */
@@ -375,6 +381,8 @@ static void requote(struct market *m, uint16_t i, double center, const struct co
                 lots = (qty_t)ceil(need);
         }
         mk->size = lots * ei->lot_qty;
+        if (mk->size > ei->max_order_qty) /* an order above maxOrderQty would be refused */
+            mk->size = ei->max_order_qty - ei->max_order_qty % ei->lot_qty;
     }
     for (int side = 0; side < 2; side++) {
         bool buy = side == 0;
@@ -554,8 +562,8 @@ static void directional_turn(struct market *m, ms_t t, const struct core_view *v
 
 static ms_t next_locked(struct market *m)
 {
-    if (!m->started)
-        return 0; /* now: the makers quote at once */
+    if (!m->started || m->resched)
+        return 0; /* now: the makers quote at once, or new rates apply */
     ms_t t = m->next_dir < m->next_maker ? m->next_dir : m->next_maker;
     for (uint16_t k = 0; k < m->cfg->indices_count; k++)
         if (m->next_index[k] < t)
@@ -608,6 +616,17 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
         m->next_maker += m->p.index_step_ms;
         if (m->next_maker <= t)
             m->next_maker = t + m->p.index_step_ms;
+    }
+    if (m->resched) {
+        /* New rates take effect now: the next arrivals drawn again. */
+        m->resched = false;
+        for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
+            m->noise_at[i].next = t + noise_gap(m);
+        m->next_dir = t + 1 + (ms_t)exponential(m, (double)m->p.directional_every_ms);
+        for (uint16_t k = 0; k < cfg->indices_count; k++)
+            if (!m->path[k].n)
+                m->next_index[k] = t + m->p.index_step_ms;
+        m->next_maker = t;
     }
     for (uint16_t k = 0; k < cfg->indices_count; k++) {
         if (m->next_index[k] > t)
@@ -685,6 +704,9 @@ const char *market_params_set(struct market *m, const struct market_params *p)
         pthread_mutex_unlock(&m->lock);
         return "noise, directional and seed are fixed at start";
     }
+    if (p->noise_per_min != m->p.noise_per_min || p->directional_every_ms != m->p.directional_every_ms ||
+        p->index_step_ms != m->p.index_step_ms)
+        m->resched = m->started;
     /* Fewer levels leave the makers' outer orders where they are; a new
      * level width takes a new grid. */
     for (uint16_t i = 0; i < m->cfg->engine.instruments_count; i++) {

@@ -287,7 +287,7 @@ def run_main(s):
     dt, (st, _, o) = timed(lambda: order(tr, price=2600))
     check(st == 200 and o["ordStatus"] == "New" and dt >= 0.3, f"a write is applied, its reply held: {st} {dt:.3f} s")
     dt, (st, _, _) = timed(lambda: s.admin("GET", "audit"))
-    check(st == 200 and dt < 0.25, f"the admin API is not held: {dt:.3f} s")
+    check(st == 200 and dt < 0.3, f"the admin API is not held (300 ms would be): {dt:.3f} s")
     # Eight held at once on eight connections while a ninth polls /metrics:
     # with a sleeping HTTP thread per held reply (two threads) they would
     # take 4 x 300 ms and the poll would wait.
@@ -311,15 +311,15 @@ def run_main(s):
         t.join()
     total = time.monotonic() - t0
     check(all(o is not None and o[0] == 200 and o[1] >= 0.3 for o in out), f"each held GET took >= 300 ms: {out}")
-    check(total < 1.0, f"{n} held GETs end together, no HTTP thread waits: {total:.3f} s")
-    check(len(polls) >= 5 and all(st == 200 for st, _ in polls) and max(d for _, d in polls) < 0.2,
+    check(total < 1.15, f"{n} held GETs end together, no HTTP thread waits (sleeping threads: 1.2 s): {total:.3f} s")
+    check(len(polls) >= 2 and all(st == 200 for st, _ in polls) and max(d for _, d in polls) < 0.3,
           f"the other connection is answered at once meanwhile: {len(polls)} polls, slowest "
           f"{max(d for _, d in polls):.3f} s")
     held = 2 + n
     # The duration runs out.
     time.sleep(max(0.0, 3.0 - (time.monotonic() - t_on)) + 0.3)
     dt, (st, _, _) = timed(lambda: s.raw("GET", "/api/v1/announcement"))
-    check(st == 200 and dt < 0.2, f"latency over after its duration: {dt:.3f} s")
+    check(st == 200 and dt < 0.3, f"latency over after its duration: {dt:.3f} s")
     check(faults(s)["faults"] == {}, "GET shows nothing on after the latency's duration")
     check(delta(metrics(s), m0) == {"overload": 0, "maintenance": 0, "latency": held, "rateLimit429": 0},
           f"metrics count {held} held replies")
@@ -329,7 +329,7 @@ def run_main(s):
     lat = r["faults"]["latency"]
     check(lat["volatilityPct"] == 0 and lat["currentMs"] == 50 and lat["timeLeftMs"] is None, f"no move yet: {r}")
     dt, (st, _, _) = timed(lambda: s.raw("GET", "/api/v1/announcement"))
-    check(st == 200 and 0.05 <= dt < 0.25, f"50 ms without volatility: {dt:.3f} s")
+    check(st == 200 and 0.05 <= dt < 0.34, f"50 ms without volatility (350 with it): {dt:.3f} s")
     st, _, _ = s.admin("POST", "index", {"symbol": ".BXBT", "price": 61800})
     check(st == 200, "the index moves 3%")
     dt, (st, _, _) = timed(lambda: s.raw("GET", "/api/v1/announcement"))
@@ -370,6 +370,7 @@ def run_429(s):
     r = set_faults(s, {"rateLimit429": 1})
     check(r["faults"] == {"rateLimit429": {"share": 1, "timeLeftMs": None, "until": None}}, f"429s on: {r}")
     want = {"error": {"message": "Rate limit exceeded, retry in 1 seconds.", "name": "RateLimitError"}}
+    sent_at = int(time.time())
     sent = [
         (s.raw("GET", "/api/v1/announcement"), "150"),
         (s.raw("GET", "/api/v1/instrument?symbol=XBTUSD"), "150"),
@@ -379,7 +380,7 @@ def run_429(s):
     ] + [(c.req("GET", "position"), "300") for _ in range(15)]
     for (st, h, r), limit in sent:
         check(st == 429 and r == want and h.get("retry-after") == "1" and h.get("x-ratelimit-limit") == limit
-              and h.get("x-ratelimit-remaining") == "0" and int(h["x-ratelimit-reset"]) >= int(time.time()),
+              and h.get("x-ratelimit-remaining") == "0" and int(h["x-ratelimit-reset"]) >= sent_at,
               f"the injected 429: {st} {h} {r}")
     st, _, a = s.admin("GET", "audit")
     check(st == 200, "the admin API is never refused")

@@ -196,6 +196,35 @@ START_TEST(same_seed_same_market)
 }
 END_TEST
 
+/* Rates set at run time take effect at once: noise off stops the noise
+ * traders, back on restarts them (an arrival drawn at rate 0 used to be
+ * decades away). */
+START_TEST(rates_at_run_time)
+{
+    static struct sim s;
+    sim_start(&s, 3);
+    sim_advance(&s, 60000);
+    struct market_params p;
+    struct market_stats a, b, c;
+    market_params_get(s.m, &p);
+    p.noise_per_min = 0;
+    ck_assert_ptr_null(market_params_set(s.m, &p));
+    sim_advance(&s, 1000);
+    market_stats(s.m, &a);
+    sim_advance(&s, 600000);
+    market_stats(s.m, &b);
+    ck_assert_uint_eq(a.noise_orders, b.noise_orders);
+    p.noise_per_min = 30;
+    ck_assert_ptr_null(market_params_set(s.m, &p));
+    sim_advance(&s, 120000);
+    market_stats(s.m, &c);
+    ck_assert_uint_gt(c.noise_orders, b.noise_orders + 20);
+    p.noise_per_min = 1e-9; /* out of range: refused, nothing changed */
+    ck_assert_ptr_nonnull(market_params_set(s.m, &p));
+    sim_stop(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("market");
@@ -204,6 +233,7 @@ int main(void)
     tcase_add_test(tc, alive_within_five_seconds);
     tcase_add_test(tc, same_seed_same_market);
     tcase_add_test(tc, a_simulated_day);
+    tcase_add_test(tc, rates_at_run_time);
     suite_add_tcase(su, tc);
     SRunner *r = srunner_create(su);
     srunner_run_all(r, CK_NORMAL);
