@@ -6,14 +6,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ms_t now_locked(const struct clocksrc *c)
+/* The time from the fields read once (stepped: the time; else the anchor
+ * moved on at speed). */
+static ms_t time_of(int mode, int64_t speed, ms_t wall0, ms_t engine0, ms_t wall)
 {
-    if (c->mode == CLOCK_STEPPED)
-        return c->engine0;
-    ms_t dw = c->wall() - c->wall0;
+    if (mode == CLOCK_STEPPED)
+        return engine0;
+    ms_t dw = wall - wall0;
     if (dw < 0)
         dw = 0;
-    return c->engine0 + dw * c->speed;
+    return engine0 + dw * speed;
+}
+
+static void read_fields(struct clocksrc *c, int *mode, int64_t *speed, ms_t *wall0, ms_t *engine0)
+{
+    for (;;) {
+        unsigned g = atomic_load_explicit(&c->gen, memory_order_acquire);
+        if (g & 1)
+            continue; /* a writer is in the middle */
+        *mode = atomic_load_explicit(&c->mode, memory_order_relaxed);
+        *speed = atomic_load_explicit(&c->speed, memory_order_relaxed);
+        *wall0 = atomic_load_explicit(&c->wall0, memory_order_relaxed);
+        *engine0 = atomic_load_explicit(&c->engine0, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&c->gen, memory_order_relaxed) == g)
+            return;
+    }
+}
+
+/* Writers hold the mutex. */
+static void write_begin(struct clocksrc *c)
+{
+    atomic_fetch_add_explicit(&c->gen, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static void write_end(struct clocksrc *c)
+{
+    atomic_fetch_add_explicit(&c->gen, 1, memory_order_release);
 }
 
 void clocksrc_init(struct clocksrc *c, ms_t (*wall)(void), enum clock_mode mode, int64_t speed,
@@ -22,10 +52,12 @@ void clocksrc_init(struct clocksrc *c, ms_t (*wall)(void), enum clock_mode mode,
     memset(c, 0, sizeof(*c));
     pthread_mutex_init(&c->lock, NULL);
     c->wall = wall;
-    c->mode = mode;
-    c->speed = mode == CLOCK_ACCELERATED ? speed : 1;
-    c->wall0 = wall();
-    c->engine0 = start_ms ? start_ms : c->wall0;
+    ms_t w = wall();
+    atomic_init(&c->gen, 0);
+    atomic_init(&c->mode, (int)mode);
+    atomic_init(&c->speed, mode == CLOCK_ACCELERATED ? speed : 1);
+    atomic_init(&c->wall0, w);
+    atomic_init(&c->engine0, start_ms ? start_ms : w);
 }
 
 void clocksrc_destroy(struct clocksrc *c)
@@ -35,10 +67,11 @@ void clocksrc_destroy(struct clocksrc *c)
 
 ms_t clocksrc_now(struct clocksrc *c)
 {
-    pthread_mutex_lock(&c->lock);
-    ms_t t = now_locked(c);
-    pthread_mutex_unlock(&c->lock);
-    return t;
+    int mode;
+    int64_t speed;
+    ms_t wall0, engine0;
+    read_fields(c, &mode, &speed, &wall0, &engine0);
+    return time_of(mode, speed, wall0, engine0, mode == CLOCK_STEPPED ? 0 : c->wall());
 }
 
 static ms_t iface_now(void *ctx)
@@ -56,30 +89,35 @@ int clocksrc_set_mode(struct clocksrc *c, enum clock_mode mode, int64_t speed, m
     if (mode == CLOCK_ACCELERATED && (speed < 1 || speed > CLOCK_SPEED_MAX))
         return -1;
     pthread_mutex_lock(&c->lock);
-    ms_t t = now_locked(c);
+    ms_t t = clocksrc_now(c), w = c->wall();
     if (from > t)
         t = from;
-    c->mode = mode;
-    c->speed = mode == CLOCK_ACCELERATED ? speed : 1;
-    c->wall0 = c->wall();
-    c->engine0 = t;
+    write_begin(c);
+    atomic_store_explicit(&c->mode, (int)mode, memory_order_relaxed);
+    atomic_store_explicit(&c->speed, mode == CLOCK_ACCELERATED ? speed : 1, memory_order_relaxed);
+    atomic_store_explicit(&c->wall0, w, memory_order_relaxed);
+    atomic_store_explicit(&c->engine0, t, memory_order_relaxed);
+    write_end(c);
     pthread_mutex_unlock(&c->lock);
     return 0;
 }
 
 void clocksrc_get(struct clocksrc *c, enum clock_mode *mode, int64_t *speed)
 {
-    pthread_mutex_lock(&c->lock);
-    *mode = c->mode;
-    *speed = c->speed;
-    pthread_mutex_unlock(&c->lock);
+    int m;
+    ms_t w0, e0;
+    read_fields(c, &m, speed, &w0, &e0);
+    *mode = (enum clock_mode)m;
 }
 
 void clocksrc_set_stepped(struct clocksrc *c, ms_t t)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->mode == CLOCK_STEPPED && t > c->engine0)
-        c->engine0 = t;
+    if (atomic_load(&c->mode) == CLOCK_STEPPED && t > atomic_load(&c->engine0)) {
+        write_begin(c);
+        atomic_store_explicit(&c->engine0, t, memory_order_relaxed);
+        write_end(c);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 

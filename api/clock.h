@@ -17,6 +17,7 @@
 #define PERPSIM_API_CLOCK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/clock.h"
@@ -25,13 +26,17 @@ enum clock_mode { CLOCK_REAL = 0, CLOCK_ACCELERATED, CLOCK_STEPPED };
 
 #define CLOCK_SPEED_MAX 1000000
 
+/* Readers (every signed request, every command) take no lock: a sequence
+ * counter, odd while a writer (under the mutex) changes the fields; a
+ * reader that sees it change reads again. */
 struct clocksrc {
     pthread_mutex_t lock;
-    enum clock_mode mode;
-    int64_t speed;   /* accelerated: engine ms per wall ms (1 for real) */
-    ms_t wall0;      /* the wall time of the anchor */
-    ms_t engine0;    /* the engine time at the anchor; stepped: the time */
-    ms_t (*wall)(void); /* the wall clock (tests may give their own) */
+    atomic_uint gen;
+    _Atomic int mode;        /* enum clock_mode */
+    _Atomic int64_t speed;   /* accelerated: engine ms per wall ms (1 for real) */
+    _Atomic int64_t wall0;   /* the wall time of the anchor */
+    _Atomic int64_t engine0; /* the engine time at the anchor; stepped: the time */
+    ms_t (*wall)(void);      /* the wall clock (tests may give their own) */
 };
 
 /* Starts in mode at engine time start_ms (0: the wall clock's now). */
