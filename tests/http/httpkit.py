@@ -37,12 +37,14 @@ def qs(params):
 
 
 class Server:
-    """perpsim on 127.0.0.1:0 with the admin token and no demo account."""
+    """perpsim on 127.0.0.1:0 with the admin token, no demo account and,
+    unless market=True, no living market."""
 
     client_class = None  # Client, set below; a test may subclass both
 
-    def __init__(self, binary, *args):
-        self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", "--no-market", *args],
+    def __init__(self, binary, *args, market=False):
+        quiet_market = [] if market else ["--no-market"]
+        self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", *quiet_market, *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 20
         self.port = None

@@ -20,18 +20,9 @@ import httpkit
 from httpkit import check
 
 
-class MarketServer(httpkit.Server):
-    """As the run command: no --no-market (the kit's servers have it)."""
-
-    def __init__(self, *args):
-        saved = httpkit.subprocess.Popen
-        def popen(cmd, **kw):
-            return saved([a for a in cmd if a != "--no-market"], **kw)
-        httpkit.subprocess.Popen = popen
-        try:
-            super().__init__(BIN, *args)
-        finally:
-            httpkit.subprocess.Popen = saved
+def MarketServer(*args):
+    """As the run command: the market on."""
+    return httpkit.Server(BIN, *args, market=True)
 
 
 def book(s, symbol="XBTUSD"):
