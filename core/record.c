@@ -335,6 +335,16 @@ static void event(struct rbuf *b, const struct rec_event *re)
     case EV_INSTRUMENT:
         instrument(b, &re->x.inst);
         break;
+    case EV_MARGIN: {
+        const struct exch_margin *m = &re->x.margin;
+        const int64_t f[] = {m->wallet,         m->deposited,      m->withdrawn,
+                             m->unrealised_pnl, m->margin_balance, m->order_margin,
+                             m->position_margin, m->maint_margin,  m->available,
+                             m->withdrawable};
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            I64(b, f[i]);
+        break;
+    }
     default:
         break;
     }

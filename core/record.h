@@ -19,15 +19,20 @@
  *   EV_FILL        the fee rate, execCost and execComm of that side
  *   EV_MONEY       of a liquidation, deleverage or settlement: execCost of
  *                  the position change at the event's price
+ *   EV_MARGIN      the core's own: an account's money in one currency
+ *                  (exch_margin; account in ev.account, currency in
+ *                  ev.reason), closing the record
  * The rest of each event is the engine's or margin core's own (engine.h).
  * The sequencer closes each command's record with one more EV_POSITION for
  * every position of an account the command touched (its orders, fills,
  * wallet or positions) whose figures moved after its last position event,
  * and one more EV_INSTRUMENT for every instrument whose open interest a
  * fill or a transfer of contracts moved after its last instrument event:
- * a record ends with everything it touched as it is. (A mark move alone
- * changes every open position's mark-derived figures; the instrument
- * event carries the new mark.)
+ * a record ends with everything it touched as it is. A mark move touches
+ * every account with an open position in that instrument (its mark
+ * value, unrealised PnL and, through cross equity, its liquidation
+ * price move). After the positions, each touched account gets one
+ * EV_MARGIN per currency with its money as it is.
  *
  * core_record_encode() gives a record's canonical bytes: every field
  * written explicitly, little-endian, no padding, so equal records give
@@ -45,6 +50,10 @@
 #include "margin/exchange.h"
 
 #define TEXT_LEN_MAX 255
+
+/* The core's own event type, after the engine's and margin's (enum
+ * ev_type): an account's margin in one currency. */
+#define EV_MARGIN 100
 
 enum core_cmd_type {
     CC_CONFIG = 1, /* the exchange's config: always command 1 */
@@ -80,6 +89,7 @@ struct rec_event {
         struct exch_instrument_state inst; /* EV_INSTRUMENT */
         struct rec_fill fill;              /* EV_FILL */
         sats_t cost;                       /* EV_MONEY liquidation, deleverage, settlement */
+        struct exch_margin margin;         /* EV_MARGIN */
     } x;
 };
 

@@ -50,6 +50,8 @@ struct core {
     uint32_t nev, cap_ev;
     struct touched *touched;  /* close_positions' accounts */
     uint32_t ntouched, cap_touched;
+    uint32_t *touch_slot;     /* per account: its entry in touched + 1, 0 = none */
+    px_t mark_px[INSTRUMENTS_MAX]; /* each instrument's mark as the records last gave it */
     /* consumers; the read model is cons[0] */
     struct consumer cons[CONSUMERS_MAX];
     int ncons;
@@ -239,11 +241,12 @@ static uint32_t touched_account(const struct event *e)
  * touched account that is open or had an event in the command gets one
  * more position event with its figures now, unless its last position event
  * already came after everything that touched the account: the record ends
- * with every such position as it is (a mark change in the command counts as
- * touching each touched account's positions). A mark change alone moves
- * the mark-derived figures of every open position; the instrument event
- * carries the new mark (re-emitting every position on every mark move is
- * for a consumer that wants it: BitMEX throttles those updates). */
+ * with every such position as it is. A mark change touches every account
+ * with an open position or open orders in that instrument (at the
+ * instrument event; a flat one without orders shows only the new mark), and
+ * counts as touching each touched account's positions (their equity).
+ * Then each touched account gets one EV_MARGIN per currency: its money as
+ * it is. */
 struct touched {
     uint32_t account;
     uint32_t last_touch;           /* the last event touching it (or a later mark change) */
@@ -251,35 +254,47 @@ struct touched {
     uint32_t last_pos[INSTRUMENTS_MAX]; /* its last position event per instrument, + 1 */
 };
 
+static struct touched *touch(struct core *c, uint32_t a)
+{
+    uint32_t slot = c->touch_slot[a];
+    if (slot)
+        return &c->touched[slot - 1];
+    c->touched = room_for_one(c->touched, &c->cap_touched, c->ntouched, sizeof(*c->touched));
+    struct touched *t = &c->touched[c->ntouched++];
+    memset(t, 0, sizeof(*t));
+    t->account = a;
+    c->touch_slot[a] = c->ntouched;
+    return t;
+}
+
 static void close_positions(struct core *c)
 {
     uint32_t n = c->nev;
     uint16_t ninst = c->cfg.exch.engine.instruments_count;
-    /* A mark change moves the figures of every position of the touched
-     * accounts (their equity), so it counts as touching them all. */
+    uint32_t accounts = atomic_load(&c->next_account);
+    const struct engine *eng = exch_engine(c->x);
     uint32_t last_mark = 0;
     c->ntouched = 0;
     for (uint32_t k = 0; k < n; k++) {
         const struct event *e = &c->ev[k].ev;
-        if (e->type == EV_INSTRUMENT)
+        if (e->type == EV_INSTRUMENT && e->inst < INSTRUMENTS_MAX) {
             last_mark = k;
-        uint32_t a = touched_account(e);
-        if (a == UINT32_MAX)
-            continue;
-        /* Most commands touch one or two accounts: the last one found is
-         * looked at first. */
-        struct touched *t = NULL;
-        for (uint32_t m = c->ntouched; m-- > 0;)
-            if (c->touched[m].account == a) {
-                t = &c->touched[m];
-                break;
+            px_t mark = c->ev[k].x.inst.mark_px;
+            if (mark != c->mark_px[e->inst]) {
+                c->mark_px[e->inst] = mark;
+                for (uint32_t a = 1; a < accounts; a++)
+                    if (exch_position_live(c->x, a, e->inst)) {
+                        struct touched *t = touch(c, a);
+                        t->last_touch = k;
+                        t->had |= UINT64_C(1) << e->inst;
+                    }
             }
-        if (!t) {
-            c->touched = room_for_one(c->touched, &c->cap_touched, c->ntouched, sizeof(*c->touched));
-            t = &c->touched[c->ntouched++];
-            memset(t, 0, sizeof(*t));
-            t->account = a;
+            continue;
         }
+        uint32_t a = touched_account(e);
+        if (a >= c->cfg.exch.engine.accounts_max)
+            continue;
+        struct touched *t = touch(c, a);
         t->last_touch = k;
         bool wallet_only = e->type == EV_MONEY &&
                            (e->u.money.kind == MK_DEPOSIT || e->u.money.kind == MK_WITHDRAWAL ||
@@ -292,11 +307,11 @@ static void close_positions(struct core *c)
     }
     for (uint32_t m = 0; m < c->ntouched; m++) {
         struct touched *t = &c->touched[m];
-        uint32_t touch = last_mark > t->last_touch ? last_mark : t->last_touch;
+        uint32_t touch_at = last_mark > t->last_touch ? last_mark : t->last_touch;
         for (uint16_t i = 0; i < ninst; i++) {
-            if (t->last_pos[i] && t->last_pos[i] - 1 >= touch)
+            if (t->last_pos[i] && t->last_pos[i] - 1 >= touch_at)
                 continue; /* its last position event came after everything */
-            if (!(t->had >> i & 1) && engine_position(exch_engine(c->x), t->account, i) == 0)
+            if (!(t->had >> i & 1) && engine_position(eng, t->account, i) == 0)
                 continue;
             struct event pe;
             memset(&pe, 0, sizeof(pe));
@@ -306,6 +321,24 @@ static void close_positions(struct core *c)
             pe.seq = c->ev[0].ev.seq;
             pe.ts = c->ev[0].ev.ts;
             sink(c, &pe);
+        }
+    }
+    for (uint32_t m = 0; m < c->ntouched; m++) {
+        uint32_t a = c->touched[m].account;
+        c->touch_slot[a] = 0;
+        for (uint8_t cur = 0; cur < c->cfg.exch.currencies_count; cur++) {
+            c->ev = room_for_one(c->ev, &c->cap_ev, c->nev, sizeof(*c->ev));
+            struct rec_event *re = &c->ev[c->nev];
+            memset(re, 0, sizeof(*re));
+            if (exch_margin(c->x, a, cur, &re->x.margin) != 0)
+                continue;
+            re->ev.type = EV_MARGIN;
+            re->ev.account = a;
+            re->ev.reason = cur;
+            re->ev.inst = UINT16_MAX;
+            re->ev.seq = c->ev[0].ev.seq;
+            re->ev.ts = c->ev[0].ev.ts;
+            c->nev++;
         }
     }
 }
@@ -925,6 +958,11 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
         snprintf(err, errcap, "out of memory for the read model");
         goto fail;
     }
+    c->touch_slot = calloc(c->cfg.exch.engine.accounts_max, sizeof(*c->touch_slot));
+    if (!c->touch_slot) {
+        snprintf(err, errcap, "out of memory for the accounts");
+        goto fail;
+    }
     c->cons[c->ncons++] = (struct consumer){store_consumer, c->st, true};
     if (ls_create(&c->cfg.ls, &c->q) != LS_OK) {
         snprintf(err, errcap, "write queue config");
@@ -1017,6 +1055,7 @@ void core_destroy(struct core *c)
     keys_destroy(&c->keys);
     free(c->ev);
     free(c->touched);
+    free(c->touch_slot);
     free(c->batch.cmds);
     free(c->poll);
     pthread_rwlock_destroy(&c->lock);

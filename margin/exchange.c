@@ -1801,6 +1801,14 @@ void exch_prefetch(const struct exch *x, const struct cmd *c, int stage)
 
 /* ---- reads ------------------------------------------------------------------ */
 
+int exch_position_live(const struct exch *x, uint32_t a, uint16_t i)
+{
+    if (a >= x->naccts || i >= x->ninst)
+        return 0;
+    const struct pos *p = PC(x, a, i);
+    return p->qty != 0 || p->bq != 0 || p->sq != 0;
+}
+
 int exch_position(const struct exch *x, uint32_t a, uint16_t i, struct exch_position *out)
 {
     if (a >= x->naccts || i >= x->ninst)

@@ -266,6 +266,10 @@ void exch_prefetch(const struct exch *x, const struct cmd *c, int stage);
 const struct exch_config *exch_config(const struct exch *x);
 struct engine *exch_engine(struct exch *x);
 int exch_position(const struct exch *x, uint32_t account, uint16_t inst, struct exch_position *out);
+/* Whether the position is open or has open orders: what a mark move
+ * changes the figures of (a flat one without orders shows only the new
+ * mark). O(1). */
+int exch_position_live(const struct exch *x, uint32_t account, uint16_t inst);
 int exch_margin(const struct exch *x, uint32_t account, uint8_t currency, struct exch_margin *out);
 void exch_instrument_state(const struct exch *x, uint16_t inst, struct exch_instrument_state *out);
 sats_t exch_insurance(const struct exch *x, uint8_t currency);
