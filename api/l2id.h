@@ -43,6 +43,8 @@
 
 #include "engine/units.h"
 
+/* The symbol index of instrument 0 (XBTUSD's on BitMEX); the others follow. */
+#define L2_SYMBOL_IDX_BASE 88
 #define L2_IDX_STRIDE INT64_C(100000000)
 #define L2_IDX_MAX (INT64_MAX / L2_IDX_STRIDE)
 

@@ -309,14 +309,18 @@ cJSON *render_order(const struct exch_config *cfg, const struct ord_rec *r)
 
 cJSON *render_exec(const struct core_view *v, const struct exe_rec *e)
 {
-    const struct exch_config *cfg = cv_config(v);
+    return render_exec_st(cv_config(v), cv_store(v), e);
+}
+
+cJSON *render_exec_st(const struct exch_config *cfg, const struct store *st, const struct exe_rec *e)
+{
     cJSON *o = cJSON_CreateObject();
     add_id(o, "execID", ID_EXEC, e->exec_id);
     if (e->order_id)
         add_id(o, "orderID", ID_ORDER, e->order_id);
     else
         cJSON_AddStringToObject(o, "orderID", "00000000-0000-0000-0000-000000000000");
-    const struct ord_rec *r = e->order_id ? store_order(cv_store(v), e->order_id) : NULL;
+    const struct ord_rec *r = e->order_id ? store_order(st, e->order_id) : NULL;
     order_fields(cfg, o, &e->v, r ? r->clordid : "", r ? r->clordlinkid : "");
     add_int(o, "lastQty", e->last_qty);
     add_px(o, "lastPx", e->last_px);
@@ -527,11 +531,24 @@ cJSON *render_index(const struct core_view *v, uint16_t index, ms_t now)
 
 cJSON *render_instrument(const struct core_view *v, uint16_t i, ms_t now)
 {
-    const struct exch_config *cfg = cv_config(v);
-    const struct exch_instrument *in = inst_cfg(cfg, i);
-    const struct engine_instrument *ei = &cfg->engine.instruments[i];
     struct exch_instrument_state st;
     cv_instrument(v, i, &st);
+    px_t bid = 0, ask = 0;
+    qty_t sz;
+    if (cv_levels(v, i, SIDE_BUY, 1, &bid, &sz) == 0)
+        bid = 0;
+    if (cv_levels(v, i, SIDE_SELL, 1, &ask, &sz) == 0)
+        ask = 0;
+    return render_instrument_st(cv_config(v), cv_store(v), &st, bid, ask, i, now);
+}
+
+cJSON *render_instrument_st(const struct exch_config *cfg, const struct store *store,
+                            const struct exch_instrument_state *stp, px_t bid, px_t ask, uint16_t i,
+                            ms_t now)
+{
+    const struct exch_instrument *in = inst_cfg(cfg, i);
+    const struct engine_instrument *ei = &cfg->engine.instruments[i];
+    const struct exch_instrument_state st = *stp;
     char b[32], u[16], qc[16];
     underlying_of(cfg, i, u, sizeof(u));
     quote_of(cfg, i, qc, sizeof(qc));
@@ -603,7 +620,7 @@ cJSON *render_instrument(const struct core_view *v, uint16_t i, ms_t now)
     }
     /* 24 h statistics from the 1-hour buckets, the last price from trades. */
     uint32_t nb = 0;
-    const struct bin_rec *bins = store_bins(cv_store(v), i, BIN_1H, &nb);
+    const struct bin_rec *bins = store_bins(store, i, BIN_1H, &nb);
     px_t hi = 0, lo = 0, prev24 = 0;
     qty_t vol24 = 0;
     sats_t turn24 = 0;
@@ -623,14 +640,11 @@ cJSON *render_instrument(const struct core_view *v, uint16_t i, ms_t now)
         prev24 = bn->open;
     }
     uint8_t tick = 0;
-    px_t last = store_last_px(cv_store(v), i, &tick);
+    px_t last = store_last_px(store, i, &tick);
     add_px(o, "prevClosePrice", prev24 ? prev24 : last);
-    uint32_t nt = 0;
-    const struct trade_rec *tr = store_trades(cv_store(v), i, &nt);
     qty_t total_vol = 0;
     for (uint32_t k = 0; k < nb; k++)
         total_vol += bins[k].volume;
-    (void)tr;
     add_int(o, "totalVolume", total_vol);
     add_int(o, "volume", nb ? bins[nb - 1].volume : 0);
     add_int(o, "volume24h", vol24);
@@ -655,12 +669,6 @@ cJSON *render_instrument(const struct core_view *v, uint16_t i, ms_t now)
     cJSON_AddStringToObject(o, "lastTickDirection", name_of(&names_tick, tick & 3u));
     cJSON_AddNumberToObject(o, "lastChangePcnt",
                             prev24 && last ? (double)(int64_t)((px_num(last) / px_num(prev24) - 1) * 10000) / 10000 : 0);
-    px_t bid = 0, ask = 0;
-    qty_t sz;
-    if (cv_levels(v, i, SIDE_BUY, 1, &bid, &sz) == 0)
-        bid = 0;
-    if (cv_levels(v, i, SIDE_SELL, 1, &ask, &sz) == 0)
-        ask = 0;
     add_px(o, "bidPrice", bid);
     add_px(o, "midPrice", bid && ask ? (bid + ask) / 2 : 0);
     add_px(o, "askPrice", ask);
@@ -694,6 +702,130 @@ cJSON *render_trade(const struct exch_config *cfg, uint16_t inst, const struct t
     cJSON_AddNumberToObject(o, "homeNotional", home < 0 ? -home : home);
     cJSON_AddNumberToObject(o, "foreignNotional", foreign < 0 ? -foreign : foreign);
     cJSON_AddStringToObject(o, "trdType", "Regular");
+    return o;
+}
+
+/* ---- public tables' rows ---------------------------------------------------------------------- */
+
+cJSON *render_bin(const struct exch_config *cfg, uint16_t inst, const struct bin_rec *bins, uint32_t nb,
+                  ms_t start, ms_t width)
+{
+    /* The last stored bucket starting at or before `start`. */
+    uint32_t lo = 0, hi = nb;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (bins[mid].start_ms <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    const struct bin_rec *b = &bins[lo - 1];
+    bool real = b->start_ms == start;
+    cJSON *o = cJSON_CreateObject();
+    add_time(o, "timestamp", start + width);
+    cJSON_AddStringToObject(o, "symbol", sym(cfg, inst));
+    px_t open = real ? b->open : b->close;
+    cJSON_AddNumberToObject(o, "open", px_num(open));
+    cJSON_AddNumberToObject(o, "high", px_num(real ? b->high : b->close));
+    cJSON_AddNumberToObject(o, "low", px_num(real ? b->low : b->close));
+    cJSON_AddNumberToObject(o, "close", px_num(b->close));
+    cJSON_AddNumberToObject(o, "trades", real ? (double)b->trades : 0);
+    cJSON_AddNumberToObject(o, "volume", real ? (double)b->volume : 0);
+    if (real && b->volume > 0)
+        cJSON_AddNumberToObject(o, "vwap", px_num((px_t)(b->px_qty / b->volume)));
+    else
+        cJSON_AddNullToObject(o, "vwap");
+    cJSON_AddNumberToObject(o, "lastSize", real ? (double)b->last_size : 0);
+    cJSON_AddNumberToObject(o, "turnover", real ? (double)b->turnover : 0);
+    double home = 0, foreign = 0;
+    if (real && b->volume > 0)
+        notional(cfg, inst, b->volume, (px_t)(b->px_qty / b->volume), &home, &foreign);
+    cJSON_AddNumberToObject(o, "homeNotional", home < 0 ? -home : home);
+    cJSON_AddNumberToObject(o, "foreignNotional", foreign < 0 ? -foreign : foreign);
+    return o;
+}
+
+cJSON *render_funding(const struct exch_config *cfg, const struct funding_rec *f)
+{
+    cJSON *row = cJSON_CreateObject();
+    add_time(row, "timestamp", f->ts);
+    cJSON_AddStringToObject(row, "symbol", sym(cfg, f->inst));
+    add_time(row, "fundingInterval",
+         946684800000 + cfg->inst[f->inst].funding_interval_ms);
+    double rate = (double)f->rate_e8 / (double)MF_RATE_SCALE;
+    cJSON_AddNumberToObject(row, "fundingRate", rate);
+    ms_t iv = cfg->inst[f->inst].funding_interval_ms;
+    cJSON_AddNumberToObject(row, "fundingRateDaily", iv ? rate * (double)MS_PER_DAY / (double)iv : 0);
+    return row;
+}
+
+cJSON *render_insurance(const struct exch_config *cfg, const struct insurance_rec *f)
+{
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "currency", cfg->currency[f->currency]);
+    add_time(row, "timestamp", f->ts);
+    cJSON_AddNumberToObject(row, "walletBalance", (double)f->balance);
+    return row;
+}
+
+cJSON *render_settlement(const struct exch_config *cfg, const struct settle_rec *f)
+{
+    cJSON *row = cJSON_CreateObject();
+    add_time(row, "timestamp", f->ts);
+    cJSON_AddStringToObject(row, "symbol", sym(cfg, f->inst));
+    cJSON_AddStringToObject(row, "settlementType", "Settlement");
+    cJSON_AddNumberToObject(row, "settledPrice", px_num(f->px));
+    cJSON_AddNullToObject(row, "optionStrikePrice");
+    cJSON_AddNullToObject(row, "optionUnderlyingPrice");
+    cJSON_AddNumberToObject(row, "bankrupt", 0);
+    cJSON_AddNumberToObject(row, "taxBase", 0);
+    cJSON_AddNumberToObject(row, "taxRate", 0);
+    return row;
+}
+
+cJSON *render_liquidation(const struct exch_config *cfg, const struct ord_rec *rec)
+{
+    cJSON *row = cJSON_CreateObject();
+    char id[37];
+    id_format(id, ID_ORDER, rec->v.id);
+    cJSON_AddStringToObject(row, "orderID", id);
+    cJSON_AddStringToObject(row, "symbol", sym(cfg, rec->v.inst));
+    cJSON_AddStringToObject(row, "side",
+                name_of(&names_side, rec->v.side == SIDE_SELL ? SIDE_SELL : SIDE_BUY));
+    cJSON_AddNumberToObject(row, "price", px_num(rec->v.price));
+    cJSON_AddNumberToObject(row, "leavesQty", (double)rec->v.leaves);
+    cJSON_AddNumberToObject(row, "orderQty", (double)rec->v.qty);
+    cJSON_AddNumberToObject(row, "cumQty", (double)rec->v.cum);
+    add_time(row, "timestamp", rec->created_ms);
+    return row;
+}
+
+cJSON *render_transact(const struct exch_config *cfg, const struct wallet_rec *w)
+{
+    cJSON *o = cJSON_CreateObject();
+    char id[37];
+    id_format(id, ID_TRANSACT, w->id);
+    cJSON_AddStringToObject(o, "transactID", id);
+    cJSON_AddNumberToObject(o, "account", w->account);
+    cJSON_AddStringToObject(o, "currency", cfg->currency[w->currency]);
+    cJSON_AddStringToObject(o, "network", "");
+    const char *t = name_of(&names_money_kind, w->kind);
+    if (w->kind == MK_FUNDING || w->kind == MK_SETTLEMENT || w->kind == MK_LIQUIDATION ||
+        w->kind == MK_DELEVERAGE)
+        t = "RealisedPNL";
+    cJSON_AddStringToObject(o, "transactType", t);
+    cJSON_AddNumberToObject(o, "amount", (double)w->amount);
+    cJSON_AddNumberToObject(o, "fee", 0);
+    cJSON_AddStringToObject(o, "transactStatus", "Completed");
+    cJSON_AddStringToObject(o, "address", w->kind == MK_TRANSFER || w->kind >= MK_FUNDING ? sym(cfg, w->inst) : "");
+    cJSON_AddStringToObject(o, "tx", "");
+    cJSON_AddStringToObject(o, "text", name_of(&names_money_kind, w->kind));
+    add_time(o, "transactTime", w->ts);
+    add_time(o, "timestamp", w->ts);
+    cJSON_AddNumberToObject(o, "walletBalance", (double)w->balance);
+    cJSON_AddNullToObject(o, "marginBalance");
     return o;
 }
 

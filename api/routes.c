@@ -21,7 +21,6 @@
 #include "api/timefmt.h"
 
 #define BULK_MAX 100
-#define L2_SYMBOL_IDX_BASE 88 /* XBTUSD's index on BitMEX; the others follow */
 
 static const char VALIDATION[] = "ValidationError";
 static const char HTTP[] = "HTTPError";
@@ -305,46 +304,6 @@ static void get_trades(struct req *r)
     table_close(r, &c, &o);
 }
 
-static cJSON *bin_row(const struct srv *s, uint16_t inst, const struct bin_rec *bins, uint32_t nb,
-                      ms_t start, ms_t width)
-{
-    /* The last stored bucket starting at or before `start`. */
-    uint32_t lo = 0, hi = nb;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (bins[mid].start_ms <= start)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0)
-        return NULL;
-    const struct bin_rec *b = &bins[lo - 1];
-    bool real = b->start_ms == start;
-    cJSON *o = cJSON_CreateObject();
-    add_time(o, "timestamp", start + width);
-    cJSON_AddStringToObject(o, "symbol", sym(s->x, inst));
-    px_t open = real ? b->open : b->close;
-    cJSON_AddNumberToObject(o, "open", px_num(open));
-    cJSON_AddNumberToObject(o, "high", px_num(real ? b->high : b->close));
-    cJSON_AddNumberToObject(o, "low", px_num(real ? b->low : b->close));
-    cJSON_AddNumberToObject(o, "close", px_num(b->close));
-    cJSON_AddNumberToObject(o, "trades", real ? (double)b->trades : 0);
-    cJSON_AddNumberToObject(o, "volume", real ? (double)b->volume : 0);
-    if (real && b->volume > 0)
-        cJSON_AddNumberToObject(o, "vwap", px_num((px_t)(b->px_qty / b->volume)));
-    else
-        cJSON_AddNullToObject(o, "vwap");
-    cJSON_AddNumberToObject(o, "lastSize", real ? (double)b->last_size : 0);
-    cJSON_AddNumberToObject(o, "turnover", real ? (double)b->turnover : 0);
-    double home = 0, foreign = 0;
-    if (real && b->volume > 0)
-        notional(s->x, inst, b->volume, (px_t)(b->px_qty / b->volume), &home, &foreign);
-    cJSON_AddNumberToObject(o, "homeNotional", home < 0 ? -home : home);
-    cJSON_AddNumberToObject(o, "foreignNotional", foreign < 0 ? -foreign : foreign);
-    return o;
-}
-
 static void get_bucketed(struct req *r)
 {
     struct srv *s = r->s;
@@ -386,7 +345,7 @@ static void get_bucketed(struct req *r)
             uint64_t count = (uint64_t)((last - first) / w) + 1;
             for (uint64_t k = 0; k < count; k++) {
                 ms_t start = o.reverse ? last - (ms_t)k * w : first + (ms_t)k * w;
-                cJSON *row = bin_row(s, (uint16_t)inst, bins, nb, start, w);
+                cJSON *row = render_bin(s->x, (uint16_t)inst, bins, nb, start, w);
                 if (row && !q_offer(&c, row, start + w))
                     break;
             }
@@ -413,15 +372,7 @@ static void get_funding(struct req *r)
     {
         if (!(mask >> f[k].inst & 1) || !q_time_ok(&o, f[k].ts))
             continue;
-        cJSON *row = cJSON_CreateObject();
-        add_time(row, "timestamp", f[k].ts);
-        cJSON_AddStringToObject(row, "symbol", sym(s->x, f[k].inst));
-        add_time(row, "fundingInterval",
-                 946684800000 + s->x->inst[f[k].inst].funding_interval_ms);
-        double rate = (double)f[k].rate_e8 / (double)MF_RATE_SCALE;
-        cJSON_AddNumberToObject(row, "fundingRate", rate);
-        ms_t iv = s->x->inst[f[k].inst].funding_interval_ms;
-        cJSON_AddNumberToObject(row, "fundingRateDaily", iv ? rate * (double)MS_PER_DAY / (double)iv : 0);
+        cJSON *row = render_funding(s->x, &f[k]);
         if (!q_offer(&c, row, f[k].ts))
             break;
     }
@@ -443,10 +394,7 @@ static void get_insurance(struct req *r)
     {
         if (!q_time_ok(&o, f[k].ts))
             continue;
-        cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "currency", s->x->currency[f[k].currency]);
-        add_time(row, "timestamp", f[k].ts);
-        cJSON_AddNumberToObject(row, "walletBalance", (double)f[k].balance);
+        cJSON *row = render_insurance(s->x, &f[k]);
         if (!q_offer(&c, row, f[k].ts))
             break;
     }
@@ -469,18 +417,7 @@ static void get_liquidations(struct req *r)
         const struct ord_rec *rec = store_order(cv_store(r->v), lv->v[k]);
         if (!rec || !(mask >> rec->v.inst & 1) || !q_time_ok(&o, rec->created_ms))
             continue;
-        cJSON *row = cJSON_CreateObject();
-        char id[37];
-        id_format(id, ID_ORDER, rec->v.id);
-        cJSON_AddStringToObject(row, "orderID", id);
-        cJSON_AddStringToObject(row, "symbol", sym(s->x, rec->v.inst));
-        cJSON_AddStringToObject(row, "side",
-                                name_of(&names_side, rec->v.side == SIDE_SELL ? SIDE_SELL : SIDE_BUY));
-        cJSON_AddNumberToObject(row, "price", px_num(rec->v.price));
-        cJSON_AddNumberToObject(row, "leavesQty", (double)rec->v.leaves);
-        cJSON_AddNumberToObject(row, "orderQty", (double)rec->v.qty);
-        cJSON_AddNumberToObject(row, "cumQty", (double)rec->v.cum);
-        add_time(row, "timestamp", rec->created_ms);
+        cJSON *row = render_liquidation(s->x, rec);
         if (!q_offer(&c, row, rec->created_ms))
             break;
     }
@@ -503,16 +440,7 @@ static void get_settlements(struct req *r)
     {
         if (!(mask >> f[k].inst & 1) || !q_time_ok(&o, f[k].ts))
             continue;
-        cJSON *row = cJSON_CreateObject();
-        add_time(row, "timestamp", f[k].ts);
-        cJSON_AddStringToObject(row, "symbol", sym(s->x, f[k].inst));
-        cJSON_AddStringToObject(row, "settlementType", "Settlement");
-        cJSON_AddNumberToObject(row, "settledPrice", px_num(f[k].px));
-        cJSON_AddNullToObject(row, "optionStrikePrice");
-        cJSON_AddNullToObject(row, "optionUnderlyingPrice");
-        cJSON_AddNumberToObject(row, "bankrupt", 0);
-        cJSON_AddNumberToObject(row, "taxBase", 0);
-        cJSON_AddNumberToObject(row, "taxRate", 0);
+        cJSON *row = render_settlement(s->x, &f[k]);
         if (!q_offer(&c, row, f[k].ts))
             break;
     }
@@ -739,33 +667,6 @@ static void get_margin(struct req *r, bool wallet)
     reply_json(r, 200, all ? rows : one);
 }
 
-static cJSON *wallet_row(const struct srv *s, const struct wallet_rec *w)
-{
-    cJSON *o = cJSON_CreateObject();
-    char id[37];
-    id_format(id, ID_TRANSACT, w->id);
-    cJSON_AddStringToObject(o, "transactID", id);
-    cJSON_AddNumberToObject(o, "account", w->account);
-    cJSON_AddStringToObject(o, "currency", s->x->currency[w->currency]);
-    cJSON_AddStringToObject(o, "network", "");
-    const char *t = name_of(&names_money_kind, w->kind);
-    if (w->kind == MK_FUNDING || w->kind == MK_SETTLEMENT || w->kind == MK_LIQUIDATION ||
-        w->kind == MK_DELEVERAGE)
-        t = "RealisedPNL";
-    cJSON_AddStringToObject(o, "transactType", t);
-    cJSON_AddNumberToObject(o, "amount", (double)w->amount);
-    cJSON_AddNumberToObject(o, "fee", 0);
-    cJSON_AddStringToObject(o, "transactStatus", "Completed");
-    cJSON_AddStringToObject(o, "address", w->kind == MK_TRANSFER || w->kind >= MK_FUNDING ? sym(s->x, w->inst) : "");
-    cJSON_AddStringToObject(o, "tx", "");
-    cJSON_AddStringToObject(o, "text", name_of(&names_money_kind, w->kind));
-    add_time(o, "transactTime", w->ts);
-    add_time(o, "timestamp", w->ts);
-    cJSON_AddNumberToObject(o, "walletBalance", (double)w->balance);
-    cJSON_AddNullToObject(o, "marginBalance");
-    return o;
-}
-
 static void get_wallet_history(struct req *r)
 {
     struct srv *s = r->s;
@@ -785,7 +686,7 @@ static void get_wallet_history(struct req *r)
         const struct wallet_rec *w = store_wallet(cv_store(r->v), wv->v[k]);
         if ((!all && w->currency != cur) || w->kind == MK_INSURANCE || !q_time_ok(&o, w->ts))
             continue;
-        if (!q_offer(&c, wallet_row(s, w), w->ts))
+        if (!q_offer(&c, render_transact(s->x, w), w->ts))
             break;
     }
     table_close(r, &c, &o);
@@ -2180,7 +2081,7 @@ static void get_metrics(struct req *r)
 {
     struct srv *s = r->s;
     size_t need = ls_metrics_prometheus(core_queue(s->core), NULL, 0);
-    size_t cap = need + 4096;
+    size_t cap = need + 8192;
     char *buf = malloc(cap);
     if (!buf) {
         reply_error(r, 500, HTTP, "Server Error");
@@ -2206,6 +2107,7 @@ static void get_metrics(struct req *r)
                           "perpsim_http_connections_open %" PRIu64 "\n",
                           (uint64_t)atomic_load(&s->connections),
                           (uint64_t)atomic_load(&s->connections_open));
+    n += ws_metrics(s->ws, buf + n, cap - n);
     free(r->reply);
     r->reply = buf;
     r->status = 200;

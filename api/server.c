@@ -68,6 +68,8 @@ void srv_config_default(struct srv_config *c, ms_t now_ms)
     c->port = 8080;
     c->rate_limit = RLP_DEFAULT;
     c->http_threads = 2;
+    c->websocket = true;
+    ws_config_default(&c->ws);
     c->warm_ns = SRV_DEFAULT_WARM_NS;
     c->body_max = 1u << 20;
     c->url_max = 16u << 10;
@@ -203,6 +205,9 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r)
         return;
+    ws_request_done(r);
+    if (r->upgrade)
+        MHD_destroy_response(r->upgrade);
     /* A job still queued keeps its connection suspended; the server stops
      * the engine before the daemon, so here every job is done. */
     core_job_free(r->job);
@@ -299,6 +304,13 @@ bool rate_limit(struct req *r, int32_t cost, bool order_route, bool never_refuse
 
 static enum MHD_Result send_reply(struct req *r)
 {
+    if (r->upgrade) {
+        atomic_fetch_add(&r->s->http_status[1], 1);
+        enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_SWITCHING_PROTOCOLS, r->upgrade);
+        MHD_destroy_response(r->upgrade);
+        r->upgrade = NULL;
+        return ret;
+    }
     struct srv *s = r->s;
     if (!r->reply) {
         r->reply = strdup("{\"error\":{\"message\":\"Server Error\",\"name\":\"HTTPError\"}}");
@@ -380,6 +392,11 @@ static void dispatch(struct req *r)
     enum prm_err pe = prm_parse(r->query, r->query_len, r->body, r->body_len, ctype, &r->params);
     if (pe != PRM_OK) {
         reply_error(r, 400, "HTTPError", "%s", prm_err_message(pe));
+        return;
+    }
+    size_t plen = r->query ? (size_t)(r->query - 1 - r->path) : strlen(r->path);
+    if (plen == 9 && strncmp(r->path, "/realtime", 9) == 0) {
+        ws_request(r);
         return;
     }
     bool api = strncmp(r->path, "/api/v1/", 8) == 0;
@@ -529,6 +546,13 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "listen address %s is not an IPv4 address", cfg->host);
         goto fail;
     }
+    if (cfg->websocket) {
+        s->ws = ws_create(s, &cfg->ws);
+        if (!s->ws) {
+            snprintf(err, errcap, "cannot start the WebSocket");
+            goto fail;
+        }
+    }
     if (core_start(s->core) != 0) {
         snprintf(err, errcap, "cannot start the engine thread");
         goto fail;
@@ -540,7 +564,7 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     s->warm = warm_start(cfg->warm_ns);
     s->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_TURBO,
+            MHD_USE_TURBO | MHD_ALLOW_UPGRADE,
         cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, s, MHD_OPTION_THREAD_POOL_SIZE,
@@ -559,7 +583,9 @@ fail:
     faults_destroy(s->faults);
     warm_stop(s->warm);
     market_stop(s->core, s->market);
+    ws_stop(s->ws);
     core_destroy(s->core);
+    ws_destroy(s->ws);
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);
@@ -585,11 +611,13 @@ void srv_stop(struct srv *s)
      * ("Failed to remove listen FD from epoll set") and aborted a run. */
     core_shutdown(s->core);
     faults_stop(s->faults); /* held replies resumed at once; none held after */
+    ws_stop(s->ws);         /* every WebSocket closed before the daemon goes */
     MHD_stop_daemon(s->d);
     faults_destroy(s->faults);
     warm_stop(s->warm);
     market_stop(s->core, s->market);
     core_destroy(s->core);
+    ws_destroy(s->ws);      /* after the core: no record is delivered any more */
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);

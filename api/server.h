@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "api/clock.h"
+#include "api/ws.h"
 #include "core/core.h"
 #include "market/market.h"
 
@@ -63,6 +64,8 @@ struct srv_config {
     bool market_seed_set;      /* market.seed given (else --seed, else 1) */
     char index_csv[1024];      /* index paths to replay (timestamp,symbol,price), "" = none */
     bool quiet;                /* no request log */
+    bool websocket;            /* the realtime WebSocket at /realtime (on by default) */
+    struct ws_config ws;       /* its limits */
 };
 
 /* Defaults: 127.0.0.1:8080, rate limits as BitMEX's 2019 profile, latency

@@ -18,6 +18,7 @@
 #include "api/ratelimit.h"
 #include "api/server.h"
 #include "api/warm.h"
+#include "api/ws.h"
 #include "core/core.h"
 
 _Static_assert(KEY_ID_LEN == AUTH_KEY_ID_LEN && KEY_SECRET_LEN == AUTH_SECRET_LEN,
@@ -52,6 +53,7 @@ struct srv {
     /* Admin changes of the clock and the market, one at a time. */
     pthread_mutex_t admin_lock;
     struct market *market;    /* the living market, NULL when off */
+    struct ws *ws;            /* the realtime WebSocket, NULL when off */
     bool market_paused;       /* its timer taken off the core (admin API) */
     int advancing;            /* clock advances submitted and not yet answered */
     /* counters for /metrics */
@@ -96,6 +98,8 @@ struct req {
     atomic_int job_state;  /* enum job_state: the hand-back with the completion */
     void (*finish)(struct req *r); /* renders the job's reply after resume */
     struct MHD_Connection *conn;
+    struct MHD_Response *upgrade; /* /realtime: the 101 response to queue */
+    struct conn *ws_conn;         /* ... and the connection it will become */
 };
 
 /* ---- server.c -------------------------------------------------------------------- */
@@ -154,6 +158,21 @@ cJSON *render_wallet(const struct exch_config *cfg, uint32_t account, uint8_t cu
 cJSON *render_instrument(const struct core_view *v, uint16_t inst, ms_t now);
 cJSON *render_index(const struct core_view *v, uint16_t index, ms_t now);
 cJSON *render_trade(const struct exch_config *cfg, uint16_t inst, const struct trade_rec *t);
+/* The same rows from a read model and figures of one's own (the WebSocket
+ * feed keeps its own read model, built from the change stream). */
+cJSON *render_exec_st(const struct exch_config *cfg, const struct store *st, const struct exe_rec *e);
+cJSON *render_instrument_st(const struct exch_config *cfg, const struct store *store,
+                            const struct exch_instrument_state *st, px_t bid, px_t ask, uint16_t inst,
+                            ms_t now);
+/* A bucket of trades (TradeBin) starting at start: the stored one, or an
+ * empty one at the last close before it; NULL when no trade came before. */
+cJSON *render_bin(const struct exch_config *cfg, uint16_t inst, const struct bin_rec *bins, uint32_t nb,
+                  ms_t start, ms_t width);
+cJSON *render_funding(const struct exch_config *cfg, const struct funding_rec *f);
+cJSON *render_insurance(const struct exch_config *cfg, const struct insurance_rec *f);
+cJSON *render_settlement(const struct exch_config *cfg, const struct settle_rec *f);
+cJSON *render_liquidation(const struct exch_config *cfg, const struct ord_rec *rec);
+cJSON *render_transact(const struct exch_config *cfg, const struct wallet_rec *w);
 const char *reject_message(enum reject r, int *status);
 
 #define ID_ORDER 0u

@@ -1051,6 +1051,16 @@ const struct settle_rec *store_settlements(const struct store *s, uint32_t *n)
     return s->settle.v;
 }
 
+uint32_t store_wallet_count(const struct store *s)
+{
+    return (uint32_t)s->wallet.n;
+}
+
+uint64_t store_execs_total(const struct store *s)
+{
+    return s->exe.total;
+}
+
 const struct wallet_rec *store_wallet(const struct store *s, uint32_t idx)
 {
     return &s->wallet.v[idx];

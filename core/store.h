@@ -199,6 +199,8 @@ const struct funding_rec *store_funding(const struct store *s, uint32_t *n);
 const struct insurance_rec *store_insurance(const struct store *s, uint32_t *n);
 const struct settle_rec *store_settlements(const struct store *s, uint32_t *n);
 const struct wallet_rec *store_wallet(const struct store *s, uint32_t idx);
+uint32_t store_wallet_count(const struct store *s); /* wallet rows, all accounts */
+uint64_t store_execs_total(const struct store *s);  /* executions ever made (dropped included) */
 const struct idx_vec *store_account_wallet(const struct store *s, uint32_t account);
 /* Liquidation orders (the liquidator's), ids ascending; an entry may name
  * a dropped order, as in store_account_orders. */

@@ -1,0 +1,1469 @@
+/*
+ * ws.c - the realtime WebSocket (ws.h): the upgrade, the connections, the
+ * protocol, and the fan-out of the feed's messages.
+ */
+#include "api/ws.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <wslay/wslay.h>
+
+#include "api/feed.h"
+#include "api/json.h"
+#include "api/params.h"
+#include "api/srv_int.h"
+#include "api/timefmt.h"
+
+#define WS_VERSION "perpsim-0.1.0"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define EPOLL_BATCH 64
+#define TICK_MS 250
+
+void ws_config_default(struct ws_config *c)
+{
+    c->max_conns = 20000;
+    c->max_per_ip = 2000;
+    c->max_subs = 256;
+    c->msgs_per_s = 50;
+    c->send_buf = 8u << 20;
+    c->max_msg = 64u << 10;
+    c->ping_ms = 30000;
+    c->idle_ms = 90000;
+}
+
+/* A message shared by every connection it goes to. */
+struct msg {
+    int refs;
+    size_t len;
+    char text[];
+};
+
+static struct msg *msg_new(const char *text, size_t len)
+{
+    struct msg *m = malloc(sizeof(*m) + len + 1);
+    if (!m) {
+        fprintf(stderr, "perpsim: out of memory in the WebSocket: stopping\n");
+        abort();
+    }
+    m->refs = 1;
+    m->len = len;
+    memcpy(m->text, text, len);
+    m->text[len] = 0;
+    return m;
+}
+
+static void msg_put(struct msg *m)
+{
+    if (m && --m->refs == 0)
+        free(m);
+}
+
+struct outq {
+    struct msg **v;
+    uint32_t head, n, cap;
+    size_t bytes;
+};
+
+struct topic_sub {
+    bool all;       /* table without a symbol filter */
+    uint64_t insts; /* table:SYMBOL for these instruments */
+};
+
+struct conn {
+    uint64_t id;
+    int fd;
+    struct MHD_UpgradeResponseHandle *urh;
+    wslay_event_context_ptr ctx;
+    char *extra;        /* bytes libmicrohttpd read past the handshake */
+    size_t extra_len, extra_off;
+    uint32_t ip4;
+    char ip[64];
+    bool authed;
+    struct key_rec key;
+    struct topic_sub sub[FT_COUNT];
+    uint32_t nsubs;
+    struct outq q;
+    size_t inflight;    /* bytes of the message handed to wslay */
+    ms_t last_rx, ping_at;
+    double tokens;      /* client messages allowed now */
+    ms_t tokens_at, limited_at;
+    uint32_t over;      /* messages refused in the current second */
+    bool closing;       /* a close frame is queued: nothing more goes out */
+    ms_t close_deadline;
+    bool dead;
+    bool want_out;      /* EPOLLOUT registered */
+    char *subscribe;    /* ?subscribe= of the upgrade, done after the welcome */
+    uint32_t slot;      /* index in w->conns */
+    struct ws *w;
+};
+
+/* A connection waiting for the WebSocket thread (made on an HTTP thread). */
+struct pending {
+    struct pending *next;
+    struct conn *c;
+};
+
+/* A completion for a connection (cancelAllAfter's reply). */
+struct reply {
+    struct reply *next;
+    uint64_t conn_id;
+    char *text;
+};
+
+struct rec_node {
+    struct rec_node *next;
+    struct core_record r;
+    struct core_cmd cmd;
+    struct rec_event ev[];
+};
+
+struct cvec {
+    struct conn **v;
+    uint32_t n, cap;
+};
+
+struct ws {
+    struct srv *s;
+    struct ws_config cfg;
+    struct feed *feed;
+    pthread_t th;
+    bool started;
+    int ep, efd;
+    pthread_mutex_t lock; /* the queues below */
+    struct rec_node *rec_head, *rec_tail;
+    struct pending *pend;
+    struct reply *replies;
+    bool stopping, stopped;
+    /* the WebSocket thread's own */
+    struct cvec conns;
+    struct cvec pub[FT_COUNT][INSTRUMENTS_MAX + 1]; /* [0]: no symbol filter */
+    struct cvec *acct;   /* authenticated connections per account */
+    uint32_t accounts_max;
+    uint64_t next_id;
+    /* per IP (shared with the HTTP threads, under lock) */
+    struct ipcount { uint32_t ip4; char ip[64]; uint32_t n; } *ips;
+    uint32_t nips, cap_ips;
+    uint32_t open; /* connections admitted and not yet closed */
+    /* metrics */
+    atomic_uint_fast64_t m_conns, m_open, m_subs, m_msgs, m_bytes, m_in, m_drops, m_refused;
+};
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static void *grow(void *p, uint32_t *cap, uint32_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    uint32_t nc = *cap ? *cap * 2 : 8;
+    while (nc < need)
+        nc *= 2;
+    void *q = realloc(p, (size_t)nc * elem);
+    if (!q) {
+        fprintf(stderr, "perpsim: out of memory in the WebSocket: stopping\n");
+        abort();
+    }
+    *cap = nc;
+    return q;
+}
+
+static void cvec_add(struct cvec *v, struct conn *c)
+{
+    v->v = grow(v->v, &v->cap, v->n + 1, sizeof(*v->v));
+    v->v[v->n++] = c;
+}
+
+static void cvec_del(struct cvec *v, struct conn *c)
+{
+    for (uint32_t k = 0; k < v->n; k++)
+        if (v->v[k] == c) {
+            v->v[k] = v->v[--v->n];
+            return;
+        }
+}
+
+static void wake(struct ws *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->efd, &one, sizeof(one));
+    (void)n;
+}
+
+/* ---- the change stream: queued by the applying thread, applied here --------------------------- */
+
+static void on_record(void *ctx, const struct core_record *r)
+{
+    struct ws *w = ctx;
+    size_t tl = r->cmd->text ? strlen(r->cmd->text) + 1 : 0;
+    size_t evb = (size_t)r->nev * sizeof(struct rec_event);
+    pthread_mutex_lock(&w->lock);
+    bool drop = w->stopped;
+    pthread_mutex_unlock(&w->lock);
+    if (drop)
+        return;
+    struct rec_node *n = malloc(sizeof(*n) + evb + tl);
+    if (!n) {
+        fprintf(stderr, "perpsim: out of memory for the WebSocket feed: stopping\n");
+        abort();
+    }
+    n->next = NULL;
+    n->cmd = *r->cmd;
+    n->cmd.config = NULL; /* command 1's config is the core's: the feed has it */
+    if (evb)
+        memcpy(n->ev, r->ev, evb);
+    if (tl) {
+        char *t = (char *)n->ev + evb;
+        memcpy(t, r->cmd->text, tl);
+        n->cmd.text = t;
+    }
+    n->r = *r;
+    n->r.cmd = &n->cmd;
+    n->r.ev = n->ev;
+    pthread_mutex_lock(&w->lock);
+    bool was_empty = w->rec_head == NULL;
+    if (w->rec_tail)
+        w->rec_tail->next = n;
+    else
+        w->rec_head = n;
+    w->rec_tail = n;
+    pthread_mutex_unlock(&w->lock);
+    if (was_empty)
+        wake(w);
+}
+
+/* ---- sending ------------------------------------------------------------------------------------- */
+
+static void conn_close(struct ws *w, struct conn *c, uint16_t code, const char *reason);
+
+/* Hands the next queued message to wslay when it has none. */
+static void feed_wslay(struct conn *c)
+{
+    if (c->closing || c->dead)
+        return;
+    while (c->q.n && wslay_event_get_queued_msg_count(c->ctx) == 0) {
+        struct msg *m = c->q.v[c->q.head];
+        c->q.head = (c->q.head + 1) % c->q.cap;
+        c->q.n--;
+        c->q.bytes -= m->len;
+        struct wslay_event_msg wm = {WSLAY_TEXT_FRAME, (const uint8_t *)m->text, m->len};
+        int rc = wslay_event_queue_msg(c->ctx, &wm);
+        c->inflight = m->len;
+        msg_put(m);
+        if (rc != 0)
+            break;
+    }
+}
+
+static void update_events(struct ws *w, struct conn *c)
+{
+    if (c->dead)
+        return;
+    bool out = wslay_event_want_write(c->ctx) || (c->q.n && !c->closing);
+    if (out == c->want_out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->want_out = out;
+}
+
+static void pump(struct ws *w, struct conn *c)
+{
+    if (c->dead)
+        return;
+    for (int guard = 0; guard < 64; guard++) {
+        feed_wslay(c);
+        if (!wslay_event_want_write(c->ctx))
+            break;
+        if (wslay_event_send(c->ctx) != 0) {
+            conn_close(w, c, 0, NULL);
+            return;
+        }
+        if (wslay_event_get_queued_msg_count(c->ctx) != 0)
+            break; /* the socket is full */
+    }
+    if (!wslay_event_want_read(c->ctx) && !wslay_event_want_write(c->ctx)) {
+        conn_close(w, c, 0, NULL);
+        return;
+    }
+    update_events(w, c);
+}
+
+/* Queues a shared message for c (a reference taken). */
+static void send_msg(struct ws *w, struct conn *c, struct msg *m)
+{
+    if (c->dead || c->closing)
+        return;
+    if (c->q.bytes + c->inflight + m->len > w->cfg.send_buf && c->q.n > 0) {
+        atomic_fetch_add(&w->m_drops, 1);
+        char reason[96];
+        snprintf(reason, sizeof(reason), "slow reader: more than %zu bytes waiting to be sent",
+                 w->cfg.send_buf);
+        conn_close(w, c, 1008, reason);
+        return;
+    }
+    if (c->q.n + 1 > c->q.cap) {
+        uint32_t nc = c->q.cap ? c->q.cap * 2 : 8;
+        struct msg **v = malloc(nc * sizeof(*v));
+        if (!v) {
+            fprintf(stderr, "perpsim: out of memory in the WebSocket: stopping\n");
+            abort();
+        }
+        for (uint32_t k = 0; k < c->q.n; k++)
+            v[k] = c->q.v[(c->q.head + k) % c->q.cap];
+        free(c->q.v);
+        c->q.v = v;
+        c->q.head = 0;
+        c->q.cap = nc;
+    }
+    m->refs++;
+    c->q.v[(c->q.head + c->q.n) % c->q.cap] = m;
+    c->q.n++;
+    c->q.bytes += m->len;
+    atomic_fetch_add(&w->m_msgs, 1);
+    atomic_fetch_add(&w->m_bytes, m->len);
+}
+
+static void send_text(struct ws *w, struct conn *c, const char *text, size_t len)
+{
+    struct msg *m = msg_new(text, len);
+    send_msg(w, c, m);
+    msg_put(m);
+}
+
+static void send_json(struct ws *w, struct conn *c, cJSON *o)
+{
+    char *t = json_print(o);
+    cJSON_Delete(o);
+    if (!t)
+        return;
+    send_text(w, c, t, strlen(t));
+    free(t);
+}
+
+/* {"status":N,"error":E,"meta":{...},"request":REQ} */
+static void send_error(struct ws *w, struct conn *c, int status, const char *error, const cJSON *request,
+                       cJSON *meta)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "status", status);
+    cJSON_AddStringToObject(o, "error", error);
+    cJSON_AddItemToObject(o, "meta", meta ? meta : cJSON_CreateObject());
+    cJSON_AddItemToObject(o, "request", request ? cJSON_Duplicate(request, true) : cJSON_CreateObject());
+    send_json(w, c, o);
+}
+
+/* ---- the feed's fan-out ----------------------------------------------------------------------------- */
+
+static bool sub_matches(const struct conn *c, int table, int inst)
+{
+    const struct topic_sub *s = &c->sub[table];
+    return s->all || (inst >= 0 && (s->insts >> inst & 1));
+}
+
+static bool want(void *ctx, int table, int inst, uint32_t account)
+{
+    struct ws *w = ctx;
+    if (ft_info(table)->priv) {
+        if (account >= w->accounts_max)
+            return false;
+        const struct cvec *v = &w->acct[account];
+        for (uint32_t k = 0; k < v->n; k++)
+            if (sub_matches(v->v[k], table, inst))
+                return true;
+        return false;
+    }
+    if (w->pub[table][0].n)
+        return true;
+    return inst >= 0 && w->pub[table][inst + 1].n;
+}
+
+static void emit(void *ctx, int table, int inst, uint32_t account, char *text, size_t len)
+{
+    struct ws *w = ctx;
+    struct msg *m = malloc(sizeof(*m) + len + 1);
+    if (!m) {
+        fprintf(stderr, "perpsim: out of memory in the WebSocket: stopping\n");
+        abort();
+    }
+    m->refs = 1;
+    m->len = len;
+    memcpy(m->text, text, len + 1);
+    free(text);
+    if (ft_info(table)->priv) {
+        struct cvec *v = &w->acct[account];
+        for (uint32_t k = 0; k < v->n; k++)
+            if (sub_matches(v->v[k], table, inst))
+                send_msg(w, v->v[k], m);
+    } else {
+        struct cvec *v = &w->pub[table][0];
+        for (uint32_t k = 0; k < v->n; k++)
+            send_msg(w, v->v[k], m);
+        if (inst >= 0) {
+            v = &w->pub[table][inst + 1];
+            for (uint32_t k = 0; k < v->n; k++)
+                if (!v->v[k]->sub[table].all)
+                    send_msg(w, v->v[k], m);
+        }
+    }
+    msg_put(m);
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------------ */
+
+static void sub_add(struct ws *w, struct conn *c, int table, int inst)
+{
+    struct topic_sub *s = &c->sub[table];
+    if (inst == FT_ALL)
+        s->all = true;
+    else
+        s->insts |= UINT64_C(1) << inst;
+    c->nsubs++;
+    atomic_fetch_add(&w->m_subs, 1);
+    if (!ft_info(table)->priv)
+        cvec_add(&w->pub[table][inst == FT_ALL ? 0 : inst + 1], c);
+}
+
+static void sub_del(struct ws *w, struct conn *c, int table, int inst)
+{
+    struct topic_sub *s = &c->sub[table];
+    if (inst == FT_ALL)
+        s->all = false;
+    else
+        s->insts &= ~(UINT64_C(1) << inst);
+    c->nsubs--;
+    atomic_fetch_sub(&w->m_subs, 1);
+    if (!ft_info(table)->priv)
+        cvec_del(&w->pub[table][inst == FT_ALL ? 0 : inst + 1], c);
+}
+
+static const char *const locked_note =
+    "Account-locked tables include the following: account,affiliate,execution,margin,order,position,"
+    "privateNotifications,transact,wallet";
+
+/* One topic of a subscribe or unsubscribe: its ack and partial, or its error. */
+static void topic_op(struct ws *w, struct conn *c, const char *topic, bool subscribe, const cJSON *request)
+{
+    char name[64];
+    const char *colon = strchr(topic, ':');
+    size_t n = colon ? (size_t)(colon - topic) : strlen(topic);
+    char msg[160];
+    if (n >= sizeof(name)) {
+        snprintf(msg, sizeof(msg), "Unknown table: %.40s", topic);
+        send_error(w, c, 400, msg, request, NULL);
+        return;
+    }
+    memcpy(name, topic, n);
+    name[n] = 0;
+    int table = ft_find(name);
+    if (table < 0) {
+        snprintf(msg, sizeof(msg), "Unknown table: %s", name);
+        send_error(w, c, 400, msg, request, NULL);
+        return;
+    }
+    const struct ft_info *info = ft_info(table);
+    int inst = FT_ALL;
+    if (colon && strcmp(colon + 1, "*") != 0 && colon[1]) {
+        if (!info->symbol) {
+            snprintf(msg, sizeof(msg), "Table %s does not take a symbol filter: %.40s", name, topic);
+            send_error(w, c, 400, msg, request, NULL);
+            return;
+        }
+        inst = inst_find(w->s->x, colon + 1);
+        if (inst < 0) {
+            snprintf(msg, sizeof(msg), "Unknown or expired symbol: %.40s", colon + 1);
+            send_error(w, c, 400, msg, request, NULL);
+            return;
+        }
+        inst = inst_find(w->s->x, colon + 1);
+    }
+    if (info->priv && !c->authed) {
+        cJSON *meta = cJSON_CreateObject();
+        cJSON_AddStringToObject(meta, "note", locked_note);
+        send_error(w, c, 401,
+                   "User requested an account-locked subscription but no authorization was provided.",
+                   request, meta);
+        return;
+    }
+    const struct topic_sub *s = &c->sub[table];
+    bool has = inst == FT_ALL ? s->all : (s->insts >> inst & 1) != 0;
+    if (subscribe && has) {
+        snprintf(msg, sizeof(msg), "You are already subscribed to this topic: %.60s", topic);
+        send_error(w, c, 400, msg, request, NULL);
+        return;
+    }
+    if (!subscribe && !has) {
+        snprintf(msg, sizeof(msg), "You are not subscribed to this topic: %.60s", topic);
+        send_error(w, c, 400, msg, request, NULL);
+        return;
+    }
+    if (subscribe && c->nsubs >= w->cfg.max_subs) {
+        snprintf(msg, sizeof(msg), "Too many subscriptions: at most %u per connection", w->cfg.max_subs);
+        send_error(w, c, 400, msg, request, NULL);
+        return;
+    }
+    char canon[96];
+    if (inst == FT_ALL)
+        snprintf(canon, sizeof(canon), "%s", name);
+    else
+        snprintf(canon, sizeof(canon), "%s:%s", name, w->s->x->engine.instruments[inst].symbol);
+    cJSON *ack = cJSON_CreateObject();
+    cJSON_AddBoolToObject(ack, "success", true);
+    cJSON_AddStringToObject(ack, subscribe ? "subscribe" : "unsubscribe", canon);
+    cJSON_AddItemToObject(ack, "request", cJSON_Duplicate(request, true));
+    send_json(w, c, ack);
+    if (!subscribe) {
+        sub_del(w, c, table, inst);
+        return;
+    }
+    size_t len;
+    char *p = feed_partial(w->feed, table, inst, c->authed ? c->key.account : 0, &len);
+    send_text(w, c, p, len);
+    free(p);
+    sub_add(w, c, table, inst);
+}
+
+static void topics_op(struct ws *w, struct conn *c, const cJSON *args, bool subscribe, const cJSON *request)
+{
+    if (cJSON_IsString(args)) {
+        topic_op(w, c, args->valuestring, subscribe, request);
+        return;
+    }
+    if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) == 0) {
+        send_error(w, c, 400, "Invalid args: a topic or an array of topics is required", request, NULL);
+        return;
+    }
+    const cJSON *a;
+    cJSON_ArrayForEach(a, args)
+    {
+        if (!cJSON_IsString(a)) {
+            send_error(w, c, 400, "Invalid args: every topic must be a string", request, NULL);
+            continue;
+        }
+        topic_op(w, c, a->valuestring, subscribe, request);
+    }
+}
+
+/* ---- authentication ----------------------------------------------------------------------------- */
+
+static bool ip_allowed_for(const struct key_rec *k, uint32_t ip4)
+{
+    if (!k->ncidr)
+        return true;
+    for (int i = 0; i < k->ncidr; i++) {
+        uint32_t bits = k->cidr_bits[i];
+        uint32_t mask = bits == 0 ? 0 : ~UINT32_C(0) << (32 - bits);
+        if (ip4 && (ip4 & mask) == (k->cidr_addr[i] & mask))
+            return true;
+    }
+    return false;
+}
+
+/* Checks key, expires (seconds, or milliseconds when it is that large)
+ * and the signature of "GET/realtime" + expires. 0 and *key, or the
+ * status with a message. */
+static int ws_auth(struct srv *s, const char *key_id, const char *expires, const char *sig, uint32_t ip4,
+                   struct key_rec *key, char *msg, size_t cap)
+{
+    ms_t now = clocksrc_now(&s->clk);
+    if (!key_id || !expires || !sig) {
+        snprintf(msg, cap, "Missing api-key, api-expires or api-signature.");
+        return 401;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long e = strtoll(expires, &end, 10);
+    if (!*expires || *end || errno || e <= 0) {
+        snprintf(msg, cap, "api-expires must be a number of seconds (or milliseconds) since the epoch.");
+        return 400;
+    }
+    ms_t exp_ms = e > INT64_C(100000000000) ? (ms_t)e : (ms_t)e * 1000; /* ccxt sends milliseconds */
+    if (exp_ms + s->auth.skew_ms < now) {
+        if (auth_format_error(AUTH_EXPIRED, now, msg, cap) < 0)
+            snprintf(msg, cap, "This request has expired.");
+        return 401;
+    }
+    if (!core_key_get(s->core, key_id, key)) {
+        snprintf(msg, cap, "Invalid API Key.");
+        return 401;
+    }
+    char want[AUTH_SIG_HEX_LEN + 1];
+    struct auth_request ar = {"GET", "/realtime", 9, NULL, 0};
+    if (auth_sign_text(key->secret, strlen(key->secret), &ar, expires, strlen(expires), want) != AUTH_E_OK ||
+        strlen(sig) != AUTH_SIG_HEX_LEN || CRYPTO_memcmp(want, sig, AUTH_SIG_HEX_LEN) != 0) {
+        snprintf(msg, cap, "Signature not valid.");
+        return 401;
+    }
+    if (!key->enabled) {
+        snprintf(msg, cap, "This key is disabled.");
+        return 403;
+    }
+    if (!ip_allowed_for(key, ip4)) {
+        snprintf(msg, cap, "Access Denied");
+        return 403;
+    }
+    return 0;
+}
+
+static void set_auth(struct ws *w, struct conn *c, const struct key_rec *k)
+{
+    if (c->authed) {
+        /* private topics of the old account end with it */
+        for (int t = 0; t < FT_COUNT; t++)
+            if (ft_info(t)->priv) {
+                c->nsubs -= (c->sub[t].all ? 1u : 0u) + (uint32_t)__builtin_popcountll(c->sub[t].insts);
+                c->sub[t] = (struct topic_sub){0};
+            }
+        cvec_del(&w->acct[c->key.account], c);
+    }
+    c->authed = true;
+    c->key = *k;
+    if (k->account < w->accounts_max)
+        cvec_add(&w->acct[k->account], c);
+}
+
+static void op_auth(struct ws *w, struct conn *c, const cJSON *args, const cJSON *request)
+{
+    if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) != 3 || !cJSON_IsString(cJSON_GetArrayItem(args, 0)) ||
+        !cJSON_IsString(cJSON_GetArrayItem(args, 2))) {
+        send_error(w, c, 400, "authKeyExpires takes [apiKey, expires, signature]", request, NULL);
+        return;
+    }
+    const cJSON *e = cJSON_GetArrayItem(args, 1);
+    char expires[32];
+    if (cJSON_IsNumber(e) && e->valuedouble > 0 && e->valuedouble < 9e15)
+        snprintf(expires, sizeof(expires), "%" PRId64, (int64_t)e->valuedouble);
+    else if (cJSON_IsString(e) && strlen(e->valuestring) < sizeof(expires))
+        snprintf(expires, sizeof(expires), "%s", e->valuestring);
+    else {
+        send_error(w, c, 400, "expires must be a number", request, NULL);
+        return;
+    }
+    struct key_rec k;
+    char msg[200];
+    int st = ws_auth(w->s, cJSON_GetArrayItem(args, 0)->valuestring, expires,
+                     cJSON_GetArrayItem(args, 2)->valuestring, c->ip4, &k, msg, sizeof(msg));
+    if (st) {
+        send_error(w, c, st, msg, request, NULL);
+        return;
+    }
+    set_auth(w, c, &k);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON_AddItemToObject(o, "request", cJSON_Duplicate(request, true));
+    send_json(w, c, o);
+}
+
+/* ---- cancelAllAfter ------------------------------------------------------------------------------- */
+
+struct caa {
+    struct ws *w;
+    uint64_t conn_id;
+    cJSON *request;
+};
+
+static void caa_done(struct core_job *j)
+{
+    struct caa *x = j->ctx;
+    cJSON *o;
+    if (j->rej[0] != REJ_NONE) {
+        int status = 400;
+        const char *m = reject_message(j->rej[0], &status);
+        o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "status", status);
+        cJSON_AddStringToObject(o, "error", m);
+        cJSON_AddItemToObject(o, "meta", cJSON_CreateObject());
+    } else {
+        o = cJSON_CreateObject();
+        add_time(o, "now", j->ts);
+        if (j->cmds[0].u.cancel_after_ms > 0)
+            add_time(o, "cancelTime", j->ts + j->cmds[0].u.cancel_after_ms);
+        else
+            cJSON_AddNumberToObject(o, "cancelTime", 0);
+    }
+    cJSON_AddItemToObject(o, "request", x->request);
+    struct reply *rp = malloc(sizeof(*rp));
+    char *t = json_print(o);
+    cJSON_Delete(o);
+    if (rp && t) {
+        rp->conn_id = x->conn_id;
+        rp->text = t;
+        pthread_mutex_lock(&x->w->lock);
+        rp->next = x->w->replies;
+        x->w->replies = rp;
+        pthread_mutex_unlock(&x->w->lock);
+        wake(x->w);
+    } else {
+        free(rp);
+        free(t);
+    }
+    free(x);
+    core_job_free(j);
+}
+
+static void op_cancel_after(struct ws *w, struct conn *c, const cJSON *args, const cJSON *request)
+{
+    if (!c->authed) {
+        send_error(w, c, 401, "Authentication required: send authKeyExpires first.", request, NULL);
+        return;
+    }
+    if (!(c->key.perms & (PERM_ORDER | PERM_CANCEL))) {
+        send_error(w, c, 403, "This key does not have the order permission.", request, NULL);
+        return;
+    }
+    const cJSON *t = cJSON_IsArray(args) ? cJSON_GetArrayItem(args, 0) : args;
+    if (!cJSON_IsNumber(t) || t->valuedouble < 0 || t->valuedouble > 9e15 ||
+        (double)(int64_t)t->valuedouble != t->valuedouble) {
+        send_error(w, c, 400, "Invalid timeout: a whole number of milliseconds >= 0", request, NULL);
+        return;
+    }
+    struct srv *s = w->s;
+    if (s->rl) {
+        struct rl_request q = {c->key.id, true, true, true, rl_cost_single()};
+        struct rl_status st;
+        if (rl_charge(s->rl, &q, wall_ms(), &st) == RL_REFUSED) {
+            char msg[128];
+            rl_format_429(st.retry_after_s, msg, sizeof(msg));
+            send_error(w, c, 429, msg, request, NULL);
+            return;
+        }
+    }
+    struct core_job *j = core_job_new(J_CANCEL_AFTER, c->key.account, 1);
+    struct caa *x = malloc(sizeof(*x));
+    if (!j || !x) {
+        core_job_free(j);
+        free(x);
+        send_error(w, c, 500, "Server Error", request, NULL);
+        return;
+    }
+    j->cmds[0].type = CMD_CANCEL_ALL_AFTER;
+    j->cmds[0].u.cancel_after_ms = (int64_t)t->valuedouble;
+    *x = (struct caa){w, c->id, cJSON_Duplicate(request, true)};
+    j->done = caa_done;
+    j->ctx = x;
+    if (core_submit(s->core, j, LS_KIND_CANCEL_AFTER, true) != LS_ACCEPTED) {
+        cJSON_Delete(x->request);
+        free(x);
+        core_job_free(j);
+        send_error(w, c, 503, "The system is currently overloaded. Please try again later.", request, NULL);
+    }
+}
+
+/* ---- client messages -------------------------------------------------------------------------------- */
+
+static const char *const unrecognized =
+    "Unrecognized request. See the docs or send 'help' for more details.";
+
+/* The message budget: false when this one is over it. */
+static bool budget(struct ws *w, struct conn *c, ms_t now)
+{
+    double rate = w->cfg.msgs_per_s, burst = 2.0 * rate;
+    c->tokens += (double)(now - c->tokens_at) * rate / 1000.0;
+    if (c->tokens > burst)
+        c->tokens = burst;
+    c->tokens_at = now;
+    if (c->tokens >= 1) {
+        c->tokens -= 1;
+        return true;
+    }
+    return false;
+}
+
+static void on_text(struct ws *w, struct conn *c, const char *text, size_t len)
+{
+    atomic_fetch_add(&w->m_in, 1);
+    ms_t now = wall_ms();
+    if (!budget(w, c, now)) {
+        if (now - c->limited_at >= 1000) {
+            c->limited_at = now;
+            c->over = 0;
+            cJSON *meta = cJSON_CreateObject();
+            cJSON_AddNumberToObject(meta, "retryAfter", 1);
+            char msg[96];
+            snprintf(msg, sizeof(msg), "Rate limit exceeded: at most %u messages per second.",
+                     w->cfg.msgs_per_s);
+            send_error(w, c, 429, msg, NULL, meta);
+        } else if (++c->over > 10 * w->cfg.msgs_per_s) {
+            conn_close(w, c, 1008, "message rate limit exceeded");
+        }
+        return;
+    }
+    if (len == 4 && memcmp(text, "ping", 4) == 0) {
+        send_text(w, c, "pong", 4);
+        return;
+    }
+    if (len == 4 && memcmp(text, "help", 4) == 0)
+        text = "{\"op\":\"help\"}", len = strlen(text);
+    cJSON *req = cJSON_ParseWithLength(text, len);
+    if (!req || !cJSON_IsObject(req)) {
+        cJSON_Delete(req);
+        send_error(w, c, 400, unrecognized, NULL, NULL);
+        return;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
+    const char *o = cJSON_IsString(op) ? op->valuestring : "";
+    if (strcmp(o, "subscribe") == 0 || strcmp(o, "unsubscribe") == 0)
+        topics_op(w, c, args, o[0] == 's', req);
+    else if (strcmp(o, "authKeyExpires") == 0)
+        op_auth(w, c, args, req);
+    else if (strcmp(o, "authKey") == 0)
+        send_error(w, c, 400, "authKey (nonce) is not supported: use authKeyExpires", req, NULL);
+    else if (strcmp(o, "cancelAllAfter") == 0)
+        op_cancel_after(w, c, args, req);
+    else if (strcmp(o, "ping") == 0)
+        send_text(w, c, "pong", 4);
+    else if (strcmp(o, "help") == 0) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddStringToObject(h, "info", "See the docs for the table names and the ops.");
+        const char *ops[] = {"authKeyExpires", "cancelAllAfter", "subscribe", "unsubscribe", "ping"};
+        cJSON_AddItemToObject(h, "ops", cJSON_CreateStringArray(ops, 5));
+        cJSON *pub = cJSON_CreateArray(), *priv = cJSON_CreateArray();
+        for (int t = 0; t < FT_COUNT; t++)
+            cJSON_AddItemToArray(ft_info(t)->priv ? priv : pub, cJSON_CreateString(ft_info(t)->name));
+        cJSON *subj = cJSON_AddObjectToObject(h, "subscriptionSubjects");
+        cJSON_AddItemToObject(subj, "public", pub);
+        cJSON_AddItemToObject(subj, "authenticationRequired", priv);
+        send_json(w, c, h);
+    } else
+        send_error(w, c, 400, unrecognized, req, NULL);
+    cJSON_Delete(req);
+}
+
+/* ---- wslay callbacks ---------------------------------------------------------------------------------- */
+
+static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+{
+    (void)flags;
+    struct conn *c = user;
+    if (c->extra_off < c->extra_len) {
+        size_t n = c->extra_len - c->extra_off;
+        if (n > len)
+            n = len;
+        memcpy(buf, c->extra + c->extra_off, n);
+        c->extra_off += n;
+        return (ssize_t)n;
+    }
+    ssize_t n;
+    do
+        n = recv(c->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ? WSLAY_ERR_WOULDBLOCK
+                                                                           : WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    c->last_rx = wall_ms();
+    c->ping_at = 0;
+    return n;
+}
+
+static ssize_t cb_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+{
+    struct conn *c = user;
+    ssize_t n;
+    do
+        n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT | (flags & WSLAY_MSG_MORE ? MSG_MORE : 0));
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ? WSLAY_ERR_WOULDBLOCK
+                                                                           : WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return n;
+}
+
+static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+    (void)ctx;
+    struct conn *c = user;
+    struct ws *w = c->w;
+    if (c->closing || c->dead)
+        return;
+    if (arg->opcode == WSLAY_TEXT_FRAME)
+        on_text(w, c, (const char *)arg->msg, arg->msg_length);
+    else if (arg->opcode == WSLAY_BINARY_FRAME)
+        conn_close(w, c, 1003, "binary frames are not accepted: send JSON text");
+    /* ping: wslay queues the pong; pong and close need nothing here */
+}
+
+/* ---- connections ---------------------------------------------------------------------------------------- */
+
+static void conn_free(struct ws *w, struct conn *c)
+{
+    for (uint32_t k = 0; k < c->q.n; k++)
+        msg_put(c->q.v[(c->q.head + k) % c->q.cap]);
+    free(c->q.v);
+    if (c->ctx)
+        wslay_event_context_free(c->ctx);
+    free(c->extra);
+    free(c->subscribe);
+    (void)w;
+    free(c);
+}
+
+static void ip_release(struct ws *w, const struct conn *c)
+{
+    pthread_mutex_lock(&w->lock);
+    for (uint32_t k = 0; k < w->nips; k++)
+        if (strcmp(w->ips[k].ip, c->ip) == 0) {
+            if (--w->ips[k].n == 0)
+                w->ips[k] = w->ips[--w->nips];
+            break;
+        }
+    w->open--;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Ends c: with a close frame when code is set (c lingers until it is
+ * sent or a second passes), else at once. */
+static void conn_close(struct ws *w, struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->dead)
+        return;
+    if (code && !c->closing) {
+        c->closing = true;
+        c->close_deadline = wall_ms() + 1000;
+        /* what was waiting is dropped: only the close goes out */
+        for (uint32_t k = 0; k < c->q.n; k++)
+            msg_put(c->q.v[(c->q.head + k) % c->q.cap]);
+        c->q.n = 0;
+        c->q.bytes = 0;
+        wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+        wslay_event_shutdown_read(c->ctx);
+        update_events(w, c);
+        return;
+    }
+    c->dead = true;
+    for (int t = 0; t < FT_COUNT; t++) {
+        if (c->sub[t].all)
+            sub_del(w, c, t, FT_ALL);
+        for (int i = 0; i < INSTRUMENTS_MAX; i++)
+            if (c->sub[t].insts >> i & 1)
+                sub_del(w, c, t, i);
+    }
+    if (c->authed && c->key.account < w->accounts_max)
+        cvec_del(&w->acct[c->key.account], c);
+    epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+    ip_release(w, c);
+    atomic_fetch_sub(&w->m_open, 1);
+    /* freed at the end of the loop's turn: events of this turn may name it */
+    uint32_t slot = c->slot;
+    w->conns.v[slot] = w->conns.v[--w->conns.n];
+    w->conns.v[slot]->slot = slot;
+    c->slot = UINT32_MAX;
+}
+
+static struct conn **graveyard;
+static uint32_t ngrave, cap_grave;
+
+static void bury(struct conn *c)
+{
+    graveyard = grow(graveyard, &cap_grave, ngrave + 1, sizeof(*graveyard));
+    graveyard[ngrave++] = c;
+}
+
+static void welcome(struct ws *w, struct conn *c)
+{
+    char ts[TF_ISO_BUF], buf[320];
+    tf_format_ms(clocksrc_now(&w->s->clk), ts, sizeof(ts));
+    uint32_t remaining = w->cfg.max_per_ip;
+    pthread_mutex_lock(&w->lock);
+    for (uint32_t k = 0; k < w->nips; k++)
+        if (strcmp(w->ips[k].ip, c->ip) == 0)
+            remaining = w->cfg.max_per_ip > w->ips[k].n ? w->cfg.max_per_ip - w->ips[k].n : 0;
+    pthread_mutex_unlock(&w->lock);
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"info\":\"Welcome to the BitMEX Realtime API.\",\"version\":\"" WS_VERSION "\",\"timestamp\":\"%s\",\"docs\":\"/api/explorer\",\"heartbeatEnabled\":false,"
+                     "\"limit\":{\"remaining\":%u}}",
+                     ts, remaining);
+    send_text(w, c, buf, (size_t)n);
+}
+
+static void conn_start(struct ws *w, struct conn *c)
+{
+    static const struct wslay_event_callbacks cbs = {cb_recv, cb_send, NULL, NULL, NULL, NULL, cb_msg};
+    if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
+        MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+        ip_release(w, c);
+        conn_free(w, c);
+        return;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ctx, w->cfg.max_msg);
+    c->w = w;
+    c->id = ++w->next_id;
+    c->last_rx = c->tokens_at = wall_ms();
+    c->tokens = 2.0 * w->cfg.msgs_per_s;
+    c->slot = w->conns.n;
+    cvec_add(&w->conns, c);
+    atomic_fetch_add(&w->m_conns, 1);
+    atomic_fetch_add(&w->m_open, 1);
+    if (c->authed && c->key.account < w->accounts_max)
+        cvec_add(&w->acct[c->key.account], c);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev);
+    welcome(w, c);
+    if (c->subscribe) {
+        cJSON *req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "op", "subscribe");
+        cJSON *args = cJSON_AddArrayToObject(req, "args");
+        for (char *save = NULL, *t = strtok_r(c->subscribe, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            cJSON_AddItemToArray(args, cJSON_CreateString(t));
+        topics_op(w, c, args, true, req);
+        cJSON_Delete(req);
+    }
+    /* bytes that came with the handshake */
+    if (c->extra_len && wslay_event_recv(c->ctx) != 0)
+        conn_close(w, c, 0, NULL);
+    pump(w, c);
+    if (c->dead)
+        bury(c);
+}
+
+/* ---- the thread ------------------------------------------------------------------------------------------ */
+
+static void apply_records(struct ws *w, struct rec_node *n)
+{
+    while (n) {
+        struct rec_node *next = n->next;
+        if (n->cmd.type == CC_CONFIG)
+            n->cmd.config = w->s->x;
+        feed_apply(w->feed, &n->r, want, emit, w);
+        free(n);
+        n = next;
+    }
+}
+
+static void timers(struct ws *w, ms_t now)
+{
+    for (uint32_t k = w->conns.n; k-- > 0;) {
+        struct conn *c = w->conns.v[k];
+        if (c->closing) {
+            if (now >= c->close_deadline || (!wslay_event_want_write(c->ctx) && c->q.n == 0 &&
+                                             wslay_event_get_close_sent(c->ctx))) {
+                conn_close(w, c, 0, NULL);
+                bury(c);
+            }
+            continue;
+        }
+        if (now - c->last_rx >= (ms_t)w->cfg.idle_ms) {
+            conn_close(w, c, 1001, "idle: no frame from the client for too long");
+            continue;
+        }
+        if (now - c->last_rx >= (ms_t)w->cfg.ping_ms && !c->ping_at) {
+            struct wslay_event_msg pm = {WSLAY_PING, (const uint8_t *)"perpsim", 7};
+            wslay_event_queue_msg(c->ctx, &pm);
+            c->ping_at = now;
+            pump(w, c);
+            if (c->dead)
+                bury(c);
+        }
+    }
+}
+
+static void *run(void *arg)
+{
+    struct ws *w = arg;
+    struct epoll_event evs[EPOLL_BATCH];
+    ms_t next_tick = wall_ms() + TICK_MS;
+    for (;;) {
+        int n = epoll_wait(w->ep, evs, EPOLL_BATCH, TICK_MS);
+        for (int k = 0; k < n; k++) {
+            if (evs[k].data.ptr == NULL) {
+                uint64_t v;
+                ssize_t r = read(w->efd, &v, sizeof(v));
+                (void)r;
+                continue;
+            }
+            struct conn *c = evs[k].data.ptr;
+            if (c->dead)
+                continue;
+            if (evs[k].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                if (wslay_event_recv(c->ctx) != 0) {
+                    conn_close(w, c, 0, NULL);
+                    bury(c);
+                    continue;
+                }
+            }
+            pump(w, c);
+            if (c->dead)
+                bury(c);
+        }
+        pthread_mutex_lock(&w->lock);
+        struct rec_node *recs = w->rec_head;
+        w->rec_head = w->rec_tail = NULL;
+        struct pending *pend = w->pend;
+        w->pend = NULL;
+        struct reply *reps = w->replies;
+        w->replies = NULL;
+        bool stop = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        /* new connections first: each gets its partials at the feed's
+         * record before this turn's records, then their deltas */
+        for (struct pending *p = pend, *next; p; p = next) {
+            next = p->next;
+            conn_start(w, p->c);
+            free(p);
+        }
+        apply_records(w, recs);
+        for (struct reply *r = reps, *next; r; r = next) {
+            next = r->next;
+            for (uint32_t k = 0; k < w->conns.n; k++)
+                if (w->conns.v[k]->id == r->conn_id) {
+                    send_text(w, w->conns.v[k], r->text, strlen(r->text));
+                    break;
+                }
+            free(r->text);
+            free(r);
+        }
+        for (uint32_t k = w->conns.n; k-- > 0;) {
+            struct conn *c = w->conns.v[k];
+            if (c->q.n || wslay_event_want_write(c->ctx)) {
+                pump(w, c);
+                if (c->dead)
+                    bury(c);
+            }
+        }
+        ms_t now = wall_ms();
+        if (now >= next_tick) {
+            timers(w, now);
+            next_tick = now + TICK_MS;
+        }
+        for (uint32_t k = 0; k < ngrave; k++)
+            conn_free(w, graveyard[k]);
+        ngrave = 0;
+        if (stop) {
+            for (uint32_t k = w->conns.n; k-- > 0;) {
+                struct conn *c = w->conns.v[k];
+                conn_close(w, c, 0, NULL);
+                conn_free(w, c);
+            }
+            break;
+        }
+    }
+    free(graveyard);
+    graveyard = NULL;
+    cap_grave = 0;
+    return NULL;
+}
+
+struct ws *ws_create(struct srv *s, const struct ws_config *cfg)
+{
+    struct ws *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->s = s;
+    w->cfg = *cfg;
+    w->accounts_max = s->x->engine.accounts_max;
+    w->ep = -1;
+    w->efd = -1;
+    pthread_mutex_init(&w->lock, NULL);
+    w->feed = feed_create(s->x, w->accounts_max);
+    w->acct = calloc(w->accounts_max, sizeof(*w->acct));
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!w->feed || !w->acct || w->ep < 0 || w->efd < 0)
+        goto fail;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->efd, &ev) != 0)
+        goto fail;
+    if (core_subscribe(s->core, on_record, w, false) != 0)
+        goto fail;
+    if (pthread_create(&w->th, NULL, run, w) != 0)
+        goto fail;
+    w->started = true;
+    return w;
+fail:
+    ws_destroy(w);
+    return NULL;
+}
+
+void ws_stop(struct ws *w)
+{
+    if (!w || !w->started)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_mutex_unlock(&w->lock);
+    wake(w);
+    pthread_join(w->th, NULL);
+    w->started = false;
+    pthread_mutex_lock(&w->lock);
+    w->stopped = true;
+    struct pending *pend = w->pend;
+    w->pend = NULL;
+    pthread_mutex_unlock(&w->lock);
+    for (struct pending *p = pend, *next; p; p = next) {
+        next = p->next;
+        MHD_upgrade_action(p->c->urh, MHD_UPGRADE_ACTION_CLOSE);
+        conn_free(w, p->c);
+        free(p);
+    }
+}
+
+void ws_destroy(struct ws *w)
+{
+    if (!w)
+        return;
+    ws_stop(w);
+    for (struct rec_node *n = w->rec_head, *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
+    for (struct reply *r = w->replies, *next; r; r = next) {
+        next = r->next;
+        free(r->text);
+        free(r);
+    }
+    feed_destroy(w->feed);
+    if (w->acct)
+        for (uint32_t a = 0; a < w->accounts_max; a++)
+            free(w->acct[a].v);
+    free(w->acct);
+    for (int t = 0; t < FT_COUNT; t++)
+        for (int i = 0; i <= INSTRUMENTS_MAX; i++)
+            free(w->pub[t][i].v);
+    free(w->conns.v);
+    free(w->ips);
+    if (w->ep >= 0)
+        close(w->ep);
+    if (w->efd >= 0)
+        close(w->efd);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+/* ---- the HTTP side ------------------------------------------------------------------------------------- */
+
+static void upgraded(void *cls, struct MHD_Connection *connection, void *con_cls, const char *extra_in,
+                     size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    (void)cls;
+    (void)connection;
+    struct req *r = con_cls;
+    struct conn *c = r->ws_conn;
+    r->ws_conn = NULL;
+    struct ws *w = r->s->ws;
+    c->fd = sock;
+    c->urh = urh;
+    if (extra_in_size) {
+        c->extra = malloc(extra_in_size);
+        if (c->extra) {
+            memcpy(c->extra, extra_in, extra_in_size);
+            c->extra_len = extra_in_size;
+        }
+    }
+    struct pending *p = malloc(sizeof(*p));
+    pthread_mutex_lock(&w->lock);
+    bool ok = p && !w->stopping;
+    if (ok) {
+        p->c = c;
+        p->next = w->pend;
+        w->pend = p;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (!ok) {
+        free(p);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        ip_release(w, c);
+        conn_free(w, c);
+        return;
+    }
+    wake(w);
+}
+
+static bool has_token(const char *value, const char *token)
+{
+    if (!value)
+        return false;
+    size_t n = strlen(token);
+    for (const char *p = value; *p;) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == n && strncasecmp(p, token, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static const char *str_param(const cJSON *p, const char *name)
+{
+    const char *v = NULL;
+    return prm_str(p, name, &v) == PRM_FOUND ? v : NULL;
+}
+
+void ws_request(struct req *r)
+{
+    struct srv *s = r->s;
+    struct ws *w = s->ws;
+    const char *up = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Upgrade");
+    const char *conn_h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Connection");
+    const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+    const char *ver = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+    if (!w) {
+        reply_error(r, 404, "HTTPError", "The WebSocket is off (--no-websocket)");
+        return;
+    }
+    if (strcmp(r->method, "GET") != 0 || !has_token(up, "websocket") || !has_token(conn_h, "upgrade") ||
+        !key) {
+        reply_error(r, 400, "HTTPError", "This is the WebSocket endpoint: connect with a WebSocket client");
+        return;
+    }
+    if (!ver || strcmp(ver, "13") != 0) {
+        reply_error(r, 426, "HTTPError", "Sec-WebSocket-Version 13 is required");
+        return;
+    }
+    /* authentication on the upgrade: the query's or the headers' */
+    const char *kq = str_param(r->params, "api-key"), *eq = str_param(r->params, "api-expires"),
+               *sq = str_param(r->params, "api-signature");
+    if (!kq && !eq && !sq) {
+        kq = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "api-key");
+        eq = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "api-expires");
+        sq = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "api-signature");
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        reply_error(r, 500, "HTTPError", "Server Error");
+        return;
+    }
+    c->fd = -1;
+    c->ip4 = r->client_ip4;
+    snprintf(c->ip, sizeof(c->ip), "%s", r->client_ip);
+    if (kq || eq || sq) {
+        char msg[200];
+        int st = ws_auth(s, kq, eq, sq, r->client_ip4, &c->key, msg, sizeof(msg));
+        if (st) {
+            free(c);
+            reply_error(r, st, "HTTPError", "%s", msg);
+            return;
+        }
+        c->authed = true;
+    }
+    const char *sub = str_param(r->params, "subscribe");
+    if (sub && !(c->subscribe = strdup(sub))) {
+        free(c);
+        reply_error(r, 500, "HTTPError", "Server Error");
+        return;
+    }
+    /* limits: all connections, and per address */
+    pthread_mutex_lock(&w->lock);
+    uint32_t k = 0;
+    while (k < w->nips && strcmp(w->ips[k].ip, c->ip) != 0)
+        k++;
+    bool full = w->open >= w->cfg.max_conns || (k < w->nips && w->ips[k].n >= w->cfg.max_per_ip) ||
+                w->stopping;
+    if (!full) {
+        if (k == w->nips) {
+            w->ips = grow(w->ips, &w->cap_ips, w->nips + 1, sizeof(*w->ips));
+            w->ips[w->nips] = (struct ipcount){c->ip4, "", 0};
+            snprintf(w->ips[w->nips].ip, sizeof(w->ips[w->nips].ip), "%s", c->ip);
+            w->nips++;
+        }
+        w->ips[k].n++;
+        w->open++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (full) {
+        atomic_fetch_add(&w->m_refused, 1);
+        free(c->subscribe);
+        free(c);
+        snprintf(r->retry_after, sizeof(r->retry_after), "5");
+        reply_error(r, 429, "HTTPError", "Too many WebSocket connections from this address (at most %u).",
+                    w->cfg.max_per_ip);
+        return;
+    }
+    /* the handshake's answer */
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char in[128];
+    snprintf(in, sizeof(in), "%.60s" WS_GUID, key);
+    SHA1((const unsigned char *)in, strlen(in), digest);
+    char accept[64];
+    EVP_EncodeBlock((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(upgraded, NULL);
+    if (!resp) {
+        ip_release(w, c);
+        free(c->subscribe);
+        free(c);
+        reply_error(r, 500, "HTTPError", "Server Error");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+    r->ws_conn = c;
+    r->upgrade = resp;
+    r->status = 101;
+    r->state = RS_READY;
+}
+
+/* A request that ends without its upgrade (the client went away). */
+void ws_request_done(struct req *r)
+{
+    if (!r->ws_conn)
+        return;
+    struct ws *w = r->s->ws;
+    if (w)
+        ip_release(w, r->ws_conn);
+    free(r->ws_conn->subscribe);
+    free(r->ws_conn);
+    r->ws_conn = NULL;
+}
+
+size_t ws_metrics(struct ws *w, char *buf, size_t cap)
+{
+    if (!w)
+        return 0;
+    int n = snprintf(buf, cap,
+                     "# HELP perpsim_ws_connections_total WebSocket connections opened.\n"
+                     "# TYPE perpsim_ws_connections_total counter\n"
+                     "perpsim_ws_connections_total %" PRIu64 "\n"
+                     "# HELP perpsim_ws_connections_open WebSocket connections open now.\n"
+                     "# TYPE perpsim_ws_connections_open gauge\n"
+                     "perpsim_ws_connections_open %" PRIu64 "\n"
+                     "# HELP perpsim_ws_subscriptions Topics subscribed now, all connections.\n"
+                     "# TYPE perpsim_ws_subscriptions gauge\n"
+                     "perpsim_ws_subscriptions %" PRIu64 "\n"
+                     "# HELP perpsim_ws_messages_out_total Messages queued to clients.\n"
+                     "# TYPE perpsim_ws_messages_out_total counter\n"
+                     "perpsim_ws_messages_out_total %" PRIu64 "\n"
+                     "# HELP perpsim_ws_bytes_out_total Bytes of messages queued to clients.\n"
+                     "# TYPE perpsim_ws_bytes_out_total counter\n"
+                     "perpsim_ws_bytes_out_total %" PRIu64 "\n"
+                     "# HELP perpsim_ws_messages_in_total Messages from clients.\n"
+                     "# TYPE perpsim_ws_messages_in_total counter\n"
+                     "perpsim_ws_messages_in_total %" PRIu64 "\n"
+                     "# HELP perpsim_ws_slow_drops_total Connections closed for not reading.\n"
+                     "# TYPE perpsim_ws_slow_drops_total counter\n"
+                     "perpsim_ws_slow_drops_total %" PRIu64 "\n"
+                     "# HELP perpsim_ws_refused_total Upgrades refused by the connection limits.\n"
+                     "# TYPE perpsim_ws_refused_total counter\n"
+                     "perpsim_ws_refused_total %" PRIu64 "\n",
+                     (uint64_t)atomic_load(&w->m_conns), (uint64_t)atomic_load(&w->m_open),
+                     (uint64_t)atomic_load(&w->m_subs), (uint64_t)atomic_load(&w->m_msgs),
+                     (uint64_t)atomic_load(&w->m_bytes), (uint64_t)atomic_load(&w->m_in),
+                     (uint64_t)atomic_load(&w->m_drops), (uint64_t)atomic_load(&w->m_refused));
+    return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
