@@ -560,8 +560,13 @@ static void emit_orders(struct feed *f, const struct core_record *r)
         if (a == EXCH_LIQUIDATOR) {
             if (!wants(f, FT_LIQUIDATION, o->v.inst, 0))
                 continue;
-            if (fresh && !is_open(&o->v))
-                continue; /* came and went inside the record */
+            if (fresh) {
+                /* an immediate-or-cancel takeover order comes and goes in
+                 * one record: shown as it was sent, then gone */
+                cJSON *row = render_liquidation(f->cfg, o);
+                cJSON_ReplaceItemInObjectCaseSensitive(row, "leavesQty", cJSON_CreateNumber((double)o->v.qty));
+                add_row(f, FT_LIQUIDATION, o->v.inst, 0, "insert", row);
+            }
             if (!is_open(&o->v)) {
                 cJSON *row = cJSON_CreateObject();
                 char oid[37];
@@ -570,8 +575,8 @@ static void emit_orders(struct feed *f, const struct core_record *r)
                 cJSON_AddStringToObject(row, "symbol", sym(f->cfg, o->v.inst));
                 add_row(f, FT_LIQUIDATION, o->v.inst, 0, "delete", row);
             } else {
-                add_row(f, FT_LIQUIDATION, o->v.inst, 0, fresh ? "insert" : "update",
-                        render_liquidation(f->cfg, o));
+                if (!fresh)
+                    add_row(f, FT_LIQUIDATION, o->v.inst, 0, "update", render_liquidation(f->cfg, o));
             }
             continue;
         }

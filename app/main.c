@@ -64,6 +64,12 @@ static const char usage[] =
     "                         rows (ISO or Unix ms times) instead of their random walks\n"
     "  --no-market            no living market: no index walk, no makers or traders\n"
     "                         (an empty exchange on frozen indices, as tests need)\n"
+    "  --no-websocket         no realtime WebSocket at /realtime\n"
+    "  --ws-max-per-ip N      WebSocket connections from one address (default 2000)\n"
+    "  --ws-max-subs N        topics per WebSocket connection (default 256)\n"
+    "  --ws-msgs-per-s N      client messages per second per connection (default 50)\n"
+    "  --ws-send-buffer-kib N bytes waiting for a slow reader before it is closed\n"
+    "                         with 1008 (default 8192 KiB)\n"
     "  --no-demo              do not create the demo account\n"
     "  --quiet                print only the listening line\n"
     "  --help                 this text\n";
@@ -607,6 +613,8 @@ int main(int argc, char **argv)
             market_on = false;
         } else if (strcmp(a, "--quiet") == 0) {
             cfg.quiet = true;
+        } else if (strcmp(a, "--no-websocket") == 0) {
+            cfg.websocket = false;
         } else if (strcmp(a, "--admin-remote") == 0) {
             cfg.admin_remote = true;
         } else if (strcmp(a, "--engine-thread-only") == 0) {
@@ -687,6 +695,26 @@ int main(int argc, char **argv)
                 return fail("--seed wants a whole number > 0, got %s", v);
             cfg.seed = sd;
             i++;
+        } else if (strcmp(a, "--ws-max-per-ip") == 0) {
+            if (parse_long(v, 1, 100000, &n))
+                return fail("--ws-max-per-ip wants 1..100000, got %s", v);
+            cfg.ws.max_per_ip = (uint32_t)n;
+            i++;
+        } else if (strcmp(a, "--ws-max-subs") == 0) {
+            if (parse_long(v, 1, 100000, &n))
+                return fail("--ws-max-subs wants 1..100000, got %s", v);
+            cfg.ws.max_subs = (uint32_t)n;
+            i++;
+        } else if (strcmp(a, "--ws-msgs-per-s") == 0) {
+            if (parse_long(v, 1, 100000, &n))
+                return fail("--ws-msgs-per-s wants 1..100000, got %s", v);
+            cfg.ws.msgs_per_s = (uint32_t)n;
+            i++;
+        } else if (strcmp(a, "--ws-send-buffer-kib") == 0) {
+            if (parse_long(v, 16, 1048576, &n))
+                return fail("--ws-send-buffer-kib wants 16..1048576, got %s", v);
+            cfg.ws.send_buf = (size_t)n << 10;
+            i++;
         } else if (strcmp(a, "--http-threads") == 0) {
             if (parse_long(v, 1, 64, &n))
                 return fail("--http-threads wants 1..64, got %s", v);
@@ -766,6 +794,8 @@ int main(int argc, char **argv)
                    "the indices walking (GET /admin/v1/market; --no-market: an empty exchange)\n",
                    cfg.market.noise, cfg.market.directional);
     }
+    if (!cfg.quiet && cfg.websocket)
+        printf("  realtime     ws://%s:%u/realtime (BitMEX's WebSocket tables)\n", cfg.host, port);
     printf("listening on http://%s:%u\n", cfg.host, port);
     fflush(stdout);
 
