@@ -14,9 +14,10 @@
 
 #include "api/srv_int.h"
 
-enum fault_kind { FK_OVERLOAD = 0, FK_MAINTENANCE, FK_LATENCY, FK_RATE429, FK_COUNT };
+enum fault_kind { FK_OVERLOAD = 0, FK_MAINTENANCE, FK_LATENCY, FK_RATE429, FK_WSDROP, FK_COUNT };
 
-static const char *const fk_name[FK_COUNT] = {"overload", "maintenance", "latency", "rateLimit429"};
+static const char *const fk_name[FK_COUNT] = {"overload", "maintenance", "latency", "rateLimit429",
+                                              "websocketDrops"};
 
 #define SHARE_SCALE 1000000           /* shares are kept in millionths */
 #define LATENCY_MAX_MS 60000          /* the most a reply is held */
@@ -57,7 +58,7 @@ struct faults {
     _Atomic unsigned on_bits; /* a bit per kind switched on (maybe expired): the fast path */
     bool on[FK_COUNT];
     ms_t until[FK_COUNT];   /* wall ms; 0: until turned off */
-    int64_t overload_e6, rate429_e6;
+    int64_t overload_e6, rate429_e6, wsdrop_e6;
     int64_t latency_ms, per_vol_ms;
     uint64_t rng;
     struct vol_bucket vb[VOL_BUCKETS];
@@ -450,7 +451,7 @@ void faults_metrics(struct req *r)
     struct faults *f = r->s->faults;
     if (!f || !r->text_plain || r->status != 200 || !r->reply)
         return;
-    size_t len = strlen(r->reply), cap = len + 512;
+    size_t len = strlen(r->reply), cap = len + 768;
     char *p = realloc(r->reply, cap);
     if (!p)
         return;
@@ -481,9 +482,11 @@ static cJSON *faults_json(struct faults *f, ms_t now)
         if (!f->on[k])
             continue;
         cJSON *e = cJSON_AddObjectToObject(on, fk_name[k]);
-        if (k == FK_OVERLOAD || k == FK_RATE429)
+        if (k == FK_OVERLOAD || k == FK_RATE429 || k == FK_WSDROP)
             cJSON_AddNumberToObject(e, "share",
-                                    (double)(k == FK_OVERLOAD ? f->overload_e6 : f->rate429_e6) /
+                                    (double)(k == FK_OVERLOAD   ? f->overload_e6
+                                             : k == FK_RATE429 ? f->rate429_e6
+                                                               : f->wsdrop_e6) /
                                         SHARE_SCALE);
         if (k == FK_LATENCY) {
             double vol = 0;
@@ -555,15 +558,11 @@ static void faults_set(struct req *r)
             return;
         }
     }
-    if (cJSON_GetObjectItemCaseSensitive(r->params, "websocketDrops")) {
-        reply_error(r, 400, VALIDATION,
-                    "websocketDrops is not available yet: perpsim has no WebSocket API");
-        return;
-    }
-    bool g_over, g_429, g_maint = false, g_lat, g_vol, g_dur;
-    int64_t over = 0, r429 = 0, lat = 0, vol = 0, dur = 0;
+    bool g_over, g_429, g_maint = false, g_lat, g_vol, g_dur, g_ws;
+    int64_t over = 0, r429 = 0, lat = 0, vol = 0, dur = 0, wsd = 0;
     bool maint = false;
     if (!get_share(r, "overload", &g_over, &over) || !get_share(r, "rateLimit429", &g_429, &r429) ||
+        !get_share(r, "websocketDrops", &g_ws, &wsd) ||
         !get_int(r, "latencyMs", 0, LATENCY_MAX_MS, &g_lat, &lat) ||
         !get_int(r, "latencyPerVolPct", 0, PER_VOL_MAX, &g_vol, &vol) ||
         !get_int(r, "durationMs", 1, DURATION_MAX_MS, &g_dur, &dur))
@@ -575,14 +574,19 @@ static void faults_set(struct req *r)
         }
         g_maint = true;
     }
-    if (!g_over && !g_429 && !g_maint && !g_lat && !g_vol) {
+    if (g_ws && !r->s->ws) {
+        reply_error(r, 400, VALIDATION, "websocketDrops needs the WebSocket (started without --no-websocket)");
+        return;
+    }
+    if (!g_over && !g_429 && !g_maint && !g_lat && !g_vol && !g_ws) {
         reply_error(r, 400, VALIDATION,
                     "Give at least one of overload, maintenance, latencyMs, latencyPerVolPct, "
-                    "rateLimit429 (or DELETE /admin/v1/faults)");
+                    "rateLimit429, websocketDrops (or DELETE /admin/v1/faults)");
         return;
     }
     bool lat_on = (g_lat || g_vol) && (lat > 0 || vol > 0);
-    bool any_on = (g_over && over > 0) || (g_429 && r429 > 0) || (g_maint && maint) || lat_on;
+    bool any_on = (g_over && over > 0) || (g_429 && r429 > 0) || (g_maint && maint) || lat_on ||
+                  (g_ws && wsd > 0);
     if (g_dur && !any_on) {
         reply_error(r, 400, VALIDATION, "durationMs goes with a fault turned on");
         return;
@@ -603,6 +607,11 @@ static void faults_set(struct req *r)
         f->rate429_e6 = r429;
         f->until[FK_RATE429] = until;
     }
+    if (g_ws) {
+        f->on[FK_WSDROP] = wsd > 0;
+        f->wsdrop_e6 = wsd;
+        f->until[FK_WSDROP] = until;
+    }
     if (g_maint) {
         f->on[FK_MAINTENANCE] = maint;
         f->until[FK_MAINTENANCE] = until;
@@ -616,6 +625,19 @@ static void faults_set(struct req *r)
     expire(f, now);
     pthread_mutex_unlock(&f->mu);
     reply_json(r, 200, faults_json(f, now));
+}
+
+bool faults_ws_drop(struct faults *f)
+{
+    if (!f || !(atomic_load_explicit(&f->on_bits, memory_order_acquire) >> FK_WSDROP & 1))
+        return false;
+    pthread_mutex_lock(&f->mu);
+    expire(f, wall_ms());
+    bool yes = f->on[FK_WSDROP] && hit(f, f->wsdrop_e6);
+    pthread_mutex_unlock(&f->mu);
+    if (yes)
+        atomic_fetch_add(&f->injected[FK_WSDROP], 1);
+    return yes;
 }
 
 void faults_admin(struct req *r)

@@ -31,6 +31,10 @@
  *                 exceeded, retry in 1 seconds.","name":"RateLimitError"}},
  *                 Retry-After 1, x-ratelimit-remaining 0 when limits are
  *                 on) whatever the real limits say.
+ *   websocketDrops a share (0..1): once a second each open WebSocket
+ *                 connection is dropped with that chance, its TCP
+ *                 connection closed without a close frame (the client sees
+ *                 1006), as a load balancer or a network fault does.
  *
  * Order of the checks for one request: maintenance (before auth); then,
  * after auth, rateLimit429, then overload (writes only). A request the
@@ -40,7 +44,7 @@
  * xorshift64* seeded from --seed when given, else from the wall clock.
  * Each injected fault is counted in /metrics:
  * perpsim_faults_injected_total{kind="overload"|"maintenance"|"latency"|
- * "rateLimit429"}.
+ * "rateLimit429"|"websocketDrops"}.
  *
  * Thread safety: every function may be called from any HTTP thread.
  */
@@ -72,6 +76,9 @@ void faults_destroy(struct faults *f);
  * called again when the delay is over). faults_metrics: appends the
  * counters to a /metrics reply. */
 bool faults_pre(struct req *r);
+/* One draw of websocketDrops for one connection (the WebSocket thread, once
+ * a second per connection): true when it is to be dropped now. */
+bool faults_ws_drop(struct faults *f);
 bool faults_post(struct req *r);
 bool faults_hold(struct req *r);
 void faults_metrics(struct req *r);

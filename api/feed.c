@@ -961,14 +961,72 @@ static void partial_rows(struct feed *f, int table, int inst, uint32_t account, 
     }
 }
 
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+/* BitMEX's type of a field from its name and JSON value. */
+static const char *type_of(const cJSON *v)
+{
+    const char *n = v->string;
+    if (cJSON_IsBool(v))
+        return "boolean";
+    if (cJSON_IsArray(v))
+        return "";
+    if (strcmp(n, "timestamp") == 0 || ends_with(n, "Time") || strcmp(n, "listing") == 0 ||
+        strcmp(n, "front") == 0 || strcmp(n, "expiry") == 0 || strcmp(n, "settle") == 0 ||
+        strcmp(n, "fundingTimestamp") == 0)
+        return "timestamp";
+    if (strcmp(n, "fundingInterval") == 0)
+        return "timespan";
+    if (ends_with(n, "ID") && strcmp(n, "clOrdID") != 0)
+        return "guid";
+    if (strcmp(n, "text") == 0 || strcmp(n, "clOrdID") == 0 || strcmp(n, "address") == 0 ||
+        strcmp(n, "tx") == 0 || strcmp(n, "network") == 0)
+        return "string";
+    if (cJSON_IsString(v))
+        return "symbol";
+    if (ends_with(n, "Px") || ends_with(n, "Price") || strcmp(n, "price") == 0 || ends_with(n, "Notional") ||
+        ends_with(n, "Notional24h") || ends_with(n, "Pcnt") || ends_with(n, "Rate") || ends_with(n, "Fee") ||
+        strcmp(n, "commission") == 0 || strcmp(n, "leverage") == 0 || strcmp(n, "open") == 0 ||
+        strcmp(n, "high") == 0 || strcmp(n, "low") == 0 || strcmp(n, "close") == 0 || strcmp(n, "vwap") == 0 ||
+        strcmp(n, "fairBasis") == 0 || strcmp(n, "tickSize") == 0 || ends_with(n, "Margin") ||
+        ends_with(n, "MarginReq") || ends_with(n, "Multiplier") || strcmp(n, "fundingRateDaily") == 0 ||
+        strcmp(n, "deleveragePercentile") == 0 || strcmp(n, "pegOffsetValue") == 0)
+        return cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble &&
+                       (ends_with(n, "Margin") || ends_with(n, "Multiplier"))
+                   ? "long"
+                   : "float";
+    return "long";
+}
+
+/* The table's declared types, and every other field its rows carry. */
+static void types_text(struct tbuf *x, const char *declared, const cJSON *rows)
+{
+    cJSON *t = cJSON_Parse(declared);
+    const cJSON *row, *v;
+    cJSON_ArrayForEach(row, rows)
+        cJSON_ArrayForEach(v, row)
+            if (!cJSON_GetObjectItemCaseSensitive(t, v->string))
+                cJSON_AddStringToObject(t, v->string, type_of(v));
+    char *p = json_print(t);
+    tb_str(x, p ? p : declared);
+    free(p);
+    cJSON_Delete(t);
+}
+
 char *feed_partial(struct feed *f, int table, int inst, uint32_t account, size_t *len)
 {
     const struct ft_def *d = &tables[table];
+    cJSON *rows = cJSON_CreateArray();
+    partial_rows(f, table, inst, account, rows);
     struct tbuf x = {0};
     tb_str(&x, "\"keys\":");
     tb_str(&x, d->keys);
     tb_str(&x, ",\"types\":");
-    tb_str(&x, d->types);
+    types_text(&x, d->types, rows);
     tb_str(&x, ",\"foreignKeys\":");
     tb_str(&x, d->foreign);
     tb_str(&x, ",\"attributes\":");
@@ -987,8 +1045,6 @@ char *feed_partial(struct feed *f, int table, int inst, uint32_t account, size_t
         tb_str(&x, "\"");
     }
     tb_str(&x, "},");
-    cJSON *rows = cJSON_CreateArray();
-    partial_rows(f, table, inst, account, rows);
     char *m = message(table, "partial", x.p, rows, len);
     cJSON_Delete(rows);
     free(x.p);

@@ -102,7 +102,12 @@ struct conn {
     double tokens;      /* client messages allowed now */
     ms_t tokens_at, limited_at;
     uint32_t over;      /* messages refused in the current second */
-    bool closing;       /* a close frame is queued: nothing more goes out */
+    bool closing;       /* closing: no new message is queued */
+    bool close_pending; /* the close frame goes out after the queue */
+    bool wr_shut;       /* close frame sent and the write side shut */
+    bool draining;      /* wslay is done: what the client still sends is read and dropped */
+    uint16_t close_code;
+    char close_reason[124];
     ms_t close_deadline;
     bool dead;
     bool want_out;      /* EPOLLOUT registered */
@@ -158,6 +163,7 @@ struct ws {
     struct ipcount { uint32_t ip4; char ip[64]; uint32_t n; } *ips;
     uint32_t nips, cap_ips;
     uint32_t open; /* connections admitted and not yet closed */
+    ms_t drop_at;  /* the last websocketDrops draw */
     /* metrics */
     atomic_uint_fast64_t m_conns, m_open, m_subs, m_msgs, m_bytes, m_in, m_drops, m_refused;
 };
@@ -246,12 +252,16 @@ static void on_record(void *ctx, const struct core_record *r)
 
 /* ---- sending ------------------------------------------------------------------------------------- */
 
-static void conn_close(struct ws *w, struct conn *c, uint16_t code, const char *reason);
+static void close_with(struct ws *w, struct conn *c, uint16_t code, const char *reason, bool drop);
+static void conn_close(struct ws *w, struct conn *c, uint16_t code, const char *reason)
+{
+    close_with(w, c, code, reason, false);
+}
 
 /* Hands the next queued message to wslay when it has none. */
 static void feed_wslay(struct conn *c)
 {
-    if (c->closing || c->dead)
+    if (c->dead)
         return;
     while (c->q.n && wslay_event_get_queued_msg_count(c->ctx) == 0) {
         struct msg *m = c->q.v[c->q.head];
@@ -265,13 +275,18 @@ static void feed_wslay(struct conn *c)
         if (rc != 0)
             break;
     }
+    if (c->close_pending && c->q.n == 0) {
+        c->close_pending = false;
+        wslay_event_queue_close(c->ctx, c->close_code, (const uint8_t *)c->close_reason,
+                                strlen(c->close_reason));
+    }
 }
 
 static void update_events(struct ws *w, struct conn *c)
 {
-    if (c->dead)
+    if (c->dead || c->draining)
         return;
-    bool out = wslay_event_want_write(c->ctx) || (c->q.n && !c->closing);
+    bool out = wslay_event_want_write(c->ctx) || c->q.n || c->close_pending;
     if (out == c->want_out)
         return;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = c};
@@ -281,7 +296,7 @@ static void update_events(struct ws *w, struct conn *c)
 
 static void pump(struct ws *w, struct conn *c)
 {
-    if (c->dead)
+    if (c->dead || c->draining)
         return;
     for (int guard = 0; guard < 64; guard++) {
         feed_wslay(c);
@@ -294,11 +309,51 @@ static void pump(struct ws *w, struct conn *c)
         if (wslay_event_get_queued_msg_count(c->ctx) != 0)
             break; /* the socket is full */
     }
+    if (c->closing && !c->wr_shut && wslay_event_get_close_sent(c->ctx) &&
+        wslay_event_get_queued_msg_count(c->ctx) == 0) {
+        /* the close frame is out: FIN after it, and go on reading until
+         * the client's close (closing with its data unread would reset
+         * the connection before the client reads the close frame) */
+        c->wr_shut = true;
+        shutdown(c->fd, SHUT_WR);
+    }
     if (!wslay_event_want_read(c->ctx) && !wslay_event_want_write(c->ctx)) {
-        conn_close(w, c, 0, NULL);
+        if (wslay_event_get_close_received(c->ctx)) {
+            conn_close(w, c, 0, NULL); /* both closes exchanged */
+            return;
+        }
+        /* wslay closed on its own (a message over the limit, a protocol
+         * error): its close frame is out; drain until the client's FIN so
+         * the close frame is read, not reset away */
+        if (!c->wr_shut) {
+            c->wr_shut = true;
+            shutdown(c->fd, SHUT_WR);
+        }
+        if (!c->draining) {
+            c->draining = true;
+            c->closing = true;
+            c->close_deadline = wall_ms() + 2000;
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+            epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+            c->want_out = false;
+        }
         return;
     }
     update_events(w, c);
+}
+
+/* Reads and drops what a closing client still sends; true at its end. */
+static bool drain(struct conn *c)
+{
+    char buf[16384];
+    for (int k = 0; k < 64; k++) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0)
+            return true;
+        if (n < 0)
+            return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    }
+    return false;
 }
 
 /* Queues a shared message for c (a reference taken). */
@@ -311,7 +366,7 @@ static void send_msg(struct ws *w, struct conn *c, struct msg *m)
         char reason[96];
         snprintf(reason, sizeof(reason), "slow reader: more than %zu bytes waiting to be sent",
                  w->cfg.send_buf);
-        conn_close(w, c, 1008, reason);
+        close_with(w, c, 1008, reason, true);
         return;
     }
     if (c->q.n + 1 > c->q.cap) {
@@ -931,22 +986,27 @@ static void ip_release(struct ws *w, const struct conn *c)
     pthread_mutex_unlock(&w->lock);
 }
 
-/* Ends c: with a close frame when code is set (c lingers until it is
- * sent or a second passes), else at once. */
-static void conn_close(struct ws *w, struct conn *c, uint16_t code, const char *reason)
+/* Ends c: with a close frame when code is set (after what is queued,
+ * unless drop), then c lingers until the client's close or a second
+ * passes; at once without a code. */
+static void close_with(struct ws *w, struct conn *c, uint16_t code, const char *reason, bool drop)
 {
     if (c->dead)
         return;
-    if (code && !c->closing) {
+    if (code) {
+        if (c->closing)
+            return;
         c->closing = true;
-        c->close_deadline = wall_ms() + 1000;
-        /* what was waiting is dropped: only the close goes out */
-        for (uint32_t k = 0; k < c->q.n; k++)
-            msg_put(c->q.v[(c->q.head + k) % c->q.cap]);
-        c->q.n = 0;
-        c->q.bytes = 0;
-        wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
-        wslay_event_shutdown_read(c->ctx);
+        c->close_pending = true;
+        c->close_code = code;
+        snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
+        c->close_deadline = wall_ms() + 2000;
+        if (drop) {
+            for (uint32_t k = 0; k < c->q.n; k++)
+                msg_put(c->q.v[(c->q.head + k) % c->q.cap]);
+            c->q.n = 0;
+            c->q.bytes = 0;
+        }
         update_events(w, c);
         return;
     }
@@ -1053,11 +1113,18 @@ static void apply_records(struct ws *w, struct rec_node *n)
 
 static void timers(struct ws *w, ms_t now)
 {
+    bool drops = now - w->drop_at >= 1000;
+    if (drops)
+        w->drop_at = now;
     for (uint32_t k = w->conns.n; k-- > 0;) {
         struct conn *c = w->conns.v[k];
+        if (drops && faults_ws_drop(w->s->faults)) {
+            conn_close(w, c, 0, NULL); /* no close frame: the fault */
+            bury(c);
+            continue;
+        }
         if (c->closing) {
-            if (now >= c->close_deadline || (!wslay_event_want_write(c->ctx) && c->q.n == 0 &&
-                                             wslay_event_get_close_sent(c->ctx))) {
+            if (now >= c->close_deadline) {
                 conn_close(w, c, 0, NULL);
                 bury(c);
             }
@@ -1095,6 +1162,13 @@ static void *run(void *arg)
             struct conn *c = evs[k].data.ptr;
             if (c->dead)
                 continue;
+            if (c->draining) {
+                if (drain(c)) {
+                    conn_close(w, c, 0, NULL);
+                    bury(c);
+                }
+                continue;
+            }
             if (evs[k].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 if (wslay_event_recv(c->ctx) != 0) {
                     conn_close(w, c, 0, NULL);

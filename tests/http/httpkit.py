@@ -136,3 +136,60 @@ class Client:
         st, h, r = self.req(verb, path, body, params)
         check(st == 200, f"{verb} {path} {body or params}: {st} {r}")
         return r
+
+
+class RawWebSocket:
+    """A minimal RFC 6455 client over a plain socket (the standard library
+    has none): the handshake, masked text frames out, frames in. Enough to
+    tell a close frame from a dropped connection."""
+
+    def __init__(self, port, target="/realtime", timeout=5):
+        import base64
+        import os
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during the handshake")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.status = int(head.split(b" ", 2)[1])
+
+    def send_text(self, text):
+        import os
+        data = text.encode()
+        mask = os.urandom(4)
+        n = len(data)
+        hdr = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.sock.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the connection ended")
+            self.buf += chunk
+
+    def recv_frame(self):
+        """(opcode, payload); EOFError when the connection ends, socket.timeout."""
+        self._need(2)
+        op, n = self.buf[0] & 0x0F, self.buf[1] & 0x7F
+        at = 2
+        if n == 126:
+            self._need(4)
+            n, at = int.from_bytes(self.buf[2:4], "big"), 4
+        elif n == 127:
+            self._need(10)
+            n, at = int.from_bytes(self.buf[2:10], "big"), 10
+        self._need(at + n)
+        payload, self.buf = self.buf[at:at + n], self.buf[at + n:]
+        return op, payload
+
+    def close(self):
+        self.sock.close()

@@ -17,6 +17,9 @@ client sees it.
 - rateLimit429 1.0: the rate limiter's 429 (RateLimitError, "Rate limit
   exceeded, retry in 1 seconds.", Retry-After, x-ratelimit-remaining 0), no
   tokens charged, the order not applied;
+- websocketDrops 1.0: an open WebSocket connection ends within about a
+  second without a close frame (what a client sees as 1006), a new one is
+  dropped too; after DELETE a connection stays open and answers "ping";
 - bad requests are refused with 400 ValidationError and change nothing;
   GET shows what is on with the time left; DELETE turns everything off;
 - /metrics counts every injected fault by kind, equal to GET's counts.
@@ -34,7 +37,7 @@ from httpkit import TOKEN, Server as KitServer, check
 
 OVERLOADED = {"error": {"message": "The system is currently overloaded. Please try again later.",
                         "name": "HTTPError"}}
-KINDS = ["overload", "maintenance", "latency", "rateLimit429"]
+KINDS = ["overload", "maintenance", "latency", "rateLimit429", "websocketDrops"]
 
 
 def Server(*args):
@@ -125,7 +128,8 @@ def overload_pattern(seed, n):
         check(len(rows) == n - refused, f"exactly the accepted orders applied: {len(rows)} rows, {n - refused} accepted")
         check({r["price"] for r in rows} == {1000 + i for i in range(n) if not pattern[i]},
               "the accepted orders are the ones in the history")
-        check(delta(metrics(s), m0) == {"overload": refused, "maintenance": 0, "latency": 0, "rateLimit429": 0},
+        check(delta(metrics(s), m0) == {"overload": refused, "maintenance": 0, "latency": 0, "rateLimit429": 0,
+                                        "websocketDrops": 0},
               f"metrics count the {refused} overloads")
         return pattern
     finally:
@@ -178,8 +182,8 @@ def run_main(s):
         ({"durationMs": 1000}, "Give at least one of"),
         ({}, "Give at least one of"),
         ({"overload": 0, "durationMs": 1000}, "durationMs goes with a fault turned on"),
-        ({"websocketDrops": 0.1}, "not available yet"),
-        ({"websocketDrops": 0.1, "overload": 0.5}, "not available yet"),
+        ({"websocketDrops": 1.5}, "Invalid websocketDrops"),
+        ({"websocketDrops": "all"}, "Invalid websocketDrops"),
         # a good field with a bad one: neither applies
         ({"overload": 0.9, "latencyMs": 70000}, "Invalid latencyMs"),
         ({"maintenance": True, "rateLimit429": "x"}, "Invalid rateLimit429"),
@@ -228,7 +232,8 @@ def run_main(s):
     pos = [p for p in tr.ok("GET", "position") if p["symbol"] == "XBTUSD"]
     check(not pos or pos[0]["leverage"] != 10, "the leverage change was not applied")
     s.audit()
-    check(delta(metrics(s), m0) == {"overload": len(writes), "maintenance": 0, "latency": 0, "rateLimit429": 0},
+    check(delta(metrics(s), m0) == {"overload": len(writes), "maintenance": 0, "latency": 0, "rateLimit429": 0,
+                                        "websocketDrops": 0},
           f"metrics count {len(writes)} overloads")
     # Cancels are never refused, as by the real write queue.
     st, _, r = tr.req("DELETE", "order", {"orderID": resting["orderID"]})
@@ -321,7 +326,8 @@ def run_main(s):
     dt, (st, _, _) = timed(lambda: s.raw("GET", "/api/v1/announcement"))
     check(st == 200 and dt < 0.3, f"latency over after its duration: {dt:.3f} s")
     check(faults(s)["faults"] == {}, "GET shows nothing on after the latency's duration")
-    check(delta(metrics(s), m0) == {"overload": 0, "maintenance": 0, "latency": held, "rateLimit429": 0},
+    check(delta(metrics(s), m0) == {"overload": 0, "maintenance": 0, "latency": held, "rateLimit429": 0,
+                                        "websocketDrops": 0},
           f"metrics count {held} held replies")
 
     # The volatility term: latencyPerVolPct ms per 1% of the index's range.
@@ -384,7 +390,8 @@ def run_429(s):
               f"the injected 429: {st} {h} {r}")
     st, _, a = s.admin("GET", "audit")
     check(st == 200, "the admin API is never refused")
-    check(delta(metrics(s), m0) == {"overload": 0, "maintenance": 0, "latency": 0, "rateLimit429": len(sent)},
+    check(delta(metrics(s), m0) == {"overload": 0, "maintenance": 0, "latency": 0, "rateLimit429": len(sent),
+                                        "websocketDrops": 0},
           f"metrics count {len(sent)} 429s")
     set_faults(s, {"rateLimit429": 0})
     st, h, _ = c.req("GET", "user/margin")
@@ -398,11 +405,60 @@ def run_429(s):
     s.admin("DELETE", "faults")
 
 
+def run_ws_drops(s):
+    import socket
+
+    def lifetime(ws, limit_s):
+        """Seconds until the connection ends without a close frame, None if it
+        is still open after limit_s; a close frame fails the check."""
+        t0 = time.monotonic()
+        ws.sock.settimeout(0.2)
+        while time.monotonic() - t0 < limit_s:
+            try:
+                op, payload = ws.recv_frame()
+            except socket.timeout:
+                continue
+            except (EOFError, ConnectionError):
+                return time.monotonic() - t0
+            check(op != 8, f"websocketDrops sent a close frame {payload!r}: a drop has none")
+        return None
+
+    m0 = metrics(s)
+    quiet = httpkit.RawWebSocket(s.port)
+    check(quiet.status == 101, f"upgrade: {quiet.status}")
+    check(lifetime(quiet, 1.5) is None, "a connection ended with no fault on")
+    set_faults(s, {"websocketDrops": 1})
+    check(faults(s)["faults"]["websocketDrops"]["share"] == 1, "GET faults shows websocketDrops")
+    t = lifetime(quiet, 3.0)
+    check(t is not None, "websocketDrops 1: the open connection was not dropped within 3 s")
+    fresh = httpkit.RawWebSocket(s.port)
+    check(fresh.status == 101 and lifetime(fresh, 3.0) is not None, "websocketDrops 1: a new connection stays")
+    st, _, _ = s.raw("GET", "/api/v1/instrument?symbol=XBTUSD")
+    check(st == 200, f"REST during websocketDrops: {st}")
+    s.admin("DELETE", "faults")
+    kept = httpkit.RawWebSocket(s.port)
+    check(lifetime(kept, 2.5) is None, "after DELETE the connection was dropped")
+    kept.send_text("ping")
+    kept.sock.settimeout(5)
+    got = None
+    while got is None:
+        op, payload = kept.recv_frame()
+        if op == 1 and payload == b"pong":
+            got = payload
+    kept.close()
+    quiet.close()
+    fresh.close()
+    d = delta(metrics(s), m0)
+    check(d["websocketDrops"] >= 2, f"metrics count the drops: {d}")
+    print(f"websocketDrops: an open connection dropped after {t:.2f} s, no close frame; off again: kept")
+
+
 def main():
     run_overload_seeded()
     s = Server("--rate-limit", "off", "--seed", "7")
     try:
         run_main(s)
+        run_ws_drops(s)
     finally:
         s.stop()
     s2 = Server("--rate-limit", "default")
