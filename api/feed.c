@@ -175,6 +175,8 @@ struct feed {
     struct store *st;
     struct finst inst[INSTRUMENTS_MAX];
     struct facct **acct;
+    uint32_t *made;       /* accounts with a struct in acct, in order made */
+    uint32_t nmade, cap_made;
     uint64_t seq;
     ms_t now;
     uint64_t gen; /* records applied, the stamp of the one being applied */
@@ -248,6 +250,7 @@ void feed_destroy(struct feed *f)
     free(f->ids);
     free(f->pos_list);
     free(f->mar_list);
+    free(f->made);
     free(f);
 }
 
@@ -264,6 +267,8 @@ static struct facct *acct_of(struct feed *f, uint32_t a)
             fprintf(stderr, "perpsim: out of memory in the realtime feed: stopping\n");
             abort();
         }
+        f->made = grow(f->made, &f->cap_made, f->nmade + 1, sizeof(*f->made));
+        f->made[f->nmade++] = a;
     }
     return f->acct[a];
 }
@@ -610,7 +615,7 @@ void feed_apply(struct feed *f, const struct core_record *r, feed_want_fn want, 
     close_bins(f, r->ts);
     store_apply(f->st, r);
 
-    uint64_t book_moved = 0, inst_moved = 0;
+    uint64_t book_moved = 0, inst_moved = 0, mark_moved = 0;
     uint32_t ntrades[INSTRUMENTS_MAX] = {0};
     for (uint32_t k = 0; k < r->nev; k++) {
         const struct rec_event *re = &r->ev[k];
@@ -641,6 +646,8 @@ void feed_apply(struct feed *f, const struct core_record *r, feed_want_fn want, 
             break;
         case EV_INSTRUMENT:
             if (e->inst < f->ninst) {
+                if (re->x.inst.mark_px != f->inst[e->inst].st.mark_px)
+                    mark_moved |= UINT64_C(1) << e->inst;
                 f->inst[e->inst].st = re->x.inst;
                 inst_moved |= UINT64_C(1) << e->inst;
             }
@@ -784,6 +791,22 @@ void feed_apply(struct feed *f, const struct core_record *r, feed_want_fn want, 
             add_row(f, FT_SETTLEMENT, x->inst, 0, "insert", render_settlement(f->cfg, x));
     }
 
+    /* A flat position without orders has no event of its own when the
+     * mark moves; it shows the new mark (as REST does). */
+    if (mark_moved)
+        for (uint32_t m = 0; m < f->nmade; m++) {
+            uint32_t a = f->made[m];
+            struct facct *fa = f->acct[a];
+            for (uint16_t i = 0; i < f->ninst; i++) {
+                struct exch_position *p = &fa->pos[i];
+                if (!(mark_moved >> i & 1) || !(fa->pos_seen >> i & 1) || fa->pos_gen[i] == f->gen ||
+                    p->qty || p->open_buy_qty || p->open_sell_qty)
+                    continue;
+                p->mark_px = f->inst[i].st.mark_px;
+                if (wants(f, FT_POSITION, i, a))
+                    add_row(f, FT_POSITION, i, a, "update", position_row(f, a, i, p, r->ts));
+            }
+        }
     /* Positions and margins as the record left them. */
     for (uint32_t k = 0; k < f->npos; k++) {
         uint32_t a = f->pos_list[k] >> 6;

@@ -846,10 +846,8 @@ static void on_text(struct ws *w, struct conn *c, const char *text, size_t len)
             c->over = 0;
             cJSON *meta = cJSON_CreateObject();
             cJSON_AddNumberToObject(meta, "retryAfter", 1);
-            char msg[96];
-            snprintf(msg, sizeof(msg), "Rate limit exceeded: at most %u messages per second.",
-                     w->cfg.msgs_per_s);
-            send_error(w, c, 429, msg, NULL, meta);
+            cJSON_AddNumberToObject(meta, "limit", w->cfg.msgs_per_s);
+            send_error(w, c, 429, "Rate limit exceeded, retry in 1 seconds.", NULL, meta);
         } else if (++c->over > 10 * w->cfg.msgs_per_s) {
             conn_close(w, c, 1008, "message rate limit exceeded");
         }

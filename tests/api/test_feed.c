@@ -326,8 +326,7 @@ static void check_account(struct core *core, uint32_t a)
         CHECK(num(row, "unrealisedPnl") == (double)p.unrealised_pnl, "num(row, \"unrealisedPnl\") == (double)p.unrealised_pnl");
         CHECK(num(row, "maintMargin") == (double)p.pos_margin, "num(row, \"maintMargin\") == (double)p.pos_margin");
         CHECK(num(row, "initMargin") == (double)p.order_margin, "num(row, \"initMargin\") == (double)p.order_margin");
-        if (p.qty || p.open_buy_qty || p.open_sell_qty) /* a flat one without orders keeps its last mark */
-            CHECK(num(row, "markPrice") == (double)p.mark_px / PX_SCALE, "num(row, \"markPrice\") == (double)p.mark_px / PX_SCALE");
+        CHECK(num(row, "markPrice") == (double)p.mark_px / PX_SCALE, "num(row, \"markPrice\") == (double)p.mark_px / PX_SCALE");
         const cJSON *lp = cJSON_GetObjectItemCaseSensitive(row, "liquidationPrice");
         CHECK(p.liq_px ? lp->valuedouble == (double)p.liq_px / PX_SCALE : cJSON_IsNull(lp), "p.liq_px ? lp->valuedouble == (double)p.liq_px / PX_SCALE : cJSON_IsNull(lp)");
     }

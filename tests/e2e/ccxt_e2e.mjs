@@ -17,14 +17,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import ccxt from 'ccxt';
+import { BASE, ONE_BTC, admin, makeSteps, newAccount, poll, requireEnv, sleep } from './lib.mjs';
 
-const BASE = process.env.PERPSIM_URL;
-const TOKEN = process.env.PERPSIM_ADMIN_TOKEN;
-const KEEP_GOING = process.env.E2E_KEEP_GOING === '1';
-if (!BASE || !TOKEN) {
-    console.error('ccxt_e2e: set PERPSIM_URL and PERPSIM_ADMIN_TOKEN (run.sh does)');
-    process.exit(2);
-}
+requireEnv('ccxt_e2e');
 
 const CCXT_VERSION = JSON.parse(readFileSync(new URL('./node_modules/ccxt/package.json', import.meta.url))).version;
 if (CCXT_VERSION !== '4.5.82') {
@@ -33,42 +28,10 @@ if (CCXT_VERSION !== '4.5.82') {
 }
 
 const S = 'BTC/USD:BTC'; // XBTUSD, the inverse perpetual
-const ONE_BTC = 100000000; // XBt
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- helpers
 
-let failures = 0;
-let passed = 0;
-
-async function step(name, fn) {
-    const t0 = Date.now();
-    try {
-        const detail = await fn();
-        passed++;
-        const d = detail ? ' - ' + String(detail).replace(/\n/g, '\\n') : '';
-        console.log(`ok    ${name}${d} (${Date.now() - t0} ms)`);
-    } catch (e) {
-        failures++;
-        const msg = e instanceof assert.AssertionError ? e.message : `${e.constructor.name}: ${e.message}`;
-        console.log(`FAIL  ${name}\n      ${msg.split('\n').join('\n      ')}`);
-        if (!KEEP_GOING) {
-            console.log(`ccxt_e2e: stopped at the first failure (${passed} steps passed)`);
-            process.exit(1);
-        }
-    }
-}
-
-async function admin(method, path, body) {
-    const r = await fetch(BASE + path, {
-        method,
-        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`admin ${method} ${path} -> HTTP ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-}
+const { step, finish } = makeSteps('ccxt_e2e');
 
 function client(apiKey, secret) {
     const ex = new ccxt.bitmex({ apiKey, secret, timeout: 15000, enableRateLimit: false });
@@ -76,13 +39,6 @@ function client(apiKey, secret) {
     // real testnet) over it.
     ex.urls.api = { public: BASE, private: BASE };
     return ex;
-}
-
-async function newAccount(deposits) {
-    const a = await admin('POST', '/admin/v1/accounts', { deposits });
-    assert.ok(Number.isInteger(a.account), `admin account id: ${JSON.stringify(a)}`);
-    assert.ok(a.apiKey && a.apiSecret, `admin key/secret: ${JSON.stringify(a)}`);
-    return a;
 }
 
 // expects fn to throw one of the ccxt error classes
@@ -106,16 +62,6 @@ const isNum = (x, what) => assert.ok(typeof x === 'number' && Number.isFinite(x)
 async function position(ex, symbol = S) {
     const ps = await ex.fetchPositions([symbol]);
     return ps.find((p) => p.symbol === symbol);
-}
-
-async function poll(fn, ms, what) {
-    const end = Date.now() + ms;
-    for (;;) {
-        const v = await fn();
-        if (v) return v;
-        if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-        await sleep(200);
-    }
 }
 
 // ---------------------------------------------------------------- accounts
@@ -951,8 +897,4 @@ await step('fetchBalance at the end: no margin in use, total below the deposit',
     return `BTC ${b.BTC.total}`;
 });
 
-if (failures) {
-    console.log(`ccxt_e2e: ${failures} step(s) FAILED, ${passed} passed`);
-    process.exit(1);
-}
-console.log(`ccxt_e2e: all ${passed} steps passed`);
+finish();

@@ -2,14 +2,22 @@
 # run.sh PERPSIM_BINARY - the end-to-end suite with real, unmodified clients.
 #
 # Starts perpsim on an ephemeral port with a random admin token and rate
-# limits off, installs ccxt 4.5.82 into tests/e2e/node_modules from
-# package-lock.json when it is not there yet, then runs
+# limits off, installs ccxt 4.5.82, bitmex-realtime-api 1.5.5 and ws into
+# tests/e2e/node_modules from package-lock.json when they are not there yet,
+# then runs
 #   1. ccxt_e2e.mjs      - ccxt's bitmex class through every unified method
 #   2. python_client.py  - a plain requests client signing as BitMEX documents
-#   3. GET /admin/v1/audit, which must say {"ok":true}
+#   3. ws_e2e.mjs        - the realtime WebSocket with BitMEX's official adapter
+#                          and ccxt pro, every table checked against REST after
+#                          a seeded storm of orders, amends, cancels, index
+#                          moves and a liquidation
+#   4. ws_abuse.mjs      - the WebSocket protocol message by message with the
+#                          raw ws package: acks, partials, errors, auth,
+#                          heartbeats, and oversized, binary and flooding clients
+#   5. GET /admin/v1/audit, which must say {"ok":true}
 # and finally stops the server with SIGTERM, which must exit 0.
-# Exit status 0 only when all of it passed. E2E_KEEP_GOING=1 makes both
-# clients run every step instead of stopping at their first failure.
+# Exit status 0 only when all of it passed. E2E_KEEP_GOING=1 makes every
+# client run every step instead of stopping at its first failure.
 set -uo pipefail
 
 die() { echo "e2e: $*" >&2; exit 1; }
@@ -20,7 +28,7 @@ BIN=$(realpath "$1") || die "no such binary: $1"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 command -v node >/dev/null && command -v npm >/dev/null \
-    || die "node and npm are required for the ccxt suite; run tools/install-deps.sh"
+    || die "node and npm are required for the ccxt and WebSocket suites; run tools/install-deps.sh"
 command -v python3 >/dev/null || die "python3 is required; run tools/install-deps.sh"
 python3 -c 'import requests' 2>/dev/null \
     || die "the Python module 'requests' is missing; run tools/install-deps.sh (it installs python3-requests)"
@@ -59,23 +67,34 @@ show_log() {
     echo "----------------------------------------" >&2
 }
 
-# ------------------------------------------------------------ ccxt install
+# ------------------------------------------------------------ node packages
 # node_modules lives in tests/e2e (not committed). Install from the lock
-# file only when ccxt 4.5.82 is not there; the lock keeps two runs (say two
-# build directories tested at once) from installing over each other.
-ccxt_version() {
-    (cd "$HERE" && node -p "require('./node_modules/ccxt/package.json').version" 2>/dev/null)
+# file only when the pinned packages are not all there; the lock keeps two
+# runs (say two build directories tested at once) from installing over each
+# other.
+WANT_PKGS="ccxt@4.5.82 bitmex-realtime-api@1.5.5 ws@8.21.0"
+installed_pkgs() {   # "name@version ..." of what node_modules holds
+    (cd "$HERE" && node -e '
+        const out = [];
+        for (const spec of process.argv.slice(1)) {
+            const name = spec.slice(0, spec.lastIndexOf("@"));
+            let v = "missing";
+            try { v = require("./node_modules/" + name + "/package.json").version; } catch {}
+            out.push(name + "@" + v);
+        }
+        console.log(out.join(" "));' $WANT_PKGS 2>/dev/null)
 }
-if [ "$(ccxt_version)" != "4.5.82" ]; then
+if [ "$(installed_pkgs)" != "$WANT_PKGS" ]; then
     (
         flock -w 600 9 || die "timed out waiting for $HERE/.npm.lock"
-        if [ "$(ccxt_version)" != "4.5.82" ]; then
-            echo "e2e: installing ccxt 4.5.82 (npm ci in tests/e2e)"
+        if [ "$(installed_pkgs)" != "$WANT_PKGS" ]; then
+            echo "e2e: installing $WANT_PKGS (npm ci in tests/e2e)"
             cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >"$WORK/npm.log" 2>&1 \
                 || { cat "$WORK/npm.log" >&2; die "npm ci failed"; }
         fi
     ) 9>"$HERE/.npm.lock" || exit 1
-    [ "$(ccxt_version)" = "4.5.82" ] || die "ccxt 4.5.82 is still not installed in $HERE/node_modules"
+    got=$(installed_pkgs)
+    [ "$got" = "$WANT_PKGS" ] || die "tests/e2e/node_modules holds $got, want $WANT_PKGS"
 fi
 
 # ------------------------------------------------------------ server
@@ -113,6 +132,12 @@ echo "== ccxt"
 
 echo "== python requests client"
 python3 "$HERE/python_client.py" || { status=1; echo "e2e: Python client FAILED"; }
+
+echo "== websocket: official adapter and ccxt pro against REST"
+(cd "$HERE" && node ws_e2e.mjs) || { status=1; echo "e2e: WebSocket suite FAILED"; }
+
+echo "== websocket: protocol and abuse (raw ws)"
+(cd "$HERE" && node ws_abuse.mjs) || { status=1; echo "e2e: WebSocket abuse suite FAILED"; }
 
 # ------------------------------------------------------------ audit
 echo "== money audit"
