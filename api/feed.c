@@ -300,7 +300,8 @@ static void book_set(struct book_side *b, int s, px_t px, qty_t size)
     uint32_t at = book_find(b, s, px, &found);
     if (size == 0) {
         if (found) {
-            memmove(&b->v[at], &b->v[at + 1], (size_t)(b->n - at - 1) * sizeof(b->v[0]));
+            if (at + 1 < b->n)
+                memmove(&b->v[at], &b->v[at + 1], (size_t)(b->n - at - 1) * sizeof(b->v[0]));
             b->n--;
         }
         return;
@@ -310,7 +311,8 @@ static void book_set(struct book_side *b, int s, px_t px, qty_t size)
         return;
     }
     b->v = grow(b->v, &b->cap, b->n + 1, sizeof(b->v[0]));
-    memmove(&b->v[at + 1], &b->v[at], (size_t)(b->n - at) * sizeof(b->v[0]));
+    if (at < b->n)
+        memmove(&b->v[at + 1], &b->v[at], (size_t)(b->n - at) * sizeof(b->v[0]));
     b->v[at] = (struct lvl){px, size};
     b->n++;
 }
@@ -340,7 +342,8 @@ static cJSON *l2_row(const struct feed *f, uint16_t i, int s, px_t px, qty_t siz
 static void top_of(const struct book_side *b, uint32_t depth, struct top *out)
 {
     out->n = b->n < depth ? b->n : depth;
-    memcpy(out->v, b->v, out->n * sizeof(out->v[0]));
+    if (out->n)
+        memcpy(out->v, b->v, out->n * sizeof(out->v[0]));
 }
 
 static cJSON *book10_row(const struct feed *f, uint16_t i, const char *ts)
@@ -721,7 +724,7 @@ void feed_apply(struct feed *f, const struct core_record *r, feed_want_fn want, 
         for (int s = 0; s < 2; s++) {
             struct top now;
             top_of(&fi->side[s], TOP10, &now);
-            if (now.n != fi->top10[s].n || memcmp(now.v, fi->top10[s].v, now.n * sizeof(now.v[0])) != 0)
+            if (now.n != fi->top10[s].n || (now.n && memcmp(now.v, fi->top10[s].v, now.n * sizeof(now.v[0])) != 0))
                 ten_moved = true;
             fi->top10[s] = now;
         }
