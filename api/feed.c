@@ -152,6 +152,9 @@ struct finst {
     struct exch_instrument_state st;
 };
 
+_Static_assert(INSTRUMENTS_MAX <= 64 && CURRENCIES_MAX <= 8,
+               "the position and margin lists pack (account << 6 | inst) and (account << 3 | currency)");
+
 struct facct {
     struct exch_position pos[INSTRUMENTS_MAX];
     struct exch_margin margin[CURRENCIES_MAX];
@@ -190,7 +193,10 @@ struct feed {
     struct pend *pend;
     uint32_t npend, cap_pend;
     uint64_t *ids;       /* orders the record touched, in first-event order */
-    uint32_t nids, cap_ids;
+    uint8_t *fresh;      /* ... whether each was new in it (EV_NEW) */
+    uint32_t nids, cap_ids, cap_fresh;
+    struct seen_id { uint64_t id, gen; uint32_t at; } *seen; /* ids listed in this record */
+    uint32_t cap_seen;   /* a power of two, >= 2 x nids */
     uint32_t *pos_list;  /* (account << 6 | inst) of position events, first-listed order */
     uint32_t npos, cap_pos;
     uint32_t *mar_list;  /* (account << 3 | currency) */
@@ -215,6 +221,8 @@ static void *grow(void *p, uint32_t *cap, uint32_t need, size_t elem)
 
 struct feed *feed_create(const struct exch_config *cfg, uint32_t accounts_max)
 {
+    if (accounts_max > (UINT32_C(1) << 26))
+        return NULL; /* the packed lists hold account numbers below 2^26 */
     struct feed *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
@@ -248,6 +256,8 @@ void feed_destroy(struct feed *f)
         cJSON_Delete(f->pend[k].rows);
     free(f->pend);
     free(f->ids);
+    free(f->fresh);
+    free(f->seen);
     free(f->pos_list);
     free(f->mar_list);
     free(f->made);
@@ -541,29 +551,54 @@ static void close_bins(struct feed *f, ms_t ts)
     }
 }
 
-static void list_order(struct feed *f, uint64_t id)
+static uint32_t id_slot(const struct feed *f, uint64_t id)
 {
-    for (uint32_t k = f->nids; k-- > 0 && k + 64 >= f->nids;)
-        if (f->ids[k] == id)
-            return;
-    f->ids = grow(f->ids, &f->cap_ids, f->nids + 1, sizeof(*f->ids));
-    f->ids[f->nids++] = id;
+    uint64_t h = id * UINT64_C(0x9E3779B97F4A7C15);
+    uint32_t mask = f->cap_seen - 1, k = (uint32_t)(h >> 32) & mask;
+    while (f->seen[k].gen == f->gen && f->seen[k].id != id)
+        k = (k + 1) & mask;
+    return k;
 }
 
-static void emit_orders(struct feed *f, const struct core_record *r)
+/* Lists an order the record touched, once (a sweep touches its taker
+ * with every maker it meets); remembers whether it was new in it. */
+static void list_order(struct feed *f, uint64_t id, bool is_new)
 {
-    /* which orders were new in this record */
+    if (2 * (f->nids + 1) > f->cap_seen) {
+        uint32_t nc = f->cap_seen ? f->cap_seen * 2 : 64;
+        free(f->seen);
+        f->seen = calloc(nc, sizeof(*f->seen));
+        if (!f->seen) {
+            fprintf(stderr, "perpsim: out of memory in the realtime feed: stopping\n");
+            abort();
+        }
+        f->cap_seen = nc;
+        for (uint32_t k = 0; k < f->nids; k++) {
+            uint32_t at = id_slot(f, f->ids[k]);
+            f->seen[at] = (struct seen_id){f->ids[k], f->gen, k};
+        }
+    }
+    uint32_t at = id_slot(f, id);
+    if (f->seen[at].gen == f->gen) {
+        f->fresh[f->seen[at].at] |= is_new;
+        return;
+    }
+    f->seen[at] = (struct seen_id){id, f->gen, f->nids};
+    f->ids = grow(f->ids, &f->cap_ids, f->nids + 1, sizeof(*f->ids));
+    f->fresh = grow(f->fresh, &f->cap_fresh, f->nids + 1, sizeof(*f->fresh));
+    f->ids[f->nids] = id;
+    f->fresh[f->nids] = is_new;
+    f->nids++;
+}
+
+static void emit_orders(struct feed *f)
+{
     for (uint32_t k = 0; k < f->nids; k++) {
         uint64_t id = f->ids[k];
         const struct ord_rec *o = store_order(f->st, id);
         if (!o)
             continue;
-        bool fresh = false;
-        for (uint32_t e = 0; e < r->nev; e++)
-            if (r->ev[e].ev.type == EV_NEW && r->ev[e].ev.order.id == id) {
-                fresh = true;
-                break;
-            }
+        bool fresh = f->fresh[k];
         uint32_t a = o->v.account;
         if (a == EXCH_LIQUIDATOR) {
             if (!wants(f, FT_LIQUIDATION, o->v.inst, 0))
@@ -624,7 +659,7 @@ void feed_apply(struct feed *f, const struct core_record *r, feed_want_fn want, 
         const struct rec_event *re = &r->ev[k];
         const struct event *e = &re->ev;
         if (order_event(e->type))
-            list_order(f, e->order.id);
+            list_order(f, e->order.id, e->type == EV_NEW);
         switch (e->type) {
         case EV_LEVEL: {
             if (e->inst >= f->ninst)
@@ -757,7 +792,7 @@ void feed_apply(struct feed *f, const struct core_record *r, feed_want_fn want, 
         }
     }
 
-    emit_orders(f, r);
+    emit_orders(f);
 
     /* Executions, wallet rows, funding, insurance, settlements: the rows
      * the read model made from this record. */

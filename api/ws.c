@@ -164,11 +164,23 @@ struct ws {
     uint32_t nips, cap_ips;
     uint32_t open; /* connections admitted and not yet closed */
     ms_t drop_at;  /* the last websocketDrops draw */
+    struct conn **grave; /* closed this turn, freed at its end */
+    uint32_t ngrave, cap_grave;
     /* metrics */
+    atomic_bool sleeping; /* the thread is in (or about to enter) epoll_wait */
     atomic_uint_fast64_t m_conns, m_open, m_subs, m_msgs, m_bytes, m_in, m_drops, m_refused;
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
+
+/* Milliseconds on the monotonic clock: idle, ping, close and message-rate
+ * timers do not jump with the wall clock. */
+static ms_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ms_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void *grow(void *p, uint32_t *cap, uint32_t need, size_t elem)
 {
@@ -239,14 +251,18 @@ static void on_record(void *ctx, const struct core_record *r)
     n->r.cmd = &n->cmd;
     n->r.ev = n->ev;
     pthread_mutex_lock(&w->lock);
-    bool was_empty = w->rec_head == NULL;
     if (w->rec_tail)
         w->rec_tail->next = n;
     else
         w->rec_head = n;
     w->rec_tail = n;
     pthread_mutex_unlock(&w->lock);
-    if (was_empty)
+    /* Wake the thread only when it sleeps and someone is connected: with
+     * no connection the records wait for its next tick (or a new
+     * connection, which applies them before its partials), and a busy
+     * thread finds them on its next turn: no system call per command. */
+    if (atomic_load_explicit(&w->m_open, memory_order_relaxed) > 0 &&
+        atomic_exchange_explicit(&w->sleeping, false, memory_order_acq_rel))
         wake(w);
 }
 
@@ -263,6 +279,8 @@ static void feed_wslay(struct conn *c)
 {
     if (c->dead)
         return;
+    if (wslay_event_get_queued_msg_count(c->ctx) == 0)
+        c->inflight = 0;
     while (c->q.n && wslay_event_get_queued_msg_count(c->ctx) == 0) {
         struct msg *m = c->q.v[c->q.head];
         c->q.head = (c->q.head + 1) % c->q.cap;
@@ -332,7 +350,7 @@ static void pump(struct ws *w, struct conn *c)
         if (!c->draining) {
             c->draining = true;
             c->closing = true;
-            c->close_deadline = wall_ms() + 2000;
+            c->close_deadline = mono_ms() + 2000;
             struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
             epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
             c->want_out = false;
@@ -637,27 +655,42 @@ static int ws_auth(struct srv *s, const char *key_id, const char *expires, const
         snprintf(msg, cap, "Missing api-key, api-expires or api-signature.");
         return 401;
     }
-    char *end = NULL;
-    errno = 0;
-    long long e = strtoll(expires, &end, 10);
-    if (!*expires || *end || errno || e <= 0) {
+    /* expires: 1..19 digits (nothing else); milliseconds when over 10^11 */
+    size_t nd = strlen(expires);
+    bool digits = nd >= 1 && nd <= 19;
+    for (size_t i = 0; digits && i < nd; i++)
+        digits = expires[i] >= '0' && expires[i] <= '9';
+    i128 e = 0;
+    for (size_t i = 0; digits && i < nd; i++)
+        e = e * 10 + (expires[i] - '0');
+    if (!digits || e <= 0 || e > INT64_MAX) {
         snprintf(msg, cap, "api-expires must be a number of seconds (or milliseconds) since the epoch.");
         return 400;
     }
-    ms_t exp_ms = e > INT64_C(100000000000) ? (ms_t)e : (ms_t)e * 1000; /* ccxt sends milliseconds */
-    if (exp_ms + s->auth.skew_ms < now) {
+    i128 exp_ms = e > INT64_C(100000000000) ? e : e * 1000; /* ccxt sends milliseconds */
+    if (exp_ms + s->auth.skew_ms < (i128)now) {
         if (auth_format_error(AUTH_EXPIRED, now, msg, cap) < 0)
             snprintf(msg, cap, "This request has expired.");
-        return 401;
+        return auth_http_status(AUTH_EXPIRED);
+    }
+    if (s->auth.max_future_s > 0 && exp_ms > (i128)now + (i128)s->auth.max_future_s * 1000) {
+        if (auth_format_error(AUTH_EXPIRES_TOO_FAR, now, msg, cap) < 0)
+            snprintf(msg, cap, "api-expires is too far in the future.");
+        return auth_http_status(AUTH_EXPIRES_TOO_FAR);
     }
     if (!core_key_get(s->core, key_id, key)) {
         snprintf(msg, cap, "Invalid API Key.");
         return 401;
     }
-    char want[AUTH_SIG_HEX_LEN + 1];
+    char want[AUTH_SIG_HEX_LEN + 1], got[AUTH_SIG_HEX_LEN + 1];
+    size_t ns = strlen(sig);
+    for (size_t i = 0; i < AUTH_SIG_HEX_LEN && i < ns; i++) /* hex in either case, as REST */
+        got[i] = (char)(sig[i] >= 'A' && sig[i] <= 'F' ? sig[i] - 'A' + 'a' : sig[i]);
+    got[AUTH_SIG_HEX_LEN] = 0;
     struct auth_request ar = {"GET", "/realtime", 9, NULL, 0};
-    if (auth_sign_text(key->secret, strlen(key->secret), &ar, expires, strlen(expires), want) != AUTH_E_OK ||
-        strlen(sig) != AUTH_SIG_HEX_LEN || CRYPTO_memcmp(want, sig, AUTH_SIG_HEX_LEN) != 0) {
+    if (ns != AUTH_SIG_HEX_LEN ||
+        auth_sign_text(key->secret, strlen(key->secret), &ar, expires, nd, want) != AUTH_E_OK ||
+        CRYPTO_memcmp(want, got, AUTH_SIG_HEX_LEN) != 0) {
         snprintf(msg, cap, "Signature not valid.");
         return 401;
     }
@@ -674,11 +707,17 @@ static int ws_auth(struct srv *s, const char *key_id, const char *expires, const
 
 static void set_auth(struct ws *w, struct conn *c, const struct key_rec *k)
 {
+    if (c->authed && c->key.account == k->account) {
+        c->key = *k; /* the same account again (a refreshed signature): its topics go on */
+        return;
+    }
     if (c->authed) {
         /* private topics of the old account end with it */
         for (int t = 0; t < FT_COUNT; t++)
             if (ft_info(t)->priv) {
-                c->nsubs -= (c->sub[t].all ? 1u : 0u) + (uint32_t)__builtin_popcountll(c->sub[t].insts);
+                uint32_t n = (c->sub[t].all ? 1u : 0u) + (uint32_t)__builtin_popcountll(c->sub[t].insts);
+                c->nsubs -= n;
+                atomic_fetch_sub(&w->m_subs, n);
                 c->sub[t] = (struct topic_sub){0};
             }
         cvec_del(&w->acct[c->key.account], c);
@@ -808,7 +847,10 @@ static void op_cancel_after(struct ws *w, struct conn *c, const cJSON *args, con
     *x = (struct caa){w, c->id, cJSON_Duplicate(request, true)};
     j->done = caa_done;
     j->ctx = x;
-    if (core_submit(s->core, j, LS_KIND_CANCEL_AFTER, true) != LS_ACCEPTED) {
+    j->engine_thread = true; /* the WebSocket thread applies no one's writes */
+    /* Not exempt: an exempt write waits for room in a full queue, and this
+     * thread serves every socket; a full queue answers 503 instead. */
+    if (core_submit(s->core, j, LS_KIND_CANCEL_AFTER, false) != LS_ACCEPTED) {
         cJSON_Delete(x->request);
         free(x);
         core_job_free(j);
@@ -839,7 +881,7 @@ static bool budget(struct ws *w, struct conn *c, ms_t now)
 static void on_text(struct ws *w, struct conn *c, const char *text, size_t len)
 {
     atomic_fetch_add(&w->m_in, 1);
-    ms_t now = wall_ms();
+    ms_t now = mono_ms();
     if (!budget(w, c, now)) {
         if (now - c->limited_at >= 1000) {
             c->limited_at = now;
@@ -922,7 +964,7 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
-    c->last_rx = wall_ms();
+    c->last_rx = mono_ms();
     c->ping_at = 0;
     return n;
 }
@@ -998,7 +1040,7 @@ static void close_with(struct ws *w, struct conn *c, uint16_t code, const char *
         c->close_pending = true;
         c->close_code = code;
         snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
-        c->close_deadline = wall_ms() + 2000;
+        c->close_deadline = mono_ms() + 2000;
         if (drop) {
             for (uint32_t k = 0; k < c->q.n; k++)
                 msg_put(c->q.v[(c->q.head + k) % c->q.cap]);
@@ -1029,13 +1071,11 @@ static void close_with(struct ws *w, struct conn *c, uint16_t code, const char *
     c->slot = UINT32_MAX;
 }
 
-static struct conn **graveyard;
-static uint32_t ngrave, cap_grave;
-
 static void bury(struct conn *c)
 {
-    graveyard = grow(graveyard, &cap_grave, ngrave + 1, sizeof(*graveyard));
-    graveyard[ngrave++] = c;
+    struct ws *w = c->w;
+    w->grave = grow(w->grave, &w->cap_grave, w->ngrave + 1, sizeof(*w->grave));
+    w->grave[w->ngrave++] = c;
 }
 
 static void welcome(struct ws *w, struct conn *c)
@@ -1057,6 +1097,7 @@ static void welcome(struct ws *w, struct conn *c)
 
 static void conn_start(struct ws *w, struct conn *c)
 {
+    c->w = w;
     static const struct wslay_event_callbacks cbs = {cb_recv, cb_send, NULL, NULL, NULL, NULL, cb_msg};
     if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
         MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -1067,7 +1108,7 @@ static void conn_start(struct ws *w, struct conn *c)
     wslay_event_config_set_max_recv_msg_length(c->ctx, w->cfg.max_msg);
     c->w = w;
     c->id = ++w->next_id;
-    c->last_rx = c->tokens_at = wall_ms();
+    c->last_rx = c->tokens_at = mono_ms();
     c->tokens = 2.0 * w->cfg.msgs_per_s;
     c->slot = w->conns.n;
     cvec_add(&w->conns, c);
@@ -1147,9 +1188,14 @@ static void *run(void *arg)
 {
     struct ws *w = arg;
     struct epoll_event evs[EPOLL_BATCH];
-    ms_t next_tick = wall_ms() + TICK_MS;
+    ms_t next_tick = mono_ms() + TICK_MS;
     for (;;) {
-        int n = epoll_wait(w->ep, evs, EPOLL_BATCH, TICK_MS);
+        atomic_store_explicit(&w->sleeping, true, memory_order_seq_cst);
+        pthread_mutex_lock(&w->lock);
+        bool ready = w->rec_head && atomic_load_explicit(&w->m_open, memory_order_relaxed) > 0;
+        pthread_mutex_unlock(&w->lock);
+        int n = epoll_wait(w->ep, evs, EPOLL_BATCH, ready ? 0 : TICK_MS);
+        atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
         for (int k = 0; k < n; k++) {
             if (evs[k].data.ptr == NULL) {
                 uint64_t v;
@@ -1168,7 +1214,20 @@ static void *run(void *arg)
                 continue;
             }
             if (evs[k].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-                if (wslay_event_recv(c->ctx) != 0) {
+                if (!wslay_event_want_read(c->ctx)) {
+                    /* wslay reads no more (a close received, a message over
+                     * the limit, a protocol error): what comes is read and
+                     * dropped, so a full input buffer cannot spin the loop */
+                    if (!c->closing) {
+                        c->closing = true;
+                        c->close_deadline = mono_ms() + 2000;
+                    }
+                    if (drain(c)) {
+                        conn_close(w, c, 0, NULL);
+                        bury(c);
+                        continue;
+                    }
+                } else if (wslay_event_recv(c->ctx) != 0) {
                     conn_close(w, c, 0, NULL);
                     bury(c);
                     continue;
@@ -1213,14 +1272,14 @@ static void *run(void *arg)
                     bury(c);
             }
         }
-        ms_t now = wall_ms();
+        ms_t now = mono_ms();
         if (now >= next_tick) {
             timers(w, now);
             next_tick = now + TICK_MS;
         }
-        for (uint32_t k = 0; k < ngrave; k++)
-            conn_free(w, graveyard[k]);
-        ngrave = 0;
+        for (uint32_t k = 0; k < w->ngrave; k++)
+            conn_free(w, w->grave[k]);
+        w->ngrave = 0;
         if (stop) {
             for (uint32_t k = w->conns.n; k-- > 0;) {
                 struct conn *c = w->conns.v[k];
@@ -1230,9 +1289,6 @@ static void *run(void *arg)
             break;
         }
     }
-    free(graveyard);
-    graveyard = NULL;
-    cap_grave = 0;
     return NULL;
 }
 
@@ -1258,8 +1314,14 @@ struct ws *ws_create(struct srv *s, const struct ws_config *cfg)
         goto fail;
     if (core_subscribe(s->core, on_record, w, false) != 0)
         goto fail;
-    if (pthread_create(&w->th, NULL, run, w) != 0)
-        goto fail;
+    if (pthread_create(&w->th, NULL, run, w) != 0) {
+        /* the core has the consumer now: keep w (records are dropped) */
+        pthread_mutex_lock(&w->lock);
+        w->stopped = true;
+        pthread_mutex_unlock(&w->lock);
+        fprintf(stderr, "perpsim: cannot start the WebSocket thread\n");
+        return NULL;
+    }
     w->started = true;
     return w;
 fail:
@@ -1313,6 +1375,7 @@ void ws_destroy(struct ws *w)
         for (int i = 0; i <= INSTRUMENTS_MAX; i++)
             free(w->pub[t][i].v);
     free(w->conns.v);
+    free(w->grave);
     free(w->ips);
     if (w->ep >= 0)
         close(w->ep);

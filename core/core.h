@@ -114,6 +114,8 @@ struct core_job {
     struct exch_margin margin;
     ms_t ts;                  /* engine time of the last command */
     uint64_t seq;             /* sequence number of the last command */
+    bool engine_thread;       /* set by the submitter: never applied on its own thread
+                               * (an event loop that must not run other clients' writes) */
     /* completion: called once, by the applying thread, outside the lock */
     void (*done)(struct core_job *j);
     void *ctx;

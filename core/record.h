@@ -21,7 +21,7 @@
  *                  the position change at the event's price
  *   EV_MARGIN      the core's own: an account's money in one currency
  *                  (exch_margin; account in ev.account, currency in
- *                  ev.reason), closing the record
+ *                  ev.reason), after the closing position events
  * The rest of each event is the engine's or margin core's own (engine.h).
  * The sequencer closes each command's record with one more EV_POSITION for
  * every position of an account the command touched (its orders, fills,
@@ -32,7 +32,7 @@
  * every account with an open position in that instrument (its mark
  * value, unrealised PnL and, through cross equity, its liquidation
  * price move). After the positions, each touched account gets one
- * EV_MARGIN per currency with its money as it is.
+ * EV_MARGIN per currency that moved with its money as it is.
  *
  * core_record_encode() gives a record's canonical bytes: every field
  * written explicitly, little-endian, no padding, so equal records give

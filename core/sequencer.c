@@ -245,12 +245,14 @@ static uint32_t touched_account(const struct event *e)
  * with an open position or open orders in that instrument (at the
  * instrument event; a flat one without orders shows only the new mark), and
  * counts as touching each touched account's positions (their equity).
- * Then each touched account gets one EV_MARGIN per currency: its money as
- * it is. */
+ * Then each touched account gets one EV_MARGIN per currency its events or
+ * mark moves touched (an order's or a position's instrument's settlement
+ * currency, a wallet move's currency): its money as it is. */
 struct touched {
     uint32_t account;
     uint32_t last_touch;           /* the last event touching it (or a later mark change) */
     uint64_t had;                  /* instruments with an event of it */
+    uint32_t curs;                 /* currencies whose money moved (bit per currency) */
     uint32_t last_pos[INSTRUMENTS_MAX]; /* its last position event per instrument, + 1 */
 };
 
@@ -287,6 +289,7 @@ static void close_positions(struct core *c)
                         struct touched *t = touch(c, a);
                         t->last_touch = k;
                         t->had |= UINT64_C(1) << e->inst;
+                        t->curs |= 1u << c->cfg.exch.inst[e->inst].currency;
                     }
             }
             continue;
@@ -296,6 +299,10 @@ static void close_positions(struct core *c)
             continue;
         struct touched *t = touch(c, a);
         t->last_touch = k;
+        if (e->type == EV_MONEY)
+            t->curs |= 1u << e->u.money.currency;
+        else if (e->inst < c->cfg.exch.engine.instruments_count)
+            t->curs |= 1u << c->cfg.exch.inst[e->inst].currency;
         bool wallet_only = e->type == EV_MONEY &&
                            (e->u.money.kind == MK_DEPOSIT || e->u.money.kind == MK_WITHDRAWAL ||
                             e->u.money.kind == MK_INSURANCE);
@@ -327,6 +334,8 @@ static void close_positions(struct core *c)
         uint32_t a = c->touched[m].account;
         c->touch_slot[a] = 0;
         for (uint8_t cur = 0; cur < c->cfg.exch.currencies_count; cur++) {
+            if (!(c->touched[m].curs >> cur & 1))
+                continue;
             c->ev = room_for_one(c->ev, &c->cap_ev, c->nev, sizeof(*c->ev));
             struct rec_event *re = &c->ev[c->nev];
             memset(re, 0, sizeof(*re));
@@ -751,7 +760,7 @@ enum ls_result core_submit(struct core *c, struct core_job *j, enum ls_kind kind
      * its other work for long. */
     bool run_now = false;
     int64_t t0 = ls_now_ns();
-    bool here = !c->cfg.engine_thread_only && c->cfg.engine_delay_ns == 0 && j->n == 1 &&
+    bool here = !c->cfg.engine_thread_only && !j->engine_thread && c->cfg.engine_delay_ns == 0 && j->n == 1 &&
                 j->kind != J_CANCEL_ALL && j->kind != J_ACCOUNT && j->kind != J_ADVANCE;
     enum ls_result res = here ? ls_submit_run(c->q, j, kind, exempt, t0, &run_now)
                               : ls_submit(c->q, j, kind, exempt, t0);

@@ -435,6 +435,27 @@ START_TEST(feed_equals_rest_at_every_command)
             x.u.set_index.price = index;
             one(core, J_INDEX, &x);
         }
+        if (k == 2000) { /* one order sweeps 100 resting ones: listed once in its message */
+            for (int m = 0; m < 100; m++) {
+                struct cmd q = {.type = CMD_NEW_ORDER, .account = 1, .inst = 0};
+                q.u.new_order.has = HAS_QTY | HAS_PRICE;
+                q.u.new_order.side = SIDE_SELL;
+                q.u.new_order.qty = ei->lot_qty;
+                q.u.new_order.price = index + index / 20 + (px_t)m * ei->tick_px;
+                q.u.new_order.price -= q.u.new_order.price % ei->tick_px;
+                one(core, J_ORDERS, &q);
+            }
+            struct cmd t = {.type = CMD_NEW_ORDER, .account = 2, .inst = 0};
+            t.u.new_order.has = HAS_QTY | HAS_PRICE;
+            t.u.new_order.side = SIDE_BUY;
+            t.u.new_order.qty = ei->lot_qty * 3000;
+            t.u.new_order.price = index + index / 20 + 100 * ei->tick_px;
+            t.u.new_order.price -= t.u.new_order.price % ei->tick_px;
+            t.u.new_order.tif = TIF_IOC;
+            uint64_t before = C.rows;
+            one(core, J_ORDERS, &t);
+            ck_assert_uint_gt(C.rows - before, 200); /* it met the 100 (a level and an order row each) */
+        }
         uint32_t a = (uint32_t)pick(1, ACCOUNTS);
         int roll = (int)pick(0, 99);
         struct cmd c;

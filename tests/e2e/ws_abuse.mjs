@@ -510,6 +510,24 @@ await step('auth in the URL with an expired api-expires: the upgrade is refused 
     return err.message;
 });
 
+await step('auth in the URL with odd expires (INT64_MAX, 20 digits, signs, spaces) and a wrong signature: refused, never a crash', async () => {
+    const seen = [];
+    for (const e of ['9223372036854775807', '99999999999999999999', '+1796616961', '-5', '%201796616961', '1e12']) {
+        let err;
+        try {
+            const c = await conn(urlAuth(X, e, 'ab'.repeat(32)));
+            c.close();
+        } catch (x) {
+            err = x;
+        }
+        assert.ok(err && err.status >= 400 && err.status < 500, `expires ${e}: ${err ? err.message : 'the upgrade succeeded'}`);
+        seen.push(`${e} -> ${err.status}`);
+    }
+    const c = await welcomed(); /* the server is still there */
+    c.close();
+    return seen.join(', ');
+});
+
 await step('auth in the handshake headers (api-expires, api-key, api-signature): a private table subscribes', async () => {
     const e = nowS() + 5;
     const c = await welcomed(WSURL, { headers: { 'api-expires': String(e), 'api-key': X.apiKey, 'api-signature': hmacHex(X.apiSecret, 'GET/realtime' + e) } });
