@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,24 +47,64 @@ void ws_config_default(struct ws_config *c)
     c->idle_ms = 90000;
 }
 
-/* A message shared by every connection it goes to. */
+/* A message shared by every connection it goes to: one whole text frame
+ * (header and payload, as wslay's frame layer writes it), framed once
+ * however many connections send it. */
 struct msg {
     int refs;
     size_t len;
-    char text[];
+    unsigned char frame[];
 };
+
+struct framer {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static ssize_t framer_send(const uint8_t *data, size_t len, int flags, void *user)
+{
+    (void)flags;
+    struct framer *f = user;
+    if (f->len + len > f->cap) {
+        fprintf(stderr, "perpsim: WebSocket framing overflow: stopping\n");
+        abort();
+    }
+    memcpy(f->p + f->len, data, len);
+    f->len += len;
+    return (ssize_t)len;
+}
 
 static struct msg *msg_new(const char *text, size_t len)
 {
-    struct msg *m = malloc(sizeof(*m) + len + 1);
+    struct msg *m = malloc(sizeof(*m) + len + 14);
     if (!m) {
         fprintf(stderr, "perpsim: out of memory in the WebSocket: stopping\n");
         abort();
     }
+    static const struct wslay_frame_callbacks cbs = {framer_send, NULL, NULL};
+    struct framer f = {m->frame, 0, len + 14};
+    wslay_frame_context_ptr fc;
+    if (wslay_frame_context_init(&fc, &cbs, &f) != 0) {
+        fprintf(stderr, "perpsim: out of memory in the WebSocket: stopping\n");
+        abort();
+    }
+    struct wslay_frame_iocb io = {1, WSLAY_RSV_NONE, WSLAY_TEXT_FRAME, len, 0, (const uint8_t *)text, len};
+    size_t sent = 0;
+    while (sent < len || f.len == 0) {
+        ssize_t n = wslay_frame_send(fc, &io);
+        if (n < 0) {
+            fprintf(stderr, "perpsim: WebSocket framing failed (%zd): stopping\n", n);
+            abort();
+        }
+        sent += (size_t)n;
+        io.data += n;
+        io.data_length -= (size_t)n;
+        if (len == 0)
+            break;
+    }
+    wslay_frame_context_free(fc);
     m->refs = 1;
-    m->len = len;
-    memcpy(m->text, text, len);
-    m->text[len] = 0;
+    m->len = f.len;
     return m;
 }
 
@@ -75,7 +117,8 @@ static void msg_put(struct msg *m)
 struct outq {
     struct msg **v;
     uint32_t head, n, cap;
-    size_t bytes;
+    size_t bytes;       /* of the frames queued, the first's written part included */
+    size_t off;         /* bytes of v[head] already written */
 };
 
 struct topic_sub {
@@ -96,8 +139,8 @@ struct conn {
     struct key_rec key;
     struct topic_sub sub[FT_COUNT];
     uint32_t nsubs;
-    struct outq q;
-    size_t inflight;    /* bytes of the message handed to wslay */
+    struct outq q;      /* whole frames; q.off bytes of the first are written */
+    bool dirty;         /* in w->dirty: has frames to write this turn */
     ms_t last_rx, ping_at;
     double tokens;      /* client messages allowed now */
     ms_t tokens_at, limited_at;
@@ -164,6 +207,7 @@ struct ws {
     uint32_t nips, cap_ips;
     uint32_t open; /* connections admitted and not yet closed */
     ms_t drop_at;  /* the last websocketDrops draw */
+    struct cvec dirty;   /* connections with frames to write */
     struct conn **grave; /* closed this turn, freed at its end */
     uint32_t ngrave, cap_grave;
     /* metrics */
@@ -274,68 +318,117 @@ static void conn_close(struct ws *w, struct conn *c, uint16_t code, const char *
     close_with(w, c, code, reason, false);
 }
 
-/* Hands the next queued message to wslay when it has none. */
-static void feed_wslay(struct conn *c)
+static void q_pop(struct outq *q)
 {
-    if (c->dead)
-        return;
-    if (wslay_event_get_queued_msg_count(c->ctx) == 0)
-        c->inflight = 0;
-    while (c->q.n && wslay_event_get_queued_msg_count(c->ctx) == 0) {
-        struct msg *m = c->q.v[c->q.head];
-        c->q.head = (c->q.head + 1) % c->q.cap;
-        c->q.n--;
-        c->q.bytes -= m->len;
-        struct wslay_event_msg wm = {WSLAY_TEXT_FRAME, (const uint8_t *)m->text, m->len};
-        int rc = wslay_event_queue_msg(c->ctx, &wm);
-        c->inflight = m->len;
-        msg_put(m);
-        if (rc != 0)
-            break;
-    }
-    if (c->close_pending && c->q.n == 0) {
-        c->close_pending = false;
-        wslay_event_queue_close(c->ctx, c->close_code, (const uint8_t *)c->close_reason,
-                                strlen(c->close_reason));
-    }
+    struct msg *m = q->v[q->head];
+    q->bytes -= m->len - q->off;
+    q->off = 0;
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+    msg_put(m);
 }
 
-static void update_events(struct ws *w, struct conn *c)
+/* Writes queued frames with one writev per call; false on a socket error.
+ * *full: the socket took less than offered. */
+static bool write_frames(struct conn *c, bool *full)
 {
-    if (c->dead || c->draining)
-        return;
-    bool out = wslay_event_want_write(c->ctx) || c->q.n || c->close_pending;
-    if (out == c->want_out)
+    struct iovec iov[256];
+    *full = false;
+    while (c->q.n) {
+        int n = 0;
+        for (uint32_t k = 0; k < c->q.n && n < 256; k++, n++) {
+            struct msg *m = c->q.v[(c->q.head + k) % c->q.cap];
+            size_t off = k == 0 ? c->q.off : 0;
+            iov[n].iov_base = m->frame + off;
+            iov[n].iov_len = m->len - off;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w;
+        do
+            w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                *full = true;
+                return true;
+            }
+            return false;
+        }
+        size_t left = (size_t)w;
+        while (left && c->q.n) {
+            struct msg *m = c->q.v[c->q.head];
+            size_t rest = m->len - c->q.off;
+            if (left < rest) {
+                c->q.off += left;
+                c->q.bytes -= left;
+                left = 0;
+                break;
+            }
+            left -= rest;
+            c->q.bytes -= rest;
+            c->q.off = m->len;
+            q_pop(&c->q);
+        }
+        if (c->q.n && c->q.off) {
+            *full = true; /* the socket took part of a frame */
+            return true;
+        }
+    }
+    return true;
+}
+
+static void update_events(struct ws *w, struct conn *c, bool out)
+{
+    if (c->dead || c->draining || out == c->want_out)
         return;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->want_out = out;
 }
 
+/* Sends what c has: wslay's control frames (pong, ping, close) and the
+ * queued frames, never one inside the other: wslay writes only when no
+ * queued frame is half written, the queue only when wslay has nothing
+ * pending. */
 static void pump(struct ws *w, struct conn *c)
 {
     if (c->dead || c->draining)
         return;
-    for (int guard = 0; guard < 64; guard++) {
-        feed_wslay(c);
-        if (!wslay_event_want_write(c->ctx))
-            break;
-        if (wslay_event_send(c->ctx) != 0) {
+    bool full = false;
+    for (int guard = 0; guard < 8 && !full; guard++) {
+        if (c->q.off == 0 && wslay_event_want_write(c->ctx)) {
+            if (wslay_event_send(c->ctx) != 0) {
+                conn_close(w, c, 0, NULL);
+                return;
+            }
+            if (wslay_event_want_write(c->ctx)) {
+                full = true; /* wslay's frame waits for room */
+                break;
+            }
+        }
+        if (c->q.n && !write_frames(c, &full)) {
             conn_close(w, c, 0, NULL);
             return;
         }
-        if (wslay_event_get_queued_msg_count(c->ctx) != 0)
-            break; /* the socket is full */
+        if (c->close_pending && c->q.n == 0) {
+            c->close_pending = false;
+            wslay_event_queue_close(c->ctx, c->close_code, (const uint8_t *)c->close_reason,
+                                    strlen(c->close_reason));
+            continue;
+        }
+        if (!wslay_event_want_write(c->ctx))
+            break;
     }
-    if (c->closing && !c->wr_shut && wslay_event_get_close_sent(c->ctx) &&
-        wslay_event_get_queued_msg_count(c->ctx) == 0) {
+    if (c->closing && !c->wr_shut && !c->close_pending && wslay_event_get_close_sent(c->ctx) &&
+        !wslay_event_want_write(c->ctx) && c->q.n == 0) {
         /* the close frame is out: FIN after it, and go on reading until
          * the client's close (closing with its data unread would reset
          * the connection before the client reads the close frame) */
         c->wr_shut = true;
         shutdown(c->fd, SHUT_WR);
     }
-    if (!wslay_event_want_read(c->ctx) && !wslay_event_want_write(c->ctx)) {
+    if (!wslay_event_want_read(c->ctx) && !wslay_event_want_write(c->ctx) && c->q.n == 0 &&
+        !c->close_pending) {
         if (wslay_event_get_close_received(c->ctx)) {
             conn_close(w, c, 0, NULL); /* both closes exchanged */
             return;
@@ -357,7 +450,7 @@ static void pump(struct ws *w, struct conn *c)
         }
         return;
     }
-    update_events(w, c);
+    update_events(w, c, full);
 }
 
 /* Reads and drops what a closing client still sends; true at its end. */
@@ -374,12 +467,13 @@ static bool drain(struct conn *c)
     return false;
 }
 
-/* Queues a shared message for c (a reference taken). */
+/* Queues a shared message for c (a reference taken); c is written at the
+ * end of the loop's turn, with everything else queued for it. */
 static void send_msg(struct ws *w, struct conn *c, struct msg *m)
 {
     if (c->dead || c->closing)
         return;
-    if (c->q.bytes + c->inflight + m->len > w->cfg.send_buf && c->q.n > 0) {
+    if (c->q.bytes + m->len > w->cfg.send_buf && c->q.n > 0) {
         atomic_fetch_add(&w->m_drops, 1);
         char reason[96];
         snprintf(reason, sizeof(reason), "slow reader: more than %zu bytes waiting to be sent",
@@ -405,6 +499,10 @@ static void send_msg(struct ws *w, struct conn *c, struct msg *m)
     c->q.v[(c->q.head + c->q.n) % c->q.cap] = m;
     c->q.n++;
     c->q.bytes += m->len;
+    if (!c->dirty) {
+        c->dirty = true;
+        cvec_add(&w->dirty, c);
+    }
     atomic_fetch_add(&w->m_msgs, 1);
     atomic_fetch_add(&w->m_bytes, m->len);
 }
@@ -466,14 +564,7 @@ static bool want(void *ctx, int table, int inst, uint32_t account)
 static void emit(void *ctx, int table, int inst, uint32_t account, char *text, size_t len)
 {
     struct ws *w = ctx;
-    struct msg *m = malloc(sizeof(*m) + len + 1);
-    if (!m) {
-        fprintf(stderr, "perpsim: out of memory in the WebSocket: stopping\n");
-        abort();
-    }
-    m->refs = 1;
-    m->len = len;
-    memcpy(m->text, text, len + 1);
+    struct msg *m = msg_new(text, len);
     free(text);
     if (ft_info(table)->priv) {
         struct cvec *v = &w->acct[account];
@@ -1042,12 +1133,19 @@ static void close_with(struct ws *w, struct conn *c, uint16_t code, const char *
         snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
         c->close_deadline = mono_ms() + 2000;
         if (drop) {
-            for (uint32_t k = 0; k < c->q.n; k++)
-                msg_put(c->q.v[(c->q.head + k) % c->q.cap]);
-            c->q.n = 0;
-            c->q.bytes = 0;
+            /* a frame half written is finished first: the stream stays whole */
+            uint32_t keep = c->q.off ? 1 : 0;
+            while (c->q.n > keep) {
+                uint32_t last = (c->q.head + c->q.n - 1) % c->q.cap;
+                c->q.bytes -= c->q.v[last]->len;
+                msg_put(c->q.v[last]);
+                c->q.n--;
+            }
         }
-        update_events(w, c);
+        if (!c->dirty) {
+            c->dirty = true;
+            cvec_add(&w->dirty, c);
+        }
         return;
     }
     c->dead = true;
@@ -1106,6 +1204,11 @@ static void conn_start(struct ws *w, struct conn *c)
         return;
     }
     wslay_event_config_set_max_recv_msg_length(c->ctx, w->cfg.max_msg);
+    /* Frames go out as soon as they are written (each turn's are already
+     * one writev): no Nagle wait for the client's delayed acknowledgement. */
+    int one = 1, zero = 0;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
     c->w = w;
     c->id = ++w->next_id;
     c->last_rx = c->tokens_at = mono_ms();
@@ -1264,14 +1367,17 @@ static void *run(void *arg)
             free(r->text);
             free(r);
         }
-        for (uint32_t k = w->conns.n; k-- > 0;) {
-            struct conn *c = w->conns.v[k];
-            if (c->q.n || wslay_event_want_write(c->ctx)) {
-                pump(w, c);
-                if (c->dead)
-                    bury(c);
-            }
+        /* every connection with something to write, one writev each */
+        for (uint32_t k = 0; k < w->dirty.n; k++) {
+            struct conn *c = w->dirty.v[k];
+            c->dirty = false;
+            if (c->dead)
+                continue;
+            pump(w, c);
+            if (c->dead)
+                bury(c);
         }
+        w->dirty.n = 0;
         ms_t now = mono_ms();
         if (now >= next_tick) {
             timers(w, now);
@@ -1375,6 +1481,7 @@ void ws_destroy(struct ws *w)
         for (int i = 0; i <= INSTRUMENTS_MAX; i++)
             free(w->pub[t][i].v);
     free(w->conns.v);
+    free(w->dirty.v);
     free(w->grave);
     free(w->ips);
     if (w->ep >= 0)
