@@ -172,13 +172,6 @@ struct reply {
     char *text;
 };
 
-struct rec_node {
-    struct rec_node *next;
-    struct core_record r;
-    struct core_cmd cmd;
-    struct rec_event ev[];
-};
-
 struct cvec {
     struct conn **v;
     uint32_t n, cap;
@@ -192,7 +185,10 @@ struct ws {
     bool started;
     int ep, efd;
     pthread_mutex_t lock; /* the queues below */
-    struct rec_node *rec_head, *rec_tail;
+    const struct core_record **recs; /* the core's copies, kept (core_subscribe_owner) */
+    uint32_t nrecs, cap_recs;
+    const struct core_record **work; /* the thread's turn: swapped with recs */
+    uint32_t cap_work;
     struct pending *pend;
     struct reply *replies;
     bool stopping, stopped;
@@ -269,37 +265,14 @@ static void wake(struct ws *w)
 static void on_record(void *ctx, const struct core_record *r)
 {
     struct ws *w = ctx;
-    size_t tl = r->cmd->text ? strlen(r->cmd->text) + 1 : 0;
-    size_t evb = (size_t)r->nev * sizeof(struct rec_event);
     pthread_mutex_lock(&w->lock);
-    bool drop = w->stopped;
-    pthread_mutex_unlock(&w->lock);
-    if (drop)
+    if (w->stopped) {
+        pthread_mutex_unlock(&w->lock);
+        core_record_release(r);
         return;
-    struct rec_node *n = malloc(sizeof(*n) + evb + tl);
-    if (!n) {
-        fprintf(stderr, "perpsim: out of memory for the WebSocket feed: stopping\n");
-        abort();
     }
-    n->next = NULL;
-    n->cmd = *r->cmd;
-    n->cmd.config = NULL; /* command 1's config is the core's: the feed has it */
-    if (evb)
-        memcpy(n->ev, r->ev, evb);
-    if (tl) {
-        char *t = (char *)n->ev + evb;
-        memcpy(t, r->cmd->text, tl);
-        n->cmd.text = t;
-    }
-    n->r = *r;
-    n->r.cmd = &n->cmd;
-    n->r.ev = n->ev;
-    pthread_mutex_lock(&w->lock);
-    if (w->rec_tail)
-        w->rec_tail->next = n;
-    else
-        w->rec_head = n;
-    w->rec_tail = n;
+    w->recs = grow(w->recs, &w->cap_recs, w->nrecs + 1, sizeof(*w->recs));
+    w->recs[w->nrecs++] = r;
     pthread_mutex_unlock(&w->lock);
     /* Wake the thread only when it sleeps and someone is connected: with
      * no connection the records wait for its next tick (or a new
@@ -1241,15 +1214,11 @@ static void conn_start(struct ws *w, struct conn *c)
 
 /* ---- the thread ------------------------------------------------------------------------------------------ */
 
-static void apply_records(struct ws *w, struct rec_node *n)
+static void apply_records(struct ws *w, const struct core_record **v, uint32_t n)
 {
-    while (n) {
-        struct rec_node *next = n->next;
-        if (n->cmd.type == CC_CONFIG)
-            n->cmd.config = w->s->x;
-        feed_apply(w->feed, &n->r, want, emit, w);
-        free(n);
-        n = next;
+    for (uint32_t k = 0; k < n; k++) {
+        feed_apply(w->feed, v[k], want, emit, w);
+        core_record_release(v[k]);
     }
 }
 
@@ -1295,7 +1264,7 @@ static void *run(void *arg)
     for (;;) {
         atomic_store_explicit(&w->sleeping, true, memory_order_seq_cst);
         pthread_mutex_lock(&w->lock);
-        bool ready = w->rec_head && atomic_load_explicit(&w->m_open, memory_order_relaxed) > 0;
+        bool ready = w->nrecs && atomic_load_explicit(&w->m_open, memory_order_relaxed) > 0;
         pthread_mutex_unlock(&w->lock);
         int n = epoll_wait(w->ep, evs, EPOLL_BATCH, ready ? 0 : TICK_MS);
         atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
@@ -1341,8 +1310,13 @@ static void *run(void *arg)
                 bury(c);
         }
         pthread_mutex_lock(&w->lock);
-        struct rec_node *recs = w->rec_head;
-        w->rec_head = w->rec_tail = NULL;
+        const struct core_record **recs = w->recs;
+        uint32_t nrecs = w->nrecs, cap = w->cap_recs;
+        w->recs = w->work; /* the emptied array of the last turn takes the next records */
+        w->cap_recs = w->cap_work;
+        w->nrecs = 0;
+        w->work = recs;
+        w->cap_work = cap;
         struct pending *pend = w->pend;
         w->pend = NULL;
         struct reply *reps = w->replies;
@@ -1356,7 +1330,7 @@ static void *run(void *arg)
             conn_start(w, p->c);
             free(p);
         }
-        apply_records(w, recs);
+        apply_records(w, recs, nrecs);
         for (struct reply *r = reps, *next; r; r = next) {
             next = r->next;
             for (uint32_t k = 0; k < w->conns.n; k++)
@@ -1418,7 +1392,7 @@ struct ws *ws_create(struct srv *s, const struct ws_config *cfg)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->efd, &ev) != 0)
         goto fail;
-    if (core_subscribe(s->core, on_record, w, false) != 0)
+    if (core_subscribe_owner(s->core, on_record, w) != 0)
         goto fail;
     if (pthread_create(&w->th, NULL, run, w) != 0) {
         /* the core has the consumer now: keep w (records are dropped) */
@@ -1463,10 +1437,10 @@ void ws_destroy(struct ws *w)
     if (!w)
         return;
     ws_stop(w);
-    for (struct rec_node *n = w->rec_head, *next; n; n = next) {
-        next = n->next;
-        free(n);
-    }
+    for (uint32_t k = 0; k < w->nrecs; k++)
+        core_record_release(w->recs[k]);
+    free(w->recs);
+    free(w->work);
     for (struct reply *r = w->replies, *next; r; r = next) {
         next = r->next;
         free(r->text);

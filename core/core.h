@@ -147,6 +147,13 @@ typedef void (*core_consumer_fn)(void *ctx, const struct core_record *r);
  * that it sees every record from command 1. The read model is the first
  * in-lock consumer, always. -1 when full or too late. */
 int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock);
+/* An after-lock consumer that keeps the record it is handed (no copy of
+ * its own on the applying thread): it is called after the other after-lock
+ * consumers and frees each record with core_record_release(), from any
+ * thread, whenever it is done with it (before or after core_destroy). At
+ * most one; -1 when there is one already, or when full or too late. */
+int core_subscribe_owner(struct core *c, core_consumer_fn fn, void *ctx);
+void core_record_release(const struct core_record *r);
 
 /* Submits a job to the write queue (kind and exempt as loadshed.h); after
  * core_start.

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@ struct consumer {
     core_consumer_fn fn;
     void *ctx;
     bool in_lock;
+    bool owner;     /* after-lock, takes the copy: frees it with core_record_release */
 };
 
 /* A record copied for the after-lock consumers: the record, its command,
@@ -437,11 +439,17 @@ static void deliver(struct core *c)
             if (!h)
                 break;
             while (h) {
-                for (int k = 0; k < c->ncons; k++)
-                    if (!c->cons[k].in_lock)
-                        c->cons[k].fn(c->cons[k].ctx, &h->r);
                 struct owned_rec *next = h->next;
-                free(h);
+                int owner = -1;
+                for (int k = 0; k < c->ncons; k++)
+                    if (c->cons[k].owner)
+                        owner = k;
+                    else if (!c->cons[k].in_lock)
+                        c->cons[k].fn(c->cons[k].ctx, &h->r);
+                if (owner >= 0)
+                    c->cons[owner].fn(c->cons[owner].ctx, &h->r); /* last: it keeps the copy */
+                else
+                    free(h);
                 h = next;
             }
         }
@@ -972,7 +980,7 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
         snprintf(err, errcap, "out of memory for the accounts");
         goto fail;
     }
-    c->cons[c->ncons++] = (struct consumer){store_consumer, c->st, true};
+    c->cons[c->ncons++] = (struct consumer){store_consumer, c->st, true, false};
     if (ls_create(&c->cfg.ls, &c->q) != LS_OK) {
         snprintf(err, errcap, "write queue config");
         goto fail;
@@ -1018,10 +1026,28 @@ int core_subscribe(struct core *c, core_consumer_fn fn, void *ctx, bool in_lock)
 {
     if (atomic_load(&c->opened) || c->ncons == CONSUMERS_MAX)
         return -1;
-    c->cons[c->ncons++] = (struct consumer){fn, ctx, in_lock};
+    c->cons[c->ncons++] = (struct consumer){fn, ctx, in_lock, false};
     if (!in_lock)
         c->any_after = true;
     return 0;
+}
+
+int core_subscribe_owner(struct core *c, core_consumer_fn fn, void *ctx)
+{
+    if (atomic_load(&c->opened) || c->ncons == CONSUMERS_MAX)
+        return -1;
+    for (int k = 0; k < c->ncons; k++)
+        if (c->cons[k].owner)
+            return -1;
+    c->cons[c->ncons++] = (struct consumer){fn, ctx, false, true};
+    c->any_after = true;
+    return 0;
+}
+
+void core_record_release(const struct core_record *r)
+{
+    if (r)
+        free((char *)r - offsetof(struct owned_rec, r));
 }
 
 int core_start(struct core *c)
