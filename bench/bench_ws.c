@@ -135,7 +135,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -144,6 +143,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+
+#include "benchkit.h"
 
 /* ---- limits and fixed figures ------------------------------------------------- */
 
@@ -165,48 +166,22 @@
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static volatile sig_atomic_t g_stop;
 static atomic_int g_failures;
 static int g_verbose;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void sleep_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !g_stop)
-        ;
+    sleep_ns((int64_t)ms * 1000000);
 }
 
 static void fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "CHECK FAILED: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    bench_vcheck_failed(fmt, ap);
     va_end(ap);
     atomic_fetch_add(&g_failures, 1);
 }
-
-static const char *met(bool ok)
-{
-    return ok ? "met" : "NOT met";
-}
-
-/* 1234567 -> "1,234,567" */
-static const char *fmt_u(char *buf, size_t cap, uint64_t v);
 
 /* fmt_u into one of 16 rotating buffers (the main thread's printing only). */
 static const char *fu(uint64_t v)
@@ -215,29 +190,6 @@ static const char *fu(uint64_t v)
     static unsigned at;
     char *b = ring[at++ % 16];
     return fmt_u(b, 32, v);
-}
-
-static const char *fmt_u(char *buf, size_t cap, uint64_t v)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    size_t o = 0;
-    for (int i = 0; i < n && o + 2 < cap; i++) {
-        buf[o++] = tmp[i];
-        int left = n - 1 - i;
-        if (left > 0 && left % 3 == 0)
-            buf[o++] = ',';
-    }
-    buf[o] = 0;
-    return buf;
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
 }
 
 static void *xcalloc(size_t n, size_t sz)
@@ -266,83 +218,6 @@ static double median(const double *v, uint32_t n)
     double m = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
     free(t);
     return m;
-}
-
-/* ---- latency histogram (as loadgen's) ---------------------------------------------
- * Log-linear: values below 128 ns exactly, above that 128 sub-buckets per
- * power of two up to 2^HIST_MAG_MAX ns (larger values clamp). */
-
-#define HIST_SUB_BITS 7
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_MAG_MAX 40
-#define HIST_BUCKETS ((HIST_MAG_MAX - HIST_SUB_BITS + 2) * HIST_SUB)
-
-struct hist {
-    uint64_t count;
-    uint64_t max_ns;
-    uint64_t b[HIST_BUCKETS];
-};
-
-static uint32_t hist_index(uint64_t v)
-{
-    if (v >= (UINT64_C(1) << (HIST_MAG_MAX + 1)))
-        v = (UINT64_C(1) << (HIST_MAG_MAX + 1)) - 1;
-    if (v < HIST_SUB)
-        return (uint32_t)v;
-    int mag = 63 - __builtin_clzll(v);
-    int shift = mag - HIST_SUB_BITS;
-    uint32_t sub = (uint32_t)(v >> shift) - HIST_SUB;
-    return (uint32_t)(mag - HIST_SUB_BITS + 1) * HIST_SUB + sub;
-}
-
-static uint64_t hist_value(uint32_t i)
-{
-    if (i < HIST_SUB)
-        return i;
-    int shift = (int)(i / HIST_SUB) - 1;
-    uint64_t low = (uint64_t)(HIST_SUB + i % HIST_SUB) << shift;
-    return low + ((UINT64_C(1) << shift) >> 1);
-}
-
-static void hist_add(struct hist *h, int64_t v_ns)
-{
-    uint64_t v = v_ns < 0 ? 0 : (uint64_t)v_ns;
-    h->b[hist_index(v)]++;
-    h->count++;
-    if (v > h->max_ns)
-        h->max_ns = v;
-}
-
-static void hist_merge(struct hist *d, const struct hist *s)
-{
-    for (uint32_t i = 0; i < HIST_BUCKETS; i++)
-        d->b[i] += s->b[i];
-    d->count += s->count;
-    if (s->max_ns > d->max_ns)
-        d->max_ns = s->max_ns;
-}
-
-static uint64_t hist_pct(const struct hist *h, double q)
-{
-    if (h->count == 0)
-        return 0;
-    uint64_t rank = (uint64_t)ceil(q * (double)h->count);
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= rank) {
-            uint64_t v = hist_value(i);
-            return v < h->max_ns ? v : h->max_ns;
-        }
-    }
-    return h->max_ns;
-}
-
-static double ms(uint64_t ns)
-{
-    return (double)ns / 1e6;
 }
 
 /* ---- options -------------------------------------------------------------------------- */
@@ -674,27 +549,7 @@ static void signed_headers(const struct account *a, const char *verb, const char
 
 /* ---- the server ------------------------------------------------------------------------------ */
 
-static pid_t g_pid;
-static int g_out_fd = -1;
-static pthread_t g_drain;
-static bool g_drain_started;
-
-static void *drain_main(void *arg)
-{
-    (void)arg;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(g_out_fd, buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (g_verbose)
-            fwrite(buf, 1, (size_t)n, stderr);
-    }
-    return NULL;
-}
+static struct bench_server g_srv = {.out_fd = -1};
 
 static int server_start(const char *path)
 {
@@ -702,81 +557,40 @@ static int server_start(const char *path)
     const char *argv[] = {path,    "--listen",  "127.0.0.1:0", "--admin-token",
                           g_token, "--no-demo", "--no-market", "--rate-limit",
                           "off",   "--quiet",   NULL};
-    int p[2];
-    if (pipe(p) != 0) {
-        perror("pipe");
+    g_srv.verbose = g_verbose;
+    if (bench_server_spawn(&g_srv, "bench_ws", argv) != 0)
         return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(p[1], STDOUT_FILENO);
-        close(p[0]);
-        close(p[1]);
-        execv(path, (char *const *)argv);
-        fprintf(stderr, "bench_ws: cannot run %s: %s\n", path, strerror(errno));
-        _exit(127);
-    }
-    close(p[1]);
-    g_pid = pid;
-    g_out_fd = p[0];
     char buf[8192];
-    size_t len = 0;
-    int64_t deadline = now_ns() + (int64_t)SERVER_START_MS * 1000000;
-    const char *tag = "listening on http://";
-    for (;;) {
-        buf[len] = 0;
-        char *at = strstr(buf, tag);
-        if (at && strchr(at, '\n')) {
-            const char *colon = strrchr(at + strlen(tag), ':');
-            g_port = colon ? atoi(colon + 1) : 0;
-            break;
-        }
-        int64_t left = deadline - now_ns();
-        struct pollfd pf = {.fd = g_out_fd, .events = POLLIN};
-        int r = left > 0 ? poll(&pf, 1, (int)(left / 1000000) + 1) : 0;
-        if (r < 0 && errno == EINTR && !g_stop)
-            continue;
-        ssize_t got = r > 0 ? read(g_out_fd, buf + len, sizeof buf - 1 - len) : 0;
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0 || len + (size_t)got >= sizeof buf - 1) {
-            fprintf(stderr, "bench_ws: the server did not print \"%s...\"; its output:\n%s\n", tag,
-                    buf);
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            g_pid = 0;
-            return -1;
-        }
-        len += (size_t)got;
+    size_t len;
+    const char *addr;
+    size_t addr_len;
+    if (bench_server_wait(&g_srv, SERVER_START_MS, buf, sizeof buf, &len, &addr, &addr_len)) {
+        fprintf(stderr, "bench_ws: the server did not print \"%s...\"; its output:\n%s\n",
+                "listening on http://", buf);
+        return -1;
     }
+    const char *colon = memrchr(addr, ':', addr_len);
+    g_port = colon ? atoi(colon + 1) : 0;
     if (g_port <= 0) {
         fprintf(stderr, "bench_ws: no port in the server's output: %s\n", buf);
         return -1;
     }
-    if (g_verbose)
-        fwrite(buf, 1, len, stderr);
-    if (pthread_create(&g_drain, NULL, drain_main, NULL) == 0)
-        g_drain_started = true;
-    printf("server %ld listening on 127.0.0.1:%d\n", (long)pid, g_port);
+    bench_server_drain(&g_srv, buf, len);
+    printf("server %ld listening on 127.0.0.1:%d\n", (long)g_srv.pid, g_port);
     return 0;
 }
 
 /* Alive: not exited. */
 static bool server_alive(void)
 {
-    if (g_pid <= 0)
+    if (g_srv.pid <= 0)
         return false;
     int st;
-    pid_t r = waitpid(g_pid, &st, WNOHANG);
-    if (r == g_pid) {
+    pid_t r = waitpid(g_srv.pid, &st, WNOHANG);
+    if (r == g_srv.pid) {
         fail("the server exited during the run (%s %d)", WIFSIGNALED(st) ? "signal" : "status",
              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-        g_pid = 0;
+        g_srv.pid = 0;
         return false;
     }
     return true;
@@ -784,42 +598,25 @@ static bool server_alive(void)
 
 static void server_stop(void)
 {
-    if (g_pid > 0) {
-        kill(g_pid, SIGTERM);
-        int status = 0;
-        bool waited = false;
-        int64_t deadline = now_ns() + (int64_t)SERVER_STOP_MS * 1000000;
-        while (now_ns() < deadline) {
-            if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
-                waited = true;
-                break;
-            }
-            sleep_ms(10);
-        }
-        if (!waited) {
+    if (g_srv.pid > 0) {
+        int status;
+        if (!bench_server_reap(&g_srv, SERVER_STOP_MS, &status)) {
             fail("the server was still running %d ms after SIGTERM; killed", SERVER_STOP_MS);
-            kill(g_pid, SIGKILL);
-            waitpid(g_pid, &status, 0);
         } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
             fail("the server exited with status %d", WEXITSTATUS(status));
         } else if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM) {
             fail("the server died of signal %d (%s)", WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
         }
-        g_pid = 0;
     }
-    if (g_drain_started)
-        pthread_join(g_drain, NULL);
-    if (g_out_fd >= 0)
-        close(g_out_fd);
-    g_out_fd = -1;
+    bench_server_close(&g_srv);
 }
 
 /* VmRSS of the server in KiB, -1 when unknown. */
 static long server_rss_kib(void)
 {
     char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%ld/status", (long)g_pid);
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)g_srv.pid);
     FILE *f = fopen(path, "r");
     long v = -1;
     while (f && fgets(line, sizeof line, f))
@@ -867,16 +664,16 @@ static void cpu_snap(struct cpu_snap *s)
     memset(s, 0, sizeof *s);
     s->t_ns = now_ns();
     char path[128];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)g_pid);
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)g_srv.pid);
     s->proc = stat_ticks(path);
-    snprintf(path, sizeof path, "/proc/%ld/task", (long)g_pid);
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)g_srv.pid);
     DIR *d = opendir(path);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL && s->n < TIDS_MAX) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
         char tp[300];
-        snprintf(tp, sizeof tp, "/proc/%ld/task/%s/stat", (long)g_pid, e->d_name);
+        snprintf(tp, sizeof tp, "/proc/%ld/task/%s/stat", (long)g_srv.pid, e->d_name);
         s->tid[s->n] = atoi(e->d_name);
         s->ticks[s->n] = stat_ticks(tp);
         s->n++;
@@ -2357,15 +2154,6 @@ static void print_tp(uint32_t pair, const char *label, const struct tp_result *r
 /* ---- main
  * ----------------------------------------------------------------------------------------- */
 
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 static void phase_memory(const struct opts *o)
 {
     uint32_t n = o->subs + o->auth_subs;
@@ -2680,12 +2468,7 @@ int main(int argc, char **argv)
         return 2;
     }
     g_verbose = o.verbose;
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    raise_fd_limit();
+    bench_process_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     {
         struct timespec rt;

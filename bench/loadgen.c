@@ -143,7 +143,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -152,14 +151,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api/auth.h"
+#include "benchkit.h"
 
 /* ---- limits ---------------------------------------------------------------- */
 
@@ -185,38 +183,7 @@ static const char BODY_503[] = "{\"error\":{\"message\":\"The system is currentl
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static volatile sig_atomic_t g_stop; /* SIGINT/SIGTERM: finish early, stop the servers */
-static int g_failures;               /* checks that failed; exit 1 when > 0 */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-    if (ns <= 0)
-        return;
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !g_stop)
-        ;
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
+static int g_failures; /* checks that failed; exit 1 when > 0 */
 
 /* Uniform in [0, 1). */
 static double unit_real(uint64_t *s)
@@ -230,9 +197,7 @@ static void check(int ok, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "CHECK FAILED: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    bench_vcheck_failed(fmt, ap);
     va_end(ap);
     g_failures++;
 }
@@ -245,86 +210,6 @@ static void copy_trunc(char *dst, size_t cap, const char *src)
         n = cap - 1;
     memcpy(dst, src, n);
     dst[n] = 0;
-}
-
-static const char *met(int ok)
-{
-    return ok ? "met" : "NOT met";
-}
-
-/* ---- latency histogram ------------------------------------------------------
- * Log-linear: values below 128 ns exactly, above that 128 sub-buckets per
- * power of two up to 2^HIST_MAG_MAX ns (~18 minutes; larger values clamp). */
-
-#define HIST_SUB_BITS 7
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_MAG_MAX 40
-#define HIST_BUCKETS ((HIST_MAG_MAX - HIST_SUB_BITS + 2) * HIST_SUB)
-
-struct hist {
-    uint64_t count;
-    uint64_t max_ns;
-    uint64_t b[HIST_BUCKETS];
-};
-
-static uint32_t hist_index(uint64_t v)
-{
-    if (v >= (UINT64_C(1) << (HIST_MAG_MAX + 1)))
-        v = (UINT64_C(1) << (HIST_MAG_MAX + 1)) - 1;
-    if (v < HIST_SUB)
-        return (uint32_t)v;
-    int mag = 63 - __builtin_clzll(v); /* >= HIST_SUB_BITS */
-    int shift = mag - HIST_SUB_BITS;
-    uint32_t sub = (uint32_t)(v >> shift) - HIST_SUB;
-    return (uint32_t)(mag - HIST_SUB_BITS + 1) * HIST_SUB + sub;
-}
-
-/* The middle of bucket i. */
-static uint64_t hist_value(uint32_t i)
-{
-    if (i < HIST_SUB)
-        return i;
-    int shift = (int)(i / HIST_SUB) - 1;
-    uint64_t low = (uint64_t)(HIST_SUB + i % HIST_SUB) << shift;
-    return low + ((UINT64_C(1) << shift) >> 1);
-}
-
-static void hist_add(struct hist *h, int64_t v_ns)
-{
-    uint64_t v = v_ns < 0 ? 0 : (uint64_t)v_ns;
-    h->b[hist_index(v)]++;
-    h->count++;
-    if (v > h->max_ns)
-        h->max_ns = v;
-}
-
-static void hist_merge(struct hist *d, const struct hist *s)
-{
-    for (uint32_t i = 0; i < HIST_BUCKETS; i++)
-        d->b[i] += s->b[i];
-    d->count += s->count;
-    if (s->max_ns > d->max_ns)
-        d->max_ns = s->max_ns;
-}
-
-/* The q-quantile (0 < q <= 1) in ns: the value of the ceil(q * count)-th
- * smallest sample's bucket, never above the exact max. 0 when empty. */
-static uint64_t hist_pct(const struct hist *h, double q)
-{
-    if (h->count == 0)
-        return 0;
-    uint64_t rank = (uint64_t)ceil(q * (double)h->count);
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= rank) {
-            uint64_t v = hist_value(i);
-            return v < h->max_ns ? v : h->max_ns;
-        }
-    }
-    return h->max_ns;
 }
 
 /* ---- run statistics -------------------------------------------------------- */
@@ -661,30 +546,8 @@ struct target {
     char admin_token[96];
     struct account acct[ACCOUNTS_MAX];
     uint32_t accounts_n;
-    /* when started here */
-    pid_t pid;
-    int out_fd;
-    pthread_t drain;
-    int drain_started;
-    int verbose;
+    struct bench_server srv; /* when started here */
 };
-
-static void *drain_main(void *arg)
-{
-    struct target *t = arg;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(t->out_fd, buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (t->verbose)
-            fwrite(buf, 1, (size_t)n, stderr);
-    }
-    return NULL;
-}
 
 static void target_set_base(struct target *t, const char *base, size_t len)
 {
@@ -735,72 +598,24 @@ static int server_start(struct target *t, const struct opts *o, int delay_us, in
     printf("\n");
     fflush(stdout);
 
-    int p[2];
-    if (pipe(p) != 0) {
-        perror("pipe");
+    t->srv.verbose = o->verbose;
+    if (bench_server_spawn(&t->srv, "loadgen", argv) != 0)
         return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the generator */
-        dup2(p[1], STDOUT_FILENO);
-        close(p[0]);
-        close(p[1]);
-        execv(o->server_path, (char *const *)argv);
-        fprintf(stderr, "loadgen: cannot run %s: %s\n", o->server_path, strerror(errno));
-        _exit(127);
-    }
-    close(p[1]);
-    t->pid = pid;
-    t->out_fd = p[0];
-    t->verbose = o->verbose;
 
     char buf[8192];
-    size_t len = 0;
-    int64_t deadline = now_ns() + (int64_t)SERVER_START_MS * 1000000;
-    const char *tag = "listening on http://";
-    for (;;) {
-        buf[len] = 0;
-        char *at = strstr(buf, tag);
-        if (at) {
-            const char *start = at + strlen("listening on ");
-            size_t l = strcspn(start, " \t\r\n");
-            if (start[l] != 0) { /* the whole address has arrived */
-                target_set_base(t, start, l);
-                break;
-            }
-        }
-        int64_t left = deadline - now_ns();
-        struct pollfd pf = {.fd = t->out_fd, .events = POLLIN};
-        int r = left > 0 ? poll(&pf, 1, (int)(left / 1000000) + 1) : 0;
-        ssize_t got = 0;
-        if (r > 0) {
-            got = read(t->out_fd, buf + len, sizeof buf - 1 - len);
-            if (got < 0 && errno == EINTR)
-                continue;
-        } else if (r < 0 && errno == EINTR && !g_stop) {
-            continue;
-        }
-        if (r <= 0 || got <= 0 || len + (size_t)got >= sizeof buf - 1) {
-            fprintf(stderr, "loadgen: the server did not print \"%s...\" (%s); its output:\n%s\n",
-                    tag, r == 0 ? "timed out" : "it closed its output", buf);
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            close(t->out_fd);
-            t->pid = 0;
-            return -1;
-        }
-        len += (size_t)got;
+    size_t len;
+    const char *addr;
+    size_t addr_len;
+    const char *why =
+        bench_server_wait(&t->srv, SERVER_START_MS, buf, sizeof buf, &len, &addr, &addr_len);
+    if (why) {
+        fprintf(stderr, "loadgen: the server did not print \"%s...\" (%s); its output:\n%s\n",
+                "listening on http://", why, buf);
+        return -1;
     }
-    if (t->verbose)
-        fwrite(buf, 1, len, stderr);
-    if (pthread_create(&t->drain, NULL, drain_main, t) == 0)
-        t->drain_started = 1;
-    printf("server %ld listening on %s\n", (long)pid, t->base);
+    target_set_base(t, addr, addr_len);
+    bench_server_drain(&t->srv, buf, len);
+    printf("server %ld listening on %s\n", (long)t->srv.pid, t->base);
     return 0;
 }
 
@@ -808,25 +623,14 @@ static int server_start(struct target *t, const struct opts *o, int delay_us, in
  * with status 0 or because of the SIGTERM. */
 static int server_stop(struct target *t)
 {
-    if (t->pid <= 0)
+    if (t->srv.pid <= 0)
         return 0;
-    kill(t->pid, SIGTERM);
-    int status = 0, waited = 0;
-    int64_t deadline = now_ns() + (int64_t)SERVER_STOP_MS * 1000000;
-    while (now_ns() < deadline) {
-        pid_t r = waitpid(t->pid, &status, WNOHANG);
-        if (r == t->pid) {
-            waited = 1;
-            break;
-        }
-        sleep_ns(10000000);
-    }
+    int status;
+    bool waited = bench_server_reap(&t->srv, SERVER_STOP_MS, &status);
     int rc = 0;
     if (!waited) {
         fprintf(stderr, "loadgen: server %ld still running %d ms after SIGTERM; killing it\n",
-                (long)t->pid, SERVER_STOP_MS);
-        kill(t->pid, SIGKILL);
-        waitpid(t->pid, &status, 0);
+                (long)t->srv.pid, SERVER_STOP_MS);
         rc = -1;
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
         fprintf(stderr, "loadgen: server exited with status %d\n", WEXITSTATUS(status));
@@ -836,10 +640,7 @@ static int server_stop(struct target *t)
                 strsignal(WTERMSIG(status)));
         rc = -1;
     }
-    if (t->drain_started)
-        pthread_join(t->drain, NULL);
-    close(t->out_fd);
-    t->pid = 0;
+    bench_server_close(&t->srv);
     return rc;
 }
 
@@ -1552,28 +1353,9 @@ static void run_unloaded(const struct target *t, const struct opts *o, enum rout
 
 /* ---- report helpers ------------------------------------------------------------------ */
 
-static const char *fmt_u(char *buf, size_t n, uint64_t v)
-{
-    char tmp[32];
-    int len = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    size_t k = 0;
-    for (int i = 0; i < len && k + 1 < n; i++) {
-        if (i > 0 && (len - i) % 3 == 0 && k + 2 < n)
-            buf[k++] = ',';
-        buf[k++] = tmp[i];
-    }
-    buf[k] = 0;
-    return buf;
-}
-
 static double us(uint64_t ns)
 {
     return (double)ns / 1e3;
-}
-
-static double ms(uint64_t ns)
-{
-    return (double)ns / 1e6;
 }
 
 /* Sanity checks every run must pass (they never look at speed). */
@@ -2089,20 +1871,11 @@ static void bench_sweep(const struct target *t, const struct opts *o, int latenc
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 /* Starts (or names) a server and makes the accounts. */
 static int target_open(struct target *t, const struct opts *o, int delay_us, int cap_ms)
 {
     memset(t, 0, sizeof *t);
-    t->out_fd = -1;
+    t->srv.out_fd = -1;
     if (o->server_path) {
         if (server_start(t, o, delay_us, cap_ms) != 0)
             return -1;
@@ -2118,7 +1891,7 @@ static int target_open(struct target *t, const struct opts *o, int delay_us, int
 
 static void target_close(struct target *t)
 {
-    if (t->pid > 0)
+    if (t->srv.pid > 0)
         check(server_stop(t) == 0, "the server did not stop cleanly");
 }
 
@@ -2131,12 +1904,7 @@ int main(int argc, char **argv)
     }
     if (o.plot_only)
         return plot_only(&o);
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    raise_fd_limit();
+    bench_process_init();
     if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
         fprintf(stderr, "loadgen: curl_global_init failed\n");
         return 2;
