@@ -939,6 +939,11 @@ static bool parse_new(struct req *r, const cJSON *p, struct cmd *c, char **text)
     c->type = CMD_NEW_ORDER;
     if (!symbol_param(r, p, &c->inst))
         return false;
+    const cJSON *side_v = cJSON_GetObjectItemCaseSensitive(p, "side");
+    if (side_v && !cJSON_IsString(side_v) && !cJSON_IsNull(side_v)) {
+        reply_error(r, 400, VALIDATION, "Invalid side");
+        return false;
+    }
     const char *side = str_param(p, "side");
     if (side && *side) {
         unsigned sd = 0;
@@ -1255,6 +1260,9 @@ static void delete_order(struct req *r)
 {
     if (!need_perm(r, PERM_ORDER | PERM_CANCEL))
         return;
+    static const char *const known[] = {"orderID", "clOrdID", "text", NULL};
+    if (!only_known(r, r->params, known))
+        return;
     char (*oid)[64] = malloc(sizeof(char[BULK_MAX][64])), (*cid)[64] = malloc(sizeof(char[BULK_MAX][64]));
     int no = oid && cid ? id_list(r, "orderID", oid, BULK_MAX) : -1;
     int nc = no >= 0 ? id_list(r, "clOrdID", cid, BULK_MAX) : -1;
@@ -1296,9 +1304,9 @@ static void delete_all(struct req *r)
     if (!only_known(r, r->params, known))
         return;
     uint16_t inst = INST_ALL;
-    const char *y = str_param(r->params, "symbol");
-    if (y) {
-        int i = inst_find(s->x, y);
+    const cJSON *yv = cJSON_GetObjectItemCaseSensitive(r->params, "symbol");
+    if (yv && !cJSON_IsNull(yv)) {
+        int i = cJSON_IsString(yv) ? inst_find(s->x, yv->valuestring) : -1;
         if (i < 0) {
             reply_error(r, 400, VALIDATION, "Invalid symbol");
             return;
@@ -1313,16 +1321,38 @@ static void delete_all(struct req *r)
         reply_error(r, 400, VALIDATION, "filter values are not valid");
         return;
     }
-    const cJSON *fs = f ? cJSON_GetObjectItemCaseSensitive(f, "side") : NULL;
-    if (fs && cJSON_IsString(fs)) {
-        unsigned sd = SIDE_NONE; /* another text: both sides */
-        name_parse(&names_side, fs->valuestring, &sd);
-        side = (uint8_t)sd;
+    /* The filter is applied exactly or refused: never widened to "all".
+     * Cancel-all takes side ("Buy", "Sell") and symbol; anything else is
+     * refused rather than ignored. */
+    const cJSON *it;
+    const char *bad = NULL;
+    cJSON_ArrayForEach(it, f)
+    {
+        if (strcmp(it->string, "side") == 0) {
+            unsigned sd = SIDE_NONE;
+            if (!cJSON_IsString(it) || (strcmp(it->valuestring, "Buy") != 0 && strcmp(it->valuestring, "Sell") != 0) ||
+                !name_parse(&names_side, it->valuestring, &sd)) {
+                bad = "filter side must be \"Buy\" or \"Sell\"";
+                break;
+            }
+            side = (uint8_t)sd;
+        } else if (strcmp(it->string, "symbol") == 0) {
+            int i = cJSON_IsString(it) ? inst_find(s->x, it->valuestring) : -1;
+            if (i < 0 || (inst != INST_ALL && inst != (uint16_t)i)) {
+                bad = i < 0 ? "filter symbol is not a symbol" : "filter symbol differs from symbol";
+                break;
+            }
+            inst = (uint16_t)i;
+        } else {
+            bad = "cancel-all filters on side and symbol only";
+            break;
+        }
     }
-    const cJSON *fy = f ? cJSON_GetObjectItemCaseSensitive(f, "symbol") : NULL;
-    if (fy && cJSON_IsString(fy) && inst_find(s->x, fy->valuestring) >= 0)
-        inst = (uint16_t)inst_find(s->x, fy->valuestring);
     cJSON_Delete(f);
+    if (bad) {
+        reply_error(r, 400, VALIDATION, "Invalid filter: %s", bad);
+        return;
+    }
     struct core_job *j = core_job_new(J_CANCEL_ALL, r->key.account, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");

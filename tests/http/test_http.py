@@ -268,6 +268,32 @@ def run_main(s):
     ]
     for resp, status, part, what in bad:
         error_is(resp, status, part, what)
+    # wrong types and filters that must not widen: a resting Buy stays through every one
+    rest = tr.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50000})
+    typed = [
+        ({"symbol": "XBTUSD", "side": ["Sell"], "orderQty": 100, "price": 70000}, "side", "side as an array"),
+        ({"symbol": "XBTUSD", "side": {"v": "Sell"}, "orderQty": 100, "price": 70000}, "side", "side as an object"),
+        ({"symbol": "XBTUSD", "side": True, "orderQty": 100, "price": 70000}, "side", "side as a boolean"),
+        ({"symbol": "XBTUSD", "side": 2, "orderQty": 100, "price": 70000}, "side", "side as a number"),
+    ]
+    for body, part, what in typed:
+        error_is(tr.req("POST", "order", body), 400, part, what)
+    for body, part, what in [
+            ({"symbol": 5}, "Invalid symbol", "cancel-all with a number for symbol"),
+            ({"filter": {"side": "buy"}}, "filter", "cancel-all filter side in lower case"),
+            ({"filter": {"symbol": "XBTUSDD"}}, "filter", "cancel-all filter on an unknown symbol"),
+            ({"filter": {"ordType": "Stop"}}, "filter", "cancel-all filter on ordType"),
+            ({"filter": {"price": 1}}, "filter", "cancel-all filter on price"),
+            ({"filter": {"orderID": asks[0]["orderID"]}}, "filter", "cancel-all filter on another's orderID"),
+            ({"symbol": "ETHUSD", "filter": {"symbol": "XBTUSD"}}, "filter", "cancel-all filter symbol against symbol")]:
+        error_is(tr.req("DELETE", "order/all", body), 400, part, what)
+    error_is(tr.req("DELETE", "order", {"orderID": rest["orderID"], "bogus": 1}), 400, "Unknown parameter",
+             "cancel with an unknown parameter")
+    still = tr.ok("GET", "order", params={"filter": json.dumps({"orderID": rest["orderID"]})})
+    check(still[0]["ordStatus"] == "New", f"the resting Buy survived every refused cancel: {still}")
+    check(not [o for o in tr.ok("GET", "order") if o["side"] == "Buy" and o["price"] == 70000],
+          "no order from a wrong-typed side")
+    tr.ok("DELETE", "order", {"orderID": rest["orderID"]})
     check(audit_totals(s) == audit_ok, "audit unchanged after bad input")
     check(audit0[0][2] == audit_ok[0][2], "no deposit or withdrawal between the two audits")
 
