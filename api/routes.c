@@ -1700,8 +1700,10 @@ static void admin_accounts(struct req *r)
     {
         int c = currency_find(s->x, it->string);
         int64_t v = 0;
-        if (c < 0 || prm_int(d, it->string, &v) != PRM_FOUND || v < 0) {
-            reply_error(r, 400, VALIDATION, "Invalid deposits: %s", it->string);
+        if (c < 0 || prm_int(d, it->string, &v) != PRM_FOUND || v < 0 || v > EXCH_MONEY_MAX) {
+            /* refused before anything is made: no account without its deposit */
+            reply_error(r, 400, VALIDATION, "Invalid deposits: %s (0 to %" PRId64 " minor units)", it->string,
+                        EXCH_MONEY_MAX);
             return;
         }
         dep[c] = v;

@@ -1485,11 +1485,12 @@ static enum reject cmd_money(struct exch *x, const struct cmd *c)
     if (cur >= x->cfg.currencies_count)
         return reject(x, c, REJ_INVALID_CURRENCY);
     /* 1e17 minor units: a billion XBT; keeps every sum far from overflow. */
-    if (amt <= 0 || amt > INT64_C(100000000000000000))
+    if (amt <= 0 || amt > EXCH_MONEY_MAX)
         return reject(x, c, REJ_INVALID_AMOUNT);
     struct wal *w = W(x, c->account, cur);
     if (c->type == CMD_DEPOSIT) {
-        if (*BAL(x, c->account, cur) > INT64_C(1000000000000000000) - amt)
+        /* every account's deposits together too: the audit's totals */
+        if (*BAL(x, c->account, cur) > EXCH_DEPOSITS_MAX - amt || x->dep[cur] > EXCH_DEPOSITS_MAX - amt)
             return reject(x, c, REJ_INVALID_AMOUNT);
         *BAL(x, c->account, cur) += amt;
         w->dep += amt;

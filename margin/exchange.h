@@ -159,6 +159,12 @@
 #include "margin/formula.h"
 
 #define EXCH_LIQUIDATOR 0u
+/* Money bounds: one deposit or withdrawal moves at most EXCH_MONEY_MAX
+ * minor units (a billion XBT); a currency's deposits together stay within
+ * EXCH_DEPOSITS_MAX, so no wallet, sum or audit total comes near int64's
+ * range (a deposit past it is refused, REJ_INVALID_AMOUNT). */
+#define EXCH_MONEY_MAX INT64_C(100000000000000000)
+#define EXCH_DEPOSITS_MAX INT64_C(1000000000000000000)
 #define CURRENCIES_MAX 4
 #define INDICES_MAX 16
 #define CURRENCY_LEN_MAX 7

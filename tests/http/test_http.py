@@ -323,6 +323,27 @@ def run_main(s):
     check(st == 404, f"deposit to unknown account: {st} {r}")
     st, _, r = s.admin("POST", "deposit", {"account": tr.account, "currency": "XBt", "amount": 5})
     check(st == 200 and r["walletBalance"] > 0, f"faucet deposit: {r}")
+    # money bounds: a deposit over 1e17 refused before any account is made;
+    # the currency's deposits together stay within 1e18, the audit exact
+    before = s.account(deposits={"XBt": 1})
+    st, _, r = s.admin("POST", "accounts", {"deposits": {"XBt": str(10**17 + 1)}})
+    check(st == 400 and "Invalid deposits" in r["error"]["message"], f"deposit over 1e17: {st} {r}")
+    after = s.account(deposits={"XBt": 1})
+    check(after.account == before.account + 1, f"the refused request made no account: {before.account} then {after.account}")
+    whales = [s.account(deposits={"XBt": 1}) for _ in range(10)]
+    accepted, refused = 0, None
+    for k in range(30):
+        # as a string: JSON numbers past 2^53 are refused as inexact
+        st, _, r = s.admin("POST", "deposit", {"account": whales[k % 10].account, "currency": "XBt",
+                                               "amount": str(10**17)})
+        if st != 200:
+            refused = (st, r)
+            break
+        accepted += 1
+    check(refused is not None and refused[0] == 400 and 5 <= accepted <= 10,
+          f"deposits of 1e17 stop before the total passes 1e18: {accepted} accepted, then {refused}")
+    xbt = [c for c in s.audit()["currencies"] if c["currency"] == "XBt"][0]
+    check(0 < xbt["expected"] <= 10**18 and xbt["total"] == xbt["expected"], f"audit totals stay exact: {xbt}")
     st, _, r = s.admin("POST", "withdraw", {"account": tr.account, "currency": "XBt", "amount": 10**15})
     check(st == 400, f"faucet withdraw too much: {st}")
     st, _, r = s.admin("POST", "index", {"symbol": "XBTUSD", "price": 1})
