@@ -1629,6 +1629,24 @@ static enum reject cmd_index(struct exch *x, const struct cmd *c)
         return reject(x, c, REJ_UNKNOWN_SYMBOL);
     if (px <= 0 || px > INT64_C(100000000000000000))
         return reject(x, c, REJ_INVALID_PRICE);
+    /* A price the positions cannot be valued at (an admin's 1e-8 under an
+     * inverse contract) is refused, not applied: every open contract of
+     * the instruments it marks, longs and shorts, and a largest order more,
+     * must value within EXCH_DEPOSITS_MAX. O(open positions), as the
+     * re-margining that follows. */
+    for (uint16_t i = 0; i < x->ninst; i++) {
+        if (I(x, i)->index != idx || x->is[i].settled)
+            continue;
+        qty_t oi = 0;
+        for (uint32_t k = 0; k < x->is[i].n; k++) {
+            qty_t q = PC(x, x->is[i].list[k], i)->qty;
+            oi += q > 0 ? q : 0;
+        }
+        sats_t v;
+        if (mf_value(&I(x, i)->contract, 2 * oi + x->cfg.engine.instruments[i].max_order_qty, px, &v) != MF_OK ||
+            v > EXCH_DEPOSITS_MAX || v < -EXCH_DEPOSITS_MAX)
+            return reject(x, c, REJ_INVALID_PRICE);
+    }
     x->index_px[idx] = px;
     for (uint16_t i = 0; i < x->ninst; i++) {
         if (I(x, i)->index != idx || x->is[i].settled)

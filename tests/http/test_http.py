@@ -344,6 +344,16 @@ def run_main(s):
           f"deposits of 1e17 stop before the total passes 1e18: {accepted} accepted, then {refused}")
     xbt = [c for c in s.audit()["currencies"] if c["currency"] == "XBt"][0]
     check(0 < xbt["expected"] <= 10**18 and xbt["total"] == xbt["expected"], f"audit totals stay exact: {xbt}")
+    # an index price the open positions cannot be valued at is refused; the exchange goes on
+    seller, buyer = s.account(), s.account()
+    seller.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 100, "price": 61000})
+    buyer.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 61000})
+    for price in (0.00000001, 0.0001):
+        st, _, r = s.admin("POST", "index", {"symbol": ".BXBT", "price": price})
+        check(st == 400 and "price" in r["error"]["message"].lower(), f"index {price} with an open position: {st} {r}")
+    st, _, r = s.admin("POST", "index", {"symbol": ".BXBT", "price": 61000})
+    check(st == 200, f"a sane index price after: {st} {r}")
+    s.audit()
     st, _, r = s.admin("POST", "withdraw", {"account": tr.account, "currency": "XBt", "amount": 10**15})
     check(st == 400, f"faucet withdraw too much: {st}")
     st, _, r = s.admin("POST", "index", {"symbol": "XBTUSD", "price": 1})
