@@ -12,4 +12,16 @@
  * with cJSON's own and abort on a difference. */
 char *json_print(const cJSON *body);
 
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Whether s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF). Every reply must be valid JSON, so
+ * text that is not is refused on the way in (an order's text, a clOrdID)
+ * or scrubbed where it is echoed (an error message naming a bad key). */
+bool json_utf8_valid(const char *s, size_t n);
+/* Replaces each byte of s that is not part of a well-formed sequence with
+ * '?', in place. */
+void json_utf8_scrub(char *s);
+
 #endif

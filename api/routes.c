@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "api/l2id.h"
+#include "api/json.h"
 #include "api/names.h"
 #include "api/timefmt.h"
 
@@ -858,7 +859,7 @@ static bool text_param(struct req *r, const cJSON *p, const char *name, char *ou
     out[0] = 0;
     if (g == PRM_ABSENT)
         return true;
-    if (g != PRM_FOUND || strlen(v) >= cap) {
+    if (g != PRM_FOUND || strlen(v) >= cap || !json_utf8_valid(v, strlen(v))) {
         reply_error(r, 400, VALIDATION, "%s", bad);
         return false;
     }

@@ -103,6 +103,7 @@ void reply_error(struct req *r, int status, const char *name, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    json_utf8_scrub(msg); /* a bad key or value echoed back stays valid JSON */
     cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "name", name);

@@ -1055,7 +1055,9 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     struct ws *w = c->w;
     if (c->closing || c->dead)
         return;
-    if (arg->opcode == WSLAY_TEXT_FRAME)
+    if (arg->opcode == WSLAY_TEXT_FRAME && !json_utf8_valid((const char *)arg->msg, arg->msg_length))
+        conn_close(w, c, 1007, "text frames must be UTF-8");
+    else if (arg->opcode == WSLAY_TEXT_FRAME)
         on_text(w, c, (const char *)arg->msg, arg->msg_length);
     else if (arg->opcode == WSLAY_BINARY_FRAME)
         conn_close(w, c, 1003, "binary frames are not accepted: send JSON text");

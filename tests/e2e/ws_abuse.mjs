@@ -634,6 +634,16 @@ await step('abuse: a binary frame gets a close (1003) or an error, and the serve
     }
 }));
 
+await step('abuse: a text frame that is not UTF-8 gets a close (1007), and the server goes on', () => abuse(async () => {
+    const c = await welcomed();
+    c.ws.send(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { binary: false });
+    try {
+        return await outcome(c, 'text frame not UTF-8', { codes: [1007] });
+    } finally {
+        c.close();
+    }
+}));
+
 // Sends n messages at once; waits until the connection closes, or replies
 // stop for 2 s, or 30 s pass. Returns what came back.
 async function flood(c, n, make) {

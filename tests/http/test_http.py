@@ -265,6 +265,12 @@ def run_main(s):
         (s.raw("GET", "/api/v1/position"), 401, "", "private endpoint without auth"),
         (tr.req("POST", "order", raw_body=b'{"symbol":"XBTUSD","text":"' + b"x" * (2 << 20) + b'"}'), 413, "", "body too large"),
         (s.raw("GET", "/api/v1/trade?symbol=" + "X" * 40000), 414, "", "URL too long"),
+        (tr.req("POST", "order", raw_body=b'{"symbol":"XBTUSD","orderQty":100,"price":50000,"text":"\xff"}'), 400,
+         "Invalid text", "text that is not UTF-8"),
+        (tr.req("POST", "order", raw_body=b'{"symbol":"XBTUSD","orderQty":100,"price":50000,"clOrdID":"a\xc0\x80"}'), 400,
+         "Invalid clOrdID", "clOrdID with an overlong UTF-8 form"),
+        (tr.req("POST", "order", raw_body=b'{"symbol":"XBTUSD","orderQty":100,"price":50000,"\xff\xfe":1}'), 400,
+         "Unknown parameter", "an unknown key that is not UTF-8 (echoed as valid JSON)"),
     ]
     for resp, status, part, what in bad:
         error_is(resp, status, part, what)
