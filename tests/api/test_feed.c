@@ -350,11 +350,6 @@ static void check_account(struct core *core, uint32_t a)
 
 /* ---- the stream --------------------------------------------------------------------------------- */
 
-static void run_job(struct core *core, struct core_job *j)
-{
-    core_run(core, j);
-}
-
 static uint64_t one(struct core *core, enum job_kind kind, const struct cmd *c)
 {
     struct core_job *j = core_job_new(kind, c->account, 1);
@@ -364,7 +359,7 @@ static uint64_t one(struct core *core, enum job_kind kind, const struct cmd *c)
         j->target[0] = c->u.cancel.order_id;
     if (c->type == CMD_AMEND)
         j->target[0] = c->u.amend.ref.order_id;
-    run_job(core, j);
+    core_run(core, j);
     uint64_t id = kind == J_ORDERS && c->type == CMD_NEW_ORDER ? j->rows[0].v.id : 0;
     core_job_free(j);
     return id;
@@ -398,7 +393,7 @@ START_TEST(feed_equals_rest_at_every_command)
         j->cmds[0].type = CMD_DEPOSIT;
         j->cmds[0].u.money.currency = 0;
         j->cmds[0].u.money.amount = a <= 4 ? INT64_C(50000000000) : pick(2000000, 40000000);
-        run_job(core, j);
+        core_run(core, j);
         ck_assert_int_eq(j->status, REJ_NONE);
         core_job_free(j);
     }

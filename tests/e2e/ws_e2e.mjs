@@ -134,6 +134,13 @@ const fieldsOf = (diffs) => [...new Set(diffs.map((d) => {
     return m ? `${m[1]}.${m[2]}` : d.split(':')[0];
 }))];
 
+// A converge failure, headed by the names of the fields that differ.
+function withFieldSummary(e) {
+    if (e instanceof assert.AssertionError)
+        e.message = `fields that differ: ${fieldsOf(e.message.split('\n').slice(1)).join(', ')}\n` + e.message;
+    return e;
+}
+
 // ---------------------------------------------------------------- the adapter
 
 const adapters = [];
@@ -537,11 +544,7 @@ for (const n of ['M', 'A', 'B', 'V']) {
                 return d.diffs;
             });
         } catch (e) {
-            if (e instanceof assert.AssertionError) {
-                const fields = fieldsOf(e.message.split('\n').slice(1));
-                e.message = `fields that differ: ${fields.join(', ')}\n` + e.message;
-            }
-            throw e;
+            throw withFieldSummary(e);
         }
         return detail;
     });
@@ -558,11 +561,7 @@ for (const n of ['M', 'A', 'B', 'V']) {
                 return d.diffs;
             });
         } catch (e) {
-            if (e instanceof assert.AssertionError) {
-                const fields = fieldsOf(e.message.split('\n').slice(1));
-                e.message = `fields that differ: ${fields.join(', ')}\n` + e.message;
-            }
-            throw e;
+            throw withFieldSummary(e);
         }
         return detail;
     });
