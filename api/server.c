@@ -505,6 +505,51 @@ struct core *srv_core(struct srv *s)
     return s->core;
 }
 
+/* The journal on the core: what it holds replayed (every consumer, the
+ * WebSocket's feed too, sees each record as when it was first applied),
+ * its torn tail cut, a new segment opened; the clock resumed from the last
+ * command's time when the source is behind it (stepped, accelerated, a
+ * chosen start). */
+static int recover(struct srv *s, char *err, size_t errcap)
+{
+    if (journal_attach(s->journal, s->core) != 0) {
+        snprintf(err, errcap, "journal: cannot subscribe to the change stream");
+        return -1;
+    }
+    if (s->has_recovered) {
+        if (journal_replay(s->cfg.journal.dir, s->core, 0, s->cfg.journal.last_good, NULL, NULL, &s->recovered,
+                           err, errcap) != 0)
+            return -1;
+        if (s->recovered.commands == 0) {
+            snprintf(err, errcap, "journal: command 1 was readable but the replay applied nothing");
+            return -1;
+        }
+        if (s->recovered.last_ts > clocksrc_now(&s->clk)) {
+            enum clock_mode mode;
+            int64_t speed;
+            clocksrc_get(&s->clk, &mode, &speed);
+            if (mode == CLOCK_STEPPED)
+                clocksrc_set_stepped(&s->clk, s->recovered.last_ts);
+            else
+                clocksrc_set_mode(&s->clk, mode, speed, s->recovered.last_ts);
+        }
+    }
+    return journal_start(s->journal, s->has_recovered ? &s->recovered : NULL, err, errcap);
+}
+
+const struct journal_report *srv_recovery(const struct srv *s)
+{
+    return s->has_recovered ? &s->recovered : NULL;
+}
+
+int srv_journal_stats(struct srv *s, struct journal_stats *out)
+{
+    if (!s->journal)
+        return -1;
+    journal_stats(s->journal, out);
+    return 0;
+}
+
 struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
 {
     struct srv *s = calloc(1, sizeof(*s));
@@ -520,6 +565,29 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     s->key_rng = cfg->seed;
     auth_policy_default(&s->auth);
     s->auth.skew_ms = cfg->skew_ms;
+    struct core_cmd_buf *first = NULL;
+    if (cfg->journal.dir[0]) {
+        /* The journal first: its lock keeps a second server off the
+         * directory, and its command 1 is the exchange's config. */
+        s->journal = journal_create(&cfg->journal, err, errcap);
+        if (!s->journal)
+            goto fail_first;
+        first = malloc(sizeof(*first));
+        if (!first) {
+            snprintf(err, errcap, "out of memory");
+            goto fail_first;
+        }
+        int have = journal_first(cfg->journal.dir, first, err, errcap);
+        if (have < 0)
+            goto fail_first;
+        if (have) {
+            s->cfg.core.exch = *first->cmd.config;
+            s->cfg.core.limits = *first->cmd.limits;
+            s->has_recovered = true;
+        }
+        free(first);
+        first = NULL;
+    }
     s->core = core_create(&s->cfg.core, err, errcap);
     if (!s->core)
         goto fail;
@@ -554,6 +622,8 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
             goto fail;
         }
     }
+    if (s->journal && recover(s, err, errcap) != 0)
+        goto fail;
     if (core_start(s->core) != 0) {
         snprintf(err, errcap, "cannot start the engine thread");
         goto fail;
@@ -580,13 +650,17 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
     return s;
+fail_first:
+    free(first);
 fail:
+    journal_close(s->journal);
     faults_destroy(s->faults);
     warm_stop(s->warm);
     market_stop(s->core, s->market);
     ws_stop(s->ws);
     core_destroy(s->core);
     ws_destroy(s->ws);
+    journal_destroy(s->journal);
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);
@@ -611,6 +685,7 @@ void srv_stop(struct srv *s)
      * MHD_quiesce_daemon: it raced with the daemon's polling thread
      * ("Failed to remove listen FD from epoll set") and aborted a run. */
     core_shutdown(s->core);
+    journal_close(s->journal); /* the last replies released: every write on disk */
     faults_stop(s->faults); /* held replies resumed at once; none held after */
     ws_stop(s->ws);         /* every WebSocket closed before the daemon goes */
     MHD_stop_daemon(s->d);
@@ -619,6 +694,7 @@ void srv_stop(struct srv *s)
     market_stop(s->core, s->market);
     core_destroy(s->core);
     ws_destroy(s->ws);      /* after the core: no record is delivered any more */
+    journal_destroy(s->journal);
     rl_destroy(s->rl);
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);

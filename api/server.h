@@ -33,6 +33,7 @@
 #include "api/clock.h"
 #include "api/ws.h"
 #include "core/core.h"
+#include "journal/journal.h"
 #include "market/market.h"
 
 #define ADMIN_TOKEN_LEN_MAX 128
@@ -66,6 +67,10 @@ struct srv_config {
     bool quiet;                /* no request log */
     bool websocket;            /* the realtime WebSocket at /realtime (on by default) */
     struct ws_config ws;       /* its limits */
+    /* The journal (journal.h): on when journal.dir is set. An existing
+     * journal there is recovered at start: its config (command 1) is the
+     * exchange's, whatever this config says. */
+    struct journal_config journal;
 };
 
 /* Defaults: 127.0.0.1:8080, rate limits as BitMEX's 2019 profile, latency
@@ -99,5 +104,11 @@ int market_params_json(const struct cJSON *o, struct market_params *p, bool *ena
  * 0 on success, else -1 with a message. */
 int srv_market_start(struct srv *s, char *err, size_t errcap);
 void srv_stop(struct srv *s);
+
+/* What start-up recovered from the journal; NULL when it found none (a new
+ * exchange, or no journal). */
+const struct journal_report *srv_recovery(const struct srv *s);
+/* The journal's figures; -1 when there is no journal. */
+int srv_journal_stats(struct srv *s, struct journal_stats *out);
 
 #endif

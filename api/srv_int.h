@@ -54,6 +54,9 @@ struct srv {
     pthread_mutex_t admin_lock;
     struct market *market;    /* the living market, NULL when off */
     struct ws *ws;            /* the realtime WebSocket, NULL when off */
+    struct journal *journal;  /* NULL when off */
+    struct journal_report recovered;
+    bool has_recovered;
     bool market_paused;       /* its timer taken off the core (admin API) */
     int advancing;            /* clock advances submitted and not yet answered */
     /* counters for /metrics */

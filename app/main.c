@@ -23,6 +23,7 @@
 
 #include "api/auth.h"
 #include "api/timefmt.h"
+#include "app/replay.h"
 
 static const char usage[] =
     "usage: perpsim [options]\n"
@@ -33,7 +34,6 @@ static const char usage[] =
     "  --config FILE          JSON config (see README: listen, adminToken, rateLimit,\n"
     "                         loadShed, indices, instruments, defaultInstruments, demo)\n"
     "  --listen HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 = any free)\n"
-    "  --data-dir DIR         directory for the server's files (created if missing)\n"
     "  --admin-token TOKEN    bearer token of the admin API (else $PERPSIM_ADMIN_TOKEN,\n"
     "                         else the config, else a random one printed at start)\n"
     "  --admin-remote         let non-loopback clients use the admin API\n"
@@ -73,6 +73,21 @@ static const char usage[] =
     "  --no-demo              do not create the demo account\n"
     "  --quiet                print only the listening line\n"
     "  --help                 this text\n";
+
+/* The journal's options (one string is kept under C's 4,095 bytes). */
+static const char usage_data[] =
+    "  --data-dir DIR         keep the exchange in DIR: every command journaled before\n"
+    "                         its reply; on start the journal there is recovered (its\n"
+    "                         config is the exchange's). Without it nothing is kept\n"
+    "  --fsync POLICY         batch (default: each group of writes synced before their\n"
+    "                         replies), interval:MS (synced every MS ms) or off; every\n"
+    "                         policy survives a process crash (docs/journal.md)\n"
+    "  --start-from-last-good recover past a corrupt journal: up to its last good\n"
+    "                         command, the rest set aside (renamed, never deleted)\n"
+    "  --journal-segment-mb N a new journal segment past N MiB (default 64)\n"
+    "\n"
+    "       perpsim replay --data-dir DIR [--to-seq N]   (re-apply a journal, print its hash)\n";
+
 
 static ms_t wall_now_ms(void)
 {
@@ -570,6 +585,8 @@ static void random_token(char *out, size_t cap)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "replay") == 0)
+        return replay_main(argc - 1, argv + 1);
     struct srv_config cfg;
     /* The start time first: the default future expires at the quarter end
      * after it. */
@@ -606,6 +623,7 @@ int main(int argc, char **argv)
         long n;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
+            fputs(usage_data, stdout);
             return 0;
         } else if (strcmp(a, "--no-demo") == 0) {
             demo = false;
@@ -619,6 +637,8 @@ int main(int argc, char **argv)
             cfg.admin_remote = true;
         } else if (strcmp(a, "--engine-thread-only") == 0) {
             cfg.core.engine_thread_only = true;
+        } else if (strcmp(a, "--start-from-last-good") == 0) {
+            cfg.journal.last_good = true;
         } else if (!v) {
             return fail("unknown option or missing value: %s (see --help)", a);
         } else if (strcmp(a, "--config") == 0) {
@@ -628,7 +648,19 @@ int main(int argc, char **argv)
                 return fail("--listen wants HOST:PORT, got %s", v);
             i++;
         } else if (strcmp(a, "--data-dir") == 0) {
+            if (strlen(v) >= sizeof(cfg.journal.dir))
+                return fail("--data-dir: the path is too long: %s", v);
             data_dir = v;
+            snprintf(cfg.journal.dir, sizeof(cfg.journal.dir), "%s", v);
+            i++;
+        } else if (strcmp(a, "--fsync") == 0) {
+            if (journal_parse_fsync(v, &cfg.journal.fsync, &cfg.journal.interval_ms) != 0)
+                return fail("--fsync wants batch, interval:MS (1..60000) or off, got %s", v);
+            i++;
+        } else if (strcmp(a, "--journal-segment-mb") == 0) {
+            if (parse_long(v, 1, 65536, &n))
+                return fail("--journal-segment-mb wants 1..65536, got %s", v);
+            cfg.journal.segment_bytes = (uint64_t)n << 20;
             i++;
         } else if (strcmp(a, "--admin-token") == 0) {
             snprintf(cfg.admin_token, sizeof(cfg.admin_token), "%s", v);
@@ -744,6 +776,21 @@ int main(int argc, char **argv)
     if (!s)
         return fail("%s", err);
     unsigned port = srv_port(s);
+    const struct journal_report *rec = srv_recovery(s);
+    if (rec) {
+        /* Always printed, --quiet or not: what the exchange came back as. */
+        struct core_summary sum;
+        core_summarize(srv_core(s), &sum);
+        printf("perpsim: recovered %" PRIu64 " commands from %s (%u segment(s))\n", rec->commands, data_dir,
+               rec->segments);
+        replay_print_summary(stdout, &sum);
+        replay_print_cut(stdout, rec);
+        fflush(stdout);
+        if (!sum.audit_ok) {
+            srv_stop(s);
+            return fail("%s", "the recovered state fails the money audit: stopping");
+        }
+    }
     if (!cfg.quiet) {
         printf("perpsim 0.1.0: a BitMEX-compatible exchange emulator\n");
         printf("  REST API     http://%s:%u/api/v1   (sign requests as BitMEX documents)\n", cfg.host, port);
@@ -767,8 +814,13 @@ int main(int argc, char **argv)
                        cfg.clock_mode == CLOCK_STEPPED ? " (POST /admin/v1/clock/advance moves it)" : "");
         }
         if (data_dir)
-            printf("  data dir     %s\n", data_dir);
-        if (demo) {
+            printf("  data dir     %s (journal, --fsync %s)\n", data_dir, journal_fsync_name(cfg.journal.fsync));
+        struct key_rec demo_key;
+        if (demo && rec) {
+            /* The demo account came back with the rest. */
+            if (core_keys_list(srv_core(s), 1, &demo_key, 1) == 1)
+                printf("  demo account 1: apiKey %s apiSecret %s\n", demo_key.id, demo_key.secret);
+        } else if (demo) {
             sats_t dep[CURRENCIES_MAX] = {INT64_C(1000000000), INT64_C(100000000000)};
             uint32_t account;
             char key[AUTH_KEY_ID_LEN + 1], secret[AUTH_SECRET_LEN + 1];

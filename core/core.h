@@ -119,6 +119,7 @@ struct core_job {
     /* completion: called once, by the applying thread, outside the lock */
     void (*done)(struct core_job *j);
     void *ctx;
+    struct core_job *gate_next; /* the core's: held behind the gate (core_gate) */
 };
 
 struct core_job *core_job_new(enum job_kind kind, uint32_t account, uint32_t n);
@@ -208,6 +209,36 @@ bool core_key_get(struct core *c, const char *id, struct key_rec *out);
 int core_keys_list(struct core *c, uint32_t account, struct key_rec *out, int max);
 bool core_account_exists(const struct core *c, uint32_t account);
 
+/* ---- durability: the journal's gate, and replay ----------------------------- */
+
+/* Turns the gate on (before the sequence opens; a journal does it): from
+ * then on a job's done() and the after-lock consumers' records wait until
+ * core_durable() has been told a sequence number at or past the job's
+ * last command. An in-lock consumer (the journal's writer) sees every
+ * record at once; nothing a client can see (a reply, a WebSocket row)
+ * leaves before the journal has it. A job without done() (core_run at
+ * start-up) is its caller's at once. */
+void core_gate(struct core *c);
+/* fn(ctx) after the last command of every job, under the state lock (and
+ * at each stop batch of a long advance): the journal writes whole jobs, so
+ * a crash never leaves half of one (an account without its key) on disk.
+ * Before the sequence opens. */
+void core_set_commit(struct core *c, void (*fn)(void *ctx), void *ctx);
+/* The journal has every command up to seq: the replies waiting for them
+ * are sent (done() called here, in sequence order) and their records
+ * delivered. From the journal's thread. */
+void core_durable(struct core *c, uint64_t seq);
+/* The sequence number of the last command applied. */
+uint64_t core_seq(struct core *c);
+
+/* Applies a command read back from a journal, at its own sequence number
+ * and time, on a core made from its config (command 1) and not started:
+ * every consumer sees its record as when it was first applied. The
+ * command's result in *result. -1 with a message in err when the command
+ * cannot be the next (its number is not the next, its time goes back, an
+ * account number differs): the journal does not belong to this state. */
+int core_replay(struct core *c, const struct core_cmd *cc, int32_t *result, char *err, size_t errcap);
+
 /* ---- views: reads of the state between two commands ------------------------ */
 
 /* A view holds the state lock for reading from begin to end: keep it short,
@@ -238,5 +269,20 @@ struct core_state {
     uint64_t hash;
 };
 void core_state(struct core *c, struct core_state *out);
+
+/* What a recovery or a replay prints: the state, its size and its audit. */
+struct core_summary {
+    struct core_state state;
+    uint64_t orders;        /* orders ever placed (store_orders_count) */
+    uint64_t executions;    /* executions ever made */
+    uint32_t accounts;      /* accounts made */
+    bool audit_ok;
+    char audit_report[256]; /* the first mismatch when not ok */
+};
+void core_summarize(struct core *c, struct core_summary *out);
+/* Waits until the journal has every command up to seq (at once when there
+ * is no gate): start-up's own commands (the demo account) before their
+ * keys are printed. */
+void core_wait_durable(struct core *c, uint64_t seq);
 
 #endif

@@ -31,6 +31,14 @@ static bool room(struct rbuf *b, size_t n)
     return true;
 }
 
+void rbuf_put(struct rbuf *b, const void *p, size_t n)
+{
+    if (n && room(b, n)) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+    }
+}
+
 static void put(struct rbuf *b, uint64_t v, int bytes)
 {
     if (!room(b, (size_t)bytes))
@@ -140,7 +148,7 @@ static void cmd(struct rbuf *b, const struct cmd *c)
     }
 }
 
-static void config(struct rbuf *b, const struct exch_config *c)
+static void config(struct rbuf *b, const struct exch_config *c, const struct store_limits *l)
 {
     const struct engine_config *e = &c->engine;
     U32(b, e->orders_max);
@@ -186,6 +194,9 @@ static void config(struct rbuf *b, const struct exch_config *c)
     U16(b, c->indices_count);
     for (uint16_t k = 0; k < c->indices_count; k++)
         str(b, c->index[k]);
+    U32(b, l ? l->orders : 0);
+    U32(b, l ? l->execs : 0);
+    U32(b, l ? l->trades : 0);
 }
 
 static void key(struct rbuf *b, const struct key_rec *k)
@@ -350,6 +361,28 @@ static void event(struct rbuf *b, const struct rec_event *re)
     }
 }
 
+/* A command's arguments, after its type. */
+static void cmd_body(struct rbuf *b, const struct core_cmd *c)
+{
+    switch (c->type) {
+    case CC_CONFIG:
+        config(b, c->config, c->limits);
+        break;
+    case CC_EXCH:
+        cmd(b, &c->x);
+        str(b, c->text);
+        break;
+    case CC_ACCOUNT:
+        U32(b, c->account);
+        break;
+    case CC_KEY:
+        key(b, &c->key);
+        break;
+    default:
+        break;
+    }
+}
+
 void core_record_encode(const struct core_record *r, struct rbuf *out)
 {
     size_t at = out->len;
@@ -359,23 +392,7 @@ void core_record_encode(const struct core_record *r, struct rbuf *out)
     I64(out, r->result);
     const struct core_cmd *c = r->cmd;
     U8(out, c->type);
-    switch (c->type) {
-    case CC_CONFIG:
-        config(out, c->config);
-        break;
-    case CC_EXCH:
-        cmd(out, &c->x);
-        str(out, c->text);
-        break;
-    case CC_ACCOUNT:
-        U32(out, c->account);
-        break;
-    case CC_KEY:
-        key(out, &c->key);
-        break;
-    default:
-        break;
-    }
+    cmd_body(out, c);
     U32(out, r->nev);
     for (uint32_t i = 0; i < r->nev; i++)
         event(out, &r->ev[i]);
@@ -384,4 +401,252 @@ void core_record_encode(const struct core_record *r, struct rbuf *out)
     uint32_t n = (uint32_t)(out->len - at - 4);
     for (int i = 0; i < 4; i++)
         out->p[at + (size_t)i] = (unsigned char)(n >> (8 * i));
+}
+
+void core_cmd_encode(const struct core_cmd *c, struct rbuf *out)
+{
+    I64(out, c->seq);
+    I64(out, c->ts);
+    U8(out, c->type);
+    cmd_body(out, c);
+}
+
+/* ---- decoding: every read bounds-checked; a short or malformed input
+ * sets bad and reads zeros from then on. ---------------------------------- */
+
+struct rd {
+    const unsigned char *p;
+    size_t n, at;
+    bool bad;
+};
+
+static uint64_t get(struct rd *r, int bytes)
+{
+    if (r->bad || r->n - r->at < (size_t)bytes) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)r->p[r->at++] << (8 * i);
+    return v;
+}
+
+#define G8(r) ((uint8_t)get(r, 1))
+#define G16(r) ((uint16_t)get(r, 2))
+#define G32(r) ((uint32_t)get(r, 4))
+#define G64(r) ((int64_t)get(r, 8))
+
+/* A string into dst (cap bytes with the terminator); longer is malformed. */
+static void gstr(struct rd *r, char *dst, size_t cap)
+{
+    size_t n = G16(r);
+    if (r->bad || n >= cap || r->n - r->at < n) {
+        r->bad = true;
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, r->p + r->at, n);
+    dst[n] = '\0';
+    r->at += n;
+}
+
+static void gorder_ref(struct rd *r, struct order_ref *o)
+{
+    o->order_id = (uint64_t)G64(r);
+    gstr(r, o->clordid, sizeof(o->clordid));
+}
+
+static void gcmd(struct rd *r, struct cmd *c)
+{
+    c->type = G8(r);
+    c->seq = (uint64_t)G64(r);
+    c->ts = G64(r);
+    c->account = G32(r);
+    c->inst = G16(r);
+    switch (c->type) {
+    case CMD_NEW_ORDER: {
+        struct cmd_new_order *n = &c->u.new_order;
+        n->has = G32(r);
+        n->side = G8(r);
+        n->ord_type = G8(r);
+        n->tif = G8(r);
+        n->peg_type = G8(r);
+        n->contingency = G8(r);
+        n->exec_inst = G16(r);
+        n->qty = G64(r);
+        n->display_qty = G64(r);
+        n->price = G64(r);
+        n->stop_px = G64(r);
+        n->peg_offset_px = G64(r);
+        gstr(r, n->clordid, sizeof(n->clordid));
+        gstr(r, n->clordlinkid, sizeof(n->clordlinkid));
+        break;
+    }
+    case CMD_AMEND: {
+        struct cmd_amend *a = &c->u.amend;
+        gorder_ref(r, &a->ref);
+        a->has = G32(r);
+        a->qty = G64(r);
+        a->leaves = G64(r);
+        a->price = G64(r);
+        a->stop_px = G64(r);
+        a->peg_offset_px = G64(r);
+        gstr(r, a->new_clordid, sizeof(a->new_clordid));
+        break;
+    }
+    case CMD_CANCEL:
+        gorder_ref(r, &c->u.cancel);
+        break;
+    case CMD_CANCEL_ALL:
+        c->u.cancel_all.inst = G16(r);
+        c->u.cancel_all.side = G8(r);
+        c->u.cancel_all.reason = G8(r);
+        break;
+    case CMD_CANCEL_ALL_AFTER:
+        c->u.cancel_after_ms = G64(r);
+        break;
+    case CMD_SET_PRICE:
+        c->u.set_price.source = G8(r);
+        c->u.set_price.price = G64(r);
+        break;
+    case CMD_DEPOSIT:
+    case CMD_WITHDRAW:
+        c->u.money.currency = G8(r);
+        c->u.money.amount = G64(r);
+        break;
+    case CMD_SET_LEVERAGE:
+        c->u.leverage_e8 = G64(r);
+        break;
+    case CMD_SET_RISK_LIMIT:
+        c->u.risk_limit = G64(r);
+        break;
+    case CMD_TRANSFER_MARGIN:
+        c->u.transfer = G64(r);
+        break;
+    case CMD_SET_INDEX:
+        c->u.set_index.index = G16(r);
+        c->u.set_index.price = G64(r);
+        break;
+    case CMD_CLOCK:
+    case CMD_SET_CROSS:
+        break;
+    default:
+        r->bad = true; /* the encoder writes no other type */
+        break;
+    }
+}
+
+static void gconfig(struct rd *r, struct exch_config *c, struct store_limits *l)
+{
+    struct engine_config *e = &c->engine;
+    e->orders_max = G32(r);
+    e->strings_max = G32(r);
+    e->accounts_max = G32(r);
+    e->stops_max = G32(r);
+    e->open_orders_max = G32(r);
+    e->stop_orders_max = G32(r);
+    e->stp = (enum stp_mode)G8(r);
+    e->instruments_count = G16(r);
+    if (e->instruments_count > INSTRUMENTS_MAX) {
+        r->bad = true;
+        return;
+    }
+    for (uint16_t i = 0; i < e->instruments_count && !r->bad; i++) {
+        struct engine_instrument *ei = &e->instruments[i];
+        struct exch_instrument *in = &c->inst[i];
+        gstr(r, ei->symbol, sizeof(ei->symbol));
+        ei->tick_px = G64(r);
+        ei->max_px = G64(r);
+        ei->lot_qty = G64(r);
+        ei->max_order_qty = G64(r);
+        in->contract.kind = (enum mf_kind)G8(r);
+        in->contract.multiplier = G64(r);
+        in->contract.tick_px = G64(r);
+        in->contract.lot_qty = G64(r);
+        in->currency = G8(r);
+        in->index = G16(r);
+        in->perpetual = G8(r);
+        in->expiry_ms = G64(r);
+        in->im_e8 = G64(r);
+        in->mm_e8 = G64(r);
+        in->risk_limit = G64(r);
+        in->risk_step = G64(r);
+        in->maker_fee_e8 = G64(r);
+        in->taker_fee_e8 = G64(r);
+        in->settle_fee_e8 = G64(r);
+        in->funding_interval_ms = G64(r);
+        in->funding_interest_e8 = G64(r);
+        in->impact_notional = G64(r);
+    }
+    c->currencies_count = G8(r);
+    if (c->currencies_count > CURRENCIES_MAX) {
+        r->bad = true;
+        return;
+    }
+    for (uint8_t k = 0; k < c->currencies_count && !r->bad; k++) {
+        gstr(r, c->currency[k], sizeof(c->currency[k]));
+        c->insurance_initial[k] = G64(r);
+    }
+    c->indices_count = G16(r);
+    if (c->indices_count > INDICES_MAX) {
+        r->bad = true;
+        return;
+    }
+    for (uint16_t k = 0; k < c->indices_count && !r->bad; k++)
+        gstr(r, c->index[k], sizeof(c->index[k]));
+    l->orders = G32(r);
+    l->execs = G32(r);
+    l->trades = G32(r);
+}
+
+static void gkey(struct rd *r, struct key_rec *k)
+{
+    gstr(r, k->id, sizeof(k->id));
+    gstr(r, k->secret, sizeof(k->secret));
+    k->account = G32(r);
+    k->perms = G32(r);
+    k->enabled = G8(r) != 0;
+    k->ncidr = G8(r);
+    if (k->ncidr > KEY_CIDRS_MAX) {
+        r->bad = true;
+        return;
+    }
+    for (uint8_t i = 0; i < k->ncidr; i++) {
+        k->cidr_addr[i] = G32(r);
+        k->cidr_bits[i] = G8(r);
+    }
+    k->created_ms = G64(r);
+}
+
+int core_cmd_decode(const void *p, size_t n, struct core_cmd_buf *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct rd r = {p, n, 0, false};
+    struct core_cmd *c = &out->cmd;
+    c->seq = (uint64_t)G64(&r);
+    c->ts = G64(&r);
+    c->type = G8(&r);
+    switch (c->type) {
+    case CC_CONFIG:
+        gconfig(&r, &out->config, &out->limits);
+        c->config = &out->config;
+        c->limits = &out->limits;
+        break;
+    case CC_EXCH:
+        gcmd(&r, &c->x);
+        gstr(&r, out->text, sizeof(out->text));
+        c->text = out->text[0] ? out->text : NULL;
+        break;
+    case CC_ACCOUNT:
+        c->account = G32(&r);
+        break;
+    case CC_KEY:
+        gkey(&r, &c->key);
+        break;
+    default:
+        r.bad = true;
+        break;
+    }
+    return r.bad || r.at != r.n ? -1 : 0;
 }

@@ -66,6 +66,13 @@ enum core_cmd_type {
 #define REJ_CORE_ACCOUNTS_FULL 200 /* CC_ACCOUNT: accounts_max reached */
 #define REJ_CORE_BAD_KEY 201       /* CC_KEY: id taken, unknown account */
 
+/* The rows the read model keeps (store.h); part of the exchange's config. */
+struct store_limits {
+    uint32_t orders; /* terminal orders kept (live ones are always kept) */
+    uint32_t execs;  /* executions kept, all accounts together */
+    uint32_t trades; /* public trades kept per instrument */
+};
+
 struct core_cmd {
     uint8_t type;           /* enum core_cmd_type */
     uint64_t seq;           /* set by the sequencer */
@@ -75,6 +82,7 @@ struct core_cmd {
     uint32_t account;       /* CC_ACCOUNT: the account made (set when applied) */
     struct key_rec key;     /* CC_KEY: created_ms is set when applied */
     const struct exch_config *config; /* CC_CONFIG */
+    const struct store_limits *limits; /* CC_CONFIG: the rows the read model keeps */
 };
 
 struct rec_fill {
@@ -110,8 +118,28 @@ struct rbuf {
 };
 
 void rbuf_free(struct rbuf *b);
+/* Appends n bytes (bad set when memory is gone). */
+void rbuf_put(struct rbuf *b, const void *p, size_t n);
 /* Appends the record's canonical encoding: a u32 length of what follows,
  * then the fields. */
 void core_record_encode(const struct core_record *r, struct rbuf *out);
+
+/* A command's canonical bytes, as the journal keeps them: its sequence
+ * number, its time, its type and its arguments (the order's text, the
+ * whole config of command 1, a key with its secret). */
+void core_cmd_encode(const struct core_cmd *c, struct rbuf *out);
+
+/* A decoded command and the storage its pointers point into. */
+struct core_cmd_buf {
+    struct core_cmd cmd;
+    struct exch_config config;
+    struct store_limits limits;
+    char text[TEXT_LEN_MAX + 1];
+};
+/* Decodes exactly n bytes of core_cmd_encode's output into out (its
+ * pointers into out itself). -1 when the bytes are not one whole command
+ * (short, too long, an unknown type, a string past its field): never a
+ * read outside p[0..n). */
+int core_cmd_decode(const void *p, size_t n, struct core_cmd_buf *out);
 
 #endif

@@ -76,6 +76,15 @@ struct core {
     pthread_mutex_t hash_lock; /* engine_hash sorts a scratch buffer of the engine's */
     struct ls_queue *q;
     atomic_uint_fast64_t commands;
+    /* the durability gate (core_gate): replies and after-lock deliveries
+     * wait until the journal has the command */
+    bool gated;
+    _Atomic uint64_t durable;
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate_cv;    /* durable moved (core_wait_durable) */
+    struct core_job *waiting;  /* done() held back, linked by gate_next */
+    void (*commit)(void *ctx); /* after each whole job (core_set_commit) */
+    void *commit_ctx;
     struct core_view view;
 };
 
@@ -420,6 +429,28 @@ static void queue_copy(struct core *c, const struct core_record *r)
     pthread_mutex_unlock(&c->pend_lock);
 }
 
+/* The queued records a consumer may have now (pend_lock held): all of
+ * them, or behind the gate those the journal has. */
+static struct owned_rec *take_deliverable(struct core *c)
+{
+    struct owned_rec *h = c->pend_head;
+    if (!c->gated) {
+        c->pend_head = c->pend_tail = NULL;
+        return h;
+    }
+    uint64_t d = atomic_load(&c->durable);
+    if (!h || h->r.seq > d)
+        return NULL;
+    struct owned_rec *last = h;
+    while (last->next && last->next->r.seq <= d)
+        last = last->next;
+    c->pend_head = last->next;
+    if (!c->pend_head)
+        c->pend_tail = NULL;
+    last->next = NULL;
+    return h;
+}
+
 /* Hands the queued records to the after-lock consumers, in order, outside
  * the state lock. One thread delivers at a time; a thread that finds
  * another delivering leaves its records to it (the deliverer looks again
@@ -433,8 +464,7 @@ static void deliver(struct core *c)
             return;
         for (;;) {
             pthread_mutex_lock(&c->pend_lock);
-            struct owned_rec *h = c->pend_head;
-            c->pend_head = c->pend_tail = NULL;
+            struct owned_rec *h = take_deliverable(c);
             pthread_mutex_unlock(&c->pend_lock);
             if (!h)
                 break;
@@ -455,7 +485,8 @@ static void deliver(struct core *c)
         }
         pthread_mutex_unlock(&c->deliver_lock);
         pthread_mutex_lock(&c->pend_lock);
-        bool more = c->pend_head != NULL;
+        bool more = c->pend_head != NULL &&
+                    (!c->gated || c->pend_head->r.seq <= atomic_load(&c->durable));
         pthread_mutex_unlock(&c->pend_lock);
         if (!more)
             return;
@@ -464,11 +495,19 @@ static void deliver(struct core *c)
 
 /* Applies one command now (state lock held for writing): its sequence
  * number, its time, the command, its record to the consumers. */
+static int32_t apply_now(struct core *c, struct core_cmd *cc);
+
 static int32_t apply(struct core *c, struct core_cmd *cc)
 {
     ms_t now = c->cfg.clock.now(c->cfg.clock.ctx);
     if (now > c->now)
         c->now = now;
+    return apply_now(c, cc);
+}
+
+/* Applies cc at engine time c->now. */
+static int32_t apply_now(struct core *c, struct core_cmd *cc)
+{
     cc->seq = ++c->seq;
     cc->ts = c->now;
     c->nev = 0;
@@ -594,6 +633,13 @@ void core_batch_push(struct core_batch *b, const struct cmd *x)
     b->cmds[b->n++] = *x;
 }
 
+/* A whole job applied (state lock held for writing). */
+static void commit(struct core *c)
+{
+    if (c->commit)
+        c->commit(c->commit_ctx);
+}
+
 /* The timer's turn at engine time t (state lock held for writing): what it
  * decides, applied in order. */
 static void timer_step(struct core *c, ms_t t)
@@ -652,6 +698,7 @@ static void run_advance(struct core *c, struct core_job *j)
          * between its commands, as between any two: the job keeps the
          * write queue's turn, so no other write comes in between. */
         if (stops % ADVANCE_STOPS_PER_LOCK == 0) {
+            commit(c); /* each stop is a whole state: the journal may have them */
             pthread_rwlock_unlock(&c->lock);
             deliver(c);
             pthread_rwlock_wrlock(&c->lock);
@@ -692,16 +739,31 @@ static void run_job(struct core *c, struct core_job *j)
     }
     j->ts = c->now;
     j->seq = c->seq;
+    commit(c);
     pthread_rwlock_unlock(&c->lock);
     deliver(c);
 }
 
 static void open_sequence(struct core *c);
 
-static void finish(struct core_job *j)
+/* The job's completion, unless the gate holds it until the journal has
+ * its last command (a job without done() is its caller's at once: core_run
+ * at start-up, tests). */
+static void finish(struct core *c, struct core_job *j)
 {
-    if (j->done)
-        j->done(j);
+    if (!j->done)
+        return;
+    if (c->gated) {
+        pthread_mutex_lock(&c->gate_lock);
+        if (j->seq > atomic_load(&c->durable)) {
+            j->gate_next = c->waiting;
+            c->waiting = j;
+            pthread_mutex_unlock(&c->gate_lock);
+            return;
+        }
+        pthread_mutex_unlock(&c->gate_lock);
+    }
+    j->done(j);
 }
 
 void core_run(struct core *c, struct core_job *j)
@@ -709,7 +771,7 @@ void core_run(struct core *c, struct core_job *j)
     if (!atomic_load(&c->opened))
         open_sequence(c);
     run_job(c, j);
-    finish(j);
+    finish(c, j);
 }
 
 static void clock_tick(struct core *c)
@@ -719,6 +781,7 @@ static void clock_tick(struct core *c)
     x.type = CMD_CLOCK;
     pthread_rwlock_wrlock(&c->lock);
     apply_exch(c, &x, NULL);
+    commit(c);
     pthread_rwlock_unlock(&c->lock);
     deliver(c);
 }
@@ -751,7 +814,7 @@ static void serve_here(struct core *c, struct core_job *j)
         int64_t t0 = ls_now_ns();
         run_job(c, j);
         int64_t t1 = ls_now_ns();
-        finish(j);
+        finish(c, j);
         if (!ls_run_done(c->q, t1 - t0, more < SERVE_MORE_MAX, &next))
             return;
         j = next.item;
@@ -912,7 +975,7 @@ static void *engine_main(void *arg)
                 service /= (int64_t)(c->seq - seq0);
             ls_done(c->q, 1, service);
             last_cmd_ns = t1;
-            finish(j);
+            finish(c, j);
         }
     }
     return NULL;
@@ -962,6 +1025,8 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
     pthread_mutex_init(&c->pend_lock, NULL);
     pthread_mutex_init(&c->deliver_lock, NULL);
     pthread_mutex_init(&c->hash_lock, NULL);
+    pthread_mutex_init(&c->gate_lock, NULL);
+    pthread_cond_init(&c->gate_cv, NULL);
     keys_init(&c->keys);
     const char *e = NULL;
     c->x = exch_create(&c->cfg.exch, sink, c, &e);
@@ -1006,6 +1071,7 @@ static void open_sequence(struct core *c)
     memset(&cc, 0, sizeof(cc));
     cc.type = CC_CONFIG;
     cc.config = &c->cfg.exch;
+    cc.limits = &c->cfg.limits;
     apply(c, &cc);
     /* Initial index prices: marks exist before the first order. */
     for (uint16_t i = 0; i < c->cfg.exch.indices_count; i++) {
@@ -1018,6 +1084,7 @@ static void open_sequence(struct core *c)
         x.u.set_index.price = c->cfg.index_px[i];
         apply_exch(c, &x, NULL);
     }
+    commit(c);
     pthread_rwlock_unlock(&c->lock);
     deliver(c);
 }
@@ -1077,6 +1144,12 @@ void core_destroy(struct core *c)
     if (!c)
         return;
     core_shutdown(c);
+    if (c->gated && c->waiting) {
+        /* The journal stopped before it had these (it closes after the
+         * engine, so only a failed one does): their replies say so. */
+        fprintf(stderr, "perpsim: replies held for a journal that stopped: released\n");
+        core_durable(c, UINT64_MAX);
+    }
     deliver(c);
     while (c->pend_head) {
         struct owned_rec *n = c->pend_head->next;
@@ -1097,6 +1170,8 @@ void core_destroy(struct core *c)
     pthread_mutex_destroy(&c->pend_lock);
     pthread_mutex_destroy(&c->deliver_lock);
     pthread_mutex_destroy(&c->hash_lock);
+    pthread_mutex_destroy(&c->gate_lock);
+    pthread_cond_destroy(&c->gate_cv);
     free(c);
 }
 
@@ -1209,5 +1284,145 @@ void core_state(struct core *c, struct core_state *out)
     out->seq = c->seq;
     out->time = c->now;
     pthread_mutex_unlock(&c->hash_lock);
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* ---- the durability gate and replay ------------------------------------------------ */
+
+void core_gate(struct core *c)
+{
+    if (!atomic_load(&c->opened))
+        c->gated = true;
+}
+
+void core_set_commit(struct core *c, void (*fn)(void *ctx), void *ctx)
+{
+    if (atomic_load(&c->opened))
+        return;
+    c->commit = fn;
+    c->commit_ctx = ctx;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = (*(struct core_job *const *)a)->seq, y = (*(struct core_job *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+void core_durable(struct core *c, uint64_t seq)
+{
+    struct core_job *stack[64], **due = stack;
+    size_t n = 0, cap = 64;
+    pthread_mutex_lock(&c->gate_lock);
+    if (seq > atomic_load(&c->durable)) {
+        atomic_store(&c->durable, seq);
+        pthread_cond_broadcast(&c->gate_cv);
+    }
+    for (struct core_job **p = &c->waiting; *p;) {
+        struct core_job *j = *p;
+        if (j->seq > seq) {
+            p = &j->gate_next;
+            continue;
+        }
+        *p = j->gate_next;
+        if (n == cap) {
+            struct core_job **m = malloc(2 * cap * sizeof(*m));
+            if (!m) {
+                /* Out of memory: complete these now, out of order. */
+                pthread_mutex_unlock(&c->gate_lock);
+                for (size_t i = 0; i < n; i++)
+                    due[i]->done(due[i]);
+                n = 0;
+                pthread_mutex_lock(&c->gate_lock);
+                p = &c->waiting;
+                continue;
+            }
+            memcpy(m, due, n * sizeof(*m));
+            if (due != stack)
+                free(due);
+            due = m;
+            cap *= 2;
+        }
+        due[n++] = j;
+    }
+    pthread_mutex_unlock(&c->gate_lock);
+    /* Replies in sequence order (the list is newest first). */
+    qsort(due, n, sizeof(*due), by_seq);
+    for (size_t i = 0; i < n; i++)
+        due[i]->done(due[i]);
+    if (due != stack)
+        free(due);
+    deliver(c);
+}
+
+uint64_t core_seq(struct core *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    uint64_t s = c->seq;
+    pthread_rwlock_unlock(&c->lock);
+    return s;
+}
+
+int core_replay(struct core *c, const struct core_cmd *in, int32_t *result, char *err, size_t errcap)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    int rc = -1;
+    if (in->seq != c->seq + 1) {
+        snprintf(err, errcap, "command %" PRIu64 " where %" PRIu64 " was next", in->seq, c->seq + 1);
+        goto out;
+    }
+    if (in->ts < c->now) {
+        snprintf(err, errcap, "command %" PRIu64 " at time %" PRId64 ", before the previous one's %" PRId64,
+                 in->seq, in->ts, c->now);
+        goto out;
+    }
+    if ((in->type == CC_CONFIG) != (in->seq == 1)) {
+        snprintf(err, errcap, "command %" PRIu64 ": the config is command 1 and only it", in->seq);
+        goto out;
+    }
+    struct core_cmd cc = *in;
+    c->now = in->ts;
+    if (cc.type == CC_CONFIG) {
+        cc.config = &c->cfg.exch;
+        cc.limits = &c->cfg.limits;
+        atomic_store(&c->opened, true);
+    }
+    int32_t res = apply_now(c, &cc);
+    if (in->type == CC_ACCOUNT && res == REJ_NONE && cc.account != in->account) {
+        snprintf(err, errcap, "command %" PRIu64 " made account %u, the journal says %u", in->seq, cc.account,
+                 in->account);
+        goto out;
+    }
+    if (result)
+        *result = res;
+    rc = 0;
+out:
+    pthread_rwlock_unlock(&c->lock);
+    if (rc == 0)
+        deliver(c);
+    return rc;
+}
+
+void core_wait_durable(struct core *c, uint64_t seq)
+{
+    if (!c->gated)
+        return;
+    pthread_mutex_lock(&c->gate_lock);
+    while (atomic_load(&c->durable) < seq)
+        pthread_cond_wait(&c->gate_cv, &c->gate_lock);
+    pthread_mutex_unlock(&c->gate_lock);
+}
+
+void core_summarize(struct core *c, struct core_summary *out)
+{
+    memset(out, 0, sizeof(*out));
+    core_state(c, &out->state);
+    pthread_rwlock_rdlock(&c->lock);
+    out->orders = store_orders_count(c->st);
+    out->executions = store_execs_total(c->st);
+    out->accounts = atomic_load(&c->next_account) - 1;
+    struct exch_audit a;
+    out->audit_ok = exch_audit(c->x, &a) != 0;
+    snprintf(out->audit_report, sizeof(out->audit_report), "%s", a.report);
     pthread_rwlock_unlock(&c->lock);
 }

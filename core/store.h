@@ -133,11 +133,7 @@ struct wallet_rec {
 struct idx_vec { uint32_t *v; uint32_t n, cap; };
 
 /* Rows kept (module comment); 0 = unbounded. */
-struct store_limits {
-    uint32_t orders; /* terminal orders kept (live ones are always kept) */
-    uint32_t execs;  /* executions kept, all accounts together */
-    uint32_t trades; /* public trades kept per instrument */
-};
+/* struct store_limits: record.h (command 1 carries it). */
 
 /* core_config_default's limits (docs/configuration.md gives their cost). */
 #define STORE_KEEP_ORDERS 1000000u

@@ -759,6 +759,16 @@ struct market *market_start_paths(struct core *c, const struct market_params *p,
     uint32_t n = market_account_jobs(m, jobs, sizeof(jobs) / sizeof(jobs[0]));
     bool ok = n == agents(m);
     for (uint32_t k = 0; k < n; k++) {
+        /* Recovered from a journal: the agents' accounts are there (their
+         * keys are drawn from the seed, so the same); the agents take them
+         * back, with their orders and positions, which they read from the
+         * state as they go. */
+        struct key_rec had;
+        if (ok && core_key_get(c, jobs[k]->key.id, &had)) {
+            market_account_made(m, k, had.account);
+            core_job_free(jobs[k]);
+            continue;
+        }
         if (ok) {
             core_run(c, jobs[k]);
             ok = jobs[k]->status == REJ_NONE;

@@ -98,8 +98,9 @@ int market_set_path(struct market *m, uint16_t k, const ms_t *t, const px_t *px,
 struct core_timer market_timer(struct market *m);
 
 /* All of it on a core: the market made, the agents' accounts made by
- * account commands applied now (core_run), the market set as the core's
- * timer. NULL with a message in err. market_stop takes the timer off the
+ * account commands applied now (core_run) or, on a core recovered from a
+ * journal, taken back (their seeded keys are there), the market set as
+ * the core's timer. NULL with a message in err. market_stop takes the timer off the
  * core and frees the market. */
 struct market *market_start(struct core *c, const struct market_params *p, char *err, size_t errcap);
 /* market_start with index paths (path_n[k] == 0: the walk for index k). */

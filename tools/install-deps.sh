@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages perpsim needs, only those missing.
 # Runs as root, or through sudo when it is there. Safe to run again.
-#   build:      gcc meson ninja pkg-config + libmicrohttpd, wslay, cJSON, OpenSSL, Check
+#   build:      gcc meson ninja pkg-config + libmicrohttpd, wslay, cJSON, OpenSSL, xxHash, Check
 #   tests:      libcurl (the HTTP client of the integration tests and the load
 #               generator), Node.js + npm (ccxt end to end), python3 + requests
 #               (the plain signing client)
 #   benchmarks: gnuplot (the load-shedding sweep's PNG)
 set -euo pipefail
-pkgs=(gcc meson ninja-build pkg-config libmicrohttpd-dev libwslay-dev libcjson-dev libssl-dev check python3
+pkgs=(gcc meson ninja-build pkg-config libmicrohttpd-dev libwslay-dev libcjson-dev libssl-dev libxxhash-dev check python3
       libcurl4-openssl-dev gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
