@@ -23,6 +23,7 @@
 
 #include "api/auth.h"
 #include "api/timefmt.h"
+#include "app/hugepages.h"
 #include "app/replay.h"
 
 static const char usage[] =
@@ -585,6 +586,7 @@ static void random_token(char *out, size_t cap)
 
 int main(int argc, char **argv)
 {
+    hugepages_reexec(argv);
     if (argc > 1 && strcmp(argv[1], "replay") == 0)
         return replay_main(argc - 1, argv + 1);
     struct srv_config cfg;
