@@ -3,6 +3,7 @@
  */
 #include "core/record.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -368,10 +369,16 @@ static void cmd_body(struct rbuf *b, const struct core_cmd *c)
     case CC_CONFIG:
         config(b, c->config, c->limits);
         break;
-    case CC_EXCH:
+    case CC_EXCH: {
+        /* An order's text is kept to TEXT_LEN_MAX bytes (api/ refuses
+         * longer, the read model keeps that many): the encoding says no
+         * more, so that every command encoded decodes. */
         cmd(b, &c->x);
-        str(b, c->text);
+        char t[TEXT_LEN_MAX + 1];
+        snprintf(t, sizeof(t), "%s", c->text ? c->text : "");
+        str(b, t);
         break;
+    }
     case CC_ACCOUNT:
         U32(b, c->account);
         break;

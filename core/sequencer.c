@@ -1395,6 +1395,11 @@ int core_replay(struct core *c, const struct core_cmd *in, int32_t *result, char
     }
     if (result)
         *result = res;
+    /* A replayed command is on disk already: behind a gate, its record
+     * goes to the after-lock consumers now (none is held for the whole
+     * replay). */
+    if (c->gated)
+        atomic_store(&c->durable, cc.seq);
     rc = 0;
 out:
     pthread_rwlock_unlock(&c->lock);

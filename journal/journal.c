@@ -223,13 +223,6 @@ static bool good_frame_after(const unsigned char *p, size_t n, size_t off, uint6
     return false;
 }
 
-/* A whole frame with the wrong sequence number is never a write cut
- * short. */
-static bool fn_failed_decode(const char *bad)
-{
-    return strncmp(bad, "a gap", 5) != 0 && strncmp(bad, "a command out", 13) != 0;
-}
-
 static int64_t mono_ns(void)
 {
     struct timespec t;
@@ -254,7 +247,7 @@ int journal_read(const char *dir, uint64_t to_seq, bool last_good, journal_cmd_f
         if (stat(path, &st) == 0)
             total += (uint64_t)st.st_size;
     }
-    struct core_cmd_buf *cb = malloc(sizeof(*cb));
+    struct core_cmd_buf *cb = calloc(1, sizeof(*cb));
     if (!cb) {
         free(segs);
         snprintf(err, errcap, "journal: out of memory");
@@ -296,11 +289,17 @@ int journal_read(const char *dir, uint64_t to_seq, bool last_good, journal_cmd_f
             break;
         }
         const char *bad = NULL;
+        /* Whether the damage could be a write the crash cut short: bytes
+         * missing or not yet on disk. A whole frame whose checksum holds
+         * (one that does not decode, or out of sequence) or a whole header
+         * that is wrong never is. */
+        bool torn = false;
         size_t off = 0;
         unsigned char h[SEG_HEADER];
         seg_header(h, segs[i]);
         if (m.n < SEG_HEADER) {
             bad = "the segment's header is incomplete";
+            torn = true;
         } else if (memcmp(m.p, h, SEG_HEADER) != 0) {
             bad = "the segment's header is not valid (magic, version, first command or checksum)";
         } else {
@@ -310,20 +309,24 @@ int journal_read(const char *dir, uint64_t to_seq, bool last_good, journal_cmd_f
         while (!bad && off < m.n) {
             if (m.n - off < FRAME_HEADER) {
                 bad = "an incomplete frame header";
+                torn = true;
                 break;
             }
             uint32_t len = (uint32_t)le_get(m.p + off, 4);
             if (len < FRAME_MIN || len > FRAME_MAX) {
                 bad = "a frame length out of bounds";
+                torn = true;
                 break;
             }
             if (len > m.n - off - FRAME_HEADER) {
                 bad = "a frame that runs past the end of the segment";
+                torn = true;
                 break;
             }
             const unsigned char *pl = m.p + off + FRAME_HEADER;
             if (XXH3_64bits(pl, len) != le_get(m.p + off + 4, 8)) {
                 bad = "a checksum mismatch";
+                torn = true;
                 break;
             }
             if (core_cmd_decode(pl, len, cb) != 0) {
@@ -365,8 +368,7 @@ int journal_read(const char *dir, uint64_t to_seq, bool last_good, journal_cmd_f
         }
         if (bad && rc == 0) {
             /* A write cut short: the last segment, nothing good after. */
-            bool seq_wrong = cb->cmd.seq != expect && !fn_failed_decode(bad);
-            bool tail = last_seg && !seq_wrong && !good_frame_after(m.p, m.n, off, expect);
+            bool tail = last_seg && torn && !good_frame_after(m.p, m.n, off, expect);
             if (tail || last_good) {
                 rep->cut = true;
                 snprintf(rep->cut_file, sizeof(rep->cut_file), "%s", path);
@@ -407,6 +409,7 @@ int journal_first(const char *dir, struct core_cmd_buf *out, char *err, size_t e
     char path[JOURNAL_FILE_MAX];
     seg_path(path, sizeof(path), dir, segs[0]);
     uint64_t first = segs[0];
+    uint32_t n = nseg;
     free(segs);
     if (first != 1) {
         snprintf(err, errcap, "journal: %s starts at command %" PRIu64 ": the segments before it are missing",
@@ -419,13 +422,23 @@ int journal_first(const char *dir, struct core_cmd_buf *out, char *err, size_t e
     unsigned char h[SEG_HEADER];
     seg_header(h, 1);
     int rc = -1;
-    if (m.n <= SEG_HEADER && (m.n < SEG_HEADER || memcmp(m.p, h, SEG_HEADER) == 0)) {
-        rc = 0; /* made and never written to (or its header cut): a new exchange */
+    /* A new exchange only when the journal never got past its first write:
+     * one segment, its header or command 1 cut short, nothing good after. */
+    bool alone = n == 1;
+    if (m.n < SEG_HEADER || (m.n == SEG_HEADER && memcmp(m.p, h, SEG_HEADER) == 0)) {
+        if (alone)
+            rc = 0;
+        else
+            snprintf(err, errcap, "journal: %s holds no command 1, and later segments exist", path);
     } else if (memcmp(m.p, h, SEG_HEADER) != 0) {
         snprintf(err, errcap, "journal: %s offset 0: the segment's header is not valid", path);
     } else if (!frame_ok(m.p, m.n, SEG_HEADER, 1)) {
-        /* Command 1 cut short is a journal that never started. */
-        rc = 0;
+        if (alone && !good_frame_after(m.p, m.n, SEG_HEADER, 1))
+            rc = 0; /* command 1 cut short: a journal that never started */
+        else
+            snprintf(err, errcap,
+                     "journal: %s offset %u: command 1 is damaged and later commands exist: refusing to start",
+                     path, SEG_HEADER);
     } else {
         uint32_t len = (uint32_t)le_get(m.p + SEG_HEADER, 4);
         if (core_cmd_decode(m.p + SEG_HEADER + FRAME_HEADER, len, out) != 0 || out->cmd.type != CC_CONFIG)
@@ -749,6 +762,27 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* path.SUFFIX, or path.SUFFIX.N for the first N free: nothing set aside
+ * before is overwritten. */
+static void free_name(const char *path, const char *suffix, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s.%s", path, suffix);
+    struct stat st;
+    for (unsigned k = 1; n > 0 && (size_t)n < cap && stat(out, &st) == 0 && k < 100000; k++)
+        n = snprintf(out, cap, "%s.%s.%u", path, suffix, k);
+}
+
+static int set_aside(const char *path, char *err, size_t errcap)
+{
+    char aside[JOURNAL_FILE_MAX + 32];
+    free_name(path, "set-aside", aside, sizeof(aside));
+    if (rename(path, aside) != 0) {
+        snprintf(err, errcap, "journal: cannot set %s aside: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* Copies the bytes of path from offset on to path.cut-OFFSET (kept, never
  * read again), then cuts path there. */
 static int cut_tail(const char *path, uint64_t offset, char *err, size_t errcap)
@@ -758,8 +792,9 @@ static int cut_tail(const char *path, uint64_t offset, char *err, size_t errcap)
         return -1;
     int rc = 0;
     if (m.n > offset) {
-        char keep[JOURNAL_FILE_MAX + 32];
-        snprintf(keep, sizeof(keep), "%s.cut-%" PRIu64, path, offset);
+        char keep[JOURNAL_FILE_MAX + 32], suffix[32];
+        snprintf(suffix, sizeof(suffix), "cut-%" PRIu64, offset);
+        free_name(path, suffix, keep, sizeof(keep));
         int fd = open(keep, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         const unsigned char *p = m.p + offset;
         size_t n = m.n - (size_t)offset;
@@ -799,7 +834,10 @@ int journal_start(struct journal *j, const struct journal_report *rep, char *err
     uint64_t last = rep ? rep->last_seq : 0;
     char path[JOURNAL_FILE_MAX];
     if (rep && rep->cut) {
-        if (cut_tail(rep->cut_file, rep->cut_offset, err, errcap) != 0)
+        /* Cut inside the frames: the good ones stay. At or before the end
+         * of the header nothing good is in the file: all of it aside. */
+        if (rep->cut_offset > SEG_HEADER ? cut_tail(rep->cut_file, rep->cut_offset, err, errcap) != 0
+                                         : set_aside(rep->cut_file, err, errcap) != 0)
             return -1;
         /* Later segments (last_good past a corruption) set aside by name. */
         uint64_t *segs;
@@ -810,10 +848,7 @@ int journal_start(struct journal *j, const struct journal_report *rep, char *err
             seg_path(path, sizeof(path), j->cfg.dir, segs[i]);
             if (segs[i] <= last || strcmp(path, rep->cut_file) == 0)
                 continue;
-            char aside[JOURNAL_FILE_MAX + 16];
-            snprintf(aside, sizeof(aside), "%s.set-aside", path);
-            if (rename(path, aside) != 0) {
-                snprintf(err, errcap, "journal: cannot set %s aside: %s", path, strerror(errno));
+            if (set_aside(path, err, errcap) != 0) {
                 free(segs);
                 return -1;
             }
@@ -822,14 +857,14 @@ int journal_start(struct journal *j, const struct journal_report *rep, char *err
     }
     /* A segment named for the next command holds no command (a header, or
      * a header cut short): made anew. */
+    /* A segment named for the next command holds no good command (a
+     * header; a first write cut short, journal_first said): made anew, what
+     * it held set aside. */
     seg_path(path, sizeof(path), j->cfg.dir, last + 1);
     struct stat st;
     if (stat(path, &st) == 0) {
-        if ((uint64_t)st.st_size > SEG_HEADER) {
-            snprintf(err, errcap, "journal: %s exists and holds commands past the last good one", path);
+        if ((uint64_t)st.st_size > SEG_HEADER ? set_aside(path, err, errcap) != 0 : unlink(path) != 0)
             return -1;
-        }
-        unlink(path);
     }
     if (open_segment(j, last + 1, err, errcap) != 0)
         return -1;
