@@ -2140,6 +2140,29 @@ static void get_metrics(struct req *r)
                           "perpsim_http_connections_open %" PRIu64 "\n",
                           (uint64_t)atomic_load(&s->connections),
                           (uint64_t)atomic_load(&s->connections_open));
+    struct journal_stats js;
+    if (srv_journal_stats(s, &js) == 0)
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "# HELP perpsim_journal_commands_total Commands written to the journal.\n"
+                              "# TYPE perpsim_journal_commands_total counter\n"
+                              "perpsim_journal_commands_total %" PRIu64 "\n"
+                              "# HELP perpsim_journal_bytes_total Bytes written to the journal.\n"
+                              "# TYPE perpsim_journal_bytes_total counter\n"
+                              "perpsim_journal_bytes_total %" PRIu64 "\n"
+                              "# HELP perpsim_journal_writes_total Group commits (one write each).\n"
+                              "# TYPE perpsim_journal_writes_total counter\n"
+                              "perpsim_journal_writes_total %" PRIu64 "\n"
+                              "# HELP perpsim_journal_syncs_total fdatasync calls.\n"
+                              "# TYPE perpsim_journal_syncs_total counter\n"
+                              "perpsim_journal_syncs_total %" PRIu64 "\n"
+                              "# HELP perpsim_journal_sync_seconds_total Time spent in fdatasync.\n"
+                              "# TYPE perpsim_journal_sync_seconds_total counter\n"
+                              "perpsim_journal_sync_seconds_total %.6f\n"
+                              "# HELP perpsim_journal_durable_seq The last command on disk.\n"
+                              "# TYPE perpsim_journal_durable_seq gauge\n"
+                              "perpsim_journal_durable_seq %" PRIu64 "\n",
+                              js.records, js.bytes, js.batches, js.syncs, (double)js.sync_ns / 1e9,
+                              js.durable_seq);
     n += ws_metrics(s->ws, buf + n, cap - n);
     free(r->reply);
     r->reply = buf;

@@ -635,11 +635,18 @@ static void write_all(struct journal *j, const unsigned char *p, size_t n)
     }
 }
 
+static int64_t mono_ns(void);
+
 static void sync_segment(struct journal *j)
 {
+    int64_t t0 = mono_ns();
     if (fdatasync(j->fd) != 0)
         fail("SYNC", j->seg_file);
+    int64_t t1 = mono_ns();
+    pthread_mutex_lock(&j->mu);
     j->st.syncs++;
+    j->st.sync_ns += (uint64_t)(t1 - t0);
+    pthread_mutex_unlock(&j->mu);
 }
 
 /* A new segment whose first command is first: header written and synced,

@@ -137,6 +137,7 @@ void journal_destroy(struct journal *j);
 
 struct journal_stats {
     uint64_t records, bytes, batches, syncs, durable_seq;
+    uint64_t sync_ns;        /* time in fdatasync, all together */
     uint32_t max_batch;      /* most records in one write */
 };
 void journal_stats(struct journal *j, struct journal_stats *out);
