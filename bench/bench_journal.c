@@ -25,8 +25,10 @@
  *            less the time a start on an empty directory takes (target
  *            <= 1 s for 1,000,000 commands).
  *
- *   bench_journal [--small] [--commands N] [--perpsim PATH]
+ *   bench_journal [--small] [--commands N] [--perpsim PATH] [--keep]
  * --small: 20,000 commands (the test suite runs this so it cannot rot).
+ * --keep: leave the batch run's data directory (printed) for
+ * `perpsim replay --data-dir DIR/j` or a profiler.
  * Exit 1 only when something is wrong, never for a figure.
  */
 #define _GNU_SOURCE
@@ -269,6 +271,7 @@ int main(int argc, char **argv)
     hugepages_reexec(argv); /* as perpsim runs */
     uint32_t n = 1000000;
     const char *perpsim = NULL;
+    bool keep = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0)
             n = 20000;
@@ -276,8 +279,10 @@ int main(int argc, char **argv)
             n = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--perpsim") == 0 && i + 1 < argc)
             perpsim = argv[++i];
+        else if (strcmp(argv[i], "--keep") == 0)
+            keep = true;
         else {
-            fprintf(stderr, "usage: bench_journal [--small] [--commands N] [--perpsim PATH]\n");
+            fprintf(stderr, "usage: bench_journal [--small] [--commands N] [--perpsim PATH] [--keep]\n");
             return 2;
         }
     }
@@ -357,6 +362,9 @@ int main(int argc, char **argv)
                "1,000,000 commands (target <= 1 s: %s)\n",
                (unsigned long long)cmds, rec[1], base[1], per_m, per_m <= 1.0 ? "met" : "NOT met");
     }
-    rm_rf(dir);
+    if (keep)
+        printf("kept: %s (perpsim replay --data-dir %s)\n", dir, jdir);
+    else
+        rm_rf(dir);
     return 0;
 }

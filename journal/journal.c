@@ -604,8 +604,12 @@ static void on_commit(void *ctx)
         j->commit_len = j->active.len;
         j->commit_last = j->active_last;
         j->commit_n = j->active_n;
-        if (j->idle)
+        /* One wake-up per writer cycle: the commits that follow before
+         * the writer runs find it awake already. */
+        if (j->idle) {
+            j->idle = false;
             pthread_cond_signal(&j->cv);
+        }
     }
     pthread_mutex_unlock(&j->mu);
 }
