@@ -18,7 +18,7 @@
 void auth_policy_default(struct auth_policy *p)
 {
     p->skew_ms = AUTH_DEFAULT_SKEW_MS;
-    p->max_future_s = AUTH_NO_MAX_FUTURE;
+    p->max_future_s = AUTH_DEFAULT_MAX_FUTURE_S;
 }
 
 /* ---- HMAC ------------------------------------------------------------------ */

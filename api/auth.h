@@ -43,13 +43,14 @@
  *    behind would otherwise fail every request.
  * 4. Too far ahead. When max_future_s > 0:
  *    expires * 1000 > now_ms + max_future_s * 1000     -> AUTH_EXPIRES_TOO_FAR
- *    Default 0 = no upper bound (AUTH_NO_MAX_FUTURE), because BitMEX has
- *    none that clients can see: ccxt's documented work-around sets
- *    api-expires a day ahead, and ccxt pro sends api-expires in
- *    MILLISECONDS on the WebSocket (its authKeyExpires op), which is tens
- *    of thousands of years ahead when read as seconds and still works. A
- *    deployment that wants tighter replay protection sets e.g. 3600 (one
- *    hour) and accepts that ccxt pro's WebSocket login then fails.
+ *    Default two days (AUTH_DEFAULT_MAX_FUTURE_S): a captured request is
+ *    replayable for at most that long, and ccxt's documented work-around
+ *    (api-expires a day ahead) still works. 0 (AUTH_NO_MAX_FUTURE) = no
+ *    bound. ccxt pro's authKeyExpires in MILLISECONDS is the WebSocket's
+ *    to read as such (api/ws.c), never this rule's. The server calls this
+ *    with engine time and widens the bound by how far the wall clock is
+ *    ahead of it, so a bot signing with its own clock against a backtest
+ *    of last year is not refused.
  * 5. Key. secret == NULL means the caller found no such key:
  *    AUTH_INVALID_KEY. (Checked after the expiry so that the cheap header
  *    checks come first; either order refuses the same requests.)
@@ -116,6 +117,7 @@
 
 #define AUTH_DEFAULT_SKEW_MS INT64_C(5000)
 #define AUTH_NO_MAX_FUTURE INT64_C(0)
+#define AUTH_DEFAULT_MAX_FUTURE_S INT64_C(172800)
 
 /* Outcome of auth_verify. */
 enum auth_verdict {
@@ -161,7 +163,7 @@ struct auth_request {
     size_t body_len;
 };
 
-/* {AUTH_DEFAULT_SKEW_MS, AUTH_NO_MAX_FUTURE}. */
+/* {AUTH_DEFAULT_SKEW_MS, AUTH_DEFAULT_MAX_FUTURE_S}. */
 void auth_policy_default(struct auth_policy *p);
 
 /* Signs with expires given as a number (written in decimal, no leading

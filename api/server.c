@@ -74,6 +74,7 @@ void srv_config_default(struct srv_config *c, ms_t now_ms)
     c->body_max = 1u << 20;
     c->url_max = 16u << 10;
     c->skew_ms = AUTH_DEFAULT_SKEW_MS;
+    c->max_expires_ahead_s = AUTH_DEFAULT_MAX_FUTURE_S;
     core_config_default(&c->core, now_ms ? now_ms : wall_ms());
     c->clock_mode = CLOCK_REAL;
     c->clock_speed = 1;
@@ -259,7 +260,8 @@ static bool admit(struct req *r)
     struct auth_request ar = {r->method, r->target, r->target_len, r->body, r->body_len};
     ms_t now = clocksrc_now(&s->clk); /* api-expires is checked against engine time */
     bool found = h.api_key && core_key_get(s->core, h.api_key, &r->key);
-    enum auth_verdict v = auth_verify(&s->auth, &h, found ? r->key.secret : NULL,
+    struct auth_policy pol = srv_auth_policy(s, now);
+    enum auth_verdict v = auth_verify(&pol, &h, found ? r->key.secret : NULL,
                                       found ? strlen(r->key.secret) : 0, &ar, now);
     if (v == AUTH_OK) {
         if (!r->key.enabled) {
@@ -537,6 +539,15 @@ static int recover(struct srv *s, char *err, size_t errcap)
     return journal_start(s->journal, s->has_recovered ? &s->recovered : NULL, err, errcap);
 }
 
+struct auth_policy srv_auth_policy(struct srv *s, ms_t engine_now)
+{
+    struct auth_policy p = s->auth;
+    ms_t wall = wall_ms();
+    if (p.max_future_s > 0 && wall > engine_now)
+        p.max_future_s += (wall - engine_now + 999) / 1000;
+    return p;
+}
+
 const struct journal_report *srv_recovery(const struct srv *s)
 {
     return s->has_recovered ? &s->recovered : NULL;
@@ -565,6 +576,7 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     s->key_rng = cfg->seed;
     auth_policy_default(&s->auth);
     s->auth.skew_ms = cfg->skew_ms;
+    s->auth.max_future_s = cfg->max_expires_ahead_s;
     struct core_cmd_buf *first = NULL;
     if (cfg->journal.dir[0]) {
         /* The journal first: its lock keeps a second server off the

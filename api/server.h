@@ -55,6 +55,7 @@ struct srv_config {
     size_t body_max;           /* bytes; larger bodies get 413 */
     size_t url_max;            /* bytes of request target; longer get 414 */
     int64_t skew_ms;           /* api-expires leniency */
+    int64_t max_expires_ahead_s; /* api-expires at most this far ahead (auth.h rule 4); 0 = no bound */
     struct core_config core;   /* the exchange, the write queue (its clock is the server's) */
     enum clock_mode clock_mode; /* the engine clock: real (default), accelerated, stepped */
     int64_t clock_speed;       /* accelerated: engine ms per wall ms */

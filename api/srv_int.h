@@ -64,6 +64,11 @@ struct srv {
     atomic_uint_fast64_t connections, connections_open;
 };
 
+/* The auth policy for a request at engine time engine_now: the bound on
+ * api-expires (auth.h rule 4) counted from the later of engine time and
+ * the wall clock. */
+struct auth_policy srv_auth_policy(struct srv *s, ms_t engine_now);
+
 enum req_state { RS_HEADERS = 0, RS_BODY, RS_WAITING, RS_READY };
 
 struct req {

@@ -737,7 +737,8 @@ static int ws_auth(struct srv *s, const char *key_id, const char *expires, const
             snprintf(msg, cap, "This request has expired.");
         return auth_http_status(AUTH_EXPIRED);
     }
-    if (s->auth.max_future_s > 0 && exp_ms > (i128)now + (i128)s->auth.max_future_s * 1000) {
+    struct auth_policy pol = srv_auth_policy(s, now);
+    if (pol.max_future_s > 0 && exp_ms > (i128)now + (i128)pol.max_future_s * 1000) {
         if (auth_format_error(AUTH_EXPIRES_TOO_FAR, now, msg, cap) < 0)
             snprintf(msg, cap, "api-expires is too far in the future.");
         return auth_http_status(AUTH_EXPIRES_TOO_FAR);

@@ -41,6 +41,8 @@ static const char usage[] =
     "  --rate-limit PROFILE   default (300/5 min signed, 150 unsigned), 2021\n"
     "                         (120/min + 10/s on order routes) or off (backtests)\n"
     "  --ban-errors N         ban a client after N 4xx/5xx in the ban window (0 = off)\n"
+    "  --max-expires-ahead S  api-expires at most S seconds ahead of the exchange's\n"
+    "                         time (default 172800, two days; 0 = no bound)\n"
     "  --latency-cap-ms N     worst queue wait a write may meet before 503 (default 3000)\n"
     "  --queue-depth N        a fixed write-queue depth instead of the latency cap\n"
     "  --engine-delay-us N    every write takes at least N us in the engine (demonstrations)\n"
@@ -748,6 +750,11 @@ int main(int argc, char **argv)
             if (parse_long(v, 16, 1048576, &n))
                 return fail("--ws-send-buffer-kib wants 16..1048576, got %s", v);
             cfg.ws.send_buf = (size_t)n << 10;
+            i++;
+        } else if (strcmp(a, "--max-expires-ahead") == 0) {
+            if (parse_long(v, 0, 315360000, &n))
+                return fail("--max-expires-ahead wants seconds 0..315360000 (0 = no bound), got %s", v);
+            cfg.max_expires_ahead_s = n;
             i++;
         } else if (strcmp(a, "--http-threads") == 0) {
             if (parse_long(v, 1, 64, &n))

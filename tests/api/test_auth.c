@@ -227,7 +227,7 @@ START_TEST(verify_expiry_boundary_with_skew)
     struct auth_policy d;
     auth_policy_default(&d);
     ck_assert_int_eq(d.skew_ms, 5000);
-    ck_assert_int_eq(d.max_future_s, 0);
+    ck_assert_int_eq(d.max_future_s, 172800);
     ck_verdict(verify_at(&d, "1518064236", SIG_GET, &g, e + 5999), AUTH_OK);
     ck_verdict(verify_at(&d, "1518064236", SIG_GET, &g, e + 6000), AUTH_EXPIRED);
     /* NULL policy = the defaults */
@@ -252,25 +252,34 @@ START_TEST(verify_replay_after_expires_is_refused)
 }
 END_TEST
 
-START_TEST(verify_far_future_bound_only_when_configured)
+START_TEST(verify_far_future_bound)
 {
     struct auth_request g = req("GET", T_INSTR, NULL);
     const ms_t now = INT64_C(1518064236000) - INT64_C(3600000);
     struct auth_policy hour = policy(0, 3600);
     ck_verdict(verify_at(&hour, "1518064236", SIG_GET, &g, now), AUTH_OK);          /* exactly 1 h */
     ck_verdict(verify_at(&hour, "1518064236", SIG_GET, &g, now - 1), AUTH_EXPIRES_TOO_FAR);
-    /* ccxt pro's WebSocket login sends milliseconds: accepted by default */
-    struct auth_policy d;
+    /* ccxt pro's WebSocket login sends milliseconds */
+    struct auth_policy d, none = policy(5000, AUTH_NO_MAX_FUTURE);
     auth_policy_default(&d);
     struct auth_request ws = req("GET", "/realtime", NULL);
     char hex[AUTH_SIG_HEX_LEN + 1];
     ck_assert_int_eq(auth_sign(SECRET, strlen(SECRET), &ws, INT64_C(1795247978123), hex), AUTH_E_OK);
-    ck_verdict(verify_at(&d, "1795247978123", hex, &ws, INT64_C(1795247973123)), AUTH_OK);
+    /* milliseconds read as seconds: far beyond the default bound (the
+     * WebSocket reads ccxt pro's as milliseconds itself) */
+    ck_verdict(verify_at(&d, "1795247978123", hex, &ws, INT64_C(1795247973123)), AUTH_EXPIRES_TOO_FAR);
+    ck_verdict(verify_at(&none, "1795247978123", hex, &ws, INT64_C(1795247973123)), AUTH_OK);
     ck_verdict(verify_at(&hour, "1795247978123", hex, &ws, INT64_C(1795247973123)),
                AUTH_EXPIRES_TOO_FAR);
     /* the largest accepted expires */
     ck_assert_int_eq(auth_sign(SECRET, strlen(SECRET), &ws, INT64_MAX, hex), AUTH_E_OK);
-    ck_verdict(verify_at(&d, "9223372036854775807", hex, &ws, 0), AUTH_OK);
+    ck_verdict(verify_at(&none, "9223372036854775807", hex, &ws, 0), AUTH_OK);
+    ck_verdict(verify_at(&d, "9223372036854775807", hex, &ws, 0), AUTH_EXPIRES_TOO_FAR);
+    /* the default bound: two days ahead of now, to the second */
+    ck_assert_int_eq(auth_sign(SECRET, strlen(SECRET), &ws, 1795420773, hex), AUTH_E_OK);
+    ck_verdict(verify_at(&d, "1795420773", hex, &ws, INT64_C(1795247973000)), AUTH_OK);
+    ck_assert_int_eq(auth_sign(SECRET, strlen(SECRET), &ws, 1795420774, hex), AUTH_E_OK);
+    ck_verdict(verify_at(&d, "1795420774", hex, &ws, INT64_C(1795247973000)), AUTH_EXPIRES_TOO_FAR);
 }
 END_TEST
 
@@ -449,7 +458,7 @@ static Suite *auth_suite(void)
     tcase_add_test(v, verify_expiry_boundary_without_skew);
     tcase_add_test(v, verify_expiry_boundary_with_skew);
     tcase_add_test(v, verify_replay_after_expires_is_refused);
-    tcase_add_test(v, verify_far_future_bound_only_when_configured);
+    tcase_add_test(v, verify_far_future_bound);
     tcase_add_test(v, verify_header_presence);
     tcase_add_test(v, verify_malformed_expires);
     tcase_add_test(v, verify_unknown_key);

@@ -260,6 +260,11 @@ def run_main(s):
         (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 60000}, secret="x" * 48), 401,
          "Signature not valid.", "forged signature"),
         (tr.req("GET", "order", expires=int(time.time()) - 3600), 400, "expired", "expired api-expires (400 as captured from BitMEX)"),
+        (tr.req("POST", "order", {"symbol": "XBTUSD", "orderQty": 100, "price": 50000}, expires=9999999999), 400,
+         "too far in the future", "api-expires in the year 2286 (replayable for centuries)"),
+        (tr.req("GET", "order", expires=2**63 - 1), 400, "too far in the future", "api-expires INT64_MAX"),
+        (tr.req("GET", "order", expires=int(time.time()) + 3 * 86400), 400, "too far in the future",
+         "api-expires three days ahead (the default bound is two)"),
         (s.raw("GET", "/api/v1/order", headers={"api-key": "nosuchkey0000000000000000", "api-expires": str(int(time.time()) + 60),
                                                "api-signature": "0" * 64}), 401, "Invalid API Key.", "unknown key"),
         (s.raw("GET", "/api/v1/position"), 401, "", "private endpoint without auth"),
@@ -274,6 +279,8 @@ def run_main(s):
     ]
     for resp, status, part, what in bad:
         error_is(resp, status, part, what)
+    st, _, r = tr.req("GET", "order", expires=int(time.time()) + 86400)
+    check(st == 200, f"api-expires a day ahead (ccxt's documented work-around) is accepted: {st} {r}")
     # wrong types and filters that must not widen: a resting Buy stays through every one
     rest = tr.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50000})
     typed = [
