@@ -195,6 +195,16 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
         r->query = q + 1;
         r->query_len = len - (size_t)(q + 1 - r->target);
     }
+    /* The query is ours to parse (api/query.c, from the copy above);
+     * libmicrohttpd would also split it into GET arguments, one entry of
+     * its connection memory each, and a query of thousands of empty ones
+     * ('&' x 15,000) exhausted that memory: no reply, the connection hung
+     * and this request was never completed (leaked). uri is libmicrohttpd's
+     * own request-line buffer, which it parses after this call: ending the
+     * query there leaves it nothing to split. */
+    char *mq = strchr(uri, '?');
+    if (mq)
+        mq[1] = '\0';
     return r;
 }
 
