@@ -557,8 +557,12 @@ cJSON *render_instrument_st(const struct exch_config *cfg, const struct store *s
     cJSON_AddStringToObject(o, "rootSymbol", u);
     cJSON_AddStringToObject(o, "state", st.settled ? "Settled" : "Open");
     cJSON_AddStringToObject(o, "typ", in->perpetual ? "FFWCSX" : "FFCCSX");
-    add_time(o, "listing", 1);
-    add_time(o, "front", 1);
+    /* listing and front: a perpetual from when the exchange opened; a
+     * quarterly future as BitMEX lists one, about six months before its
+     * expiry, and front month for its last quarter. */
+    ms_t opened = store ? store_opened(store) : 0;
+    add_time(o, "listing", in->perpetual ? opened : in->expiry_ms - INT64_C(182) * 86400000);
+    add_time(o, "front", in->perpetual ? opened : in->expiry_ms - INT64_C(91) * 86400000);
     if (in->perpetual) {
         cJSON_AddNullToObject(o, "expiry");
         cJSON_AddNullToObject(o, "settle");

@@ -2180,7 +2180,13 @@ struct route {
     bool read;        /* charged as a read at once */
 };
 
-static void r_instrument(struct req *r) { get_instruments(r, false, false, true); }
+/* GET /instrument: the tradeable instruments; asked for an index by its
+ * symbol (?symbol=.BXBT), that index's row, as BitMEX answers. */
+static void r_instrument(struct req *r)
+{
+    const char *want = str_param(r->params, "symbol");
+    get_instruments(r, false, want && want[0] == '.', true);
+}
 static void r_active(struct req *r) { get_instruments(r, true, false, true); }
 static void r_active_idx(struct req *r) { get_instruments(r, true, true, true); }
 static void r_indices(struct req *r) { get_instruments(r, false, true, false); }

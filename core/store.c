@@ -111,6 +111,7 @@ struct store {
     bool text_given;
     uint64_t text_hash;  /* folds each order's id and text as it is given */
     ms_t now;
+    ms_t opened;               /* command 1's time: when the exchange opened */
 };
 
 static const ms_t bin_ms[BIN_COUNT] = {60000, 300000, 3600000, 86400000};
@@ -965,6 +966,7 @@ void store_apply(struct store *s, const struct core_record *r)
     if (r->ts > s->now)
         s->now = r->ts;
     if (c->type == CC_CONFIG) {
+        s->opened = r->ts;
         /* The insurance funds' opening balances: the first rows. */
         for (uint8_t k = 0; k < c->config->currencies_count; k++) {
             struct insurance_rec ir = {r->ts, k, c->config->insurance_initial[k]};
@@ -1120,6 +1122,11 @@ px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir)
 ms_t store_now(const struct store *s)
 {
     return s->now;
+}
+
+ms_t store_opened(const struct store *s)
+{
+    return s->opened;
 }
 
 struct store_limits store_limits(const struct store *s)

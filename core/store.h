@@ -206,6 +206,7 @@ uint64_t store_account_insts(const struct store *s, uint32_t account);
 /* The last trade's price and tick direction, 0 if none. */
 px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir);
 ms_t store_now(const struct store *s); /* the last event's time */
+ms_t store_opened(const struct store *s); /* command 1's time: when the exchange opened */
 struct store_limits store_limits(const struct store *s);
 void store_stats(const struct store *s, struct store_stats *out);
 

@@ -71,6 +71,16 @@ def run_main(s):
     check(st == 200 and rows == [], "unknown symbol on a table gives []")
     st, _, rows = s.raw("GET", "/api/v1/instrument/indices")
     check(any(r["symbol"] == ".BXBT" and r["lastPrice"] == 60000 for r in rows), f"indices: {rows}")
+    # an index by its symbol on /instrument (issue 19, fidelity): its row, as BitMEX answers
+    st, _, rows = s.raw("GET", "/api/v1/instrument?symbol=.BXBT")
+    check(st == 200 and len(rows) == 1 and rows[0]["symbol"] == ".BXBT" and rows[0]["lastPrice"] == 60000,
+          f"instrument?symbol=.BXBT: {st} {rows}")
+    # listing and front are real dates: a perpetual from when the exchange opened, the
+    # quarterly future listed ~6 months and front ~3 months before its expiry
+    st, _, rows = s.raw("GET", "/api/v1/instrument")
+    for r in rows:
+        check(r["listing"] > "2020" and r["front"] >= r["listing"]
+              and (r["expiry"] is None or r["front"] < r["expiry"]), f"listing/front of {r['symbol']}: {r}")
     st, _, help_ = s.raw("GET", "/api/v1/schema/websocketHelp")
     subj = help_["subscriptionSubjects"]
     check({"orderBookL2", "orderBookL2_25", "trade", "instrument"} <= set(subj["public"])
