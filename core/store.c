@@ -12,7 +12,13 @@
 
 #include "core/hash.h"
 
-#define TEXTS_MAX (1u << 16)
+/* Order texts are kept once each, for the store's life (a row copied out
+ * of the state lock keeps pointing at its text). One account may add at
+ * most TEXTS_PER_ACCOUNT distinct texts; past that its orders keep no text
+ * (rendered as BitMEX's default), so no account can use up the table the
+ * others share (TEXTS_MAX: 256 accounts' worth). */
+#define TEXTS_MAX (1u << 20)
+#define TEXTS_PER_ACCOUNT 4096u
 
 struct texts {
     char **s;         /* s[0] = ""; TEXTS_MAX pointers that never move, so
@@ -76,6 +82,7 @@ struct acct {
     struct ilist orders, execs;
     struct idx_vec wallet;
     uint64_t insts;
+    uint32_t texts;   /* distinct texts this account added (TEXTS_PER_ACCOUNT) */
 };
 
 struct store {
@@ -249,7 +256,7 @@ static uint64_t fnv(const char *s, size_t n, uint64_t h)
     return h;
 }
 
-static uint32_t intern(struct store *s, const char *text)
+static uint32_t intern(struct store *s, const char *text, uint32_t account)
 {
     struct texts *t = &s->texts;
     if (!text || !*text)
@@ -264,6 +271,11 @@ static uint32_t intern(struct store *s, const char *text)
     }
     if (t->n >= TEXTS_MAX)
         return 0; /* too many distinct texts: new ones are not kept */
+    if (account < s->naccts) {
+        if (s->acct[account].texts >= TEXTS_PER_ACCOUNT)
+            return 0; /* this account's share is used up */
+        s->acct[account].texts++;
+    }
     char *copy = malloc(len + 1);
     if (!copy)
         abort();
@@ -756,7 +768,7 @@ static void on_new(struct store *s, const struct event *ev)
     if (a == s->cmd_account && !s->text_given && s->cmd_text) {
         /* The command's text goes to its account's first new order. */
         s->text_given = true;
-        r->text = s->texts.s[intern(s, s->cmd_text)];
+        r->text = s->texts.s[intern(s, s->cmd_text, a)];
         s->text_hash = hash_str(hash_u64(s->text_hash, id), r->text);
     }
     if (a < s->naccts) {

@@ -413,6 +413,22 @@ def run_main(s):
     check(r1.getheader("Connection", "").lower() != "close" and c.sock is sock and r2.status == 200,
           "keep-alive: second request on the same connection")
     c.close()
+    # One account cannot use up the texts everyone shares (issue 19, item 9):
+    # an account places and cancels 66,000 orders with distinct texts, then
+    # another account's order keeps its text.
+    spam = s.account()
+    for b in range(660):
+        spam.ok("POST", "order/bulk", {"orders": [
+            {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 1000 + i, "text": f"spam {b} {i}"}
+            for i in range(100)]})
+        spam.ok("DELETE", "order/all", {"symbol": "XBTUSD"})
+    honest = s.account()
+    o = honest.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 40000,
+                                    "text": "my own words"})
+    check(o["text"] == "my own words", f"another account's text after a flood of texts: {o['text']!r}")
+    got = [x for x in honest.ok("GET", "order", params={"symbol": "XBTUSD", "reverse": "true"}) if x["orderID"] == o["orderID"]]
+    check(got and got[0]["text"] == "my own words", f"its text in GET /order: {got}")
+    honest.ok("DELETE", "order", {"orderID": o["orderID"]})
     # Queries of thousands of parameters (issue 19, item 1): each answered at
     # once; before, libmicrohttpd's connection memory ran out splitting them,
     # no reply came and the request's memory stayed allocated.
