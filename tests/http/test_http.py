@@ -429,6 +429,21 @@ def run_main(s):
     got = [x for x in honest.ok("GET", "order", params={"symbol": "XBTUSD", "reverse": "true"}) if x["orderID"] == o["orderID"]]
     check(got and got[0]["text"] == "my own words", f"its text in GET /order: {got}")
     honest.ok("DELETE", "order", {"orderID": o["orderID"]})
+    # Cancels are never refused, so a flood of cancels of closed orders is
+    # answered from the read model (issue 19, item 10): 5,000 of them apply
+    # no command (only the clock's idle ticks move the count), each row with
+    # BitMEX's error as the engine gives it.
+    closed = [x["orderID"] for x in spam.ok("GET", "order", params={"symbol": "XBTUSD", "reverse": "true", "count": 100})]
+    check(len(closed) == 100, f"closed orders: {len(closed)}")
+    def commands():
+        _, _, m = s.raw("GET", "/metrics")
+        return int(next(l.split()[1] for l in m.splitlines() if l.startswith("perpsim_engine_commands_total")))
+    before = commands()
+    for _ in range(50):
+        rows = spam.ok("DELETE", "order", {"orderID": closed})
+        check(len(rows) == 100 and all(x["ordStatus"] == "Canceled" and "existing state: Canceled" in x["error"]
+                                       for x in rows), f"a cancel of closed orders: {rows[:2]}")
+    check(commands() - before < 100, f"5,000 cancels of closed orders applied {commands() - before} commands")
     # Queries of thousands of parameters (issue 19, item 1): each answered at
     # once; before, libmicrohttpd's connection memory ran out splitting them,
     # no reply came and the request's memory stayed allocated.
