@@ -2170,9 +2170,12 @@ static void get_metrics(struct req *r)
                           "perpsim_http_connections_total %" PRIu64 "\n"
                           "# HELP perpsim_http_connections_open Connections open now.\n"
                           "# TYPE perpsim_http_connections_open gauge\n"
-                          "perpsim_http_connections_open %" PRIu64 "\n",
+                          "perpsim_http_connections_open %" PRIu64 "\n"
+                          "# HELP perpsim_http_connections_deadline_total Connections closed for holding past a deadline (idle, headers, body).\n"
+                          "# TYPE perpsim_http_connections_deadline_total counter\n"
+                          "perpsim_http_connections_deadline_total %" PRIu64 "\n",
                           (uint64_t)atomic_load(&s->connections),
-                          (uint64_t)atomic_load(&s->connections_open));
+                          (uint64_t)atomic_load(&s->connections_open), srv_connections_closed_by_deadline(s));
     struct journal_stats js;
     if (srv_journal_stats(s, &js) == 0)
         n += (size_t)snprintf(buf + n, cap - n,

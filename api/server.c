@@ -75,6 +75,10 @@ void srv_config_default(struct srv_config *c, ms_t now_ms)
     c->url_max = 16u << 10;
     c->skew_ms = AUTH_DEFAULT_SKEW_MS;
     c->max_expires_ahead_s = AUTH_DEFAULT_MAX_FUTURE_S;
+    c->http_max_per_ip = 3000;
+    c->http_idle_s = 90;
+    c->http_header_s = 30;
+    c->http_body_s = 60;
     core_config_default(&c->core, now_ms ? now_ms : wall_ms());
     c->clock_mode = CLOCK_REAL;
     c->clock_speed = 1;
@@ -167,10 +171,133 @@ void submit_job(struct req *r, struct core_job *j, enum ls_kind kind, bool exemp
 
 /* ---- the HTTP pipeline ------------------------------------------------------------------------ */
 
+/* ---- connection deadlines ------------------------------------------------------------------ */
+
+/* Each connection's phase and since when, so that one client cannot hold
+ * connections forever: between requests at most idle_s, a request's
+ * headers within header_s of its request line, its body within body_s.
+ * libmicrohttpd's own timeout is an idle one (each byte resets it), which
+ * a client trickling a byte at a time never meets. A guard thread looks
+ * once a second and shuts down the socket of a connection past its
+ * deadline; libmicrohttpd then closes it as a client that went away. A
+ * request being handled (a job in the engine) or a WebSocket has none. */
+enum conn_phase { CP_IDLE = 0, CP_HEADERS, CP_BODY, CP_BUSY, CP_UPGRADED };
+
+struct conn_ctx {
+    struct conn_ctx *prev, *next;
+    int fd;
+    _Atomic int phase;
+    _Atomic int64_t since_ms; /* monotonic */
+    bool shut;
+};
+
+struct guard {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    struct conn_ctx head;     /* the list's sentinel */
+    bool stop;
+    pthread_t thread;
+    int64_t limit_ms[CP_UPGRADED + 1];
+    atomic_uint_fast64_t closed;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void conn_phase(struct MHD_Connection *conn, enum conn_phase p)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_ctx *c = ci ? ci->socket_context : NULL;
+    if (!c)
+        return;
+    atomic_store(&c->since_ms, mono_ms());
+    atomic_store(&c->phase, (int)p);
+}
+
+static void *guard_main(void *arg)
+{
+    struct guard *g = arg;
+    pthread_mutex_lock(&g->lock);
+    while (!g->stop) {
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += 1;
+        pthread_cond_timedwait(&g->cv, &g->lock, &dl);
+        int64_t now = mono_ms();
+        for (struct conn_ctx *c = g->head.next; c != &g->head; c = c->next) {
+            int64_t lim = g->limit_ms[atomic_load(&c->phase)];
+            if (!c->shut && lim > 0 && now - atomic_load(&c->since_ms) > lim) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->shut = true;
+                atomic_fetch_add(&g->closed, 1);
+            }
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+static struct guard *guard_start(const struct srv_config *cfg)
+{
+    struct guard *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    g->head.next = g->head.prev = &g->head;
+    g->limit_ms[CP_IDLE] = (int64_t)cfg->http_idle_s * 1000;
+    g->limit_ms[CP_HEADERS] = (int64_t)cfg->http_header_s * 1000;
+    g->limit_ms[CP_BODY] = (int64_t)cfg->http_body_s * 1000;
+    if (pthread_create(&g->thread, NULL, guard_main, g) != 0) {
+        pthread_mutex_destroy(&g->lock);
+        pthread_cond_destroy(&g->cv);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* Stops the thread; the connections' contexts go with their connections. */
+static void guard_stop(struct guard *g)
+{
+    if (!g || g->stop)
+        return;
+    pthread_mutex_lock(&g->lock);
+    g->stop = true;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->lock);
+    pthread_join(g->thread, NULL);
+}
+
+static void guard_free(struct guard *g)
+{
+    if (!g)
+        return;
+    guard_stop(g);
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+uint64_t srv_connections_closed_by_deadline(struct srv *s)
+{
+    return s->guard ? (uint64_t)atomic_load(&s->guard->closed) : 0;
+}
+
+
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct srv *s = cls;
     warm_touch(s->warm);
+    conn_phase(conn, CP_HEADERS);
     struct req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
@@ -212,11 +339,11 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
     struct req *r = *con_cls;
     if (!r)
         return;
+    conn_phase(conn, r->upgrade ? CP_UPGRADED : CP_IDLE);
     ws_request_done(r);
     if (r->upgrade)
         MHD_destroy_response(r->upgrade);
@@ -231,17 +358,45 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+
 static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe)
 {
-    (void)conn;
-    (void)socket_context;
     struct srv *s = cls;
+    struct guard *g = s->guard;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&s->connections, 1);
         atomic_fetch_add(&s->connections_open, 1);
+        struct conn_ctx *c = g ? calloc(1, sizeof(*c)) : NULL;
+        if (c) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            c->fd = ci ? ci->connect_fd : -1;
+            atomic_init(&c->phase, CP_IDLE);
+            atomic_init(&c->since_ms, mono_ms());
+            if (c->fd < 0) {
+                free(c);
+                c = NULL;
+            } else {
+                pthread_mutex_lock(&g->lock);
+                c->next = g->head.next;
+                c->prev = &g->head;
+                g->head.next->prev = c;
+                g->head.next = c;
+                pthread_mutex_unlock(&g->lock);
+            }
+        }
+        *socket_context = c;
     } else {
         atomic_fetch_sub(&s->connections_open, 1);
+        struct conn_ctx *c = *socket_context;
+        if (c && g) {
+            pthread_mutex_lock(&g->lock);
+            c->prev->next = c->next;
+            c->next->prev = c->prev;
+            pthread_mutex_unlock(&g->lock);
+            free(c);
+            *socket_context = NULL;
+        }
     }
 }
 
@@ -437,6 +592,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(r->method, sizeof(r->method), "%s", method);
         r->conn = conn;
         r->state = RS_BODY;
+        conn_phase(conn, CP_BODY);
         return MHD_YES;
     }
     if (r->state == RS_BODY) {
@@ -460,6 +616,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->body[r->body_len] = 0;
             return MHD_YES;
         }
+        conn_phase(conn, CP_BUSY);
         dispatch(r);
     }
     if (r->state == RS_WAITING) {
@@ -655,6 +812,11 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         goto fail;
     /* Before the daemon: its threads call warm_touch(s->warm) at once. */
     s->warm = warm_start(cfg->warm_ns);
+    s->guard = guard_start(cfg);
+    if (!s->guard) {
+        snprintf(err, errcap, "cannot start the connection guard");
+        goto fail;
+    }
     s->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_TURBO | MHD_ALLOW_UPGRADE,
@@ -662,7 +824,8 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, s, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(cfg->http_threads ? cfg->http_threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(cfg->url_max + (64u << 10)),
+        (unsigned)(cfg->http_idle_s ? cfg->http_idle_s : 90), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->http_max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(cfg->url_max + (64u << 10)),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_END);
     if (!s->d) {
@@ -676,6 +839,7 @@ fail_first:
     free(first);
 fail:
     journal_close(s->journal);
+    guard_free(s->guard); /* no daemon yet, or none made: no connection holds a context */
     faults_destroy(s->faults);
     warm_stop(s->warm);
     market_stop(s->core, s->market);
@@ -711,6 +875,7 @@ void srv_stop(struct srv *s)
     faults_stop(s->faults); /* held replies resumed at once; none held after */
     ws_stop(s->ws);         /* every WebSocket closed before the daemon goes */
     MHD_stop_daemon(s->d);
+    guard_free(s->guard); /* after the daemon: every connection's context is gone */
     faults_destroy(s->faults);
     warm_stop(s->warm);
     market_stop(s->core, s->market);

@@ -52,6 +52,12 @@ struct srv_config {
     int32_t ban_errors;        /* 4xx/5xx storm ban: errors per window, 0 = off */
     int64_t warm_ns;           /* keep the CPUs awake this long after a request (warm.h); 0 = off */
     unsigned http_threads;     /* libmicrohttpd thread pool */
+    /* Connections (issue 19): at most max_per_ip from one address; a
+     * connection between requests is closed after idle_s (BitMEX's
+     * keep-alive: 90 s), a request's headers must arrive within
+     * header_s of its request line and its body within body_s. */
+    unsigned http_max_per_ip;
+    unsigned http_idle_s, http_header_s, http_body_s;
     size_t body_max;           /* bytes; larger bodies get 413 */
     size_t url_max;            /* bytes of request target; longer get 414 */
     int64_t skew_ms;           /* api-expires leniency */

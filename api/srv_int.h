@@ -55,6 +55,7 @@ struct srv {
     struct market *market;    /* the living market, NULL when off */
     struct ws *ws;            /* the realtime WebSocket, NULL when off */
     struct journal *journal;  /* NULL when off */
+    struct guard *guard;      /* connection deadlines (server.c) */
     struct journal_report recovered;
     bool has_recovered;
     bool market_paused;       /* its timer taken off the core (admin API) */
@@ -68,6 +69,8 @@ struct srv {
  * api-expires (auth.h rule 4) counted from the later of engine time and
  * the wall clock. */
 struct auth_policy srv_auth_policy(struct srv *s, ms_t engine_now);
+/* Connections closed for holding past a deadline (server.c's guard). */
+uint64_t srv_connections_closed_by_deadline(struct srv *s);
 
 enum req_state { RS_HEADERS = 0, RS_BODY, RS_WAITING, RS_READY };
 

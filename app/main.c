@@ -41,6 +41,11 @@ static const char usage[] =
     "  --rate-limit PROFILE   default (300/5 min signed, 150 unsigned), 2021\n"
     "                         (120/min + 10/s on order routes) or off (backtests)\n"
     "  --ban-errors N         ban a client after N 4xx/5xx in the ban window (0 = off)\n"
+    "  --http-max-per-ip N    connections from one address (default 3000)\n"
+    "  --http-idle-s N, --http-header-s N, --http-body-s N  a connection between\n"
+    "                         requests is closed after N s (90), a request's headers\n"
+    "                         must arrive within N s of its first line (30), its body\n"
+    "                         within N s (60)\n"
     "  --max-expires-ahead S  api-expires at most S seconds ahead of the exchange's\n"
     "                         time (default 172800, two days; 0 = no bound)\n"
     "  --latency-cap-ms N     worst queue wait a write may meet before 503 (default 3000)\n"
@@ -750,6 +755,19 @@ int main(int argc, char **argv)
             if (parse_long(v, 16, 1048576, &n))
                 return fail("--ws-send-buffer-kib wants 16..1048576, got %s", v);
             cfg.ws.send_buf = (size_t)n << 10;
+            i++;
+        } else if (strcmp(a, "--http-max-per-ip") == 0 || strcmp(a, "--http-idle-s") == 0 ||
+                   strcmp(a, "--http-header-s") == 0 || strcmp(a, "--http-body-s") == 0) {
+            if (parse_long(v, 1, 100000, &n))
+                return fail("%s wants 1..100000", a);
+            if (strcmp(a, "--http-max-per-ip") == 0)
+                cfg.http_max_per_ip = (unsigned)n;
+            else if (strcmp(a, "--http-idle-s") == 0)
+                cfg.http_idle_s = (unsigned)n;
+            else if (strcmp(a, "--http-header-s") == 0)
+                cfg.http_header_s = (unsigned)n;
+            else
+                cfg.http_body_s = (unsigned)n;
             i++;
         } else if (strcmp(a, "--max-expires-ahead") == 0) {
             if (parse_long(v, 0, 315360000, &n))
