@@ -31,7 +31,15 @@ static const char HTTP[] = "HTTPError";
 /* A view of the state for this request (core.h): short, no rendering of
  * JSON for a write's reply inside it. */
 static void view_open(struct req *r) { r->v = core_view_begin(r->s->core); }
-static void view_close(struct req *r) { core_view_end(r->v); r->v = NULL; }
+/* The state a reply may show: send_reply waits until the journal has it. */
+static void view_close(struct req *r)
+{
+    uint64_t seq = cv_seq(r->v);
+    if (seq > r->seen_seq)
+        r->seen_seq = seq;
+    core_view_end(r->v);
+    r->v = NULL;
+}
 
 static bool need_auth(struct req *r)
 {

@@ -48,14 +48,19 @@ int new_key(struct srv *s, struct key_rec *k)
         return auth_generate_key(k->id, k->secret) == AUTH_E_OK ? 0 : -1;
     /* base64url's alphabet, as auth_generate_key's keys. */
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    /* Past the keys the exchange has already: on a journal recovered with
+     * the same seed, the draws start where the first run's did. */
+    struct key_rec had;
     pthread_mutex_lock(&s->key_lock);
-    for (int i = 0; i < KEY_ID_LEN; i++)
-        k->id[i] = al[splitmix(&s->key_rng) & 63];
-    for (int i = 0; i < KEY_SECRET_LEN; i++)
-        k->secret[i] = al[splitmix(&s->key_rng) & 63];
+    do {
+        for (int i = 0; i < KEY_ID_LEN; i++)
+            k->id[i] = al[splitmix(&s->key_rng) & 63];
+        for (int i = 0; i < KEY_SECRET_LEN; i++)
+            k->secret[i] = al[splitmix(&s->key_rng) & 63];
+        k->id[KEY_ID_LEN] = 0;
+        k->secret[KEY_SECRET_LEN] = 0;
+    } while (s->core && core_key_get(s->core, k->id, &had));
     pthread_mutex_unlock(&s->key_lock);
-    k->id[KEY_ID_LEN] = 0;
-    k->secret[KEY_SECRET_LEN] = 0;
     return 0;
 }
 
@@ -480,6 +485,12 @@ static enum MHD_Result send_reply(struct req *r)
         return ret;
     }
     struct srv *s = r->s;
+    /* A reply shows nothing the journal does not have yet (a fill a client
+     * saw must not vanish in a crash): a read waits here, on its HTTP
+     * thread, for the state it read to be durable; at once without a
+     * journal or with no write in flight, else at most a group commit. A
+     * write's reply has waited for its own commands already. */
+    core_wait_durable(s->core, r->seen_seq);
     if (!r->reply) {
         r->reply = strdup("{\"error\":{\"message\":\"Server Error\",\"name\":\"HTTPError\"}}");
         r->status = 500;

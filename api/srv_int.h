@@ -90,6 +90,7 @@ struct req {
     const struct core_view *v; /* a read's view of the state, between begin and end */
     /* authentication */
     bool authed;
+    uint64_t seen_seq;   /* the latest state a view of this request read */
     struct key_rec key;  /* a copy of the caller's key */
     char client_ip[64];
     uint32_t client_ip4; /* host order, 0 when not IPv4 */

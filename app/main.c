@@ -851,7 +851,10 @@ int main(int argc, char **argv)
             sats_t dep[CURRENCIES_MAX] = {INT64_C(1000000000), INT64_C(100000000000)};
             uint32_t account;
             char key[AUTH_KEY_ID_LEN + 1], secret[AUTH_SECRET_LEN + 1];
-            if (srv_create_account(s, dep, &account, key, secret) == 0)
+            int made = srv_create_account(s, dep, &account, key, secret);
+            /* Printed once the journal has it: a key shown is a key kept. */
+            core_wait_durable(srv_core(s), core_seq(srv_core(s)));
+            if (made == 0)
                 printf("  demo account %u (10 XBT, 100,000 USDT): apiKey %s apiSecret %s\n", account, key,
                        secret);
         }

@@ -1410,7 +1410,7 @@ out:
 
 void core_wait_durable(struct core *c, uint64_t seq)
 {
-    if (!c->gated)
+    if (!c->gated || atomic_load(&c->durable) >= seq)
         return;
     pthread_mutex_lock(&c->gate_lock);
     while (atomic_load(&c->durable) < seq)

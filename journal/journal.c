@@ -211,13 +211,16 @@ static bool frame_ok(const unsigned char *p, size_t n, size_t off, uint64_t seq)
     return XXH3_64bits(p + off + FRAME_HEADER, len) == le_get(p + off + 4, 8);
 }
 
-/* Whether a good frame of command seq or the one after follows off: then
- * a bad frame at off is damage in the middle, not a write cut short. */
+/* Whether a good frame of a command at or after seq follows off: then a
+ * bad frame at off is damage in the middle (one frame or several), not a
+ * write cut short. A candidate's number is at most what the bytes left
+ * could hold; only those are checksummed. */
 static bool good_frame_after(const unsigned char *p, size_t n, size_t off, uint64_t seq)
 {
+    uint64_t most = seq + (n - off) / (FRAME_HEADER + FRAME_MIN);
     for (size_t o = off + 1; o + FRAME_HEADER + FRAME_MIN <= n; o++) {
         uint64_t s = le_get(p + o + FRAME_HEADER, 8);
-        if ((s == seq || s == seq + 1) && frame_ok(p, n, o, s))
+        if (s >= seq && s <= most && frame_ok(p, n, o, s))
             return true;
     }
     return false;

@@ -257,6 +257,18 @@ def corruption(tmp):
     s.audit()
     s.stop()
 
+    # Several frames in a row damaged in the middle of the last segment:
+    # damage, not a torn write (good frames follow), so refused.
+    d = os.path.join(tmp, "zeros")
+    shutil.copytree(base, d)
+    last = [f for f in segments(d) if os.path.getsize(f) > 32][-1]
+    size = os.path.getsize(last)
+    with open(last, "r+b") as f:
+        f.seek(size // 3)
+        f.write(bytes(600))
+    rc, out = start_fails(d)
+    check(rc == 2 and last in out and "corruption" in out, f"zeroed frames in the last segment: {rc} {out}")
+
     # A missing segment.
     d = os.path.join(tmp, "missing")
     shutil.copytree(base, d)
@@ -275,6 +287,20 @@ def corruption(tmp):
     check(rc == 2 and first in out, f"bad header: {rc} {out}")
     print(f"corruption: torn tail cut, flipped byte and missing segment refused with file and offset, "
           f"last good from {rseq}")
+
+
+def seeded_restart(tmp):
+    """Keys drawn from a seed after a restart skip the ones the journal
+    has (the draws start over with the same seed)."""
+    d = os.path.join(tmp, "seeded")
+    s = Server(d, "--seed", "7")
+    keys = {s.account().key for _ in range(2)}
+    s.p.send_signal(signal.SIGKILL)
+    s.p.wait()
+    s = Server(d, "--seed", "7")
+    more = {s.account().key for _ in range(3)}
+    check(not keys & more and len(more) == 3, f"seeded keys after a restart: {keys} {more}")
+    s.stop()
 
 
 def deterministic_run(d):
@@ -309,6 +335,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="perpsim-journal-")
     try:
         determinism(tmp)
+        seeded_restart(tmp)
         corruption(tmp)
         crash_under_load(tmp)
     finally:
