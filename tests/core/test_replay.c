@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/xorshift.h"
 #include "core/core.h"
 
 #define T0 INT64_C(1795221000000) /* 2026-11-21T00:30:00Z */
@@ -42,24 +43,6 @@ static ms_t tclock_now(void *ctx)
 
 /* ---- the stream ------------------------------------------------------------ */
 
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rnd(struct rng *r)
-{
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * UINT64_C(2685821657736338717);
-}
-
-static int64_t range(struct rng *r, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)(rnd(r) % (uint64_t)(hi - lo + 1));
-}
 
 /* What the consumers saw. */
 struct seen {

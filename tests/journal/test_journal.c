@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/xorshift.h"
 #include "core/core.h"
 #include "journal/journal.h"
 
@@ -56,24 +57,6 @@
 
 /* ---- small things ------------------------------------------------------------- */
 
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rnd(struct rng *r)
-{
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * UINT64_C(2685821657736338717);
-}
-
-static int64_t range(struct rng *r, int64_t lo, int64_t hi)
-{
-    return lo + (int64_t)(rnd(r) % (uint64_t)(hi - lo + 1));
-}
 
 static double mono_s(void)
 {
