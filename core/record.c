@@ -448,7 +448,8 @@ static uint64_t get(struct rd *r, int bytes)
 static void gstr(struct rd *r, char *dst, size_t cap)
 {
     size_t n = G16(r);
-    if (r->bad || n >= cap || r->n - r->at < n) {
+    /* The encoder writes strlen bytes: a NUL inside is damage. */
+    if (r->bad || n >= cap || r->n - r->at < n || memchr(r->p + r->at, 0, n)) {
         r->bad = true;
         dst[0] = '\0';
         return;
@@ -613,7 +614,10 @@ static void gkey(struct rd *r, struct key_rec *k)
     gstr(r, k->secret, sizeof(k->secret));
     k->account = G32(r);
     k->perms = G32(r);
-    k->enabled = G8(r) != 0;
+    uint8_t en = G8(r);
+    if (en > 1)
+        r->bad = true; /* the encoder writes 0 or 1: anything else is damage */
+    k->enabled = en == 1;
     k->ncidr = G8(r);
     if (k->ncidr > KEY_CIDRS_MAX) {
         r->bad = true;

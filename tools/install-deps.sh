@@ -5,9 +5,11 @@
 #   tests:      libcurl (the HTTP client of the integration tests and the load
 #               generator), Node.js + npm (ccxt end to end), python3 + requests
 #               (the plain signing client)
+#   fuzzers:    clang and its libFuzzer runtime (libclang-rt-14-dev, Debian 12)
 #   benchmarks: gnuplot (the load-shedding sweep's PNG)
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config libmicrohttpd-dev libwslay-dev libcjson-dev libssl-dev libxxhash-dev check python3
+      clang libclang-rt-14-dev
       libcurl4-openssl-dev gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do

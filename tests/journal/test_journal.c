@@ -667,6 +667,27 @@ START_TEST(codec_round_trip)
     e.p[17] = 0;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     rbuf_free(&e);
+    /* What the fuzzer (tests/fuzz/fuzz_journal.c) found decoding to
+     * something that encodes differently: a key's enabled byte other than
+     * 0 or 1, a string with a NUL inside. Both are damage: refused. */
+    struct core_cmd k;
+    memset(&k, 0, sizeof(k));
+    k.type = CC_KEY;
+    k.seq = 7;
+    snprintf(k.key.id, sizeof(k.key.id), "abc");
+    snprintf(k.key.secret, sizeof(k.key.secret), "def");
+    k.key.enabled = true;
+    struct rbuf e2 = {0};
+    core_cmd_encode(&k, &e2);
+    ck_assert_int_eq(decode_exact(e2.p, e2.len, b), 0);
+    size_t at_enabled = 17 + 2 + 3 + 2 + 3 + 4 + 4; /* seq ts type, id, secret, account, perms */
+    ck_assert_uint_eq(e2.p[at_enabled], 1);
+    e2.p[at_enabled] = 2;
+    ck_assert_int_eq(decode_exact(e2.p, e2.len, b), -1);
+    e2.p[at_enabled] = 1;
+    e2.p[17 + 2 + 1] = 0; /* "a\0c" */
+    ck_assert_int_eq(decode_exact(e2.p, e2.len, b), -1);
+    rbuf_free(&e2);
     free(b);
 }
 END_TEST

@@ -608,6 +608,59 @@ START_TEST(cross_account_below_maintenance_is_liquidated_whole)
 }
 END_TEST
 
+/* Issue 19, item 7: the XBt fund went from +2.16 to -6.54 XBT in one command,
+ * an ETHUSD liquidation order Buy 9 @ 100,000. A cross account long a large
+ * XBTUSD position and short a small ETHUSD (quanto) one gaps far past
+ * bankruptcy: its negative equity, shared by maintenance (M6b), gives the
+ * ETHUSD short more loss than the position's whole value, so the
+ * liquidator holds a short whose cost is positive: no positive price buys it
+ * back within any fund. M6c prices the order at what the fund can pay for;
+ * there is no such price here, so no order is sent and ADL closes the
+ * position at the liquidator's cost. The fund never goes below zero. */
+START_TEST(unpayable_quanto_short_is_deleveraged_not_bought_at_any_price)
+{
+    teardown();
+    setup_with(500000); /* 0.005 XBT: less than the ETHUSD short lost */
+    ck_assert_int_eq(deposit(1, XBT, 5000000), REJ_NONE);   /* 0.05 XBT, cross */
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(3, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(4, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(set_index(1, USD(3000)), REJ_NONE);
+    /* 2 XBT of XBTUSD long and 0.027 XBT of ETHUSD short on 0.05 XBT */
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 100000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(3, ETHUSD, SIDE_BUY, 9, USD(3000)), REJ_NONE);
+    ck_assert_int_eq(order(1, ETHUSD, SIDE_SELL, 9, USD(3000)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 100000);
+    ck_assert_int_eq(pos(1, ETHUSD).qty, -9);
+    /* an offer the liquidator could buy the ETHUSD short back from */
+    ck_assert_int_eq(order(4, ETHUSD, SIDE_SELL, 9, USD(3010)), REJ_NONE);
+    audit_ok();
+    sats_t fund0 = exch_insurance(X, XBT);
+    ck_assert_int_eq(set_index(0, USD(20000)), REJ_NONE); /* -3 XBT on 0.05 */
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(pos(1, ETHUSD).qty, 0);
+    ck_assert_int_eq(pos(EXCH_LIQUIDATOR, XBTUSD).qty, 0);
+    ck_assert_int_eq(pos(EXCH_LIQUIDATOR, ETHUSD).qty, 0);
+    /* before the fix: Buy 9 @ 100,000 (the price bound) bought account
+     * 4's offer at 3010 and the fund went from 0.005 to -0.0384 XBT */
+    ck_assert_msg(exch_insurance(X, XBT) >= 0, "fund %lld from %lld",
+                  (long long)exch_insurance(X, XBT), (long long)fund0);
+    /* both legs were deleveraged (no XBTUSD bids; no payable ETHUSD price),
+     * which moves no money: the fund is untouched */
+    ck_assert_int_eq(exch_insurance(X, XBT), fund0);
+    ck_assert_int_eq(n_money[MK_INSURANCE], 0);
+    ck_assert_int_eq(n_money[MK_DELEVERAGE], 2);
+    ck_assert_int_eq(mar(1, XBT).wallet, 0); /* the owner never below zero */
+    /* the unpayable short was deleveraged against account 3's long, and
+     * nobody bought from account 4's offer */
+    ck_assert_int_eq(pos(3, ETHUSD).qty, 0);
+    ck_assert_int_eq(pos(4, ETHUSD).qty, 0);
+    audit_ok();
+}
+END_TEST
+
 /* ---- funding and settlement -------------------------------------------------------- */
 
 START_TEST(funding_pays_the_right_side_to_the_satoshi)
@@ -742,6 +795,7 @@ static Suite *suite(void)
     tcase_add_test(t, empty_fund_deleverages_the_top_ranked_opposite_trader);
     tcase_add_test(t, isolated_loss_stops_at_the_position_cross_uses_the_balance);
     tcase_add_test(t, cross_account_below_maintenance_is_liquidated_whole);
+    tcase_add_test(t, unpayable_quanto_short_is_deleveraged_not_bought_at_any_price);
     tcase_add_test(t, funding_pays_the_right_side_to_the_satoshi);
     tcase_add_test(t, settlement_closes_everything);
     tcase_add_test(t, bad_margin_commands_are_refused_and_change_nothing);

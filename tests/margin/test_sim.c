@@ -99,6 +99,25 @@ static void audit_failed(void *ctx, const struct cmd *c, const struct exch_audit
 static struct exch *X;
 static ms_t now;
 
+/* M6c: the liquidator's order is priced at what the insurance fund can pay
+ * for and ADL closes whatever that price cannot, at the liquidator's cost
+ * (which moves no money): so the fund, the liquidator's wallet, never goes
+ * below zero. Checked after every command. */
+static void fund_check(const struct cmd *c, int currencies)
+{
+    for (int k = 0; k < currencies; k++) {
+        sats_t f = exch_insurance(X, (uint8_t)k);
+        if (f < 0) {
+            fprintf(stderr,
+                    "INSURANCE FUND NEGATIVE at command %llu (type %d account %u inst %u): "
+                    "currency %d fund %lld\nreplay: PERPSIM_SEED=%llu\n",
+                    (unsigned long long)c->seq, c->type, c->account, c->inst, k, (long long)f,
+                    (unsigned long long)seed);
+            exit(1);
+        }
+    }
+}
+
 static enum reject run(struct cmd *c)
 {
     c->seq = ++cur_seq;
@@ -279,6 +298,7 @@ int main(void)
         run(&c);
         if (!exch_audit(X, &au))
             audit_failed(NULL, &c, &au);
+        fund_check(&c, cfg.currencies_count);
     }
     const char *bad = exch_verify(X);
     printf("fills %llu, accepted %llu, rejects %llu\n", (unsigned long long)st.fills,
