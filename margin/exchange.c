@@ -794,7 +794,11 @@ static void engine_pos_sync(struct exch *x, uint32_t a, uint16_t i)
 
 /* The price at which qty contracts are worth v, rounded to the tick toward
  * `up` (1) or down (0), clamped to the instrument's range; beyond the range
- * (no such positive price) the bound in that direction. */
+ * (no such positive price) the bound in that direction. Callers pass
+ * up = (qty > 0): the price is the limit of closing qty without realising
+ * below v - cost, i.e. with value(qty, px) >= v. Without a positive
+ * solution that either holds at every price (the bound returned is then
+ * right) or at none (px_for_value_none; the bound returned is not). */
 static px_t px_for_value(const struct exch *x, uint16_t i, qty_t qty, sats_t v, int up)
 {
     const struct engine_instrument *ei = &x->cfg.engine.instruments[i];
@@ -807,6 +811,15 @@ static px_t px_for_value(const struct exch *x, uint16_t i, qty_t qty, sats_t v, 
     if (t > ei->max_px)
         t = ei->max_px;
     return t;
+}
+
+/* Whether no positive price has value(qty, px) >= v: value(qty, px) has
+ * the sign of qty x multiplier at every price (formula.h), so when that is
+ * negative and v is not, every price is short of v. (When it is positive
+ * and v is not, every price reaches v.) */
+static int px_for_value_none(const struct exch *x, uint16_t i, qty_t qty, sats_t v)
+{
+    return (qty < 0) != (I(x, i)->contract.multiplier < 0) && v >= 0;
 }
 
 static int64_t adl_score(const struct exch *x, uint32_t a, uint16_t i)
@@ -903,7 +916,13 @@ static void work(struct exch *x, uint16_t i)
     sats_t afford = fund0 > 0 ? fund0 : 0;
     int is_long = lp->qty > 0;
     px_t px = px_for_value(x, i, lp->qty, lp->cost - afford, is_long);
-    while (lp->qty != 0) {
+    /* A position taken over past its bankruptcy by more than the fund holds
+     * (a cross account's negative equity shared onto a short quanto, or a
+     * long inverse, can leave a cost no positive price closes within the
+     * fund) has no price the fund can pay for: send nothing (px_for_value's
+     * bound would be any price at all), ADL closes it at its cost. */
+    int payable = !px_for_value_none(x, i, lp->qty, lp->cost - afford);
+    while (payable && lp->qty != 0) {
         qty_t q = qabs(lp->qty);
         if (q > ei->max_order_qty)
             q = ei->max_order_qty - ei->max_order_qty % ei->lot_qty;

@@ -98,6 +98,10 @@
  *        position at the worst price the insurance fund can pay for (the
  *        bankruptcy price when the fund is empty): fills better than
  *        bankruptcy credit the fund, worse ones draw on it (MK_INSURANCE);
+ *        no order when no price is within what the fund can pay (a cross
+ *        position given more of a negative equity than it is worth at any
+ *        price: a short quanto or linear, or a long inverse, taken over at
+ *        a cost of the wrong sign), so the fund never goes below zero;
  *     d) what is left is auto-deleveraged: the opposite side's positions,
  *        ranked by mf_adl_score (highest first, ties by account), are closed
  *        against the liquidator at its cost (the bankruptcy price), their

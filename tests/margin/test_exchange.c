@@ -611,7 +611,7 @@ END_TEST
 /* Issue 19, item 7: the XBt fund went from +2.16 to -6.54 XBT in one command,
  * an ETHUSD liquidation order Buy 9 @ 100,000. A cross account long a large
  * XBTUSD position and short a small ETHUSD (quanto) one gaps far past
- * bankruptcy: its negative equity, shared by maintenance (M6b), gives the
+ * bankruptcy: its negative equity, shared by maintenance (M6 b), gives the
  * ETHUSD short more loss than the position's whole value, so the
  * liquidator holds a short whose cost is positive: no positive price buys it
  * back within any fund. M6c prices the order at what the fund can pay for;
@@ -657,6 +657,48 @@ START_TEST(unpayable_quanto_short_is_deleveraged_not_bought_at_any_price)
      * nobody bought from account 4's offer */
     ck_assert_int_eq(pos(3, ETHUSD).qty, 0);
     ck_assert_int_eq(pos(4, ETHUSD).qty, 0);
+    audit_ok();
+}
+END_TEST
+
+/* The inverse mirror, as the seeded simulation found it (XBTH27): a cross
+ * account short a large XBTUSD position and long a small future; XBT
+ * triples, the short's loss shared onto the long leaves the liquidator a
+ * long inverse position of positive cost, which no price sells within the
+ * fund (before the fix: a Sell at the lowest tick, filled at the bid). */
+START_TEST(unpayable_inverse_long_is_deleveraged_not_sold_at_any_price)
+{
+    teardown();
+    setup_with(100000); /* 0.001 XBT */
+    ck_assert_int_eq(deposit(1, XBT, 5000000), REJ_NONE);   /* 0.05 XBT, cross */
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(3, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(4, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    struct exch_instrument_state fs;
+    exch_instrument_state(X, FUT, &fs);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_BUY, 100000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_SELL, 100000, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(3, FUT, SIDE_SELL, 1000, fs.mark_px), REJ_NONE);
+    ck_assert_int_eq(order(1, FUT, SIDE_BUY, 1000, fs.mark_px), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, -100000);
+    ck_assert_int_eq(pos(1, FUT).qty, 1000);
+    /* a bid the liquidator could sell the future to */
+    ck_assert_int_eq(order(4, FUT, SIDE_BUY, 1000, USD(40000)), REJ_NONE);
+    audit_ok();
+    sats_t fund0 = exch_insurance(X, XBT);
+    ck_assert_int_eq(set_index(0, USD(150000)), REJ_NONE);
+    ck_assert_int_eq(pos(1, XBTUSD).qty, 0);
+    ck_assert_int_eq(pos(1, FUT).qty, 0);
+    ck_assert_int_eq(pos(EXCH_LIQUIDATOR, XBTUSD).qty, 0);
+    ck_assert_int_eq(pos(EXCH_LIQUIDATOR, FUT).qty, 0);
+    ck_assert_msg(exch_insurance(X, XBT) >= 0, "fund %lld from %lld",
+                  (long long)exch_insurance(X, XBT), (long long)fund0);
+    ck_assert_int_eq(exch_insurance(X, XBT), fund0);
+    ck_assert_int_eq(n_money[MK_INSURANCE], 0);
+    ck_assert_int_eq(mar(1, XBT).wallet, 0);
+    ck_assert_int_eq(pos(3, FUT).qty, 0);   /* deleveraged */
+    ck_assert_int_eq(pos(4, FUT).qty, 0);   /* the bid untouched */
     audit_ok();
 }
 END_TEST
@@ -796,6 +838,7 @@ static Suite *suite(void)
     tcase_add_test(t, isolated_loss_stops_at_the_position_cross_uses_the_balance);
     tcase_add_test(t, cross_account_below_maintenance_is_liquidated_whole);
     tcase_add_test(t, unpayable_quanto_short_is_deleveraged_not_bought_at_any_price);
+    tcase_add_test(t, unpayable_inverse_long_is_deleveraged_not_sold_at_any_price);
     tcase_add_test(t, funding_pays_the_right_side_to_the_satoshi);
     tcase_add_test(t, settlement_closes_everything);
     tcase_add_test(t, bad_margin_commands_are_refused_and_change_nothing);

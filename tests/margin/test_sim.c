@@ -9,7 +9,11 @@
  * when no liquidation, no ADL, no funding or no settlement happened.
  *
  * Environment: PERPSIM_SEED (default 1), PERPSIM_SIM_COMMANDS (default
- * 1,000,000). The seed is printed first and again on any failure.
+ * 1,000,000), PERPSIM_SIM_JUMP_BP (the largest index jump, default 1500 =
+ * 15%; larger gaps take accounts far past bankruptcy), PERPSIM_SIM_FUND_CAP
+ * (XBt: the fund's surplus above it is withdrawn after each command, so a
+ * thin fund meets the gaps; default none). The seed is printed first and
+ * again on any failure.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,10 +106,10 @@ static ms_t now;
 /* M6c: the liquidator's order is priced at what the insurance fund can pay
  * for and ADL closes whatever that price cannot, at the liquidator's cost
  * (which moves no money): so the fund, the liquidator's wallet, never goes
- * below zero. Checked after every command. */
-static void fund_check(const struct cmd *c, int currencies)
+ * below zero. Checked after every command (run()). */
+static void fund_check(const struct cmd *c)
 {
-    for (int k = 0; k < currencies; k++) {
+    for (int k = 0; k < exch_config(X)->currencies_count; k++) {
         sats_t f = exch_insurance(X, (uint8_t)k);
         if (f < 0) {
             fprintf(stderr,
@@ -125,6 +129,7 @@ static enum reject run(struct cmd *c)
     enum reject r = exch_apply(X, c);
     if (r == REJ_NONE)
         st.accepted++;
+    fund_check(c);
     return r;
 }
 
@@ -134,12 +139,16 @@ static px_t to_tick(px_t px, px_t tick)
     return px < tick ? tick : px;
 }
 
+static int64_t jump_max_bp = 1500;
+static sats_t fund_cap; /* 0: the fund keeps what it earns */
+
 static void index_move(px_t *index, int idx)
 {
-    /* a walk of +-0.3%, and 1 move in 40 a jump of 3-15% (down 2 in 3) */
+    /* a walk of +-0.3%, and 1 move in 40 a jump of 3-15% (down 2 in 3;
+     * PERPSIM_SIM_JUMP_BP raises the 15%) */
     int64_t bp = range(-30, 30);
     if (range(0, 39) == 0)
-        bp = range(300, 1500) * (range(0, 2) ? -1 : 1);
+        bp = range(300, jump_max_bp) * (range(0, 2) ? -1 : 1);
     px_t next = *index + (px_t)((i128)*index * bp / 10000);
     if (next < 20000 * PX_SCALE / (idx ? 10 : 1))
         next = 20000 * PX_SCALE / (idx ? 10 : 1) + range(0, 100) * PX_SCALE;
@@ -158,6 +167,11 @@ int main(void)
     seed = s ? strtoull(s, NULL, 10) : 1;
     const char *n = getenv("PERPSIM_SIM_COMMANDS");
     uint64_t commands = n ? strtoull(n, NULL, 10) : 1000000;
+    const char *j = getenv("PERPSIM_SIM_JUMP_BP");
+    if (j && strtoll(j, NULL, 10) > 300)
+        jump_max_bp = strtoll(j, NULL, 10) > 9000 ? 9000 : strtoll(j, NULL, 10);
+    const char *fc = getenv("PERPSIM_SIM_FUND_CAP");
+    fund_cap = fc ? strtoll(fc, NULL, 10) : 0;
     rng_state = seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
     printf("margin simulation: seed %llu, %llu commands\n", (unsigned long long)seed,
            (unsigned long long)commands);
@@ -298,7 +312,13 @@ int main(void)
         run(&c);
         if (!exch_audit(X, &au))
             audit_failed(NULL, &c, &au);
-        fund_check(&c, cfg.currencies_count);
+        if (fund_cap > 0 && exch_insurance(X, 0) > fund_cap) {
+            /* the exchange pays the XBt fund's surplus out, keeping it thin */
+            struct cmd w = {.type = CMD_WITHDRAW, .account = EXCH_LIQUIDATOR};
+            w.u.money.currency = 0;
+            w.u.money.amount = exch_insurance(X, 0) - fund_cap;
+            run(&w);
+        }
     }
     const char *bad = exch_verify(X);
     printf("fills %llu, accepted %llu, rejects %llu\n", (unsigned long long)st.fills,
