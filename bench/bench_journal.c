@@ -26,7 +26,7 @@
  *            <= 1 s for 1,000,000 commands).
  *
  *   bench_journal [--small] [--commands N] [--perpsim PATH] [--keep]
- * --small: 20,000 commands (the test suite runs this so it cannot rot).
+ * --small: 5,000 commands (the test suite runs this so it cannot rot).
  * --keep: leave the batch run's data directory (printed) for
  * `perpsim replay --data-dir DIR/j` or a profiler.
  * Exit 1 only when something is wrong, never for a figure.
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
     bool keep = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0)
-            n = 20000;
+            n = 5000;
         else if (strcmp(argv[i], "--commands") == 0 && i + 1 < argc)
             n = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--perpsim") == 0 && i + 1 < argc)
