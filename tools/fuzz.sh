@@ -46,6 +46,7 @@ for n in "${names[@]}"; do
     # shellcheck disable=SC2086
     (cd "$here" && clang "${cflags[@]}" "tests/fuzz/fuzz_$n.c" ${srcs[$n]} -o "$bin" ${libs[$n]})
     mkdir -p "$out/corpus-$n"
+    [ -d "$here/tests/fuzz/corpus/$n" ] || { echo "fuzz $n: no corpus in tests/fuzz/corpus/$n"; status=1; continue; }
     log="$out/fuzz_$n.log"
     if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$out/crash-$n-" "$out/corpus-$n" "$here/tests/fuzz/corpus/$n" >"$log" 2>&1; then
