@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages perpsim needs, only those missing.
 # Runs as root, or through sudo when it is there. Safe to run again.
-#   build:      gcc meson ninja pkg-config + libmicrohttpd, wslay, cJSON, OpenSSL, xxHash, Check
+#   build:      gcc meson ninja pkg-config + libmicrohttpd, wslay, cJSON, OpenSSL, xxHash, zlib, Check
 #   tests:      libcurl (the HTTP client of the integration tests and the load
 #               generator), Node.js + npm (ccxt end to end), python3 + requests
 #               (the plain signing client)
 #   fuzzers:    clang and its libFuzzer runtime (libclang-rt-14-dev, Debian 12)
 #   benchmarks: gnuplot (the load-shedding sweep's PNG)
 set -euo pipefail
-pkgs=(gcc meson ninja-build pkg-config libmicrohttpd-dev libwslay-dev libcjson-dev libssl-dev libxxhash-dev check python3
+pkgs=(gcc meson ninja-build pkg-config libmicrohttpd-dev libwslay-dev libcjson-dev libssl-dev libxxhash-dev zlib1g-dev check python3
       clang libclang-rt-14-dev
       libcurl4-openssl-dev gnuplot-nox)
 missing=()
