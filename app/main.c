@@ -24,6 +24,7 @@
 #include "api/auth.h"
 #include "api/timefmt.h"
 #include "app/hugepages.h"
+#include "app/backtest.h"
 #include "app/replay.h"
 
 static const char usage[] =
@@ -94,7 +95,8 @@ static const char usage_data[] =
     "                         command, the rest set aside (renamed, never deleted)\n"
     "  --journal-segment-mb N a new journal segment past N MiB (default 64)\n"
     "\n"
-    "       perpsim replay --data-dir DIR [--to-seq N]   (re-apply a journal, print its hash)\n";
+    "       perpsim replay --data-dir DIR [--to-seq N]   (re-apply a journal, print its hash)\n"
+    "       perpsim backtest --data FILE... [--report FILE]  (history replayed into the book)\n";
 
 
 static ms_t wall_now_ms(void)
@@ -596,6 +598,8 @@ int main(int argc, char **argv)
     hugepages_reexec(argv);
     if (argc > 1 && strcmp(argv[1], "replay") == 0)
         return replay_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "backtest") == 0)
+        return backtest_main(argc - 1, argv + 1);
     struct srv_config cfg;
     /* The start time first: the default future expires at the quarter end
      * after it. */

@@ -1,0 +1,293 @@
+/*
+ * backtest.c - `perpsim backtest`: market history replayed into the real
+ * book at full speed, a report at the end (backtest.h).
+ */
+#define _GNU_SOURCE
+#include "app/backtest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/timefmt.h"
+#include "app/replay.h"
+#include "history/driver.h"
+#include "history/report.h"
+#include "journal/journal.h"
+
+/* Data time advanced per job: progress is shown between jobs. */
+#define STEP_MS (60 * INT64_C(1000))
+
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+struct stepped {
+    ms_t t;
+};
+
+static ms_t stepped_now(void *ctx)
+{
+    return ((struct stepped *)ctx)->t;
+}
+
+static const char usage[] =
+    "usage: perpsim backtest --data FILE... [--from ISO] [--to ISO] [--speed max]\n"
+    "                        [--report FILE.json] [--data-dir DIR] [--strict]\n"
+    "\n"
+    "Replays market history into the real book: BitMEX's daily dumps\n"
+    "(trade/YYYYMMDD.csv.gz, quote/YYYYMMDD.csv.gz) and Tardis.dev's CSV (trades,\n"
+    "quotes, incremental_book_L2, derivative_ticker), gzip or plain, several files\n"
+    "merged in time order. The book is orders of a history account; trades take\n"
+    "it in FIFO order (docs/backtest.md).\n"
+    "\n"
+    "  --data FILE...     the files (the format is read from each header)\n"
+    "  --from ISO         start at this time (default: the first row)\n"
+    "  --to ISO           stop before this time (default: the last row)\n"
+    "  --speed max        as fast as the machine goes (the default and, for now,\n"
+    "                     the only pace)\n"
+    "  --report FILE      the report as JSON (default: printed at the end)\n"
+    "  --data-dir DIR     journal the run there (a new directory): `perpsim replay\n"
+    "                     --data-dir DIR` then gives the same state hash\n"
+    "  --strict           a malformed line stops the run (default: reported, skipped)\n";
+
+static int fail(const char *msg, const char *arg)
+{
+    fprintf(stderr, "perpsim backtest: %s%s\n", msg, arg ? arg : "");
+    return 2;
+}
+
+static int parse_time_us(const char *v, int64_t *out)
+{
+    ms_t ms;
+    if (tf_parse_time(v, strlen(v), &ms) != TF_OK)
+        return -1;
+    *out = ms * 1000;
+    return 0;
+}
+
+static void progress(bool tty, double t0, const struct history_stats *st, const struct hsource_stats *ss,
+                     uint64_t commands)
+{
+    if (!tty || !ss->bytes_total)
+        return;
+    double el = mono_s() - t0, frac = (double)ss->bytes_in / (double)ss->bytes_total;
+    if (frac > 1)
+        frac = 1;
+    char ts[TF_ISO_BUF] = "-";
+    if (st->last_ms)
+        tf_format_ms(st->last_ms, ts, sizeof(ts));
+    double eta = frac > 0 ? el * (1 - frac) / frac : 0;
+    char bar[31];
+    int fill = (int)(frac * 30);
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\r[%s] %3.0f%%  %s  %.2fM rows/s  %.2fM commands/s  ETA %.0fs   ", bar, frac * 100, ts,
+            el > 0 ? (double)st->rows / el / 1e6 : 0, el > 0 ? (double)commands / el / 1e6 : 0, eta);
+    fflush(stderr);
+}
+
+int backtest_main(int argc, char **argv)
+{
+    const char *paths[HSOURCE_FILES_MAX];
+    uint32_t npaths = 0;
+    const char *report_path = NULL, *dir = NULL;
+    struct hsource_opts so = {.strict = false, .from_us = 0, .to_us = INT64_MAX, .report = stderr};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--data") == 0) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                if (npaths == HSOURCE_FILES_MAX)
+                    return fail("too many --data files (at most 64)", NULL);
+                paths[npaths++] = argv[++i];
+            }
+        } else if (strcmp(a, "--strict") == 0) {
+            so.strict = true;
+        } else if (strcmp(a, "--from") == 0 && v) {
+            if (parse_time_us(v, &so.from_us))
+                return fail("--from wants an ISO 8601 time, got ", v);
+            i++;
+        } else if (strcmp(a, "--to") == 0 && v) {
+            if (parse_time_us(v, &so.to_us))
+                return fail("--to wants an ISO 8601 time, got ", v);
+            i++;
+        } else if (strcmp(a, "--speed") == 0 && v) {
+            if (strcmp(v, "max") != 0)
+                return fail("--speed takes max for now; got ", v);
+            i++;
+        } else if (strcmp(a, "--report") == 0 && v) {
+            report_path = v;
+            i++;
+        } else if (strcmp(a, "--data-dir") == 0 && v) {
+            dir = v;
+            i++;
+        } else {
+            fprintf(stderr, "perpsim backtest: unknown option or missing value: %s\n%s", a, usage);
+            return 2;
+        }
+    }
+    if (!npaths) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char err[1024];
+    struct hsource *src = hsource_open(paths, npaths, &so, err, sizeof(err));
+    if (!src) {
+        fprintf(stderr, "perpsim backtest: %s\n", err);
+        return 1;
+    }
+    struct history_params hp;
+    history_params_default(&hp);
+    /* The config's future expires at the quarter end after the data's
+     * start: the first row's time, read ahead before the exchange is made. */
+    struct core_config cfg;
+    core_config_default(&cfg, 0);
+    struct history *h = history_create(src, &cfg.exch, &hp);
+    if (!h) {
+        hsource_close(src);
+        return fail("out of memory", NULL);
+    }
+    ms_t t0;
+    if (history_first_ms(h, &t0, err, sizeof(err)) != 0 || t0 == INT64_MAX) {
+        fprintf(stderr, "perpsim backtest: %s\n", t0 == INT64_MAX ? "no rows in the data" : err);
+        history_stop(NULL, h);
+        return 1;
+    }
+    if (so.from_us > 0 && so.from_us / 1000 < t0)
+        t0 = so.from_us / 1000;
+    core_config_default(&cfg, t0);
+    /* The history account holds the whole historical book: BitMEX's 200
+     * open orders per account and contract would cut a deep book. */
+    cfg.exch.engine.open_orders_max = 100000;
+    /* Builds with -Dchecks=true audit the money after every command; the
+     * walk of every pool (a million order slots) every 1,000th is enough
+     * for a run of millions of commands. */
+    cfg.exch.engine.verify_every = 1000;
+    struct stepped clk = {t0};
+    cfg.clock = (struct core_clock){stepped_now, &clk};
+    struct core *c = core_create(&cfg, err, sizeof(err));
+    if (!c) {
+        history_stop(NULL, h);
+        fprintf(stderr, "perpsim backtest: %s\n", err);
+        return 1;
+    }
+    struct report *rep = report_create(core_exch_config(c));
+    struct journal *jr = NULL;
+    int rc = 1;
+    if (dir) {
+        struct core_cmd_buf *first = malloc(sizeof(*first));
+        int had = first ? journal_first(dir, first, err, sizeof(err)) : -1;
+        free(first);
+        if (had != 0) {
+            fprintf(stderr, "perpsim backtest: %s\n",
+                    had > 0 ? "--data-dir has a journal already: a backtest journals into a new directory" : err);
+            goto out;
+        }
+        struct journal_config jc;
+        memset(&jc, 0, sizeof(jc));
+        snprintf(jc.dir, sizeof(jc.dir), "%s", dir);
+        jc.fsync = JR_FSYNC_BATCH;
+        jr = journal_create(&jc, err, sizeof(err));
+        if (!jr || journal_attach(jr, c) != 0 || journal_start(jr, NULL, err, sizeof(err)) != 0) {
+            fprintf(stderr, "perpsim backtest: %s\n", err);
+            goto out;
+        }
+    }
+    if (!rep || history_attach(h, c) != 0 || report_attach(rep, c) != 0) {
+        fprintf(stderr, "perpsim backtest: out of memory\n");
+        goto out;
+    }
+    if (history_start(h, c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "perpsim backtest: %s\n", err);
+        goto out;
+    }
+    report_name(rep, history_account(h), "history");
+    bool tty = isatty(STDERR_FILENO) != 0;
+    double w0 = mono_s();
+    struct history_stats st;
+    for (;;) {
+        history_stats(h, &st);
+        if (st.done || history_error(h))
+            break;
+        ms_t next = clk.t + STEP_MS;
+        if (so.to_us != INT64_MAX && next > so.to_us / 1000)
+            next = so.to_us / 1000;
+        struct core_job *j = core_job_new(J_ADVANCE, 0, 0);
+        if (!j) {
+            fprintf(stderr, "perpsim backtest: out of memory\n");
+            goto out;
+        }
+        j->advance_to = next;
+        core_run(c, j);
+        clk.t = j->ts > next ? j->ts : next;
+        core_job_free(j);
+        struct hsource_stats ss;
+        hsource_stats(history_source(h), &ss);
+        progress(tty, w0, &st, &ss, core_commands(c));
+        if (so.to_us != INT64_MAX && next >= so.to_us / 1000)
+            break;
+    }
+    double el = mono_s() - w0;
+    if (tty)
+        fprintf(stderr, "\n");
+    if (history_error(h)) {
+        fprintf(stderr, "perpsim backtest: %s\n", history_error(h));
+        goto out;
+    }
+    history_stats(h, &st);
+    struct hsource_stats ss;
+    hsource_stats(history_source(h), &ss);
+    struct core_summary sum;
+    core_summarize(c, &sum);
+    char a[TF_ISO_BUF] = "-", b[TF_ISO_BUF] = "-";
+    tf_format_ms(t0, a, sizeof(a));
+    tf_format_ms(st.last_ms, b, sizeof(b));
+    double span = (double)(st.last_ms - t0) / 1000.0;
+    printf("backtest: %" PRIu64 " rows from %u file(s), %s to %s, in %.3f s: %.0f rows/s, %.0fx real time\n",
+           st.rows, npaths, a, b, el, el > 0 ? (double)st.rows / el : 0, el > 0 ? span / el : 0);
+    printf("  rows         %" PRIu64 " trades, %" PRIu64 " quotes, %" PRIu64 " book, %" PRIu64 " tickers; %" PRIu64
+           " skipped malformed, %" PRIu64 " unlisted symbol, %" PRIu64 " off tick, %" PRIu64 " below a lot\n",
+           st.trades, st.quotes, st.book_rows, st.tickers, ss.skipped, st.unlisted, st.off_tick, st.small);
+    printf("  commands     %" PRIu64 " (%.0f/s), %" PRIu64 " index moves, %" PRIu64
+           " trades needing liquidity placed\n",
+           core_commands(c), el > 0 ? (double)core_commands(c) / el : 0, st.index_moves, st.shortfall);
+    replay_print_summary(stdout, &sum);
+    char *json = report_json(rep, c);
+    if (!json) {
+        fprintf(stderr, "perpsim backtest: out of memory for the report\n");
+        goto out;
+    }
+    if (report_path) {
+        FILE *f = fopen(report_path, "w");
+        if (!f || fputs(json, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0) {
+            fprintf(stderr, "perpsim backtest: cannot write %s: %s\n", report_path, strerror(errno));
+            free(json);
+            goto out;
+        }
+        printf("  report       %s\n", report_path);
+    } else {
+        printf("%s\n", json);
+    }
+    free(json);
+    rc = sum.audit_ok ? 0 : 1;
+out:
+    core_shutdown(c);
+    if (jr)
+        journal_close(jr);
+    history_stop(c, h);
+    core_destroy(c);
+    journal_destroy(jr);
+    report_destroy(rep);
+    return rc;
+}
