@@ -1947,6 +1947,29 @@ static void admin_audit(struct req *r)
     reply_json(r, 200, o);
 }
 
+/* A served backtest's report (docs/backtest.md), as the run stands. */
+static void admin_report(struct req *r)
+{
+    static const char *const known[] = {NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    struct srv *s = r->s;
+    if (!s->cfg.report) {
+        reply_error(r, 404, "HTTPError", "No backtest here: the report is a served backtest's "
+                                         "(perpsim backtest --serve)");
+        return;
+    }
+    char *json = s->cfg.report(s->cfg.attach_ctx, s->core);
+    if (!json) {
+        reply_error(r, 500, "HTTPError", "Server Error");
+        return;
+    }
+    free(r->reply);
+    r->reply = json;
+    r->status = 200;
+    r->state = RS_READY;
+}
+
 /* The state hash of the whole exchange with the sequence number and engine
  * time it was taken at (core_state): equal command sequences, equal hash. */
 static void admin_state(struct req *r)
@@ -2297,6 +2320,7 @@ static const struct route admin_routes[] = {
     {"POST", "index", admin_index, false},
     {"GET", "audit", admin_audit, false},
     {"GET", "state", admin_state, false},
+    {"GET", "report", admin_report, false},
     {"GET", "market", admin_market, false},
     {"POST", "market", admin_market, false},
     {"GET", "clock", admin_clock, false},

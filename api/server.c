@@ -781,6 +781,10 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
     s->core = core_create(&s->cfg.core, err, errcap);
     if (!s->core)
         goto fail;
+    if (cfg->attach && cfg->attach(cfg->attach_ctx, s->core) != 0) {
+        snprintf(err, errcap, "cannot subscribe to the change stream");
+        goto fail;
+    }
     s->x = core_exch_config(s->core);
     core_set_ticking(s->core, cfg->clock_mode != CLOCK_STEPPED);
     if (cfg->rate_limit != RLP_OFF) {

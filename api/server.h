@@ -78,6 +78,15 @@ struct srv_config {
      * journal there is recovered at start: its config (command 1) is the
      * exchange's, whatever this config says. */
     struct journal_config journal;
+    /* Called with the core once it is made, before the sequence opens and
+     * before the journal's replay: another consumer of the change stream
+     * subscribes there (a backtest's history driver and its report). 0, or
+     * -1 and the start fails. NULL: none. */
+    int (*attach)(void *ctx, struct core *c);
+    void *attach_ctx;
+    /* GET /admin/v1/report: a served backtest's report as JSON (malloc'd,
+     * NULL when memory is gone), ctx attach_ctx. NULL: 404. */
+    char *(*report)(void *ctx, struct core *c);
 };
 
 /* Defaults: 127.0.0.1:8080, rate limits as BitMEX's 2019 profile, latency

@@ -291,3 +291,120 @@ out:
     report_destroy(rep);
     return rc;
 }
+
+/* ---- a served backtest ------------------------------------------------------ */
+
+struct served {
+    const char *paths[HSOURCE_FILES_MAX];
+    uint32_t npaths;
+    struct hsource_opts so;
+    const char *report_path;
+    struct hsource *src;  /* until the driver takes it */
+    ms_t first_ms;
+    struct history *h;
+    struct report *rep;
+};
+
+struct served *served_open(int argc, char **argv, ms_t *first_ms, char *err, size_t errcap)
+{
+    err[0] = '\0';
+    struct served *b = calloc(1, sizeof(*b));
+    if (!b) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    b->so = (struct hsource_opts){.strict = false, .from_us = 0, .to_us = INT64_MAX, .report = stderr};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--history") == 0) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                if (b->npaths == HSOURCE_FILES_MAX) {
+                    snprintf(err, errcap, "too many --history files (at most %d)", HSOURCE_FILES_MAX);
+                    free(b);
+                    return NULL;
+                }
+                b->paths[b->npaths++] = argv[++i];
+            }
+        } else if (strcmp(argv[i], "--history-strict") == 0) {
+            b->so.strict = true;
+        } else if (strcmp(argv[i], "--history-report") == 0 && i + 1 < argc) {
+            b->report_path = argv[++i];
+        }
+    }
+    if (!b->npaths) {
+        if (b->report_path || b->so.strict)
+            snprintf(err, errcap, "--history-report and --history-strict need --history FILE...");
+        free(b);
+        return NULL;
+    }
+    b->src = hsource_open(b->paths, b->npaths, &b->so, err, errcap);
+    if (!b->src) {
+        free(b);
+        return NULL;
+    }
+    /* The first row's time, read by a source of its own: the driver's
+     * reads from the start. */
+    struct hsource *peek = hsource_open(b->paths, b->npaths, &b->so, err, errcap);
+    struct hrow row;
+    int rc = peek ? hsource_next(peek, &row, err, errcap) : -1;
+    hsource_close(peek);
+    if (rc <= 0) {
+        if (rc == 0)
+            snprintf(err, errcap, "no rows in the --history data");
+        hsource_close(b->src);
+        free(b);
+        return NULL;
+    }
+    b->first_ms = row.ts_us / 1000;
+    *first_ms = b->first_ms;
+    return b;
+}
+
+int served_attach(void *ctx, struct core *c)
+{
+    struct served *b = ctx;
+    struct history_params hp;
+    history_params_default(&hp);
+    b->h = history_create(b->src, core_exch_config(c), &hp);
+    if (!b->h)
+        return -1;
+    b->src = NULL;
+    b->rep = report_create(core_exch_config(c));
+    if (!b->rep || history_attach(b->h, c) != 0 || report_attach(b->rep, c) != 0)
+        return -1;
+    return 0;
+}
+
+int served_start(struct served *b, struct core *c, char *err, size_t errcap)
+{
+    if (history_start(b->h, c, err, errcap) != 0)
+        return -1;
+    report_name(b->rep, history_account(b->h), "history");
+    return 0;
+}
+
+void served_finish(struct served *b, struct core *c)
+{
+    if (!b->report_path || !b->rep)
+        return;
+    char *json = report_json(b->rep, c);
+    FILE *f = json ? fopen(b->report_path, "w") : NULL;
+    if (!f || fputs(json, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0)
+        fprintf(stderr, "perpsim: cannot write the report %s\n", b->report_path);
+    free(json);
+}
+
+char *served_report_fn(void *ctx, struct core *c)
+{
+    struct served *b = ctx;
+    return b->rep ? report_json(b->rep, c) : NULL;
+}
+
+void served_free(struct served *b)
+{
+    if (!b)
+        return;
+    hsource_close(b->src);
+    history_stop(NULL, b->h);
+    report_destroy(b->rep);
+    free(b);
+}

@@ -598,12 +598,45 @@ int main(int argc, char **argv)
     hugepages_reexec(argv);
     if (argc > 1 && strcmp(argv[1], "replay") == 0)
         return replay_main(argc - 1, argv + 1);
-    if (argc > 1 && strcmp(argv[1], "backtest") == 0)
-        return backtest_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "backtest") == 0) {
+        bool serve = false;
+        for (int i = 2; i < argc; i++)
+            serve |= strcmp(argv[i], "--serve") == 0;
+        if (!serve)
+            return backtest_main(argc - 1, argv + 1);
+        /* `perpsim backtest --serve --data FILE... [--strict] [--report F]
+         * [server options]` is the server with --history FILE... */
+        char **args = calloc((size_t)argc + 1, sizeof(*args));
+        if (!args)
+            return fail("%s", "out of memory");
+        int n = 0;
+        args[n++] = argv[0];
+        for (int i = 2; i < argc; i++) {
+            const char *a = argv[i];
+            if (strcmp(a, "--serve") == 0)
+                continue;
+            if (strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--speed") == 0)
+                return fail("backtest --serve: %s is not supported yet (the clock is stepped: "
+                            "POST /admin/v1/clock/advance moves it)", a);
+            args[n++] = strcmp(a, "--data") == 0     ? "--history"
+                        : strcmp(a, "--strict") == 0 ? "--history-strict"
+                        : strcmp(a, "--report") == 0 ? "--history-report"
+                                                     : argv[i];
+        }
+        argc = n;
+        argv = args; /* the process's to its end */
+    }
     struct srv_config cfg;
     /* The start time first: the default future expires at the quarter end
-     * after it. */
+     * after it. A served backtest starts at its first row. */
     ms_t start_ms = 0;
+    char herr[1024];
+    ms_t hist_ms = 0;
+    struct served *served = served_open(argc, argv, &hist_ms, herr, sizeof(herr));
+    if (!served && herr[0])
+        return fail("%s", herr);
+    if (served)
+        start_ms = hist_ms;
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--start-time") == 0) {
             const char *v = argv[i + 1];
@@ -611,7 +644,18 @@ int main(int argc, char **argv)
                 return fail("--start-time wants an ISO 8601 time after 1970, got %s", v);
         }
     srv_config_default(&cfg, start_ms);
-    bool demo = true, token_set = false, market_on = true;
+    bool demo = true, token_set = false, market_on = served == NULL;
+    if (served) {
+        cfg.clock_mode = CLOCK_STEPPED;
+        cfg.start_ms = start_ms;
+        /* As `perpsim backtest` (docs/backtest.md): the history account
+         * holds the whole book. */
+        cfg.core.exch.engine.open_orders_max = 100000;
+        cfg.core.exch.engine.verify_every = 1000;
+        cfg.attach = served_attach;
+        cfg.attach_ctx = served;
+        cfg.report = served_report_fn;
+    }
     const char *token_source = "the --admin-token flag";
     const char *data_dir = NULL;
     /* The config file first, so flags override it wherever they appear. */
@@ -733,6 +777,12 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--start-time") == 0) {
             i++; /* read above */
+        } else if (strcmp(a, "--history") == 0) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+                i++; /* read above */
+        } else if (strcmp(a, "--history-strict") == 0) {
+        } else if (strcmp(a, "--history-report") == 0) {
+            i++; /* read above */
         } else if (strcmp(a, "--seed") == 0) {
             char *end = NULL;
             unsigned long long sd = strtoull(v, &end, 10);
@@ -791,6 +841,8 @@ int main(int argc, char **argv)
         random_token(cfg.admin_token, sizeof(cfg.admin_token));
         token_source = "generated at start (set PERPSIM_ADMIN_TOKEN to choose it)";
     }
+    if (served && (cfg.clock_mode != CLOCK_STEPPED || market_on))
+        return fail("%s", "--history replays on a stepped clock without the market: drop --clock and --market");
     if (data_dir && mkdir(data_dir, 0700) != 0 && errno != EEXIST)
         return fail("cannot create the data directory %s", data_dir);
 
@@ -808,6 +860,11 @@ int main(int argc, char **argv)
         return fail("%s", err);
     unsigned port = srv_port(s);
     const struct journal_report *rec = srv_recovery(s);
+    if (rec && served) {
+        srv_stop(s);
+        served_free(served);
+        return fail("%s", "--history journals into a new --data-dir (resuming a served backtest is not supported)");
+    }
     if (rec) {
         /* Always printed, --quiet or not: what the exchange came back as. */
         struct core_summary sum;
@@ -869,6 +926,17 @@ int main(int argc, char **argv)
         srv_stop(s);
         return fail("%s", "--index-csv replays the market's indices: it needs the market (drop --no-market)");
     }
+    /* The history after the demo account, which keeps number 1. */
+    if (served) {
+        if (served_start(served, srv_core(s), err, sizeof(err)) != 0) {
+            srv_stop(s);
+            served_free(served);
+            return fail("%s", err);
+        }
+        if (!cfg.quiet)
+            printf("  history      replayed into the book as the clock advances "
+                   "(POST /admin/v1/clock/advance; GET /admin/v1/report)\n");
+    }
     /* The living market after the demo account, which keeps number 1. */
     if (market_on) {
         if (srv_market_start(s, err, sizeof(err)) != 0) {
@@ -889,6 +957,9 @@ int main(int argc, char **argv)
     sigwait(&set, &sig);
     if (!cfg.quiet)
         printf("perpsim: stopping (signal %d)\n", sig);
+    if (served)
+        served_finish(served, srv_core(s));
     srv_stop(s);
+    served_free(served);
     return 0;
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""A served backtest driven by a bot over HTTP: `perpsim backtest --serve`.
+
+The bot signs its requests as BitMEX documents, places a limit order behind
+1,000 contracts of historical size, steps the clock with
+POST /admin/v1/clock/advance and reads its fills with GET /execution: it is
+filled exactly when the tape has traded the size ahead of it (at 4 s, not at
+2 s or 3 s), at its price; the order book is the history's; the report at
+GET /admin/v1/report and the one written at the stop show its trade and
+position; the money audit is exact.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "http"))
+import httpkit  # noqa: E402
+from httpkit import check  # noqa: E402
+
+PERPSIM = sys.argv[1]
+DAY = "2024-01-15D"
+T0 = 1705276800000  # 2024-01-15T00:00:00Z
+
+
+class Served(httpkit.Server):
+    def __init__(self, binary, *args):
+        self.p = subprocess.Popen([binary, "backtest", "--serve", *args, "--listen", "127.0.0.1:0",
+                                   "--admin-token", httpkit.TOKEN, "--no-demo", "--rate-limit", "off"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 20
+        self.port, self.banner = None, ""
+        while time.time() < deadline:
+            line = self.p.stdout.readline()
+            if not line:
+                break
+            self.banner += line
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if not self.port:
+            httpkit.fail(f"served backtest did not start: {self.banner}")
+        import http.client
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+
+def advance_to(s, ms):
+    st, _, c = s.admin("POST", "clock/advance", {"to": iso(T0 + ms)})
+    check(st == 200 and c["mode"] == "stepped", f"advance to +{ms} ms: {st} {c}")
+
+
+def iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def fills(bot):
+    rows = bot.ok("GET", "execution/tradeHistory", params={"symbol": "XBTUSD", "count": 100})
+    return [r for r in rows if r["execType"] == "Trade"]
+
+
+tmp = tempfile.mkdtemp(prefix="perpsim-bt-serve-")
+trade = os.path.join(tmp, "trade.csv")
+quote = os.path.join(tmp, "quote.csv")
+report = os.path.join(tmp, "report.json")
+with open(trade, "w") as f:
+    f.write("timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,"
+            "foreignNotional,trdType\n")
+    for sec, size in ((2, 600), (3, 400), (4, 300)):
+        f.write(f"{DAY}00:00:0{sec}.000000000,XBTUSD,Sell,{size},42000,ZeroMinusTick,"
+                f"00000000-0000-0000-0000-00000000000{sec},0,0,0,Regular\n")
+with open(quote, "w") as f:
+    f.write("timestamp,symbol,bidSize,bidPrice,askPrice,askSize\n")
+    f.write(f"{DAY}00:00:00.000000000,XBTUSD,1000,42000,42000.5,1000\n")
+    f.write(f"{DAY}00:00:02.000000000,XBTUSD,400,42000,42000.5,1000\n")
+    f.write(f"{DAY}00:00:03.000000000,XBTUSD,300,42000,42000.5,1000\n")
+    f.write(f"{DAY}00:00:04.000000000,XBTUSD,,,42000.5,1000\n")
+
+s = Served(PERPSIM, "--data", trade, quote, "--report", report)
+try:
+    check("history" in s.banner, f"the banner says the history replays: {s.banner}")
+    st, _, c = s.admin("GET", "clock")
+    check(st == 200 and c["mode"] == "stepped" and c["time"] == iso(T0), f"stepped from the first row: {c}")
+    bot = s.account({"XBt": 1_000_000_000})
+    advance_to(s, 1000)
+    book = s.get("/api/v1/orderBook/L2?symbol=XBTUSD&depth=5")
+    bids = [(r["price"], r["size"]) for r in book if r["side"] == "Buy"]
+    check(bids == [(42000, 1000)], f"the historical bid: {book}")
+    o = bot.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 200, "price": 42000,
+                                 "ordType": "Limit"})
+    check(o["ordStatus"] == "New", f"resting behind history: {o}")
+    advance_to(s, 2500)
+    check(fills(bot) == [], "600 of the 1,000 ahead traded: no fill")
+    advance_to(s, 3500)
+    check(fills(bot) == [], "the whole 1,000 ahead traded: still no fill")
+    advance_to(s, 5000)
+    f = fills(bot)
+    check(len(f) == 1 and f[0]["lastQty"] == 200 and f[0]["lastPx"] == 42000,
+          f"the third sell takes the bot's 200 at 42000: {f}")
+    check(f and f[0]["timestamp"] == iso(T0 + 4000), f"at the trade's time: {f}")
+    pos = bot.ok("GET", "position", params={"filter": json.dumps({"symbol": "XBTUSD"})})
+    check(pos and pos[0]["currentQty"] == 200, f"long 200: {pos}")
+    st, _, rep = s.admin("GET", "report")
+    check(st == 200, f"GET /admin/v1/report: {st} {rep}")
+    mine = [a for a in rep["accounts"] if a["account"] == bot.account]
+    check(len(mine) == 1 and mine[0]["trades"] == 1 and mine[0]["positions"] == {"XBTUSD": 200},
+          f"the bot in the report: {rep}")
+    check(any(a["name"] == "history" for a in rep["accounts"]), f"history in the report: {rep}")
+    s.audit()
+finally:
+    s.stop()
+with open(report) as f:
+    final = json.load(f)
+check(any(a["account"] == bot.account and a["volume"] == 200 for a in final["accounts"]),
+      f"the report written at the stop: {final}")
+print(f"served backtest: {httpkit.checks} checks passed")
