@@ -606,7 +606,8 @@ int main(int argc, char **argv)
             return backtest_main(argc - 1, argv + 1);
         /* `perpsim backtest --serve --data FILE... [--strict] [--report F]
          * [server options]` is the server with --history FILE... */
-        char **args = calloc((size_t)argc + 1, sizeof(*args));
+        static char **args; /* the process's to its end */
+        args = calloc((size_t)argc + 1, sizeof(*args));
         if (!args)
             return fail("%s", "out of memory");
         int n = 0;
@@ -624,7 +625,7 @@ int main(int argc, char **argv)
                                                      : argv[i];
         }
         argc = n;
-        argv = args; /* the process's to its end */
+        argv = args;
     }
     struct srv_config cfg;
     /* The start time first: the default future expires at the quarter end
