@@ -159,8 +159,9 @@ int backtest_main(int argc, char **argv)
         return fail("out of memory", NULL);
     }
     ms_t t0;
-    if (history_first_ms(h, &t0, err, sizeof(err)) != 0 || t0 == INT64_MAX) {
-        fprintf(stderr, "perpsim backtest: %s\n", t0 == INT64_MAX ? "no rows in the data" : err);
+    int first = history_first_ms(h, &t0, err, sizeof(err));
+    if (first != 0 || t0 == INT64_MAX) {
+        fprintf(stderr, "perpsim backtest: %s\n", first != 0 ? err : "no rows in the data");
         history_stop(NULL, h);
         return 1;
     }

@@ -10,6 +10,7 @@
  */
 #include "history/driver.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct level {
     uint32_t n, cap;
     uint64_t foreign_seq; /* the last command at which someone else joined the level */
     uint32_t gen;         /* the snapshot that last named it */
+    bool retry;           /* an add was refused (post-only): try again once nothing crosses */
     int32_t live;         /* its place in its instrument's live list, -1 when not there */
 };
 
@@ -43,8 +45,9 @@ struct hinst {
     uint32_t nlive, caplive;
     bool has_book;        /* book rows seen: quotes ignored */
     bool in_snapshot;
+    int64_t snap_us;      /* the time of the snapshot being read */
     uint32_t gen;
-    bool dirty;           /* a level's add was refused: try again on a later row */
+    bool dirty;           /* some level's add was refused: try again before the next row */
 };
 
 struct history {
@@ -66,6 +69,7 @@ struct history {
     px_t index_px[INDICES_MAX];
     ms_t index_ms[INDICES_MAX];
     uint64_t seq;         /* the record being consumed */
+    uint64_t shortfalls;  /* clOrdIDs of the shortfall orders: "hs<n>" */
     struct history_stats st;
     pthread_mutex_t lock; /* st, for readers on other threads */
 };
@@ -190,9 +194,11 @@ static void order_remove(struct level *l, struct horder *o)
     l->n--;
 }
 
+/* The history's resting orders (its book and a trade's shortfall); its
+ * takers are ImmediateOrCancel. */
 static bool is_book_order(const struct order_view *o)
 {
-    return o->ord_type == ORD_LIMIT && o->tif == TIF_GTC && (o->exec_inst & EXEC_POST_ONLY);
+    return o->ord_type == ORD_LIMIT && o->tif == TIF_GTC;
 }
 
 static void consume(void *ctx, const struct core_record *r)
@@ -202,16 +208,26 @@ static void consume(void *ctx, const struct core_record *r)
     for (uint32_t k = 0; k < r->nev; k++) {
         const struct event *e = &r->ev[k].ev;
         if (e->type != EV_NEW && e->type != EV_FILL && e->type != EV_CANCELED && e->type != EV_AMENDED &&
-            e->type != EV_RESTATED && e->type != EV_TRIGGERED)
+            e->type != EV_RESTATED && e->type != EV_TRIGGERED && e->type != EV_REJECTED)
             continue;
         const struct order_view *o = &e->order;
-        if (!h->account_made || o->account != h->account) {
-            /* Someone else at a level: history's later size goes behind it. */
-            if (o->price > 0 && (e->type == EV_NEW || e->type == EV_AMENDED || e->type == EV_TRIGGERED)) {
+        if (!h->account_made || e->account != h->account) {
+            /* Someone else at a level: history's later size goes behind
+             * it (an iceberg's new slice joins the back too). */
+            bool refill = e->type == EV_FILL && e->u.fill.maker && o->display_qty > 0 && o->leaves > 0;
+            if (o->price > 0 && (e->type == EV_NEW || e->type == EV_AMENDED || e->type == EV_TRIGGERED || refill)) {
                 int64_t i = level_find(h, o->inst, o->side, o->price, false);
                 if (i >= 0)
                     h->tab[i].foreign_seq = r->seq;
             }
+            continue;
+        }
+        if (e->type == EV_REJECTED) {
+            if (r->cmd->type != CC_EXCH || r->cmd->x.type != CMD_NEW_ORDER)
+                continue; /* a cut of an order a trade has just taken */
+            pthread_mutex_lock(&h->lock);
+            h->st.refused++;
+            pthread_mutex_unlock(&h->lock);
             continue;
         }
         if (!is_book_order(o))
@@ -236,8 +252,10 @@ static void consume(void *ctx, const struct core_record *r)
                 l->have += o->leaves - ho->leaves;
                 ho->leaves = o->leaves;
             }
-            if (e->type == EV_CANCELED && e->reason == CXL_POST_ONLY)
+            if (e->type == EV_CANCELED && e->reason == CXL_POST_ONLY) {
+                l->retry = true;
                 h->inst[o->inst].dirty = true;
+            }
         }
         level_touch(h, (uint32_t)i);
     }
@@ -256,7 +274,12 @@ static void push(struct out *w, struct cmd *x)
     w->h->st.commands++;
 }
 
-static void new_order(struct out *w, uint16_t inst, uint8_t side, px_t px, qty_t qty, bool book)
+enum hord { H_BOOK, H_SHORTFALL, H_TAKER };
+
+/* History's orders: its book (post-only: it never takes by itself), a
+ * trade's shortfall (resting, named to be cut after the trade), the tape's
+ * taker (ImmediateOrCancel). */
+static void new_order(struct out *w, uint16_t inst, uint8_t side, px_t px, qty_t qty, enum hord kind)
 {
     qty_t max = w->h->cfg->engine.instruments[inst].max_order_qty;
     while (qty > 0) {
@@ -270,10 +293,12 @@ static void new_order(struct out *w, uint16_t inst, uint8_t side, px_t px, qty_t
         no->has = HAS_QTY | HAS_PRICE;
         no->side = side;
         no->ord_type = ORD_LIMIT;
-        no->tif = book ? TIF_GTC : TIF_IOC;
-        no->exec_inst = book ? EXEC_POST_ONLY : 0;
+        no->tif = kind == H_TAKER ? TIF_IOC : TIF_GTC;
+        no->exec_inst = kind == H_BOOK ? EXEC_POST_ONLY : 0;
         no->qty = q;
         no->price = px;
+        if (kind == H_SHORTFALL)
+            snprintf(no->clordid, sizeof(no->clordid), "hs%" PRIu64, ++w->h->shortfalls);
         push(w, &x);
         qty -= q;
     }
@@ -355,6 +380,7 @@ static void level_add(struct out *w, const struct core_view *v, struct level *l,
      * history never crosses itself; a user's order it would cross cancels
      * the add (post-only), tried again later: check then first. */
     if (check && crosses(v, l)) {
+        l->retry = true;
         w->h->inst[l->inst].dirty = true;
         return;
     }
@@ -367,13 +393,16 @@ static void level_add(struct out *w, const struct core_view *v, struct level *l,
             return;
         }
     }
-    new_order(w, l->inst, l->side, l->px, add, true);
+    new_order(w, l->inst, l->side, l->px, add, H_BOOK);
 }
 
+/* One pass over a level: cuts (adds false) or adds. A row's cuts and adds
+ * are of different levels, decided from the same mirror: cuts first in the
+ * batch, each once. */
 static void level_fix(struct out *w, const struct core_view *v, uint32_t i, bool adds)
 {
     struct level *l = &w->h->tab[i];
-    if (l->desired < l->have)
+    if (!adds && l->desired < l->have)
         level_cut(w, l);
     else if (adds && l->desired > l->have)
         level_add(w, v, l, false);
@@ -389,6 +418,9 @@ static void retry_dirty(struct out *w, const struct core_view *v, uint16_t inst)
     hi->dirty = false;
     for (uint32_t k = 0; k < hi->nlive; k++) {
         struct level *l = &w->h->tab[hi->live[k]];
+        if (!l->retry)
+            continue;
+        l->retry = false;
         if (l->desired > l->have)
             level_add(w, v, l, true);
     }
@@ -411,9 +443,14 @@ static bool on_tick(const struct history *h, uint16_t inst, px_t px)
     return px > 0 && (tick <= 0 || px % tick == 0);
 }
 
+/* A size rounded down to the lot; 0 (skipped) when it is not a size any
+ * book holds: past 1,000 orders of the largest size. */
 static qty_t lots(const struct history *h, uint16_t inst, qty_t q)
 {
     qty_t lot = h->cfg->engine.instruments[inst].lot_qty;
+    qty_t max = h->cfg->engine.instruments[inst].max_order_qty;
+    if (max > 0 && q / 1000 > max)
+        return 0;
     return lot > 1 ? q / lot * lot : q;
 }
 
@@ -446,11 +483,35 @@ static void do_trade(struct out *w, const struct core_view *v, uint16_t inst, co
             break;
         avail += sz[k];
     }
+    /* History's own levels on the taker's side at or through the price
+     * are stale (the data's book moved in the same instant): they go first,
+     * or the shortfall would meet them. */
+    struct hinst *hi = &h->inst[inst];
+    for (uint32_t k = 0; k < hi->nlive; k++) {
+        struct level *l = &h->tab[hi->live[k]];
+        if (l->side == r->side && l->have > 0 && (r->side == SIDE_BUY ? l->px >= r->price : l->px <= r->price)) {
+            l->desired = 0;
+            level_cut(w, l);
+        }
+    }
+    uint64_t named = 0;
     if (avail < q) {
         h->st.shortfall++;
-        new_order(w, inst, opp, r->price, q - avail, true);
+        new_order(w, inst, opp, r->price, q - avail, H_SHORTFALL);
+        named = h->shortfalls;
     }
-    new_order(w, inst, r->side, r->price, q, false);
+    new_order(w, inst, r->side, r->price, q, H_TAKER);
+    if (named) {
+        /* What the trade left of it (the book held hidden size it did not
+         * count) is not in the data: cut. */
+        struct cmd x;
+        memset(&x, 0, sizeof(x));
+        x.type = CMD_CANCEL;
+        x.account = h->account;
+        x.inst = inst;
+        snprintf(x.u.cancel.clordid, sizeof(x.u.cancel.clordid), "hs%" PRIu64, named);
+        push(w, &x);
+    }
     uint16_t ix = h->cfg->inst[inst].index;
     if (!h->index_from_ticker[ix] &&
         (h->index_px[ix] == 0 || t - h->index_ms[ix] >= h->p.index_step_ms))
@@ -520,6 +581,7 @@ static void do_book(struct out *w, const struct core_view *v, uint16_t inst, con
     h->st.book_rows++;
     if (r->snapshot && !hi->in_snapshot) {
         hi->in_snapshot = true;
+        hi->snap_us = r->ts_us;
         hi->gen++;
     }
     qty_t q = lots(h, inst, r->size);
@@ -531,6 +593,7 @@ static void do_book(struct out *w, const struct core_view *v, uint16_t inst, con
     if (r->snapshot)
         l->gen = hi->gen;
     level_touch(h, (uint32_t)i);
+    level_fix(w, v, (uint32_t)i, false);
     level_fix(w, v, (uint32_t)i, true);
 }
 
@@ -598,22 +661,34 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
     pthread_mutex_lock(&h->lock);
     while (out->n == 0 && peek(h) && row_ms(&h->row) <= t) {
         struct hrow *r = &h->row;
-        h->has_row = false;
-        h->st.rows++;
-        h->st.last_ms = row_ms(r);
         int k = inst_of(h, r->symbol);
         if (k < 0) {
+            h->has_row = false;
+            h->st.rows++;
             h->st.unlisted++;
             continue;
         }
         uint16_t inst = (uint16_t)k;
-        if (h->inst[inst].in_snapshot && !(r->kind == HR_BOOK && r->snapshot)) {
+        struct hinst *hi = &h->inst[inst];
+        /* Steps of their own before the row, each decided from the mirror
+         * with the step before applied: the levels refused earlier, then
+         * the end of a snapshot. */
+        if (hi->dirty) {
+            retry_dirty(&w, v, inst);
+            if (out->n)
+                break;
+        }
+        if (hi->in_snapshot && !(r->kind == HR_BOOK && r->snapshot && r->ts_us == hi->snap_us)) {
             snapshot_end(h, inst);
-            struct hinst *hi = &h->inst[inst];
             for (uint32_t j = 0; j < hi->nlive; j++)
                 level_fix(&w, v, hi->live[j], false);
             prune(h, inst);
+            if (out->n)
+                break;
         }
+        h->has_row = false;
+        h->st.rows++;
+        h->st.last_ms = row_ms(r);
         switch (r->kind) {
         case HR_TRADE:
             if (!on_tick(h, inst, r->price))
@@ -633,7 +708,6 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
         default:
             break;
         }
-        retry_dirty(&w, v, inst);
     }
     pthread_mutex_unlock(&h->lock);
 }

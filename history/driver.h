@@ -20,7 +20,9 @@
  *    level after it: the same place). Going down cancels from the back:
  *    the history's newest orders at the level first, so a user's order
  *    never moves ahead of size that was there before it, and moves up only
- *    when size ahead of it goes (or trades).
+ *    when size ahead of it goes (or trades). Someone else's order joining
+ *    the level (an iceberg's new slice too) puts later history size behind
+ *    it.
  *  - History never takes liquidity with its book: a book order that would
  *    cross (a user's order at or through its price) is canceled by the
  *    engine (post-only) and tried again on a later row of its instrument,
@@ -29,12 +31,14 @@
  *    on the taker's side at the trade's price and size: it takes every
  *    order at that price or better in price-time priority, the user's
  *    included, so a user's order fills when, and only when, the tape
- *    reaches it. When the book holds less than the trade at that price or
- *    better (trades without a book, or a user's order took that liquidity
- *    earlier), a post-only history order for the shortfall is placed at
- *    the trade's price first, so the print happens as it did. History
- *    trading with history is a self-trade of one account: no position, a
- *    public trade.
+ *    reaches it. History's own levels on the taker's side at or through
+ *    the trade's price are stale (the data's book moved in that instant)
+ *    and go first. When the book shows less than the trade at that price
+ *    or better (trades without a book, or a user's order took that
+ *    liquidity earlier), a history order for the shortfall rests at the
+ *    trade's price first, so the print happens as it did, and what the
+ *    trade leaves of it is cut after. History trading with history is a
+ *    self-trade of one account: no position, a public trade.
  *  - A user's fill against history leaves the history level smaller than
  *    the data says; the next quote or book row for that level sets it to
  *    the data's size again (the data's later sizes are absolute).
@@ -86,9 +90,10 @@ struct history *history_create(struct hsource *src, const struct exch_config *cf
 /* Subscribes the driver to the core's change stream (it follows its own
  * orders): before the sequence opens. -1 when too late. */
 int history_attach(struct history *h, struct core *c);
-/* Makes the history account (core_run), or takes it back on a core
- * recovered from a journal, and sets the driver as the core's timer.
- * -1 with a message in err. */
+/* Makes the history account (core_run) and sets the driver as the core's
+ * timer: on a new exchange (the driver's mirror of its orders starts
+ * empty, so a core recovered from a journal cannot be resumed). -1 with a
+ * message in err. */
 int history_start(struct history *h, struct core *c, char *err, size_t errcap);
 /* The engine time of the first row (INT64_MAX when none), reading it
  * ahead: the clock's start. -1 with err when the source fails. */
@@ -98,7 +103,10 @@ const char *history_error(const struct history *h);
 void history_stats(struct history *h, struct history_stats *out);
 const struct hsource *history_source(const struct history *h);
 uint32_t history_account(const struct history *h);
-/* Takes the timer off the core and frees everything (the source too). */
+/* Takes the timer off the core and frees everything (the source too).
+ * The driver stays a consumer of the core's change stream: after the
+ * core's last command (core_shutdown), or with c NULL after the core is
+ * gone. */
 void history_stop(struct core *c, struct history *h);
 
 #endif

@@ -39,6 +39,9 @@ struct bt {
     uint32_t user;
     uint16_t xbt;
     qty_t filled;      /* the user's contracts filled */
+    uint64_t prints;   /* public trades */
+    px_t last_print_px;
+    uint64_t rejects;  /* commands refused, anyone's */
     px_t last_fill_px;
     ms_t last_fill_ms;
 };
@@ -53,6 +56,12 @@ static void on_record(void *ctx, const struct core_record *r)
     struct bt *b = ctx;
     for (uint32_t i = 0; i < r->nev; i++) {
         const struct event *e = &r->ev[i].ev;
+        if (e->type == EV_TRADE) {
+            b->prints++;
+            b->last_print_px = e->u.trade.px;
+        }
+        if (e->type == EV_REJECTED)
+            b->rejects++;
         if (e->type == EV_FILL && b->user && e->account == b->user) {
             b->filled += e->u.fill.last_qty;
             b->last_fill_px = e->u.fill.last_px;
@@ -318,6 +327,78 @@ START_TEST(tardis_book_queue)
 }
 END_TEST
 
+/* The visible book of one side, best first, as "px:size px:size". */
+static void book_side(struct bt *b, uint8_t side, char *out, size_t cap)
+{
+    const struct core_view *v = core_view_begin(b->core);
+    px_t px[16];
+    qty_t sz[16];
+    uint32_t n = cv_levels(v, b->xbt, (enum side)side, 16, px, sz);
+    core_view_end(v);
+    out[0] = '\0';
+    for (uint32_t k = 0; k < n; k++) {
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%.1f:%lld", k ? " " : "", (double)px[k] / 1e8, (long long)sz[k]);
+    }
+}
+
+/* A trade at the history's own best bid (the quote and trade streams out of
+ * step): the stale bid goes, the print happens at the trade's price; the
+ * next quote gives exactly its sizes (a refused add once placed a level
+ * twice), and no command of the driver's is refused along the way. */
+START_TEST(trade_through_own_stale_bid)
+{
+    char t[4096] = "", q[4096] = "";
+    strcat(t, trade_head);
+    strcat(q, quote_head);
+    quote(q, sizeof(q), "00:00:00.000000000", 1000, "42000", "42001", 1000);
+    trade(t, sizeof(t), "00:00:01.000000000", "Buy", 100, "42000");
+    quote(q, sizeof(q), "00:00:02.000000000", 1000, "41999.5", "42000", 700);
+    const char *paths[] = {write_file("trade.csv", t), write_file("quote.csv", q)};
+    struct bt b;
+    bt_start(&b, paths, 2);
+    bt_to(&b, 1500);
+    ck_assert_uint_eq(b.prints, 1);
+    ck_assert_int_eq(b.last_print_px, PX(42000));
+    bt_to(&b, 3000);
+    char bids[256], asks[256];
+    book_side(&b, SIDE_BUY, bids, sizeof(bids));
+    book_side(&b, SIDE_SELL, asks, sizeof(asks));
+    ck_assert_str_eq(bids, "41999.5:1000");
+    ck_assert_str_eq(asks, "42000.0:700");
+    /* One: the cut of the shortfall's remainder, which the trade took whole. */
+    ck_assert_uint_eq(b.rejects, 1);
+    bt_audit(&b);
+    bt_stop(&b);
+}
+END_TEST
+
+/* A quote moving both sides cuts each old level once and adds each new one
+ * once: no refused command (a cut sent twice is refused the second time). */
+START_TEST(quotes_cut_once)
+{
+    char q[8192] = "";
+    strcat(q, quote_head);
+    quote(q, sizeof(q), "00:00:00.000000000", 1000, "42000", "42001", 1000);
+    quote(q, sizeof(q), "00:00:01.000000000", 600, "42000", "42001", 400);
+    quote(q, sizeof(q), "00:00:02.000000000", 800, "41999.5", "42000.5", 900);
+    quote(q, sizeof(q), "00:00:03.000000000", 200, "41999.5", "42000.5", 100);
+    quote(q, sizeof(q), "00:00:04.000000000", 500, "42000", "42001", 500);
+    const char *paths[] = {write_file("quote.csv", q)};
+    struct bt b;
+    bt_start(&b, paths, 1);
+    bt_to(&b, 5000);
+    char bids[256], asks[256];
+    book_side(&b, SIDE_BUY, bids, sizeof(bids));
+    book_side(&b, SIDE_SELL, asks, sizeof(asks));
+    ck_assert_str_eq(bids, "42000.0:500");
+    ck_assert_str_eq(asks, "42001.0:500");
+    ck_assert_uint_eq(b.rejects, 0);
+    bt_audit(&b);
+    bt_stop(&b);
+}
+END_TEST
+
 static char *run_report(const char *const *paths, uint32_t n, struct core_state *st)
 {
     struct bt b;
@@ -372,6 +453,8 @@ int main(void)
     tcase_add_test(tc, new_best_price);
     tcase_add_test(tc, tardis_book_queue);
     tcase_add_test(tc, deterministic_report);
+    tcase_add_test(tc, trade_through_own_stale_bid);
+    tcase_add_test(tc, quotes_cut_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
