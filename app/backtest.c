@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api/timefmt.h"
@@ -21,13 +20,6 @@
 
 /* Data time advanced per job: progress is shown between jobs. */
 #define STEP_MS (60 * INT64_C(1000))
-
-static double mono_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 struct stepped {
     ms_t t;
@@ -78,21 +70,16 @@ static void progress(bool tty, double t0, const struct history_stats *st, const 
 {
     if (!tty || !ss->bytes_total)
         return;
-    double el = mono_s() - t0, frac = (double)ss->bytes_in / (double)ss->bytes_total;
+    double el = replay_mono_s() - t0, frac = (double)ss->bytes_in / (double)ss->bytes_total;
     if (frac > 1)
         frac = 1;
     char ts[TF_ISO_BUF] = "-";
     if (st->last_ms)
         tf_format_ms(st->last_ms, ts, sizeof(ts));
-    double eta = frac > 0 ? el * (1 - frac) / frac : 0;
-    char bar[31];
-    int fill = (int)(frac * 30);
-    for (int i = 0; i < 30; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[30] = '\0';
-    fprintf(stderr, "\r[%s] %3.0f%%  %s  %.2fM rows/s  %.2fM commands/s  ETA %.0fs   ", bar, frac * 100, ts,
-            el > 0 ? (double)st->rows / el / 1e6 : 0, el > 0 ? (double)commands / el / 1e6 : 0, eta);
-    fflush(stderr);
+    char what[96];
+    snprintf(what, sizeof(what), "%.2fM rows/s  %.2fM commands/s", el > 0 ? (double)st->rows / el / 1e6 : 0,
+             el > 0 ? (double)commands / el / 1e6 : 0);
+    replay_print_bar(frac, ts, what, frac > 0 ? el * (1 - frac) / frac : 0);
 }
 
 int backtest_main(int argc, char **argv)
@@ -215,7 +202,7 @@ int backtest_main(int argc, char **argv)
     }
     report_name(rep, history_account(h), "history");
     bool tty = isatty(STDERR_FILENO) != 0;
-    double w0 = mono_s();
+    double w0 = replay_mono_s();
     struct history_stats st;
     for (;;) {
         history_stats(h, &st);
@@ -239,7 +226,7 @@ int backtest_main(int argc, char **argv)
         if (so.to_us != INT64_MAX && next >= so.to_us / 1000)
             break;
     }
-    double el = mono_s() - w0;
+    double el = replay_mono_s() - w0;
     if (tty)
         fprintf(stderr, "\n");
     if (history_error(h)) {

@@ -16,7 +16,7 @@
 #include "api/timefmt.h"
 #include "journal/journal.h"
 
-static double mono_s(void)
+double replay_mono_s(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -57,18 +57,25 @@ static void on_progress(void *ctx, uint64_t bytes, uint64_t total, const struct 
     struct progress *p = ctx;
     if (!p->tty || !total)
         return;
-    double el = mono_s() - p->t0, frac = (double)bytes / (double)total;
+    double el = replay_mono_s() - p->t0, frac = (double)bytes / (double)total;
     char ts[TF_ISO_BUF] = "-";
     if (last)
         tf_format_ms(last->ts, ts, sizeof(ts));
     double rate = el > 0 && last ? (double)last->seq / el : 0;
     double eta = frac > 0 ? el * (1 - frac) / frac : 0;
+    char what[64];
+    snprintf(what, sizeof(what), "%.2fM commands/s", rate / 1e6);
+    replay_print_bar(frac, ts, what, eta);
+}
+
+void replay_print_bar(double frac, const char *ts, const char *what, double eta_s)
+{
     char bar[31];
     int fill = (int)(frac * 30);
     for (int i = 0; i < 30; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r[%s] %3.0f%%  %s  %.2fM commands/s  ETA %.0fs   ", bar, frac * 100, ts, rate / 1e6, eta);
+    fprintf(stderr, "\r[%s] %3.0f%%  %s  %s  ETA %.0fs   ", bar, frac * 100, ts, what, eta_s);
     fflush(stderr);
 }
 
@@ -152,10 +159,10 @@ int replay_main(int argc, char **argv)
     }
     uint64_t events = 0;
     core_subscribe(c, count_events, &events, true);
-    struct progress p = {isatty(STDERR_FILENO) != 0, mono_s(), 0};
+    struct progress p = {isatty(STDERR_FILENO) != 0, replay_mono_s(), 0};
     struct journal_report rep;
     int rc = journal_replay(dir, c, to_seq, last_good, on_progress, &p, &rep, err, sizeof(err));
-    double el = mono_s() - p.t0;
+    double el = replay_mono_s() - p.t0;
     if (p.tty)
         fprintf(stderr, "\n");
     if (rc != 0) {

@@ -11,8 +11,6 @@ position; the money audit is exact.
 """
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,28 +22,6 @@ from httpkit import check  # noqa: E402
 PERPSIM = sys.argv[1]
 DAY = "2024-01-15D"
 T0 = 1705276800000  # 2024-01-15T00:00:00Z
-
-
-class Served(httpkit.Server):
-    def __init__(self, binary, *args):
-        self.p = subprocess.Popen([binary, "backtest", "--serve", *args, "--listen", "127.0.0.1:0",
-                                   "--admin-token", httpkit.TOKEN, "--no-demo", "--rate-limit", "off"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 20
-        self.port, self.banner = None, ""
-        while time.time() < deadline:
-            line = self.p.stdout.readline()
-            if not line:
-                break
-            self.banner += line
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        if not self.port:
-            httpkit.fail(f"served backtest did not start: {self.banner}")
-        import http.client
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
 
 
 def advance_to(s, ms):
@@ -79,7 +55,8 @@ with open(quote, "w") as f:
     f.write(f"{DAY}00:00:03.000000000,XBTUSD,300,42000,42000.5,1000\n")
     f.write(f"{DAY}00:00:04.000000000,XBTUSD,,,42000.5,1000\n")
 
-s = Served(PERPSIM, "--data", trade, quote, "--report", report)
+s = httpkit.Server(PERPSIM, "--rate-limit", "off",
+                   command=[PERPSIM, "backtest", "--serve", "--data", trade, quote, "--report", report])
 try:
     check("history" in s.banner, f"the banner says the history replays: {s.banner}")
     st, _, c = s.admin("GET", "clock")

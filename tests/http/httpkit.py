@@ -42,9 +42,12 @@ class Server:
 
     client_class = None  # Client, set below; a test may subclass both
 
-    def __init__(self, binary, *args, market=False):
+    def __init__(self, binary, *args, market=False, command=None):
+        """command: what comes before the server's flags (default: the
+        binary; `[binary, "backtest", "--serve", ...]` for a served backtest)."""
         quiet_market = [] if market else ["--no-market"]
-        self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo", *quiet_market, *args],
+        self.p = subprocess.Popen([*(command or [binary]), "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo",
+                                   *quiet_market, *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 20
         self.port = None
