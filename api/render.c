@@ -880,6 +880,7 @@ const char *reject_message(enum reject r, int *status)
     case REJ_TRANSFER_TOO_LARGE: return "Transfer would leave the position below its initial margin";
     case REJ_INSTRUMENT_CLOSED: return "Instrument expired";
     case REJ_LIQUIDATION_IN_PROGRESS: return "Account is in liquidation";
+    case REJ_INVALID_FUNDING: return "Invalid funding rate";
     default: *status = 500; return "Server Error";
     }
 }

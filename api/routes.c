@@ -1910,6 +1910,58 @@ static void admin_index(struct req *r)
     submit_job(r, j, LS_KIND_OTHER, true, finish_index);
 }
 
+static void finish_funding(struct req *r)
+{
+    struct core_job *j = r->job;
+    if (j->rej[0] != REJ_NONE) {
+        reject_reply(r, &j->cmds[0], j->rej[0]);
+        return;
+    }
+    view_open(r);
+    cJSON *o = render_instrument(r->v, j->cmds[0].inst, cv_now(r->v));
+    view_close(r);
+    reply_json(r, 200, o);
+}
+
+/* An instructor's (or a harness's) funding rate for a perpetual's next
+ * funding, in place of the one the premium formed: {"symbol",
+ * "fundingRate", "indicativeFundingRate"?}. Answers the instrument. */
+static void admin_funding(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const known[] = {"symbol", "fundingRate", "indicativeFundingRate", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    const char *y = str_param(r->params, "symbol");
+    int inst = y ? inst_find(s->x, y) : -1;
+    if (inst < 0) {
+        reply_error(r, 400, VALIDATION, y ? "Invalid symbol" : "'symbol' is a required arg.");
+        return;
+    }
+    int64_t rate = 0, ind = 0;
+    enum prm_get gr = prm_fixed(r->params, "fundingRate", 8, &rate);
+    enum prm_get gi = prm_fixed(r->params, "indicativeFundingRate", 8, &ind);
+    if (gr != PRM_FOUND) {
+        reply_error(r, 400, VALIDATION, gr == PRM_ABSENT ? "'fundingRate' is a required arg." : "Invalid fundingRate");
+        return;
+    }
+    if (gi != PRM_FOUND && gi != PRM_ABSENT) {
+        reply_error(r, 400, VALIDATION, "Invalid indicativeFundingRate");
+        return;
+    }
+    struct core_job *j = core_job_new(J_INDEX, 0, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->cmds[0].type = CMD_SET_FUNDING;
+    j->cmds[0].inst = (uint16_t)inst;
+    j->cmds[0].u.set_funding.rate_e8 = rate;
+    j->cmds[0].u.set_funding.indicative_e8 = ind;
+    j->cmds[0].u.set_funding.has_indicative = gi == PRM_FOUND;
+    submit_job(r, j, LS_KIND_OTHER, true, finish_funding);
+}
+
 static void admin_audit(struct req *r)
 {
     struct srv *s = r->s;
@@ -2318,6 +2370,7 @@ static const struct route admin_routes[] = {
     {"POST", "deposit", a_deposit, false},
     {"POST", "withdraw", a_withdraw, false},
     {"POST", "index", admin_index, false},
+    {"POST", "funding", admin_funding, false},
     {"GET", "audit", admin_audit, false},
     {"GET", "state", admin_state, false},
     {"GET", "report", admin_report, false},

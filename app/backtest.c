@@ -250,6 +250,10 @@ int backtest_main(int argc, char **argv)
     printf("  commands     %" PRIu64 " (%.0f/s), %" PRIu64 " index moves, %" PRIu64
            " trades needing liquidity placed\n",
            core_commands(c), el > 0 ? (double)core_commands(c) / el : 0, st.index_moves, st.shortfall);
+    if (st.funding_rates || st.funding_other_time || st.funding_absurd)
+        printf("  funding      %" PRIu64 " rates from the data announced, %" PRIu64
+               " for another funding time, %" PRIu64 " beyond +-10%% skipped\n",
+               st.funding_rates, st.funding_other_time, st.funding_absurd);
     replay_print_summary(stdout, &sum);
     char *json = report_json(rep, c);
     if (!json) {

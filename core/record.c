@@ -144,6 +144,11 @@ static void cmd(struct rbuf *b, const struct cmd *c)
         U16(b, c->u.set_index.index);
         I64(b, c->u.set_index.price);
         break;
+    case CMD_SET_FUNDING:
+        I64(b, c->u.set_funding.rate_e8);
+        I64(b, c->u.set_funding.indicative_e8);
+        U8(b, c->u.set_funding.has_indicative);
+        break;
     default: /* CMD_CLOCK, CMD_SET_CROSS: no arguments */
         break;
     }
@@ -535,6 +540,11 @@ static void gcmd(struct rd *r, struct cmd *c)
     case CMD_SET_INDEX:
         c->u.set_index.index = G16(r);
         c->u.set_index.price = G64(r);
+        break;
+    case CMD_SET_FUNDING:
+        c->u.set_funding.rate_e8 = G64(r);
+        c->u.set_funding.indicative_e8 = G64(r);
+        c->u.set_funding.has_indicative = G8(r);
         break;
     case CMD_CLOCK:
     case CMD_SET_CROSS:

@@ -874,7 +874,7 @@ static void submit_timer_cmd(struct core *c, const struct cmd *x)
     case CMD_NEW_ORDER: lk = LS_KIND_NEW_ORDER; break;
     case CMD_AMEND: lk = LS_KIND_AMEND; break;
     case CMD_CANCEL: lk = LS_KIND_CANCEL; exempt = true; break;
-    case CMD_SET_INDEX: jk = J_INDEX; exempt = true; break;
+    case CMD_SET_INDEX: case CMD_SET_FUNDING: jk = J_INDEX; exempt = true; break;
     case CMD_SET_LEVERAGE: case CMD_SET_CROSS: case CMD_SET_RISK_LIMIT: case CMD_TRANSFER_MARGIN:
         jk = J_POSITION;
         lk = LS_KIND_POSITION;

@@ -2039,6 +2039,7 @@ static const char *const reject_names[REJ_COUNT] = {
     [REJ_TRANSFER_TOO_LARGE] = "transfer_too_large",
     [REJ_INSTRUMENT_CLOSED] = "instrument_closed",
     [REJ_LIQUIDATION_IN_PROGRESS] = "liquidation_in_progress",
+    [REJ_INVALID_FUNDING] = "invalid_funding",
 };
 
 static const char *const cancel_names[CXL_COUNT] = {

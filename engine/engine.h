@@ -269,6 +269,7 @@ enum reject {
     REJ_TRANSFER_TOO_LARGE,  /* removing margin below the initial margin */
     REJ_INSTRUMENT_CLOSED,   /* the future has settled */
     REJ_LIQUIDATION_IN_PROGRESS, /* the account is being liquidated */
+    REJ_INVALID_FUNDING,     /* a funding rate for a future, or beyond +-10% */
     REJ_COUNT
 };
 
@@ -335,6 +336,7 @@ enum cmd_type {
     CMD_SET_RISK_LIMIT,  /* position/riskLimit */
     CMD_TRANSFER_MARGIN, /* position/transferMargin: signed amount */
     CMD_SET_INDEX,       /* an index price; margin/ derives every mark from it */
+    CMD_SET_FUNDING,     /* a perpetual's announced funding rate (history's data, an admin) */
 };
 
 /* Which optional fields of a new order were given (no sentinels). */
@@ -418,6 +420,9 @@ struct cmd {
         sats_t risk_limit;      /* SET_RISK_LIMIT */
         sats_t transfer;        /* TRANSFER_MARGIN: > 0 adds to the position */
         struct { uint16_t index; px_t price; } set_index; /* SET_INDEX */
+        /* SET_FUNDING (of inst): the rate paid at the next funding, and the
+         * indicative rate of the interval after when has_indicative */
+        struct { int64_t rate_e8, indicative_e8; uint8_t has_indicative; } set_funding;
     } u;
 };
 

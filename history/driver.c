@@ -48,6 +48,10 @@ struct hinst {
     int64_t snap_us;      /* the time of the snapshot being read */
     uint32_t gen;
     bool dirty;           /* some level's add was refused: try again before the next row */
+    /* the data's funding rates last announced, for the funding at fund_for */
+    int64_t fund_rate, fund_pred;
+    bool fund_has_pred;
+    ms_t fund_for;
 };
 
 struct history {
@@ -606,10 +610,55 @@ static void prune(struct history *h, uint16_t inst)
         level_touch(h, hi->live[k]);
 }
 
-static void do_ticker(struct out *w, uint16_t inst, const struct hrow *r, ms_t t)
+/* The data's funding rate for a perpetual's next funding (and its
+ * predicted rate for the one after, as the indicative rate), when it names
+ * the funding the exchange will pay next and differs from what is
+ * announced: the rate paid is the data's, not the formula's. */
+static void ticker_funding(struct out *w, const struct core_view *v, uint16_t inst, const struct hrow *r)
+{
+    struct history *h = w->h;
+    if (!(r->has & HT_FUNDING_RATE) || !h->cfg->inst[inst].perpetual)
+        return;
+    struct exch_instrument_state st;
+    cv_instrument(v, inst, &st);
+    if (st.settled)
+        return;
+    if ((r->has & HT_FUNDING_TS) && r->funding_ts_us / 1000 != st.next_funding_ms) {
+        h->st.funding_other_time++;
+        return;
+    }
+    if (r->funding_rate_e8 < -FUNDING_RATE_MAX || r->funding_rate_e8 > FUNDING_RATE_MAX ||
+        ((r->has & HT_PREDICTED_RATE) &&
+         (r->predicted_rate_e8 < -FUNDING_RATE_MAX || r->predicted_rate_e8 > FUNDING_RATE_MAX))) {
+        h->st.funding_absurd++;
+        return;
+    }
+    struct hinst *hi = &h->inst[inst];
+    bool pred = (r->has & HT_PREDICTED_RATE) != 0;
+    if (st.funding_rate_e8 == r->funding_rate_e8 && hi->fund_for == st.next_funding_ms &&
+        hi->fund_rate == r->funding_rate_e8 && hi->fund_has_pred == pred &&
+        (!pred || hi->fund_pred == r->predicted_rate_e8))
+        return;
+    hi->fund_for = st.next_funding_ms;
+    hi->fund_rate = r->funding_rate_e8;
+    hi->fund_has_pred = pred;
+    hi->fund_pred = pred ? r->predicted_rate_e8 : 0;
+    struct cmd x;
+    memset(&x, 0, sizeof(x));
+    x.type = CMD_SET_FUNDING;
+    x.inst = inst;
+    x.u.set_funding.rate_e8 = r->funding_rate_e8;
+    x.u.set_funding.indicative_e8 = hi->fund_pred;
+    x.u.set_funding.has_indicative = pred;
+    push(w, &x);
+    h->st.funding_rates++;
+}
+
+static void do_ticker(struct out *w, const struct core_view *v, uint16_t inst, const struct hrow *r, ms_t t)
 {
     struct history *h = w->h;
     h->st.tickers++;
+    ticker_funding(w, v, inst, r);
     if (!(r->has & HT_INDEX) || r->index_px <= 0)
         return;
     uint16_t ix = h->cfg->inst[inst].index;
@@ -703,7 +752,7 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
             do_book(&w, v, inst, r);
             break;
         case HR_TICKER:
-            do_ticker(&w, inst, r, t);
+            do_ticker(&w, v, inst, r, t);
             break;
         default:
             break;

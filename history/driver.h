@@ -46,8 +46,11 @@
  *    instrument's index has it, else its trades: the last trade price at
  *    most once per index_step_ms of data time (and the first quote's mid
  *    before any trade). Marks, funding and liquidations follow from the
- *    index by the margin core's own rules (funding from the premium the
- *    replayed book forms).
+ *    index by the margin core's own rules.
+ *  - A perpetual's funding rate is the data's funding_rate (derivative_ticker)
+ *    for the funding its funding_timestamp names, when that is the next one
+ *    the exchange pays (predicted_funding_rate is the indicative rate), else
+ *    the margin core's formula on the premium the replayed book forms.
  * Rows for symbols the exchange does not list, prices off the tick, and
  * sizes below one lot are counted and skipped; sizes are rounded down to
  * the lot.
@@ -77,6 +80,9 @@ struct history_stats {
     uint64_t small;          /* sizes below one lot */
     uint64_t refused;        /* history orders the exchange refused */
     uint64_t index_moves;
+    uint64_t funding_rates;  /* the data's funding rates announced */
+    uint64_t funding_other_time; /* ticker rates for another funding than the next */
+    uint64_t funding_absurd; /* rates beyond +-10%: skipped */
     ms_t last_ms;            /* data time of the last row applied */
     bool done;               /* every row applied */
 };

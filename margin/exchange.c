@@ -1226,7 +1226,9 @@ static uint32_t remargin(struct exch *x, uint16_t i)
 
 static void audit_now(struct exch *x);
 
-static void set_mark(struct exch *x, uint16_t i)
+/* The mark from the index (a no-op when it has not moved, unless always:
+ * the rates behind the margins changed). */
+static void mark_from_index(struct exch *x, uint16_t i, int always)
 {
     const struct exch_instrument *in = I(x, i);
     struct ist *s = &x->is[i];
@@ -1243,16 +1245,18 @@ static void set_mark(struct exch *x, uint16_t i)
         ms_t t = in->expiry_ms - x->now;
         must(mf_futures_fair_px(index, s->basis_annual, t > 0 ? t : 0, &mark), "futures fair");
     }
-    if (mark == s->mark)
+    if (mark == s->mark && !always)
         return;
-    s->mark = mark;
-    struct cmd c;
-    memset(&c, 0, sizeof(c));
-    c.type = CMD_SET_PRICE;
-    c.inst = i;
-    c.u.set_price.source = SRC_MARK;
-    c.u.set_price.price = mark;
-    sub(x, &c);
+    if (mark != s->mark) {
+        s->mark = mark;
+        struct cmd c;
+        memset(&c, 0, sizeof(c));
+        c.type = CMD_SET_PRICE;
+        c.inst = i;
+        c.u.set_price.source = SRC_MARK;
+        c.u.set_price.price = mark;
+        sub(x, &c);
+    }
     uint32_t below = remargin(x, i);
     emit_simple(x, EV_INSTRUMENT, 0, i);
     if (below)
@@ -1485,7 +1489,7 @@ static void time_work(struct exch *x, ms_t ts)
         if (x->next_minute == t) {
             for (uint16_t i = 0; i < x->ninst; i++) {
                 sample_minute(x, i);
-                set_mark(x, i);
+                mark_from_index(x, i, 0);
             }
             x->next_minute += 60000;
         }
@@ -1677,7 +1681,35 @@ static enum reject cmd_index(struct exch *x, const struct cmd *c)
         s.u.set_price.source = SRC_INDEX;
         s.u.set_price.price = px;
         sub(x, &s);
-        set_mark(x, i);
+        mark_from_index(x, i, 0);
+    }
+    return REJ_NONE;
+}
+
+/* M7: the rate the next funding pays, announced from outside (history's
+ * data, an instructor) in place of the one the premium formed. The fair
+ * price and every maintenance requirement (MM + the rate when paying) move
+ * with it; the premium samples go on forming the rate after. */
+static enum reject cmd_funding(struct exch *x, const struct cmd *c)
+{
+    uint16_t i = c->inst;
+    if (i >= x->ninst)
+        return reject(x, c, REJ_UNKNOWN_SYMBOL);
+    if (x->is[i].settled)
+        return reject(x, c, REJ_INSTRUMENT_CLOSED);
+    rate_t r = c->u.set_funding.rate_e8, ind = c->u.set_funding.indicative_e8;
+    if (!I(x, i)->perpetual || r < -FUNDING_RATE_MAX || r > FUNDING_RATE_MAX ||
+        (c->u.set_funding.has_indicative && (ind < -FUNDING_RATE_MAX || ind > FUNDING_RATE_MAX)))
+        return reject(x, c, REJ_INVALID_FUNDING);
+    struct ist *s = &x->is[i];
+    s->rate = r;
+    s->indicative = c->u.set_funding.has_indicative ? ind : r;
+    if (x->index_px[I(x, i)->index] > 0) {
+        mark_from_index(x, i, 1);
+    } else {
+        for (uint32_t k = 0; k < s->n; k++)
+            pos_remark(x, s->list[k], i);
+        emit_simple(x, EV_INSTRUMENT, 0, i);
     }
     return REJ_NONE;
 }
@@ -1760,7 +1792,7 @@ static void audit_now(struct exch *x)
 
 static int is_margin_cmd(uint8_t t)
 {
-    return t >= CMD_DEPOSIT && t <= CMD_SET_INDEX;
+    return t >= CMD_DEPOSIT && t <= CMD_SET_FUNDING;
 }
 
 enum reject exch_apply(struct exch *x, const struct cmd *c)
@@ -1793,6 +1825,8 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
             r = cmd_money(x, c);
         else if (c->type == CMD_SET_INDEX)
             r = cmd_index(x, c);
+        else if (c->type == CMD_SET_FUNDING)
+            r = cmd_funding(x, c);
         else
             r = cmd_position(x, c);
     }

@@ -124,6 +124,10 @@
  *     side without enough depth contributes no premium), averaged, and
  *     mf_funding_rate with the instrument's interest rate. The indicative
  *     rate is the same computation over the samples so far.
+ *     CMD_SET_FUNDING announces the next rate from outside (a backtest's
+ *     data, an instructor), up to +-FUNDING_RATE_MAX, and the indicative
+ *     rate until the next minute's sample; the fair price and every
+ *     maintenance requirement follow it at once.
  *
  * M8. Settlement: at expiry a future's open orders are canceled and
  *     every position closes at the settlement price
@@ -179,6 +183,9 @@
 /* Funding timestamps are 04:00, 12:00, 20:00 UTC: multiples of the interval
  * from this offset into the day. */
 #define FUNDING_ANCHOR_MS (4 * 3600 * INT64_C(1000))
+/* The largest funding rate a CMD_SET_FUNDING may announce: +-10% (BitMEX caps
+ * its own at 0.75 x (initial - maintenance) margin, far below). */
+#define FUNDING_RATE_MAX INT64_C(10000000)
 
 struct exch_instrument {
     struct mf_contract contract;

@@ -387,7 +387,7 @@ static void codec_commands(struct codec_set *s)
     c->ts = T0 + 1;
     c->config = &dflt.exch;
     c->limits = &dflt.limits;
-    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_SET_INDEX; t++) {
+    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_SET_FUNDING; t++) {
         for (int variant = 0; variant < 2; variant++) {
             c = &s->cmd[s->n];
             c->type = CC_EXCH;
@@ -467,6 +467,11 @@ static void codec_commands(struct codec_set *s)
             case CMD_SET_INDEX:
                 x->u.set_index.index = (uint16_t)(variant + 1);
                 x->u.set_index.price = INT64_C(301234560000);
+                break;
+            case CMD_SET_FUNDING:
+                x->u.set_funding.rate_e8 = variant ? -INT64_C(37500) : INT64_C(10000);
+                x->u.set_funding.indicative_e8 = variant ? 0 : -INT64_C(2500);
+                x->u.set_funding.has_indicative = (uint8_t)!variant;
                 break;
             default: /* CMD_CLOCK, CMD_SET_CROSS: no arguments */
                 break;
@@ -652,7 +657,7 @@ START_TEST(codec_round_trip)
     }
     /* Every kind and every command type was there. */
     ck_assert_uint_eq(kinds_seen, (1u << CC_CONFIG) | (1u << CC_EXCH) | (1u << CC_ACCOUNT) | (1u << CC_KEY));
-    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_SET_INDEX; t++)
+    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_SET_FUNDING; t++)
         ck_assert_msg(types_seen & (1u << t), "command type %u not covered", t);
     /* An unknown kind and an unknown command type are refused. */
     struct rbuf e = {0};
@@ -662,7 +667,7 @@ START_TEST(codec_round_trip)
     e.p[16] = CC_KEY + 1;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     e.p[16] = CC_EXCH;
-    e.p[17] = CMD_SET_INDEX + 1;
+    e.p[17] = CMD_SET_FUNDING + 1;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     e.p[17] = 0;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
@@ -720,7 +725,7 @@ START_TEST(codec_never_reads_outside)
         if (n > 16)
             buf[16] = (unsigned char)range(&g, CC_CONFIG, CC_KEY);
         if (n > 17)
-            buf[17] = (unsigned char)range(&g, CMD_NEW_ORDER, CMD_SET_INDEX);
+            buf[17] = (unsigned char)range(&g, CMD_NEW_ORDER, CMD_SET_FUNDING);
         /* short strings now and then, so that some get through */
         for (size_t k = 18; k + 1 < n; k += (size_t)range(&g, 1, 40))
             if (range(&g, 0, 3) == 0)

@@ -739,6 +739,60 @@ START_TEST(funding_pays_the_right_side_to_the_satoshi)
 }
 END_TEST
 
+static enum reject set_funding(uint16_t inst, rate_t rate, int has_ind, rate_t ind)
+{
+    struct cmd c = {.type = CMD_SET_FUNDING, .inst = inst};
+    c.u.set_funding.rate_e8 = rate;
+    c.u.set_funding.indicative_e8 = ind;
+    c.u.set_funding.has_indicative = (uint8_t)has_ind;
+    return run(&c);
+}
+
+/* A rate announced from outside (a backtest's data, an instructor) is the
+ * one paid; the fair price and the payer's maintenance follow it at once;
+ * a future, a rate beyond +-10% or an unknown instrument change nothing. */
+START_TEST(an_announced_funding_rate_is_paid_and_marks_at_once)
+{
+    ck_assert_int_eq(deposit(1, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 1000000000), REJ_NONE);
+    ck_assert_int_eq(set_index(0, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_SELL, 12300, USD(50000)), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 12300, USD(50000)), REJ_NONE);
+    uint64_t h0 = exch_hash(X);
+    ck_assert_int_eq(set_funding(FUT, 10000, 0, 0), REJ_INVALID_FUNDING);
+    ck_assert_int_eq(set_funding(XBTUSD, FUNDING_RATE_MAX + 1, 0, 0), REJ_INVALID_FUNDING);
+    ck_assert_int_eq(set_funding(XBTUSD, 10000, 1, -FUNDING_RATE_MAX - 1), REJ_INVALID_FUNDING);
+    ck_assert_int_eq(set_funding(99, 10000, 0, 0), REJ_UNKNOWN_SYMBOL);
+    ck_assert_uint_eq(exch_hash(X), h0);
+    struct exch_position p0;
+    exch_position(X, 1, XBTUSD, &p0);
+    /* the long pays 0.375% at the next funding */
+    ck_assert_int_eq(set_funding(XBTUSD, 375000, 1, -2500), REJ_NONE);
+    struct exch_instrument_state st;
+    exch_instrument_state(X, XBTUSD, &st);
+    ck_assert_int_eq(st.funding_rate_e8, 375000);
+    ck_assert_int_eq(st.indicative_rate_e8, -2500);
+    px_t fair;
+    ck_assert_int_eq(mf_perp_fair_px(USD(50000), 375000, st.next_funding_ms - NOW,
+                                     exch_config(X)->inst[XBTUSD].funding_interval_ms, &fair), MF_OK);
+    ck_assert_int_eq(st.mark_px, fair);
+    ck_assert(fair > USD(50000));
+    struct exch_position p1;
+    exch_position(X, 1, XBTUSD, &p1);
+    ck_assert_msg(p1.maint > p0.maint, "the payer's maintenance takes in the rate: %lld -> %lld",
+                  (long long)p0.maint, (long long)p1.maint);
+    sats_t w1 = mar(1, XBT).wallet;
+    ck_assert_int_eq(clock_to(st.next_funding_ms), REJ_NONE);
+    ck_assert_int_eq(n_xbtusd_funding, 1);
+    ck_assert_int_eq(last_funding.rate_e8, 375000);
+    sats_t pay;
+    ck_assert_int_eq(mf_funding_payment(&exch_config(X)->inst[XBTUSD].contract, 12300, last_funding.mark_px,
+                                        375000, &pay), MF_OK);
+    ck_assert_int_eq(mar(1, XBT).wallet, w1 - pay);
+    audit_ok();
+}
+END_TEST
+
 START_TEST(settlement_closes_everything)
 {
     const struct exch_config *cfg = exch_config(X);
@@ -840,6 +894,7 @@ static Suite *suite(void)
     tcase_add_test(t, unpayable_quanto_short_is_deleveraged_not_bought_at_any_price);
     tcase_add_test(t, unpayable_inverse_long_is_deleveraged_not_sold_at_any_price);
     tcase_add_test(t, funding_pays_the_right_side_to_the_satoshi);
+    tcase_add_test(t, an_announced_funding_rate_is_paid_and_marks_at_once);
     tcase_add_test(t, settlement_closes_everything);
     tcase_add_test(t, bad_margin_commands_are_refused_and_change_nothing);
     suite_add_tcase(s, t);
