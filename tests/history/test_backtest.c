@@ -44,6 +44,11 @@ struct bt {
     uint64_t rejects;  /* commands refused, anyone's */
     px_t last_fill_px;
     ms_t last_fill_ms;
+    /* the last funding of XBTUSD, and the user's payment at it */
+    uint32_t fundings;
+    int64_t funding_rate;
+    px_t funding_mark;
+    sats_t user_funding;
 };
 
 static ms_t tclock_now(void *ctx)
@@ -62,6 +67,13 @@ static void on_record(void *ctx, const struct core_record *r)
         }
         if (e->type == EV_REJECTED)
             b->rejects++;
+        if (e->type == EV_FUNDING && e->inst == b->xbt) {
+            b->fundings++;
+            b->funding_rate = e->u.funding.rate_e8;
+            b->funding_mark = e->u.funding.mark_px;
+        }
+        if (e->type == EV_MONEY && e->u.money.kind == MK_FUNDING && b->user && e->account == b->user)
+            b->user_funding += e->u.money.amount;
         if (e->type == EV_FILL && b->user && e->account == b->user) {
             b->filled += e->u.fill.last_qty;
             b->last_fill_px = e->u.fill.last_px;
@@ -442,6 +454,54 @@ START_TEST(deterministic_report)
 }
 END_TEST
 
+/* The data's funding rate is the one paid: a Tardis derivative_ticker
+ * names the 04:00 funding with 0.05% (the formula would give 0.01%, the
+ * interest alone, over a book without premium); a later row naming 12:00
+ * is for another funding and changes nothing. The user's long pays
+ * 0.05% of its value at the mark, to the satoshi. */
+START_TEST(funding_rate_from_the_data)
+{
+    const char *ticker =
+        "exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,predicted_funding_rate,"
+        "open_interest,last_price,index_price,mark_price\n"
+        "bitmex,XBTUSD,1705276800000000,1705276800001000,1705291200000000,0.0005,0.0002,1,42000,42000.0,42000\n"
+        "bitmex,XBTUSD,1705280400000000,1705280400001000,1705320000000000,0.0009,,1,42000,42000.0,42000\n";
+    const char *book =
+        "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
+        "bitmex,XBTUSD,1705276800000000,1705276800001000,true,bid,41999.5,5000\n"
+        "bitmex,XBTUSD,1705276800000000,1705276800001000,true,ask,42000.5,5000\n";
+    const char *paths[] = {write_file("ticker.csv", ticker), write_file("book.csv", book)};
+    struct bt b;
+    bt_start(&b, paths, 2);
+    bt_to(&b, 1000);
+    {
+        const struct core_view *v = core_view_begin(b.core);
+        struct exch_instrument_state st;
+        cv_instrument(v, b.xbt, &st);
+        core_view_end(v);
+        ck_assert_int_eq(st.funding_rate_e8, 50000);
+        ck_assert_int_eq(st.indicative_rate_e8, 20000);
+        ck_assert_int_eq(st.next_funding_ms, INT64_C(1705291200000));
+    }
+    bt_limit(&b, SIDE_BUY, 42000.5, 1000); /* takes 1,000 of history's ask */
+    ck_assert_int_eq(b.filled, 1000);
+    bt_to(&b, 4 * 3600 * 1000 + 1000);
+    ck_assert_uint_eq(b.fundings, 1);
+    ck_assert_int_eq(b.funding_rate, 50000);
+    const struct exch_config *xc = core_exch_config(b.core);
+    sats_t pay;
+    ck_assert_int_eq(mf_funding_payment(&xc->inst[b.xbt].contract, 1000, b.funding_mark, 50000, &pay), MF_OK);
+    ck_assert(pay > 0);
+    ck_assert_int_eq(b.user_funding, -pay);
+    struct history_stats hs;
+    history_stats(b.h, &hs);
+    ck_assert_uint_eq(hs.funding_rates, 1);
+    ck_assert_uint_eq(hs.funding_other_time, 1);
+    bt_audit(&b);
+    bt_stop(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("backtest");
@@ -455,6 +515,7 @@ int main(void)
     tcase_add_test(tc, deterministic_report);
     tcase_add_test(tc, trade_through_own_stale_bid);
     tcase_add_test(tc, quotes_cut_once);
+    tcase_add_test(tc, funding_rate_from_the_data);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -10,6 +10,8 @@ README's run command starts it (the market on, real time).
   agents.
 - The instructor's shock: POST /admin/v1/index {"symbol":".BXBT","move":-0.08}
   moves the index 8% down from where it is, and the walk goes on from there.
+- The instructor's funding rate: POST /admin/v1/funding announces the rate the
+  next funding pays (bad ones refused, nothing changed).
 - --no-market gives an empty exchange on a frozen index.
 """
 import sys
@@ -136,6 +138,30 @@ def shock(s):
     s.audit()
 
 
+def funding(s):
+    """The instructor's funding rate: POST /admin/v1/funding announces the
+    rate the next funding pays; the instrument shows it (and the mark moves
+    with it); a future, a rate beyond 10%, an unknown symbol, a missing or
+    unknown field are refused and change nothing."""
+    inst0 = s.get("/api/v1/instrument?symbol=XBTUSD")[0]
+    st, _, r = s.admin("POST", "funding", {"symbol": "XBTUSD", "fundingRate": 0.003, "indicativeFundingRate": -0.0005})
+    check(st == 200 and r["symbol"] == "XBTUSD" and r["fundingRate"] == 0.003 and r["indicativeFundingRate"] == -0.0005,
+          f"a funding rate announced: {st} {r}")
+    inst1 = s.get("/api/v1/instrument?symbol=XBTUSD")[0]
+    check(inst1["fundingRate"] == 0.003 and inst1["fundingTimestamp"] == inst0["fundingTimestamp"],
+          f"GET /instrument shows it for the same funding: {inst1['fundingRate']} {inst1['fundingTimestamp']}")
+    fut = [i["symbol"] for i in s.get("/api/v1/instrument/active") if i.get("typ") == "FFCCSX"]
+    for body, why in (({"symbol": fut[0] if fut else "XBTZ26", "fundingRate": 0.001}, "Invalid"),
+                      ({"symbol": "XBTUSD", "fundingRate": 0.2}, "Invalid funding rate"),
+                      ({"symbol": "NOPE", "fundingRate": 0.001}, "Invalid symbol"),
+                      ({"symbol": "XBTUSD"}, "'fundingRate' is a required arg."),
+                      ({"symbol": "XBTUSD", "fundingRate": "x"}, "Invalid fundingRate"),
+                      ({"symbol": "XBTUSD", "fundingRate": 0.001, "when": 1}, "")):
+        st, _, r = s.admin("POST", "funding", body)
+        check(st == 400 and why in r["error"]["message"], f"a bad funding {body}: {st} {r}")
+    check(s.get("/api/v1/instrument?symbol=XBTUSD")[0]["fundingRate"] == 0.003, "the refused ones changed nothing")
+
+
 def deterministic():
     """Two servers, the market on, the same seed and stepped clock, the same
     user commands: the same state hash at every step."""
@@ -223,6 +249,7 @@ def main():
         through_the_queue(s)
         params(s)
         shock(s)
+        funding(s)
     finally:
         s.stop()
     e = httpkit.Server(BIN)  # the kit's server: --no-market
