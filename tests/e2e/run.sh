@@ -14,7 +14,10 @@
 #   4. ws_abuse.mjs      - the WebSocket protocol message by message with the
 #                          raw ws package: acks, partials, errors, auth,
 #                          heartbeats, and oversized, binary and flooding clients
-#   5. GET /admin/v1/audit, which must say {"ok":true}
+#   5. ccxt_backtest.mjs - ccxt driving a stepped backtest on history (a server
+#                          of its own: perpsim backtest --serve): fills, the
+#                          data's funding and a liquidation, to the satoshi
+#   6. GET /admin/v1/audit, which must say {"ok":true}
 # and finally stops the server with SIGTERM, which must exit 0.
 # Exit status 0 only when all of it passed. E2E_KEEP_GOING=1 makes every
 # client run every step instead of stopping at its first failure.
@@ -138,6 +141,9 @@ echo "== websocket: official adapter and ccxt pro against REST"
 
 echo "== websocket: protocol and abuse (raw ws)"
 (cd "$HERE" && node ws_abuse.mjs) || { status=1; echo "e2e: WebSocket abuse suite FAILED"; }
+
+echo "== ccxt driving a stepped backtest (its own perpsim backtest --serve)"
+(cd "$HERE" && PERPSIM_BIN="$BIN" node ccxt_backtest.mjs) || { status=1; echo "e2e: ccxt backtest FAILED"; }
 
 # ------------------------------------------------------------ audit
 echo "== money audit"
