@@ -32,7 +32,8 @@ static ms_t stepped_now(void *ctx)
 
 static const char usage[] =
     "usage: perpsim backtest --data FILE... [--from ISO] [--to ISO] [--speed max]\n"
-    "                        [--report FILE.json] [--data-dir DIR] [--strict]\n"
+    "                        [--report FILE.json] [--plot FILE.svg] [--data-dir DIR]\n"
+    "                        [--strict]\n"
     "\n"
     "Replays market history into the real book: BitMEX's daily dumps\n"
     "(trade/YYYYMMDD.csv.gz, quote/YYYYMMDD.csv.gz) and Tardis.dev's CSV (trades,\n"
@@ -46,6 +47,7 @@ static const char usage[] =
     "  --speed max        as fast as the machine goes (the default and, for now,\n"
     "                     the only pace)\n"
     "  --report FILE      the report as JSON (default: printed at the end)\n"
+    "  --plot FILE.svg    price, each trader's equity and position over time, SVG\n"
     "  --data-dir DIR     journal the run there (a new directory): `perpsim replay\n"
     "                     --data-dir DIR` then gives the same state hash\n"
     "  --strict           a malformed line stops the run (default: reported, skipped)\n";
@@ -63,6 +65,22 @@ static int parse_time_us(const char *v, int64_t *out)
         return -1;
     *out = ms * 1000;
     return 0;
+}
+
+/* Writes text (taken: freed here) to path, with a final newline when nl;
+ * -1 with a message on stderr. */
+static int write_text(const char *path, char *text, bool nl)
+{
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int rc = 0;
+    if (!f || fputs(text, f) < 0 || (nl && fputc('\n', f) == EOF))
+        rc = -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "perpsim: cannot write %s: %s\n", path, text ? strerror(errno) : "out of memory");
+    free(text);
+    return rc;
 }
 
 static void progress(bool tty, double t0, const struct history_stats *st, const struct hsource_stats *ss,
@@ -86,7 +104,7 @@ int backtest_main(int argc, char **argv)
 {
     const char *paths[HSOURCE_FILES_MAX];
     uint32_t npaths = 0;
-    const char *report_path = NULL, *dir = NULL;
+    const char *report_path = NULL, *plot_path = NULL, *dir = NULL;
     struct hsource_opts so = {.strict = false, .from_us = 0, .to_us = INT64_MAX, .report = stderr};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -115,6 +133,9 @@ int backtest_main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--report") == 0 && v) {
             report_path = v;
+            i++;
+        } else if (strcmp(a, "--plot") == 0 && v) {
+            plot_path = v;
             i++;
         } else if (strcmp(a, "--data-dir") == 0 && v) {
             dir = v;
@@ -200,7 +221,7 @@ int backtest_main(int argc, char **argv)
         fprintf(stderr, "perpsim backtest: %s\n", err);
         goto out;
     }
-    report_name(rep, history_account(h), "history");
+    report_name(rep, c, history_account(h), "history");
     bool tty = isatty(STDERR_FILENO) != 0;
     double w0 = replay_mono_s();
     struct history_stats st;
@@ -261,17 +282,18 @@ int backtest_main(int argc, char **argv)
         goto out;
     }
     if (report_path) {
-        FILE *f = fopen(report_path, "w");
-        if (!f || fputs(json, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0) {
-            fprintf(stderr, "perpsim backtest: cannot write %s: %s\n", report_path, strerror(errno));
-            free(json);
+        if (write_text(report_path, json, true) != 0)
             goto out;
-        }
         printf("  report       %s\n", report_path);
     } else {
         printf("%s\n", json);
+        free(json);
     }
-    free(json);
+    if (plot_path) {
+        if (write_text(plot_path, report_svg(rep, c), false) != 0)
+            goto out;
+        printf("  plot         %s\n", plot_path);
+    }
     rc = sum.audit_ok ? 0 : 1;
 out:
     core_shutdown(c);
@@ -290,7 +312,7 @@ struct served {
     const char *paths[HSOURCE_FILES_MAX];
     uint32_t npaths;
     struct hsource_opts so;
-    const char *report_path;
+    const char *report_path, *plot_path;
     struct hsource *src;  /* until the driver takes it */
     ms_t first_ms;
     struct history *h;
@@ -320,11 +342,23 @@ struct served *served_open(int argc, char **argv, ms_t *first_ms, char *err, siz
             b->so.strict = true;
         } else if (strcmp(argv[i], "--history-report") == 0 && i + 1 < argc) {
             b->report_path = argv[++i];
+        } else if (strcmp(argv[i], "--history-plot") == 0 && i + 1 < argc) {
+            b->plot_path = argv[++i];
+        } else if ((strcmp(argv[i], "--history-from") == 0 || strcmp(argv[i], "--history-to") == 0) &&
+                   i + 1 < argc) {
+            bool from = strcmp(argv[i], "--history-from") == 0;
+            if (parse_time_us(argv[i + 1], from ? &b->so.from_us : &b->so.to_us)) {
+                snprintf(err, errcap, "%s wants an ISO 8601 time, got %s", from ? "--from" : "--to", argv[i + 1]);
+                free(b);
+                return NULL;
+            }
+            i++;
         }
     }
     if (!b->npaths) {
-        if (b->report_path || b->so.strict)
-            snprintf(err, errcap, "--history-report and --history-strict need --history FILE...");
+        if (b->report_path || b->plot_path || b->so.strict || b->so.from_us || b->so.to_us != INT64_MAX)
+            snprintf(err, errcap, "--history-report, --history-plot, --history-strict, --history-from and "
+                                  "--history-to need --history FILE...");
         free(b);
         return NULL;
     }
@@ -370,19 +404,18 @@ int served_start(struct served *b, struct core *c, char *err, size_t errcap)
 {
     if (history_start(b->h, c, err, errcap) != 0)
         return -1;
-    report_name(b->rep, history_account(b->h), "history");
+    report_name(b->rep, c, history_account(b->h), "history");
     return 0;
 }
 
 void served_finish(struct served *b, struct core *c)
 {
-    if (!b->report_path || !b->rep)
+    if (!b->rep)
         return;
-    char *json = report_json(b->rep, c);
-    FILE *f = json ? fopen(b->report_path, "w") : NULL;
-    if (!f || fputs(json, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0)
-        fprintf(stderr, "perpsim: cannot write the report %s\n", b->report_path);
-    free(json);
+    if (b->report_path)
+        write_text(b->report_path, report_json(b->rep, c), true);
+    if (b->plot_path)
+        write_text(b->plot_path, report_svg(b->rep, c), false);
 }
 
 char *served_report_fn(void *ctx, struct core *c)

@@ -616,12 +616,27 @@ int main(int argc, char **argv)
             const char *a = argv[i];
             if (strcmp(a, "--serve") == 0)
                 continue;
-            if (strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--speed") == 0)
-                return fail("backtest --serve: %s is not supported yet (the clock is stepped: "
-                            "POST /admin/v1/clock/advance moves it)", a);
+            if (strcmp(a, "--speed") == 0 && i + 1 < argc) {
+                /* --speed N: the clock runs at N x from the first row */
+                static char clk[48];
+                char *end = NULL;
+                long long sp = strtoll(argv[i + 1], &end, 10);
+                if (end == argv[i + 1] || *end || sp < 1 || sp > 1000000)
+                    return fail("backtest --serve: --speed wants N, 1..1000000 (the clock runs at N x; "
+                                "without --speed it is stepped: POST /admin/v1/clock/advance moves it), got %s",
+                                argv[i + 1]);
+                snprintf(clk, sizeof(clk), "accelerated:%lld", sp);
+                args[n++] = "--clock";
+                args[n++] = clk;
+                i++;
+                continue;
+            }
             args[n++] = strcmp(a, "--data") == 0     ? "--history"
                         : strcmp(a, "--strict") == 0 ? "--history-strict"
                         : strcmp(a, "--report") == 0 ? "--history-report"
+                        : strcmp(a, "--plot") == 0   ? "--history-plot"
+                        : strcmp(a, "--from") == 0   ? "--history-from"
+                        : strcmp(a, "--to") == 0     ? "--history-to"
                                                      : argv[i];
         }
         argc = n;
@@ -782,7 +797,8 @@ int main(int argc, char **argv)
             while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
                 i++; /* read above */
         } else if (strcmp(a, "--history-strict") == 0) {
-        } else if (strcmp(a, "--history-report") == 0) {
+        } else if (strcmp(a, "--history-report") == 0 || strcmp(a, "--history-plot") == 0 ||
+                   strcmp(a, "--history-from") == 0 || strcmp(a, "--history-to") == 0) {
             i++; /* read above */
         } else if (strcmp(a, "--seed") == 0) {
             char *end = NULL;
@@ -842,8 +858,9 @@ int main(int argc, char **argv)
         random_token(cfg.admin_token, sizeof(cfg.admin_token));
         token_source = "generated at start (set PERPSIM_ADMIN_TOKEN to choose it)";
     }
-    if (served && (cfg.clock_mode != CLOCK_STEPPED || market_on))
-        return fail("%s", "--history replays on a stepped clock without the market: drop --clock and --market");
+    if (served && (cfg.clock_mode == CLOCK_REAL || market_on))
+        return fail("%s", "--history replays on a stepped or accelerated clock without the market: "
+                          "drop --clock real and --market");
     if (data_dir && mkdir(data_dir, 0700) != 0 && errno != EEXIST)
         return fail("cannot create the data directory %s", data_dir);
 

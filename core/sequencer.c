@@ -975,7 +975,16 @@ static void *engine_main(void *arg)
                 service /= (int64_t)(c->seq - seq0);
             ls_done(c->q, 1, service);
             last_cmd_ns = t1;
+            bool timer_job = j->done == timer_job_done;
             finish(c, j);
+            /* The timer's last command applied: its next turn now rather
+             * than at the next poll, so a timer behind the clock (history
+             * at N x) catches up at the engine's pace, each turn still
+             * behind the writes already queued. */
+            if (timer_job && atomic_load(&c->timer_inflight) == 0 && atomic_load(&c->ticking)) {
+                timer_poll(c);
+                last_poll_ns = ls_now_ns();
+            }
         }
     }
     return NULL;

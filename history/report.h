@@ -31,13 +31,24 @@ void report_destroy(struct report *r);
 /* Subscribes (in-lock: the figures are those of the state readers see).
  * Before the sequence opens; -1 when too late. */
 int report_attach(struct report *r, struct core *c);
-/* A label for an account in the report ("history"). */
-void report_name(struct report *r, uint32_t account, const char *name);
+/* A label for an account in the report ("history"); a named account is
+ * not plotted. Under a view of c's state (any thread). */
+void report_name(struct report *r, struct core *c, uint32_t account, const char *name);
 
 /* The report as JSON (a NUL-terminated string the caller frees): accounts
  * that traded, paid funding or hold money, ascending, one object per
  * account and currency; meta: the state it was taken at. Under a view of
  * the state (the caller holds none). NULL when memory is gone. */
 char *report_json(struct report *r, struct core *c);
+
+/* The run as a plot, SVG (a NUL-terminated string the caller frees; NULL
+ * when memory is gone), three panels over data time: the price (last
+ * trade and mark) of the instruments the traders traded (of all with
+ * trades when none did), each trader's equity (margin balance net of
+ * deposits, per currency) and each trader's position per instrument.
+ * Traders are the accounts not given a name (and not the liquidator); a
+ * point per second of data time (the second's last value), each pixel
+ * column drawn as its low and high; at most 64 series. Under a view of the state, as report_json. */
+char *report_svg(struct report *r, struct core *c);
 
 #endif

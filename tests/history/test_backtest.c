@@ -122,7 +122,7 @@ static void bt_start(struct bt *b, const char *const *paths, uint32_t n)
     ck_assert_int_eq(report_attach(b->rep, b->core), 0);
     ck_assert_int_eq(core_subscribe(b->core, on_record, b, true), 0);
     ck_assert_msg(history_start(b->h, b->core, err, sizeof(err)) == 0, "%s", err);
-    report_name(b->rep, history_account(b->h), "history");
+    report_name(b->rep, b->core, history_account(b->h), "history");
     /* The user: an account with 10 XBT. */
     struct core_job *j = core_job_new(J_ACCOUNT, 0, 1);
     memcpy(j->key.id, "userKeyForTheBacktest000", KEY_ID_LEN);

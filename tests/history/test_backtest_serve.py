@@ -8,6 +8,10 @@ filled exactly when the tape has traded the size ahead of it (at 4 s, not at
 2 s or 3 s), at its price; the order book is the history's; the report at
 GET /admin/v1/report and the one written at the stop show its trade and
 position; the money audit is exact.
+
+Then paced: --speed 2 with --from/--to, the bot's order resting from the
+start fills with the third print, the tape is the rows between --from and
+--to, and --plot writes the SVG at the stop.
 """
 import json
 import os
@@ -93,4 +97,55 @@ with open(report) as f:
     final = json.load(f)
 check(any(a["account"] == bot.account and a["volume"] == 200 for a in final["accounts"]),
       f"the report written at the stop: {final}")
+
+# Paced: --speed 2 runs the clock at 2x from the first row at or after
+# --from; --from and --to keep the rows in between. The bot's order rests
+# from the start (5 s of wall time before the first trade); each row is
+# applied when the clock reaches it, stamped with the clock's time then.
+trade2 = os.path.join(tmp, "trade2.csv")
+quote2 = os.path.join(tmp, "quote2.csv")
+with open(trade2, "w") as f:
+    f.write("timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,"
+            "foreignNotional,trdType\n")
+    rows = (("2024-01-14D23:59:00", 5, 41000), (DAY + "00:00:10", 600, 42000), (DAY + "00:00:15", 400, 42000),
+            (DAY + "00:00:20", 300, 42000), (DAY + "00:02:00", 7, 43000))
+    for k, (ts, size, px) in enumerate(rows):
+        f.write(f"{ts}.000000000,XBTUSD,Sell,{size},{px},ZeroMinusTick,"
+                f"00000000-0000-0000-0000-00000000001{k},0,0,0,Regular\n")
+with open(quote2, "w") as f:
+    f.write("timestamp,symbol,bidSize,bidPrice,askPrice,askSize\n")
+    f.write(f"{DAY}00:00:00.000000000,XBTUSD,1000,42000,42000.5,1000\n")
+plot = os.path.join(tmp, "plot.svg")
+s = httpkit.Server(PERPSIM, "--rate-limit", "off",
+                   command=[PERPSIM, "backtest", "--serve", "--data", trade2, quote2, "--speed", "2",
+                            "--from", iso(T0), "--to", iso(T0 + 100000), "--plot", plot])
+try:
+    bot = s.account({"XBt": 1_000_000_000})
+    o = bot.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 200, "price": 42000,
+                                 "ordType": "Limit"})
+    check(o["ordStatus"] == "New" and o["transactTime"] < iso(T0 + 10000),
+          f"resting behind history before the first trade: {o}")
+    st, _, c = s.admin("GET", "clock")
+    check(c["mode"] == "accelerated" and c["speed"] == 2, f"the clock runs at 2x: {c}")
+    deadline = time.time() + 60
+    while time.time() < deadline and s.admin("GET", "clock")[2]["time"] < iso(T0 + 22000):
+        time.sleep(0.2)
+    tape = s.get("/api/v1/trade?symbol=XBTUSD&count=100&reverse=false")
+    rows = {}  # a row's prints (one per resting order it took) share its time
+    for t in tape:
+        rows[t["timestamp"]] = rows.get(t["timestamp"], 0) + t["size"]
+    check(list(rows.values()) == [600, 400, 300] and {t["price"] for t in tape} == {42000},
+          f"the tape between --from and --to, applied as the clock reached each row: {tape}")
+    check(all(ts >= iso(T0 + ms) for ts, ms in zip(rows, (10000, 15000, 20000))),
+          f"each row printed at or after its time: {list(rows)}")
+    f = fills(bot)
+    check(len(f) == 1 and f[0]["lastQty"] == 200 and f[0]["timestamp"] == list(rows)[2],
+          f"the third sell takes the bot's 200, with its print: {f}")
+finally:
+    s.stop()
+with open(plot) as f:
+    svg = f.read()
+check(svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "XBTUSD last" in svg
+      and f"account {bot.account} XBt" in svg and svg.count("<polyline") >= 3,
+      f"the plot written at the stop: price, the bot's equity and position ({len(svg)} bytes)")
 print(f"served backtest: {httpkit.checks} checks passed")
