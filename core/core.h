@@ -101,6 +101,7 @@ struct core_job {
     char **texts;             /* per command: the order's text or NULL (freed with the job) */
     uint64_t *target;         /* per command: the order the reply shows (amend/cancel) */
     struct key_rec key;       /* J_ACCOUNT: the key to make (its account is set when made) */
+    uint8_t account_flags;    /* J_ACCOUNT: enum core_account_flag */
     ms_t advance_to;          /* J_ADVANCE: the engine time to reach */
     /* results, written before done() is called */
     int32_t status;           /* J_ACCOUNT: REJ_NONE or REJ_CORE_ACCOUNTS_FULL / _BAD_KEY

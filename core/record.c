@@ -386,6 +386,8 @@ static void cmd_body(struct rbuf *b, const struct core_cmd *c)
     }
     case CC_ACCOUNT:
         U32(b, c->account);
+        if (c->account_flags) /* absent when none: journals from before flags read the same */
+            U8(b, c->account_flags);
         break;
     case CC_KEY:
         key(b, &c->key);
@@ -661,6 +663,11 @@ int core_cmd_decode(const void *p, size_t n, struct core_cmd_buf *out)
         break;
     case CC_ACCOUNT:
         c->account = G32(&r);
+        if (r.at < r.n) {
+            c->account_flags = G8(&r);
+            if (c->account_flags == 0 || (c->account_flags & ~CORE_ACCOUNT_NO_ROWS))
+                r.bad = true; /* the encoder writes no zero and no unknown flag */
+        }
         break;
     case CC_KEY:
         gkey(&r, &c->key);

@@ -62,6 +62,15 @@ enum core_cmd_type {
     CC_KEY,        /* a new API key (the whole key, secret included) */
 };
 
+/* What a new account is (CC_ACCOUNT), journaled with it. */
+enum core_account_flag {
+    /* The read model keeps no order or execution rows of the account (its
+     * trades still print, its money and positions are kept): a backtest's
+     * history account, whose millions of book orders no one can read (its
+     * key is disabled). Journaled, so a replay keeps the same rows. */
+    CORE_ACCOUNT_NO_ROWS = 1u << 0,
+};
+
 /* Rejects of the core's own commands, after margin's (enum reject). */
 #define REJ_CORE_ACCOUNTS_FULL 200 /* CC_ACCOUNT: accounts_max reached */
 #define REJ_CORE_BAD_KEY 201       /* CC_KEY: id taken, unknown account */
@@ -80,6 +89,7 @@ struct core_cmd {
     struct cmd x;           /* CC_EXCH (its seq and ts are the command's) */
     const char *text;       /* CC_EXCH: the order's text ("" or NULL: none) */
     uint32_t account;       /* CC_ACCOUNT: the account made (set when applied) */
+    uint8_t account_flags;  /* CC_ACCOUNT: enum core_account_flag */
     struct key_rec key;     /* CC_KEY: created_ms is set when applied */
     const struct exch_config *config; /* CC_CONFIG */
     const struct store_limits *limits; /* CC_CONFIG: the rows the read model keeps */

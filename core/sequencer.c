@@ -607,6 +607,7 @@ static void run_account(struct core *c, struct core_job *j)
     struct core_cmd cc;
     memset(&cc, 0, sizeof(cc));
     cc.type = CC_ACCOUNT;
+    cc.account_flags = j->account_flags;
     j->status = apply(c, &cc);
     if (j->status != REJ_NONE)
         return;

@@ -83,6 +83,7 @@ struct acct {
     struct idx_vec wallet;
     uint64_t insts;
     uint32_t texts;   /* distinct texts this account added (TEXTS_PER_ACCOUNT) */
+    bool no_rows;     /* CORE_ACCOUNT_NO_ROWS: no order or execution rows kept */
 };
 
 struct store {
@@ -918,11 +919,31 @@ static void on_money(struct store *s, const struct rec_event *re)
     }
 }
 
+/* An order event of an account whose rows are not kept. */
+static bool no_rows(const struct store *s, const struct event *ev)
+{
+    uint32_t a = ev->order.account;
+    return a < s->naccts && s->acct[a].no_rows;
+}
+
 static void apply_event(struct store *s, const struct rec_event *re)
 {
     const struct event *ev = &re->ev;
     if (ev->ts > s->now)
         s->now = ev->ts;
+    switch (ev->type) {
+    case EV_NEW:
+    case EV_AMENDED:
+    case EV_RESTATED:
+    case EV_TRIGGERED:
+    case EV_CANCELED:
+    case EV_FILL:
+        if (no_rows(s, ev))
+            return;
+        break;
+    default:
+        break;
+    }
     switch (ev->type) {
     case EV_NEW:
         on_new(s, ev);
@@ -986,6 +1007,9 @@ void store_apply(struct store *s, const struct core_record *r)
         }
         return;
     }
+    if (c->type == CC_ACCOUNT && r->result == 0 && (c->account_flags & CORE_ACCOUNT_NO_ROWS) &&
+        c->account < s->naccts)
+        s->acct[c->account].no_rows = true;
     s->term_fresh = 0;
     s->cmd_account = c->type == CC_EXCH ? c->x.account : UINT32_MAX;
     s->cmd_text = c->type == CC_EXCH && c->text && *c->text ? c->text : NULL;

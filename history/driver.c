@@ -815,6 +815,9 @@ int history_start(struct history *h, struct core *c, char *err, size_t errcap)
             j->key.secret[i] = 'h';
         j->key.perms = PERM_ORDER;
         j->key.enabled = false;
+        /* Its millions of book orders are no one's to read (the key is
+         * disabled): the read model keeps none of their rows. */
+        j->account_flags = CORE_ACCOUNT_NO_ROWS;
         for (uint8_t cur = 0; cur < h->cfg->currencies_count; cur++) {
             /* A million XBT, ten billion USDT: the whole book's margin. */
             bool usd = strcmp(h->cfg->currency[cur], "USDt") == 0;

@@ -454,6 +454,67 @@ START_TEST(executions_keep_the_newest)
 }
 END_TEST
 
+/* An account made with CORE_ACCOUNT_NO_ROWS (a backtest's history): its
+ * orders and executions leave no rows, its trades with others print and
+ * the others' rows are whole; its position and money are kept. */
+START_TEST(an_account_without_rows)
+{
+    struct env *E = env_new(0, 0, 0);
+    struct core_job *j = core_job_new(J_ACCOUNT, 0, 1);
+    ck_assert_ptr_nonnull(j);
+    snprintf(j->key.id, sizeof(j->key.id), "storetestnorows000000000");
+    snprintf(j->key.secret, sizeof(j->key.secret), "%048d", 7);
+    j->key.perms = PERM_ORDER;
+    j->account_flags = CORE_ACCOUNT_NO_ROWS;
+    j->cmds[0].type = CMD_DEPOSIT;
+    j->cmds[0].u.money.currency = 0;
+    j->cmds[0].u.money.amount = INT64_C(1000000000);
+    E->t++;
+    core_run(E->core, j);
+    ck_assert_int_eq(j->status, REJ_NONE);
+    uint32_t h = j->account;
+    core_job_free(j);
+    uint32_t u = account(E, 0);
+    /* h rests 300 (and cancels another), u takes 100 of it */
+    for (int k = 0; k < 2; k++) {
+        j = core_job_new(J_ORDERS, h, 1);
+        j->cmds[0].type = CMD_NEW_ORDER;
+        j->cmds[0].inst = XBTUSD;
+        j->cmds[0].u.new_order.has = HAS_QTY | HAS_PRICE;
+        j->cmds[0].u.new_order.side = SIDE_SELL;
+        j->cmds[0].u.new_order.ord_type = ORD_LIMIT;
+        j->cmds[0].u.new_order.qty = 300;
+        j->cmds[0].u.new_order.price = PX(60000 + k);
+        E->t++;
+        core_run(E->core, j);
+        ck_assert_int_eq(j->rej[0], REJ_NONE);
+        core_job_free(j);
+    }
+    struct ord_rec t = order(E, u, SIDE_BUY, 100, PX(60000), true, NULL);
+    ck_assert_uint_eq(t.v.status, ST_FILLED);
+    const struct core_view *v = core_view_begin(E->core);
+    const struct store *s = cv_store(v);
+    ck_assert_uint_eq(store_account_orders(s, h)->n, 0);
+    ck_assert_uint_eq(store_account_execs(s, h)->n, 0);
+    ck_assert_ptr_null(store_order(s, 1)); /* h's two */
+    ck_assert_ptr_null(store_order(s, 2));
+    ck_assert_ptr_nonnull(store_order(s, t.v.id));
+    const struct idx_vec *ue = store_account_execs(s, u);
+    ck_assert_uint_eq(ue->n, 2); /* New, Trade */
+    ck_assert_uint_eq(store_exec(s, ue->v[1])->type, EX_TRADE);
+    ck_assert_uint_eq(store_exec(s, ue->v[1])->last_qty, 100);
+    uint32_t n = 0;
+    const struct trade_rec *tr = store_trades(s, XBTUSD, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(tr[0].size, 100);
+    struct exch_position p;
+    ck_assert_int_eq(cv_position(v, h, XBTUSD, &p), 0);
+    ck_assert_int_eq(p.qty, -100);
+    core_view_end(v);
+    env_free(E);
+}
+END_TEST
+
 /* ---- trades -------------------------------------------------------------------- */
 
 START_TEST(trades_keep_the_newest_contiguous)
@@ -629,6 +690,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reply_keeps_what_its_record_made_terminal);
     tcase_add_test(tc, liquidation_orders_leave_the_list);
     tcase_add_test(tc, executions_keep_the_newest);
+    tcase_add_test(tc, an_account_without_rows);
     tcase_add_test(tc, trades_keep_the_newest_contiguous);
     tcase_add_test(tc, hash_depends_on_records_not_limits);
     tcase_add_test(tc, long_run_stays_bounded);

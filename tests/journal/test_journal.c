@@ -492,6 +492,12 @@ static void codec_commands(struct codec_set *s)
     c->seq = 77;
     c->ts = T0 + 5;
     c->account = 0x00abcdefu;
+    c = &s->cmd[s->n++]; /* one with flags: the history's, no rows kept */
+    c->type = CC_ACCOUNT;
+    c->seq = 77;
+    c->ts = T0 + 5;
+    c->account = 0x00abcdf0u;
+    c->account_flags = CORE_ACCOUNT_NO_ROWS;
     for (uint8_t ncidr = 0; ncidr <= KEY_CIDRS_MAX; ncidr += 2) {
         c = &s->cmd[s->n++];
         c->type = CC_KEY;
@@ -617,6 +623,7 @@ START_TEST(codec_round_trip)
             break;
         case CC_ACCOUNT:
             ck_assert_uint_eq(b->cmd.account, c->account);
+            ck_assert_uint_eq(b->cmd.account_flags, c->account_flags);
             break;
         case CC_KEY:
             ck_assert_str_eq(b->cmd.key.id, c->key.id);
@@ -640,10 +647,15 @@ START_TEST(codec_round_trip)
         ck_assert_msg(e1.len == e2.len && memcmp(e1.p, e2.p, e1.len) == 0,
                       "command %u (kind %u, type %u): %zu bytes, re-encoded %zu bytes differ", k, c->type,
                       c->type == CC_EXCH ? c->x.type : 0, e1.len, e2.len);
-        /* Every strict prefix is refused, and one byte more. */
-        for (size_t len = 0; len < e1.len; len++)
-            ck_assert_msg(decode_exact(e1.p, len, b) == -1, "command %u: a prefix of %zu of %zu bytes decoded", k,
-                          len, e1.len);
+        /* Every strict prefix is refused, and one byte more. Except an
+         * account's without its flags byte: that is the account of a
+         * journal from before flags (a record's length is framed, so the
+         * byte cannot be lost unnoticed). */
+        for (size_t len = 0; len < e1.len; len++) {
+            bool old_account = c->type == CC_ACCOUNT && c->account_flags && len == e1.len - 1;
+            ck_assert_msg(decode_exact(e1.p, len, b) == (old_account ? 0 : -1),
+                          "command %u: a prefix of %zu of %zu bytes decoded", k, len, e1.len);
+        }
         for (int extra = 0; extra < 256; extra += 85) {
             unsigned char byte = (unsigned char)extra;
             struct rbuf e3 = {0};
@@ -670,6 +682,21 @@ START_TEST(codec_round_trip)
     e.p[17] = CMD_SET_FUNDING + 1;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     e.p[17] = 0;
+    ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
+    rbuf_free(&e);
+    /* An account's flags: absent (a journal from before flags), known,
+     * then zero or unknown (refused: the encoder writes neither). */
+    struct core_cmd acct = {.type = CC_ACCOUNT, .seq = 5, .ts = T0, .account = 3};
+    core_cmd_encode(&acct, &e);
+    ck_assert_int_eq(decode_exact(e.p, e.len, b), 0);
+    ck_assert_uint_eq(b->cmd.account_flags, 0);
+    unsigned char fl = CORE_ACCOUNT_NO_ROWS;
+    rbuf_put(&e, &fl, 1);
+    ck_assert_int_eq(decode_exact(e.p, e.len, b), 0);
+    ck_assert_uint_eq(b->cmd.account_flags, CORE_ACCOUNT_NO_ROWS);
+    e.p[e.len - 1] = 0;
+    ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
+    e.p[e.len - 1] = 0x80;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     rbuf_free(&e);
     /* What the fuzzer (tests/fuzz/fuzz_journal.c) found decoding to
