@@ -115,6 +115,11 @@ struct exch {
     exch_audit_fail_fn on_fail;
     void *on_fail_ctx;
     uint32_t naccts;
+    /* Accounts from acct_hi up have never been named by a command, so hold
+     * no money and no position (every balance moves by a command of its
+     * account, or by a fill, funding, liquidation or settlement of a
+     * position its orders made): the audit's sums stop there. */
+    uint32_t acct_hi;
     uint16_t ninst;
     struct wal *w;
     sats_t *bal; /* walletBalance by currency, then account */
@@ -1741,7 +1746,7 @@ int exch_audit(const struct exch *x, struct exch_audit *out)
     for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
         sats_t sum = 0;
         const sats_t *bal = &x->bal[(size_t)c * x->naccts];
-        for (uint32_t a = 0; a < x->naccts; a++)
+        for (uint32_t a = 0; a < x->acct_hi; a++)
             sum += bal[a];
         out->insurance[c] = BALC(x, EXCH_LIQUIDATOR, c);
         out->fees[c] = x->fees[c];
@@ -1805,6 +1810,8 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
     }
     x->last_seq = c->seq;
     x->last_ts = c->ts;
+    if (c->account >= x->acct_hi && c->account < x->naccts)
+        x->acct_hi = c->account + 1;
     if (!x->started)
         time_start(x, c->ts);
     enum reject r;
@@ -2138,6 +2145,9 @@ const char *exch_verify(const struct exch *x)
             return "position list count wrong";
     }
     for (uint32_t acc = 0; acc < x->naccts; acc++) {
+        for (uint8_t c = 0; c < x->cfg.currencies_count && acc >= x->acct_hi; c++)
+            if (BALC(x, acc, c) != 0)
+                return "an account no command named holds money (the audit would miss it)";
         for (uint8_t c = 0; c < x->cfg.currencies_count; c++) {
             sats_t upnl = 0, pm = 0, mt = 0, iso = 0;
             uint64_t has = 0;
@@ -2262,6 +2272,7 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     x->sink_ctx = sink_ctx;
     x->on_fail = default_fail;
     x->naccts = cfg->engine.accounts_max;
+    x->acct_hi = 1; /* the liquidator */
     x->ninst = cfg->engine.instruments_count;
     x->w = zalloc_lines((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->w), &x->w_mem);
     x->bal = calloc((size_t)x->naccts * CURRENCIES_MAX, sizeof(*x->bal));
