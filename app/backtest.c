@@ -31,7 +31,7 @@ static ms_t stepped_now(void *ctx)
 }
 
 static const char usage[] =
-    "usage: perpsim backtest --data FILE... [--from ISO] [--to ISO] [--speed max]\n"
+    "usage: perpsim backtest --data FILE... [--from ISO] [--to ISO] [--speed max|N]\n"
     "                        [--report FILE.json] [--plot FILE.svg] [--data-dir DIR]\n"
     "                        [--strict]\n"
     "\n"
@@ -44,8 +44,8 @@ static const char usage[] =
     "  --data FILE...     the files (the format is read from each header)\n"
     "  --from ISO         start at this time (default: the first row)\n"
     "  --to ISO           stop before this time (default: the last row)\n"
-    "  --speed max        as fast as the machine goes (the default and, for now,\n"
-    "                     the only pace)\n"
+    "  --speed max|N      as fast as the machine goes (the default), or N times\n"
+    "                     real time\n"
     "  --report FILE      the report as JSON (default: printed at the end)\n"
     "  --plot FILE.svg    price, each trader's equity and position over time, SVG\n"
     "  --data-dir DIR     journal the run there (a new directory): `perpsim replay\n"
@@ -105,6 +105,7 @@ int backtest_main(int argc, char **argv)
     const char *paths[HSOURCE_FILES_MAX];
     uint32_t npaths = 0;
     const char *report_path = NULL, *plot_path = NULL, *dir = NULL;
+    int64_t speed = 0; /* 0: as fast as the machine goes, else N x real time */
     struct hsource_opts so = {.strict = false, .from_us = 0, .to_us = INT64_MAX, .report = stderr};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -128,8 +129,11 @@ int backtest_main(int argc, char **argv)
                 return fail("--to wants an ISO 8601 time, got ", v);
             i++;
         } else if (strcmp(a, "--speed") == 0 && v) {
-            if (strcmp(v, "max") != 0)
-                return fail("--speed takes max for now; got ", v);
+            char *end = NULL;
+            long long sp = strcmp(v, "max") == 0 ? 0 : strtoll(v, &end, 10);
+            if (sp == 0 ? strcmp(v, "max") != 0 : (end == v || *end || sp < 1 || sp > 1000000))
+                return fail("--speed wants max or N (1..1000000), got ", v);
+            speed = sp;
             i++;
         } else if (strcmp(a, "--report") == 0 && v) {
             report_path = v;
@@ -229,7 +233,11 @@ int backtest_main(int argc, char **argv)
         history_stats(h, &st);
         if (st.done || history_error(h))
             break;
-        ms_t next = clk.t + STEP_MS;
+        /* Paced: steps of 100 ms of wall time, each waited for. */
+        ms_t step = speed ? (100 * speed < STEP_MS ? 100 * speed : STEP_MS) : STEP_MS;
+        ms_t next = clk.t + step;
+        if (speed)
+            replay_sleep_until(w0 + (double)(next - t0) / 1000.0 / (double)speed);
         if (so.to_us != INT64_MAX && next > so.to_us / 1000)
             next = so.to_us / 1000;
         struct core_job *j = core_job_new(J_ADVANCE, 0, 0);

@@ -23,6 +23,16 @@ double replay_mono_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+void replay_sleep_until(double mono_s)
+{
+    double d = mono_s - replay_mono_s();
+    if (d <= 0)
+        return;
+    struct timespec t = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR)
+        ;
+}
+
 void replay_print_summary(FILE *f, const struct core_summary *s)
 {
     char ts[TF_ISO_BUF];

@@ -6,7 +6,8 @@
   exact and rows counted;
 - determinism: two runs of the same data give the same report, byte for
   byte, and the same state hash; `perpsim replay` of the run's journal gives
-  that hash too;
+  that hash too; paced (--speed N) it takes at least the day / N and makes
+  the same run; --plot draws it;
 - a malformed line is reported with its file and line and skipped, or stops
   the run with --strict (exit status 1, the file and line named);
 - a file that does not exist or a header that is not one of the formats
@@ -20,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 PERPSIM, GEN = sys.argv[1], sys.argv[2]
 failures = []
@@ -73,6 +75,23 @@ try:
         check("history" in names, f"{fmt}: the history account in the report")
         hist = [a for a in doc["accounts"] if a["name"] == "history"][0]
         check(hist["trades"] >= 2 * 3000, f"{fmt}: history took both sides of every trade: {hist['trades']}")
+        if fmt == "bitmex":
+            # Paced: --speed N never runs faster than N x (the day in at
+            # least 86400/N s) and makes the same run as --speed max.
+            svg = os.path.join(tmp, "plot.svg")
+            t = time.monotonic()
+            p = run([PERPSIM, "backtest", "--data", *files, "--speed", "43200", "--report",
+                     os.path.join(tmp, "paced.json"), "--plot", svg])
+            el = time.monotonic() - t
+            check(el >= 1.9, f"--speed 43200: a day in at least 2 s, took {el:.2f} s")
+            check(state_hash(p.stdout) == hashes[0], f"--speed 43200: the same hash as at full speed")
+            with open(os.path.join(tmp, "paced.json"), "rb") as f:
+                check(f.read() == reports[0], "--speed 43200: the same report as at full speed")
+            with open(svg) as f:
+                doc_svg = f.read()
+            check(doc_svg.startswith("<svg") and "XBTUSD last" in doc_svg and "no data" in doc_svg,
+                  f"--plot: the price drawn, no trader's equity (nobody traded): {doc_svg[:300]}")
+            run([PERPSIM, "backtest", "--data", *files, "--speed", "0"], expect=2)
 
     # Malformed lines: skipped and reported, or fatal with --strict.
     bad = os.path.join(tmp, "bad.csv")
