@@ -1925,11 +1925,12 @@ static void finish_funding(struct req *r)
 
 /* An instructor's (or a harness's) funding rate for a perpetual's next
  * funding, in place of the one the premium formed: {"symbol",
- * "fundingRate", "indicativeFundingRate"?}. Answers the instrument. */
+ * "fundingRate", "indicativeFundingRate"?, "fundingTimestamp"?}. Answers
+ * the instrument. */
 static void admin_funding(struct req *r)
 {
     struct srv *s = r->s;
-    static const char *const known[] = {"symbol", "fundingRate", "indicativeFundingRate", NULL};
+    static const char *const known[] = {"symbol", "fundingRate", "indicativeFundingRate", "fundingTimestamp", NULL};
     if (!only_known(r, r->params, known))
         return;
     const char *y = str_param(r->params, "symbol");
@@ -1949,6 +1950,15 @@ static void admin_funding(struct req *r)
         reply_error(r, 400, VALIDATION, "Invalid indicativeFundingRate");
         return;
     }
+    /* Optional: the funding the rate is for (refused unless it is the
+     * next one when applied); absent: the next, whenever that is. */
+    const char *fts = NULL;
+    ms_t for_ms = 0;
+    enum prm_get gt = prm_str(r->params, "fundingTimestamp", &fts);
+    if (gt == PRM_FOUND ? tf_parse_time(fts, strlen(fts), &for_ms) != TF_OK : gt != PRM_ABSENT) {
+        reply_error(r, 400, VALIDATION, "Invalid fundingTimestamp");
+        return;
+    }
     struct core_job *j = core_job_new(J_INDEX, 0, 1);
     if (!j) {
         reply_error(r, 500, HTTP, "Server Error");
@@ -1959,6 +1969,7 @@ static void admin_funding(struct req *r)
     j->cmds[0].u.set_funding.rate_e8 = rate;
     j->cmds[0].u.set_funding.indicative_e8 = ind;
     j->cmds[0].u.set_funding.has_indicative = gi == PRM_FOUND;
+    j->cmds[0].u.set_funding.for_ms = for_ms;
     submit_job(r, j, LS_KIND_OTHER, true, finish_funding);
 }
 

@@ -204,6 +204,14 @@ struct core_timer {
 };
 /* Sets the timer (NULL: none); any time, from any thread. */
 void core_set_timer(struct core *c, const struct core_timer *t);
+/* Two timers as one (a backtest's history and the market's agents): next()
+ * is the earlier of theirs, fire() gives the turn to the one due first (a
+ * when both are), one at a time, so each decides from a state with the
+ * other's commands applied. The pair lives as long as the timer is set. */
+struct core_timer_pair {
+    struct core_timer a, b;
+};
+struct core_timer core_timer_pair(struct core_timer_pair *p);
 
 /* Keys and accounts: readable at any time without the state lock. */
 bool core_key_get(struct core *c, const char *id, struct key_rec *out);

@@ -147,6 +147,7 @@ static void cmd(struct rbuf *b, const struct cmd *c)
     case CMD_SET_FUNDING:
         I64(b, c->u.set_funding.rate_e8);
         I64(b, c->u.set_funding.indicative_e8);
+        I64(b, c->u.set_funding.for_ms);
         U8(b, c->u.set_funding.has_indicative);
         break;
     default: /* CMD_CLOCK, CMD_SET_CROSS: no arguments */
@@ -546,6 +547,7 @@ static void gcmd(struct rd *r, struct cmd *c)
     case CMD_SET_FUNDING:
         c->u.set_funding.rate_e8 = G64(r);
         c->u.set_funding.indicative_e8 = G64(r);
+        c->u.set_funding.for_ms = G64(r);
         c->u.set_funding.has_indicative = G8(r);
         break;
     case CMD_CLOCK:

@@ -664,6 +664,27 @@ void core_set_timer(struct core *c, const struct core_timer *t)
     pthread_rwlock_unlock(&c->lock);
 }
 
+static ms_t pair_next(void *ctx)
+{
+    const struct core_timer_pair *p = ctx;
+    ms_t a = p->a.next(p->a.ctx), b = p->b.next(p->b.ctx);
+    return a <= b ? a : b;
+}
+
+static void pair_fire(void *ctx, ms_t t, const struct core_view *v, struct core_batch *out)
+{
+    const struct core_timer_pair *p = ctx;
+    if (p->a.next(p->a.ctx) <= p->b.next(p->b.ctx))
+        p->a.fire(p->a.ctx, t, v, out);
+    else
+        p->b.fire(p->b.ctx, t, v, out);
+}
+
+struct core_timer core_timer_pair(struct core_timer_pair *p)
+{
+    return (struct core_timer){pair_next, pair_fire, p};
+}
+
 /* Engine time to j->advance_to through each time something is due, a clock
  * command at each (its time set here: the clock source's may lag behind,
  * and the sequencer never lets time go back). */
@@ -901,14 +922,14 @@ static void submit_timer_cmd(struct core *c, const struct cmd *x)
  * behind the users' writes already there (a stepped advance, itself a job
  * holding the queue's turn, applies them in place instead, which is what
  * makes a stepped run repeat command for command). */
-static void timer_poll(struct core *c)
+static uint32_t timer_poll(struct core *c)
 {
     /* One turn's commands in flight at a time: the timer decides again
      * only once its last decisions are applied, so it never decides from
      * a state without them, and never fills the queue (the engine thread,
      * the queue's only consumer, must never wait on it). */
     if (atomic_load(&c->timer_inflight) > 0)
-        return;
+        return 0;
     uint32_t n = 0;
     pthread_rwlock_wrlock(&c->lock);
     if (c->timer.next) {
@@ -928,6 +949,7 @@ static void timer_poll(struct core *c)
     pthread_rwlock_unlock(&c->lock);
     for (uint32_t i = 0; i < n; i++)
         submit_timer_cmd(c, &c->poll[i]);
+    return n;
 }
 
 static void *engine_main(void *arg)
@@ -939,11 +961,17 @@ static void *engine_main(void *arg)
     struct ls_entry batch[1];
     int64_t tick_ns = (int64_t)c->cfg.tick_ms * 1000000;
     int64_t last_cmd_ns = ls_now_ns(), last_poll_ns = 0;
+    /* The timer acted at its last turn, so more of it may be due already
+     * (history at N x real time): its next turn comes at once, after the
+     * writes queued meanwhile, instead of at the next poll. */
+    bool timer_hot = false;
     for (;;) {
         size_t n = 0;
         int64_t wait_ns = atomic_load(&c->has_timer) && tick_ns > (int64_t)CORE_TIMER_POLL_MS * 1000000
                               ? (int64_t)CORE_TIMER_POLL_MS * 1000000
                               : tick_ns;
+        if (timer_hot)
+            wait_ns = 0;
         enum ls_take_result t = ls_take(c->q, batch, 1, wait_ns, &n);
         if (t == LS_TAKE_CLOSED)
             break;
@@ -953,9 +981,11 @@ static void *engine_main(void *arg)
             last_cmd_ns = now;
         }
         if (atomic_load(&c->has_timer) && atomic_load(&c->ticking) &&
-            now - last_poll_ns >= (int64_t)CORE_TIMER_POLL_MS * 1000000) {
-            timer_poll(c);
+            (timer_hot || now - last_poll_ns >= (int64_t)CORE_TIMER_POLL_MS * 1000000)) {
+            timer_hot = timer_poll(c) > 0;
             last_poll_ns = now;
+        } else if (!atomic_load(&c->ticking) || !atomic_load(&c->has_timer)) {
+            timer_hot = false;
         }
         for (size_t i = 0; i < n; i++) {
             struct core_job *j = batch[i].item;
@@ -983,7 +1013,7 @@ static void *engine_main(void *arg)
              * at N x) catches up at the engine's pace, each turn still
              * behind the writes already queued. */
             if (timer_job && atomic_load(&c->timer_inflight) == 0 && atomic_load(&c->ticking)) {
-                timer_poll(c);
+                timer_hot = timer_poll(c) > 0;
                 last_poll_ns = ls_now_ns();
             }
         }

@@ -269,7 +269,7 @@ enum reject {
     REJ_TRANSFER_TOO_LARGE,  /* removing margin below the initial margin */
     REJ_INSTRUMENT_CLOSED,   /* the future has settled */
     REJ_LIQUIDATION_IN_PROGRESS, /* the account is being liquidated */
-    REJ_INVALID_FUNDING,     /* a funding rate for a future, or beyond +-10% */
+    REJ_INVALID_FUNDING,     /* a funding rate for a future, beyond +-10%, or not for the next funding */
     REJ_COUNT
 };
 
@@ -420,9 +420,10 @@ struct cmd {
         sats_t risk_limit;      /* SET_RISK_LIMIT */
         sats_t transfer;        /* TRANSFER_MARGIN: > 0 adds to the position */
         struct { uint16_t index; px_t price; } set_index; /* SET_INDEX */
-        /* SET_FUNDING (of inst): the rate paid at the next funding, and the
-         * indicative rate of the interval after when has_indicative */
-        struct { int64_t rate_e8, indicative_e8; uint8_t has_indicative; } set_funding;
+        /* SET_FUNDING (of inst): the rate paid at the funding at for_ms
+         * (refused unless that is the next one; 0: the next, whenever), and
+         * the indicative rate of the interval after when has_indicative */
+        struct { int64_t rate_e8, indicative_e8; ms_t for_ms; uint8_t has_indicative; } set_funding;
     } u;
 };
 

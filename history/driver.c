@@ -650,6 +650,7 @@ static void ticker_funding(struct out *w, const struct core_view *v, uint16_t in
     x.u.set_funding.rate_e8 = r->funding_rate_e8;
     x.u.set_funding.indicative_e8 = hi->fund_pred;
     x.u.set_funding.has_indicative = pred;
+    x.u.set_funding.for_ms = st.next_funding_ms;
     push(w, &x);
     h->st.funding_rates++;
 }
@@ -869,6 +870,11 @@ const struct hsource *history_source(const struct history *h)
 uint32_t history_account(const struct history *h)
 {
     return h->account;
+}
+
+struct core_timer history_timer(struct history *h)
+{
+    return (struct core_timer){timer_next, timer_fire, h};
 }
 
 void history_stop(struct core *c, struct history *h)

@@ -109,6 +109,9 @@ const char *history_error(const struct history *h);
 void history_stats(struct history *h, struct history_stats *out);
 const struct hsource *history_source(const struct history *h);
 uint32_t history_account(const struct history *h);
+/* The driver as a core timer (history_start sets it on the core; this is
+ * for composing it with another timer: core_timer_pair). */
+struct core_timer history_timer(struct history *h);
 /* Takes the timer off the core and frees everything (the source too).
  * The driver stays a consumer of the core's change stream: after the
  * core's last command (core_shutdown), or with c NULL after the core is

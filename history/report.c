@@ -4,6 +4,7 @@
 #include "history/report.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,10 @@ struct series {
 
 struct report {
     const struct exch_config *cfg;
+    /* Names and series change under a read view (report_name), which
+     * keeps the consumer out but not other readers (report_json,
+     * report_svg): they share this too. */
+    pthread_mutex_t names;
     struct series series[SERIES_MAX];
     uint32_t nseries;
     bool traded[INSTRUMENTS_MAX]; /* instruments the plotted accounts traded */
@@ -61,8 +66,10 @@ struct report {
 struct report *report_create(const struct exch_config *cfg)
 {
     struct report *r = calloc(1, sizeof(*r));
-    if (r)
+    if (r) {
         r->cfg = cfg;
+        pthread_mutex_init(&r->names, NULL);
+    }
     return r;
 }
 
@@ -77,6 +84,7 @@ void report_destroy(struct report *r)
     free(r->a);
     free(r->pos);
     free(r->name);
+    pthread_mutex_destroy(&r->names);
     free(r);
 }
 
@@ -114,10 +122,12 @@ void report_name(struct report *r, struct core *c, uint32_t account, const char 
 {
     /* a view: the consumer (under the state's write lock) is not running */
     const struct core_view *v = core_view_begin(c);
+    pthread_mutex_lock(&r->names);
     if (account >= r->nnames) {
         uint32_t n = account + 1;
         void *p = realloc(r->name, (size_t)n * sizeof(*r->name));
         if (!p) {
+            pthread_mutex_unlock(&r->names);
             core_view_end(v);
             return;
         }
@@ -139,6 +149,7 @@ void report_name(struct report *r, struct core *c, uint32_t account, const char 
         r->series[k++] = *x;
     }
     r->nseries = k;
+    pthread_mutex_unlock(&r->names);
     core_view_end(v);
 }
 
@@ -339,6 +350,7 @@ char *report_json(struct report *r, struct core *c)
     struct core_state st;
     core_state(c, &st);
     const struct core_view *v = core_view_begin(c);
+    pthread_mutex_lock(&r->names);
     struct sbuf b = {0};
     put(&b, "{\"seq\":%" PRIu64 ",", st.seq);
     put_time(&b, "from", r->first_ms);
@@ -382,6 +394,7 @@ char *report_json(struct report *r, struct core *c)
         }
     }
     put(&b, "]}");
+    pthread_mutex_unlock(&r->names);
     core_view_end(v);
     if (b.bad) {
         free(b.p);
@@ -515,6 +528,7 @@ static void panel_svg(struct sbuf *b, const struct report *r, const struct panel
 char *report_svg(struct report *r, struct core *c)
 {
     const struct core_view *v = core_view_begin(c);
+    pthread_mutex_lock(&r->names);
     ms_t t0 = r->first_ms, t1 = r->last_ms > r->first_ms ? r->last_ms : r->first_ms + 1;
     bool any_traded = false;
     for (uint16_t k = 0; k < INSTRUMENTS_MAX; k++)
@@ -543,6 +557,7 @@ char *report_svg(struct report *r, struct core *c)
             y0 + PANEL_H + 14, z);
     }
     put(&b, "</svg>\n");
+    pthread_mutex_unlock(&r->names);
     core_view_end(v);
     if (b.bad) {
         free(b.p);

@@ -1707,14 +1707,21 @@ static enum reject cmd_funding(struct exch *x, const struct cmd *c)
         (c->u.set_funding.has_indicative && (ind < -FUNDING_RATE_MAX || ind > FUNDING_RATE_MAX)))
         return reject(x, c, REJ_INVALID_FUNDING);
     struct ist *s = &x->is[i];
+    /* For the funding the sender meant: time may have passed it since
+     * (a paced clock applies a command later than it was decided). */
+    if (c->u.set_funding.for_ms != 0 && c->u.set_funding.for_ms != s->next_funding)
+        return reject(x, c, REJ_INVALID_FUNDING);
     s->rate = r;
     s->indicative = c->u.set_funding.has_indicative ? ind : r;
     if (x->index_px[I(x, i)->index] > 0) {
         mark_from_index(x, i, 1);
     } else {
-        for (uint32_t k = 0; k < s->n; k++)
-            pos_remark(x, s->list[k], i);
+        /* No mark to move: the margins still take in the rate. */
+        uint32_t below = remargin(x, i);
         emit_simple(x, EV_INSTRUMENT, 0, i);
+        if (below)
+            liquidate_candidates(x);
+        audit_now(x);
     }
     return REJ_NONE;
 }

@@ -13,6 +13,7 @@ Then paced: --speed 2 with --from/--to, the bot's order resting from the
 start fills with the third print, the tape is the rows between --from and
 --to, and --plot writes the SVG at the stop.
 """
+import calendar
 import json
 import os
 import sys
@@ -148,4 +149,34 @@ with open(plot) as f:
 check(svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "XBTUSD last" in svg
       and f"account {bot.account} XBt" in svg and svg.count("<polyline") >= 3,
       f"the plot written at the stop: price, the bot's equity and position ({len(svg)} bytes)")
+
+# Dense and paced: 60 s of data with a trade every 40 ms (1,500 rows) at
+# --speed 5 need 125 rows a second of wall time. The history keeps up: each
+# row is applied as the clock reaches it, so when the clock has passed the
+# last row every trade has printed, and the last print lags its row by far
+# less than the 20 s of data a timer held to one turn per poll (50 rows a
+# second) would have fallen behind by then.
+trade3 = os.path.join(tmp, "trade3.csv")
+with open(trade3, "w") as f:
+    f.write("timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,"
+            "foreignNotional,trdType\n")
+    for k in range(1500):
+        ms = 40 * k
+        f.write(f"{DAY}00:{ms // 60000:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}000000,XBTUSD,"
+                f"{'Buy' if k % 2 else 'Sell'},100,42000,ZeroPlusTick,00000000-0000-0000-0000-{k:012d},0,0,0,Regular\n")
+s = httpkit.Server(PERPSIM, "--rate-limit", "off",
+                   command=[PERPSIM, "backtest", "--serve", "--data", trade3, "--speed", "5"])
+try:
+    deadline = time.time() + 120
+    while time.time() < deadline and s.admin("GET", "clock")[2]["time"] < iso(T0 + 60000):
+        time.sleep(0.25)
+    bins = s.get("/api/v1/trade/bucketed?binSize=1m&symbol=XBTUSD&partial=true&count=10")
+    check(sum(b["volume"] for b in bins) == 1500 * 100,
+          f"every row printed by the time the clock passed it: {[(b['timestamp'], b['volume']) for b in bins]}")
+    last = s.get("/api/v1/trade?symbol=XBTUSD&count=1&reverse=true")[0]["timestamp"]
+    lag = (calendar.timegm(time.strptime(last[:19], "%Y-%m-%dT%H:%M:%S")) + int(last[20:23]) / 1000
+           - (T0 + 59960) / 1000)
+    check(0 <= lag < 20, f"the last row (at +59.96 s) printed at {last}: {lag:.3f} s of data behind")
+finally:
+    s.stop()
 print(f"served backtest: {httpkit.checks} checks passed")

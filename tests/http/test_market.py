@@ -156,7 +156,11 @@ def funding(s):
                       ({"symbol": "NOPE", "fundingRate": 0.001}, "Invalid symbol"),
                       ({"symbol": "XBTUSD"}, "'fundingRate' is a required arg."),
                       ({"symbol": "XBTUSD", "fundingRate": "x"}, "Invalid fundingRate"),
-                      ({"symbol": "XBTUSD", "fundingRate": 0.001, "when": 1}, "")):
+                      ({"symbol": "XBTUSD", "fundingRate": 0.001, "when": 1}, ""),
+                      ({"symbol": "XBTUSD", "fundingRate": 0.001, "fundingTimestamp": "soon"},
+                       "Invalid fundingTimestamp"),
+                      ({"symbol": "XBTUSD", "fundingRate": 0.001, "fundingTimestamp": "2020-01-01T04:00:00.000Z"},
+                       "Invalid funding rate")):
         st, _, r = s.admin("POST", "funding", body)
         check(st == 400 and why in r["error"]["message"], f"a bad funding {body}: {st} {r}")
     check(s.get("/api/v1/instrument?symbol=XBTUSD")[0]["fundingRate"] == 0.003, "the refused ones changed nothing")

@@ -472,6 +472,7 @@ static void codec_commands(struct codec_set *s)
                 x->u.set_funding.rate_e8 = variant ? -INT64_C(37500) : INT64_C(10000);
                 x->u.set_funding.indicative_e8 = variant ? 0 : -INT64_C(2500);
                 x->u.set_funding.has_indicative = (uint8_t)!variant;
+                x->u.set_funding.for_ms = variant ? 0 : INT64_C(1705291200000);
                 break;
             default: /* CMD_CLOCK, CMD_SET_CROSS: no arguments */
                 break;

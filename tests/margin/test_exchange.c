@@ -739,9 +739,12 @@ START_TEST(funding_pays_the_right_side_to_the_satoshi)
 }
 END_TEST
 
+static ms_t g_for_ms; /* set_funding's funding time (0: the next) */
+
 static enum reject set_funding(uint16_t inst, rate_t rate, int has_ind, rate_t ind)
 {
     struct cmd c = {.type = CMD_SET_FUNDING, .inst = inst};
+    c.u.set_funding.for_ms = g_for_ms;
     c.u.set_funding.rate_e8 = rate;
     c.u.set_funding.indicative_e8 = ind;
     c.u.set_funding.has_indicative = (uint8_t)has_ind;
@@ -763,11 +766,18 @@ START_TEST(an_announced_funding_rate_is_paid_and_marks_at_once)
     ck_assert_int_eq(set_funding(XBTUSD, FUNDING_RATE_MAX + 1, 0, 0), REJ_INVALID_FUNDING);
     ck_assert_int_eq(set_funding(XBTUSD, 10000, 1, -FUNDING_RATE_MAX - 1), REJ_INVALID_FUNDING);
     ck_assert_int_eq(set_funding(99, 10000, 0, 0), REJ_UNKNOWN_SYMBOL);
+    struct exch_instrument_state st0;
+    exch_instrument_state(X, XBTUSD, &st0);
+    g_for_ms = st0.next_funding_ms + exch_config(X)->inst[XBTUSD].funding_interval_ms; /* the one after */
+    ck_assert_int_eq(set_funding(XBTUSD, 10000, 0, 0), REJ_INVALID_FUNDING);
+    g_for_ms = 0;
     ck_assert_uint_eq(exch_hash(X), h0);
     struct exch_position p0;
     exch_position(X, 1, XBTUSD, &p0);
-    /* the long pays 0.375% at the next funding */
+    /* the long pays 0.375% at the next funding (named) */
+    g_for_ms = st0.next_funding_ms;
     ck_assert_int_eq(set_funding(XBTUSD, 375000, 1, -2500), REJ_NONE);
+    g_for_ms = 0;
     struct exch_instrument_state st;
     exch_instrument_state(X, XBTUSD, &st);
     ck_assert_int_eq(st.funding_rate_e8, 375000);
