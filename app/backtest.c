@@ -17,6 +17,7 @@
 #include "history/driver.h"
 #include "history/report.h"
 #include "journal/journal.h"
+#include "market/market.h"
 
 /* Data time advanced per job: progress is shown between jobs. */
 #define STEP_MS (60 * INT64_C(1000))
@@ -33,7 +34,7 @@ static ms_t stepped_now(void *ctx)
 static const char usage[] =
     "usage: perpsim backtest --data FILE... [--from ISO] [--to ISO] [--speed max|N]\n"
     "                        [--report FILE.json] [--plot FILE.svg] [--data-dir DIR]\n"
-    "                        [--strict]\n"
+    "                        [--agents [--seed N]] [--strict]\n"
     "\n"
     "Replays market history into the real book: BitMEX's daily dumps\n"
     "(trade/YYYYMMDD.csv.gz, quote/YYYYMMDD.csv.gz) and Tardis.dev's CSV (trades,\n"
@@ -48,6 +49,9 @@ static const char usage[] =
     "                     real time\n"
     "  --report FILE      the report as JSON (default: printed at the end)\n"
     "  --plot FILE.svg    price, each trader's equity and position over time, SVG\n"
+    "  --agents           the living market's noise and directional traders trade\n"
+    "                     in the historical book (no market makers, no index walk)\n"
+    "  --seed N           the agents' seed (the same seed, the same run)\n"
     "  --data-dir DIR     journal the run there (a new directory): `perpsim replay\n"
     "                     --data-dir DIR` then gives the same state hash\n"
     "  --strict           a malformed line stops the run (default: reported, skipped)\n";
@@ -106,6 +110,8 @@ int backtest_main(int argc, char **argv)
     uint32_t npaths = 0;
     const char *report_path = NULL, *plot_path = NULL, *dir = NULL;
     int64_t speed = 0; /* 0: as fast as the machine goes, else N x real time */
+    bool agents = false;
+    uint64_t seed = 0;
     struct hsource_opts so = {.strict = false, .from_us = 0, .to_us = INT64_MAX, .report = stderr};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -137,6 +143,14 @@ int backtest_main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--report") == 0 && v) {
             report_path = v;
+            i++;
+        } else if (strcmp(a, "--agents") == 0) {
+            agents = true;
+        } else if (strcmp(a, "--seed") == 0 && v) {
+            char *end = NULL;
+            seed = strtoull(v, &end, 10);
+            if (end == v || *end || seed == 0)
+                return fail("--seed wants a whole number > 0, got ", v);
             i++;
         } else if (strcmp(a, "--plot") == 0 && v) {
             plot_path = v;
@@ -197,6 +211,8 @@ int backtest_main(int argc, char **argv)
     }
     struct report *rep = report_create(core_exch_config(c));
     struct journal *jr = NULL;
+    struct market *mk = NULL;
+    struct core_timer_pair pair;
     int rc = 1;
     if (dir) {
         struct core_cmd_buf *first = malloc(sizeof(*first));
@@ -226,6 +242,26 @@ int backtest_main(int argc, char **argv)
         goto out;
     }
     report_name(rep, c, history_account(h), "history");
+    if (agents) {
+        /* The living market's noise and directional traders trade in the
+         * historical book; the history keeps the index and the book. */
+        struct market_params mp;
+        market_params_default(&mp);
+        mp.agents_only = true;
+        if (seed)
+            mp.seed = seed;
+        mk = market_start(c, &mp, err, sizeof(err));
+        if (!mk) {
+            fprintf(stderr, "perpsim backtest: --agents: %s\n", err);
+            goto out;
+        }
+        pair = (struct core_timer_pair){history_timer(h), market_timer(mk)};
+        struct core_timer t = core_timer_pair(&pair);
+        core_set_timer(c, &t);
+    } else if (seed) {
+        fprintf(stderr, "perpsim backtest: --seed is the agents' (--agents)\n");
+        goto out;
+    }
     bool tty = isatty(STDERR_FILENO) != 0;
     double w0 = replay_mono_s();
     struct history_stats st;
@@ -307,6 +343,8 @@ out:
     core_shutdown(c);
     if (jr)
         journal_close(jr);
+    if (mk)
+        market_stop(c, mk);
     history_stop(c, h);
     core_destroy(c);
     journal_destroy(jr);

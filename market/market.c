@@ -54,7 +54,8 @@ struct market {
     ms_t next_maker; /* the makers look at their ladders every index_step_ms */
     bool resched;    /* a rate changed: draw the next times again at the next turn */
     struct market_stats st;
-    /* accounts to make, in order: makers, noise, directional */
+    /* accounts to make, in order: makers (none when agents_only), noise,
+     * directional */
     uint32_t nmade;
 };
 
@@ -166,21 +167,27 @@ void market_destroy(struct market *m)
     free(m);
 }
 
-/* The k-th agent account: makers (one per instrument), noise, directional. */
+/* The makers: one per instrument, none in agents-only mode. */
+static uint32_t makers(const struct market *m)
+{
+    return m->p.agents_only ? 0 : m->cfg->engine.instruments_count;
+}
+
+/* The k-th agent account: makers, noise, directional. */
 static uint32_t agents(const struct market *m)
 {
-    return m->cfg->engine.instruments_count + m->p.noise + m->p.directional;
+    return makers(m) + m->p.noise + m->p.directional;
 }
 
 uint32_t market_account_jobs(struct market *m, struct core_job **jobs, uint32_t max)
 {
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uint16_t ninst = m->cfg->engine.instruments_count;
+    uint32_t nmk = makers(m);
     uint32_t n = agents(m);
     if (n > max)
         n = max;
     for (uint32_t k = 0; k < n; k++) {
-        bool maker = k < ninst, noise = !maker && k < ninst + m->p.noise;
+        bool maker = k < nmk, noise = !maker && k < nmk + m->p.noise;
         uint32_t extra = maker ? 1 : 0; /* makers take the top risk limit */
         struct core_job *j = core_job_new(J_ACCOUNT, 0, m->cfg->currencies_count + extra);
         if (!j) {
@@ -222,15 +229,16 @@ uint32_t market_account_jobs(struct market *m, struct core_job **jobs, uint32_t 
 void market_account_made(struct market *m, uint32_t k, uint32_t account)
 {
     uint16_t ninst = m->cfg->engine.instruments_count;
+    uint32_t nmk = makers(m);
     pthread_mutex_lock(&m->lock);
-    if (k < ninst) {
+    if (k < nmk) {
         m->maker[k].account = account;
-    } else if (k < ninst + m->p.noise) {
-        m->noise_acct[k - ninst] = account;
+    } else if (k < nmk + m->p.noise) {
+        m->noise_acct[k - nmk] = account;
     } else if (k < agents(m)) {
-        struct directional *d = &m->dir[k - ninst - m->p.noise];
+        struct directional *d = &m->dir[k - nmk - m->p.noise];
         d->account = account;
-        d->inst = (uint16_t)((k - ninst - m->p.noise) % ninst);
+        d->inst = (uint16_t)((k - nmk - m->p.noise) % ninst);
     }
     m->nmade = k + 1 > m->nmade ? k + 1 : m->nmade;
     pthread_mutex_unlock(&m->lock);
@@ -238,7 +246,8 @@ void market_account_made(struct market *m, uint32_t k, uint32_t account)
 
 int market_set_path(struct market *m, uint16_t k, const ms_t *t, const px_t *px, uint32_t n)
 {
-    if (k >= m->cfg->indices_count || !n || m->started)
+    /* Agents only: the history moves the indices, never the market. */
+    if (k >= m->cfg->indices_count || !n || m->started || m->p.agents_only)
         return -1;
     for (uint32_t i = 0; i < n; i++)
         if (px[i] <= 0 || (i && t[i] < t[i - 1]))
@@ -560,18 +569,32 @@ static void directional_turn(struct market *m, ms_t t, const struct core_view *v
 
 /* ---- the timer ------------------------------------------------------------------------ */
 
+static bool noise_idle(const struct market *m)
+{
+    return m->p.noise_per_min <= 0 || !m->p.noise;
+}
+
+/* In agents-only mode no feed or maker wakes the timer (their times are
+ * INT64_MAX), and traders with nothing to do must not either: their far
+ * arrivals (noise_gap's, or a turn of no directional trader) would be
+ * times next() keeps giving for nothing. The default mode counts them as
+ * it always did, so its draws stay the same. */
 static ms_t next_locked(struct market *m)
 {
     if (!m->started || m->resched)
         return 0; /* now: the makers quote at once, or new rates apply */
-    ms_t t = m->next_dir < m->next_maker ? m->next_dir : m->next_maker;
+    bool only = m->p.agents_only;
+    ms_t t = m->next_maker;
+    if ((!only || m->p.directional) && m->next_dir < t)
+        t = m->next_dir;
     for (uint16_t k = 0; k < m->cfg->indices_count; k++)
         if (m->next_index[k] < t)
             t = m->next_index[k];
+    bool noise = !only || !noise_idle(m);
     for (uint16_t i = 0; i < m->cfg->engine.instruments_count; i++)
         if (m->maker[i].requote)
             return 0;
-        else if (m->noise_at[i].next < t)
+        else if (noise && m->noise_at[i].next < t)
             t = m->noise_at[i].next;
     return t;
 }
@@ -587,7 +610,7 @@ static ms_t timer_next(void *ctx)
 
 static ms_t noise_gap(struct market *m)
 {
-    if (m->p.noise_per_min <= 0 || !m->p.noise)
+    if (noise_idle(m))
         return INT64_MAX / 4;
     return 1 + (ms_t)exponential(m, 60000.0 / m->p.noise_per_min);
 }
@@ -597,16 +620,18 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
     struct market *m = ctx;
     const struct exch_config *cfg = m->cfg;
     pthread_mutex_lock(&m->lock);
+    /* Agents only: no index step and no maker ever comes due. */
+    bool only = m->p.agents_only;
     if (!m->started) {
         m->started = true;
-        for (uint16_t k = 0; k < cfg->indices_count; k++)
-            m->next_index[k] = m->path[k].n ? t : t + m->p.index_step_ms; /* a path: its due points now */
+        for (uint16_t k = 0; k < cfg->indices_count; k++) /* a path: its due points now */
+            m->next_index[k] = only ? INT64_MAX : m->path[k].n ? t : t + m->p.index_step_ms;
         for (uint16_t i = 0; i < cfg->engine.instruments_count; i++) {
-            m->maker[i].requote = true;
+            m->maker[i].requote = !only;
             m->noise_at[i].next = t + 500 + noise_gap(m) / 4;
         }
         m->next_dir = t + (ms_t)exponential(m, (double)m->p.directional_every_ms);
-        m->next_maker = t;
+        m->next_maker = only ? INT64_MAX : t;
     }
     if (m->next_maker <= t) {
         /* Fills took some orders, a post-only one may have been canceled:
@@ -624,9 +649,9 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
             m->noise_at[i].next = t + noise_gap(m);
         m->next_dir = t + 1 + (ms_t)exponential(m, (double)m->p.directional_every_ms);
         for (uint16_t k = 0; k < cfg->indices_count; k++)
-            if (!m->path[k].n)
+            if (!m->path[k].n && !only)
                 m->next_index[k] = t + m->p.index_step_ms;
-        m->next_maker = t;
+        m->next_maker = only ? INT64_MAX : t;
     }
     for (uint16_t k = 0; k < cfg->indices_count; k++) {
         if (m->next_index[k] > t)
@@ -657,9 +682,11 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
     /* Makers quote around the index just stepped (the mark/index ratio of
      * now), or around the mark when there is none. */
     for (uint16_t i = 0; i < cfg->engine.instruments_count; i++) {
-        if (!m->maker[i].requote || !m->maker[i].account)
+        if (!m->maker[i].requote)
             continue;
         m->maker[i].requote = false;
+        if (!m->maker[i].account) /* none (agents only): due no more */
+            continue;
         double ratio;
         px_t idx = index_of(v, i, &ratio);
         for (uint32_t b = 0; b < out->n; b++)
@@ -704,6 +731,11 @@ const char *market_params_set(struct market *m, const struct market_params *p)
         pthread_mutex_unlock(&m->lock);
         return "noise, directional and seed are fixed at start";
     }
+    if (p->agents_only != m->p.agents_only) {
+        /* the agents' accounts (makers or none) were made for the mode */
+        pthread_mutex_unlock(&m->lock);
+        return "agentsOnly is fixed at start";
+    }
     if (p->noise_per_min != m->p.noise_per_min || p->directional_every_ms != m->p.directional_every_ms ||
         p->index_step_ms != m->p.index_step_ms)
         m->resched = m->started;
@@ -718,7 +750,7 @@ const char *market_params_set(struct market *m, const struct market_params *p)
     }
     m->p = *p;
     for (uint16_t i = 0; i < m->cfg->engine.instruments_count; i++)
-        m->maker[i].requote = true;
+        m->maker[i].requote = !p->agents_only; /* no makers: nothing to requote */
     pthread_mutex_unlock(&m->lock);
     return NULL;
 }
@@ -750,7 +782,11 @@ struct market *market_start_paths(struct core *c, const struct market_params *p,
         return NULL;
     }
     for (uint16_t k = 0; path_n && k < m->cfg->indices_count; k++)
-        if (path_n[k] && market_set_path(m, k, path_t[k], path_px[k], path_n[k]) != 0) {
+        if (path_n[k] && p->agents_only) {
+            snprintf(err, errcap, "market: agents only moves no index: no path (index %s)", m->cfg->index[k]);
+            market_destroy(m);
+            return NULL;
+        } else if (path_n[k] && market_set_path(m, k, path_t[k], path_px[k], path_n[k]) != 0) {
             snprintf(err, errcap, "market: the path of index %s is not valid", m->cfg->index[k]);
             market_destroy(m);
             return NULL;

@@ -37,6 +37,13 @@
  *    25x-100x opened with most of their margin every directional_every_ms
  *    on average and closed after a while: a sharp move liquidates them,
  *    so the insurance fund and ADL have work.
+ *
+ * Agents only (agents_only): a backtest's history drives the indices and
+ * gives the book; the market adds only its noise and directional traders,
+ * which act as above against whatever book and index there are. No index
+ * feed (the market never sets an index: no walk, no jumps, no path; paths
+ * are refused), no makers (no maker accounts, no maker commands); the
+ * agents' accounts are noise then directional. Fixed at start.
  */
 #ifndef PERPSIM_MARKET_MARKET_H
 #define PERPSIM_MARKET_MARKET_H
@@ -70,6 +77,11 @@ struct market_params {
     double noise_per_min;     /* per instrument: 30 */
     uint32_t directional;     /* directional accounts: 6 */
     ms_t directional_every_ms; /* 10 minutes */
+    bool agents_only;         /* no index feed and no makers: only the noise and
+                               * directional traders act (a backtest on history,
+                               * which moves the index and gives the book); the
+                               * walk's and makers' fields are kept but unused.
+                               * Fixed at start: false */
 };
 
 void market_params_default(struct market_params *p);
@@ -84,14 +96,17 @@ void market_destroy(struct market *m);
 
 /* The agents' accounts: J_ACCOUNT jobs (a key drawn from the seed, the
  * deposits) the caller applies in order (core_run), reporting each made
- * account with market_account_made. Returns how many jobs it filled. */
+ * account with market_account_made (k: the job's place: makers, one per
+ * instrument and none when agents_only, then noise, then directional).
+ * Returns how many jobs it filled. */
 uint32_t market_account_jobs(struct market *m, struct core_job **jobs, uint32_t max);
 void market_account_made(struct market *m, uint32_t k, uint32_t account);
 
 /* A price path for index k (times ascending, prices > 0, n > 0): instead
  * of the walk, the index takes each price at its time (the last one at or
  * before the market's start at once) and stays at the last. Before
- * market_start; copied. -1 on a bad path. */
+ * market_start; copied. -1 on a bad path, and always when agents_only
+ * (the market moves no index then). */
 int market_set_path(struct market *m, uint16_t k, const ms_t *t, const px_t *px, uint32_t n);
 
 /* The core's timer (core.h): when next, and what at that time. */
@@ -103,14 +118,16 @@ struct core_timer market_timer(struct market *m);
  * the core's timer. NULL with a message in err. market_stop takes the timer off the
  * core and frees the market. */
 struct market *market_start(struct core *c, const struct market_params *p, char *err, size_t errcap);
-/* market_start with index paths (path_n[k] == 0: the walk for index k). */
+/* market_start with index paths (path_n[k] == 0: the walk for index k).
+ * agents_only refuses any path (path_n[k] > 0), with a message. */
 struct market *market_start_paths(struct core *c, const struct market_params *p, const ms_t *const *path_t,
                                   const px_t *const *path_px, const uint32_t *path_n, char *err,
                                   size_t errcap);
 void market_stop(struct core *c, struct market *m);
 
 /* Parameters at run time (the admin API). set: checked first; the
- * market's seeded draws go on. */
+ * market's seeded draws go on; noise, directional, seed and agents_only
+ * are fixed at start (a change is refused with a message). */
 void market_params_get(struct market *m, struct market_params *out);
 const char *market_params_set(struct market *m, const struct market_params *p);
 /* Counters for the admin API and metrics. */

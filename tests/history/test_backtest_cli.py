@@ -7,7 +7,8 @@
 - determinism: two runs of the same data give the same report, byte for
   byte, and the same state hash; `perpsim replay` of the run's journal gives
   that hash too; paced (--speed N) it takes at least the day / N and makes
-  the same run; --plot draws it;
+  the same run; --plot draws it; --agents puts the living market's noise
+  and directional traders in the historical book, seeded and replayable;
 - a malformed line is reported with its file and line and skipped, or stops
   the run with --strict (exit status 1, the file and line named);
 - a file that does not exist or a header that is not one of the formats
@@ -92,6 +93,24 @@ try:
             check(doc_svg.startswith("<svg") and "XBTUSD last" in doc_svg and "no data" in doc_svg,
                   f"--plot: the price drawn, no trader's equity (nobody traded): {doc_svg[:300]}")
             run([PERPSIM, "backtest", "--data", *files, "--speed", "0"], expect=2)
+            # The living market's agents in the historical book: seeded, the
+            # same run twice, replayable, in the audit; --seed alone refused.
+            runs = []
+            for k in range(2):
+                rep = os.path.join(tmp, f"agents-{k}.json")
+                jdir = os.path.join(tmp, f"agents-journal-{k}")
+                p = run([PERPSIM, "backtest", "--data", *files, "--agents", "--seed", "5", "--report", rep,
+                         "--data-dir", jdir])
+                check("audit        exact to the satoshi" in p.stdout, "--agents: audit exact")
+                with open(rep, "rb") as f:
+                    runs.append((state_hash(p.stdout), f.read()))
+            check(runs[0] == runs[1] and runs[0][0] != hashes[0], "--agents: the same run twice, not the run without")
+            r = run([PERPSIM, "replay", "--data-dir", os.path.join(tmp, "agents-journal-0")])
+            check(state_hash(r.stdout) == runs[0][0], "--agents: replay gives the run's hash")
+            doc = json.loads(runs[0][1])
+            traders = [a for a in doc["accounts"] if a["name"] == "" and a["trades"] > 0]
+            check(len(traders) >= 10, f"--agents: the agents traded: {len(traders)} accounts")
+            run([PERPSIM, "backtest", "--data", *files, "--seed", "5"], expect=1)
 
     # Malformed lines: skipped and reported, or fatal with --strict.
     bad = os.path.join(tmp, "bad.csv")

@@ -9,7 +9,11 @@
  *  - a simulated day at the defaults: the index moved, fundings paid, at
  *    least one liquidation, the audit exact;
  *  - the same seed and the same steps give the same state hash at every
- *    step; another seed another.
+ *    step; another seed another;
+ *  - agents only (a backtest's market): against an index the test set and
+ *    a book the test placed, 30 minutes without one index command from
+ *    the market, no maker account, noise orders placed, the audit exact;
+ *    with no trader at all the timer is never due (INT64_MAX).
  */
 #include <check.h>
 #include <stdio.h>
@@ -35,11 +39,14 @@ struct sim {
     struct core *core;
     struct market *m;
     uint64_t liquidations, fundings;
+    uint64_t set_index, accounts; /* CMD_SET_INDEX and CC_ACCOUNT commands */
 };
 
 static void count(void *ctx, const struct core_record *r)
 {
     struct sim *s = ctx;
+    s->set_index += r->cmd->type == CC_EXCH && r->cmd->x.type == CMD_SET_INDEX;
+    s->accounts += r->cmd->type == CC_ACCOUNT;
     for (uint32_t i = 0; i < r->nev; i++) {
         const struct event *e = &r->ev[i].ev;
         s->liquidations += e->type == EV_MONEY && e->u.money.kind == MK_LIQUIDATION;
@@ -47,7 +54,8 @@ static void count(void *ctx, const struct core_record *r)
     }
 }
 
-static void sim_start(struct sim *s, uint64_t seed)
+/* The core on the stepped clock, counted, no market yet. */
+static void sim_open(struct sim *s)
 {
     memset(s, 0, sizeof(*s));
     s->clk.t = T0;
@@ -59,11 +67,22 @@ static void sim_start(struct sim *s, uint64_t seed)
     s->core = core_create(&cfg, err, sizeof(err));
     ck_assert_msg(s->core != NULL, "core_create: %s", err);
     ck_assert_int_eq(core_subscribe(s->core, count, s, false), 0);
+}
+
+static void sim_market(struct sim *s, const struct market_params *p)
+{
+    char err[128];
+    s->m = market_start(s->core, p, err, sizeof(err));
+    ck_assert_msg(s->m != NULL, "%s", err);
+}
+
+static void sim_start(struct sim *s, uint64_t seed)
+{
+    sim_open(s);
     struct market_params p;
     market_params_default(&p);
     p.seed = seed;
-    s->m = market_start(s->core, &p, err, sizeof(err));
-    ck_assert_msg(s->m != NULL, "%s", err);
+    sim_market(s, &p);
 }
 
 static void sim_advance(struct sim *s, ms_t ms)
@@ -225,6 +244,156 @@ START_TEST(rates_at_run_time)
 }
 END_TEST
 
+/* ---- agents only ---------------------------------------------------------------- */
+
+static void set_index(struct sim *s, uint16_t k, px_t px)
+{
+    struct core_job *j = core_job_new(J_INDEX, 0, 1);
+    j->cmds[0].type = CMD_SET_INDEX;
+    j->cmds[0].u.set_index.index = k;
+    j->cmds[0].u.set_index.price = px;
+    core_run(s->core, j);
+    ck_assert_int_eq(j->rej[0], REJ_NONE);
+    core_job_free(j);
+}
+
+/* A test account, 1,000 XBT and 50M USDT, its key fixed. */
+static uint32_t test_account(struct sim *s)
+{
+    struct core_job *j = core_job_new(J_ACCOUNT, 0, 2);
+    memset(j->key.id, 'T', KEY_ID_LEN);
+    memset(j->key.secret, 's', KEY_SECRET_LEN);
+    j->key.perms = PERM_ORDER;
+    j->key.enabled = true;
+    j->cmds[0].type = CMD_DEPOSIT;
+    j->cmds[0].u.money.currency = 0;
+    j->cmds[0].u.money.amount = INT64_C(100000000000);
+    j->cmds[1].type = CMD_DEPOSIT;
+    j->cmds[1].u.money.currency = 1;
+    j->cmds[1].u.money.amount = INT64_C(50000000000000);
+    core_run(s->core, j);
+    ck_assert_int_eq(j->status, REJ_NONE);
+    uint32_t a = j->account;
+    core_job_free(j);
+    return a;
+}
+
+/* XBTUSD: levels bids and asks of qty contracts around center, $1 apart,
+ * the nearest $1 away. */
+static void rest_book(struct sim *s, uint32_t a, px_t center, uint32_t levels, qty_t qty)
+{
+    struct core_job *j = core_job_new(J_ORDERS, a, 2 * levels);
+    for (uint32_t k = 0; k < 2 * levels; k++) {
+        struct cmd *c = &j->cmds[k];
+        bool buy = k < levels;
+        px_t off = (px_t)(k % levels + 1) * PX_SCALE;
+        c->type = CMD_NEW_ORDER;
+        c->account = a;
+        c->inst = 0;
+        c->u.new_order.has = HAS_QTY | HAS_PRICE;
+        c->u.new_order.side = buy ? SIDE_BUY : SIDE_SELL;
+        c->u.new_order.ord_type = ORD_LIMIT;
+        c->u.new_order.qty = qty;
+        c->u.new_order.price = buy ? center - off : center + off;
+    }
+    core_run(s->core, j);
+    for (uint32_t k = 0; k < 2 * levels; k++)
+        ck_assert_msg(j->rej[k] == REJ_NONE, "resting order %u: reject %d", k, (int)j->rej[k]);
+    core_job_free(j);
+}
+
+static px_t index_px(struct sim *s, uint16_t inst)
+{
+    const struct core_view *v = core_view_begin(s->core);
+    struct exch_instrument_state st;
+    cv_instrument(v, inst, &st);
+    core_view_end(v);
+    return st.index_px;
+}
+
+/* The history drives the index and gives the book, the market only its
+ * noise and directional traders: the index stays where the test set it,
+ * no account is a maker's, the noise traders trade against the test's
+ * book, and every satoshi is accounted for. With no trader at all the
+ * timer is never due: next() is INT64_MAX, not a time that never comes
+ * (a stepped advance or the engine's poll would spin on it). */
+START_TEST(agents_only)
+{
+    static struct sim s;
+    sim_open(&s);
+    const px_t px = 61234 * PX_SCALE + PX_SCALE / 2; /* 61,234.5 */
+    set_index(&s, 0, px);
+    uint32_t a = test_account(&s);
+    rest_book(&s, a, 61234 * PX_SCALE, 40, 50000);
+    const px_t eth = index_px(&s, 1); /* the config's .BETH, never moved */
+    struct market_params p;
+    market_params_default(&p);
+    p.seed = 11;
+    p.agents_only = true;
+    ck_assert_ptr_null(market_params_check(&p));
+    /* An index path is refused: the market moves no index. */
+    ms_t pt[1] = {T0};
+    px_t ppx[1] = {px};
+    const ms_t *pts[INDICES_MAX] = {pt};
+    const px_t *ppxs[INDICES_MAX] = {ppx};
+    uint32_t pn[INDICES_MAX] = {1};
+    char err[128];
+    ck_assert_ptr_null(market_start_paths(s.core, &p, pts, ppxs, pn, err, sizeof(err)));
+    printf("market: agents only with a path: %s\n", err);
+    s.set_index = s.accounts = 0;
+    sim_market(&s, &p);
+    ck_assert_uint_eq(s.accounts, p.noise + p.directional); /* no maker */
+    ck_assert_int_eq(market_set_path(s.m, 0, pt, ppx, 1), -1);
+    sim_advance(&s, 30 * 60 * 1000);
+    struct market_stats ms;
+    market_stats(s.m, &ms);
+    const struct core_view *v = core_view_begin(s.core);
+    uint32_t ntr = 0;
+    store_trades(cv_store(v), 0, &ntr);
+    core_view_end(v);
+    printf("market: agents only, 30 min: %llu index commands, %llu index steps, maker %llu, noise %llu, "
+           "directional %llu, %u XBTUSD trades, %llu liquidations\n",
+           (unsigned long long)s.set_index, (unsigned long long)ms.index_steps,
+           (unsigned long long)ms.maker_commands, (unsigned long long)ms.noise_orders,
+           (unsigned long long)ms.directional_orders, ntr, (unsigned long long)s.liquidations);
+    ck_assert_uint_eq(s.set_index, 0);
+    ck_assert_int_eq(index_px(&s, 0), px);
+    ck_assert_int_eq(index_px(&s, 1), eth);
+    ck_assert_uint_eq(ms.index_steps, 0);
+    ck_assert_uint_eq(ms.jumps, 0);
+    ck_assert_uint_eq(ms.maker_commands, 0);
+    ck_assert_uint_gt(ms.noise_orders, 0);
+    ck_assert_uint_gt(ntr, 0);
+    ck_assert_uint_eq(s.accounts, p.noise + p.directional);
+    audit_exact(&s);
+    /* The mode is fixed at start. */
+    struct market_params q;
+    market_params_get(s.m, &q);
+    ck_assert(q.agents_only);
+    q.agents_only = false;
+    const char *e = market_params_set(s.m, &q);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_nonnull(strstr(e, "agentsOnly"));
+    sim_stop(&s);
+
+    /* No trader at all: never due, and time still moves. */
+    sim_open(&s);
+    set_index(&s, 0, px);
+    p.noise = p.directional = 0;
+    s.set_index = s.accounts = 0;
+    sim_market(&s, &p);
+    ck_assert_uint_eq(s.accounts, 0);
+    sim_advance(&s, 1000); /* the market's first turn */
+    struct core_timer t = market_timer(s.m);
+    ck_assert_int_eq(t.next(t.ctx), INT64_MAX);
+    sim_advance(&s, 3600 * 1000);
+    ck_assert_int_eq(t.next(t.ctx), INT64_MAX);
+    ck_assert_uint_eq(s.set_index, 0);
+    ck_assert_int_eq(index_px(&s, 0), px);
+    sim_stop(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("market");
@@ -235,6 +404,10 @@ int main(void)
     tcase_add_test(tc, a_simulated_day);
     tcase_add_test(tc, rates_at_run_time);
     suite_add_tcase(su, tc);
+    TCase *ao = tcase_create("agents_only");
+    tcase_set_timeout(ao, 900);
+    tcase_add_test(ao, agents_only);
+    suite_add_tcase(su, ao);
     SRunner *r = srunner_create(su);
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
