@@ -345,6 +345,19 @@ static void put_time(struct sbuf *b, const char *key, ms_t t)
     put(b, "\"%s\":\"%s\"", key, iso);
 }
 
+/* The end of report_json and report_svg: the locks they took released,
+ * the text (NULL when memory ran out). */
+static char *done(struct report *r, const struct core_view *v, struct sbuf *b)
+{
+    pthread_mutex_unlock(&r->names);
+    core_view_end(v);
+    if (b->bad) {
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
 char *report_json(struct report *r, struct core *c)
 {
     struct core_state st;
@@ -394,13 +407,7 @@ char *report_json(struct report *r, struct core *c)
         }
     }
     put(&b, "]}");
-    pthread_mutex_unlock(&r->names);
-    core_view_end(v);
-    if (b.bad) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return done(r, v, &b);
 }
 
 /* ---- the plot ------------------------------------------------------------- */
@@ -557,11 +564,5 @@ char *report_svg(struct report *r, struct core *c)
             y0 + PANEL_H + 14, z);
     }
     put(&b, "</svg>\n");
-    pthread_mutex_unlock(&r->names);
-    core_view_end(v);
-    if (b.bad) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return done(r, v, &b);
 }

@@ -1231,6 +1231,18 @@ static uint32_t remargin(struct exch *x, uint16_t i)
 
 static void audit_now(struct exch *x);
 
+/* The engine's copy of a mark or index price (its triggers and pegs). */
+static void price_to_engine(struct exch *x, uint16_t i, uint8_t source, px_t px)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_SET_PRICE;
+    c.inst = i;
+    c.u.set_price.source = source;
+    c.u.set_price.price = px;
+    sub(x, &c);
+}
+
 /* The mark from the index (a no-op when it has not moved, unless always:
  * the rates behind the margins changed). */
 static void mark_from_index(struct exch *x, uint16_t i, int always)
@@ -1254,13 +1266,7 @@ static void mark_from_index(struct exch *x, uint16_t i, int always)
         return;
     if (mark != s->mark) {
         s->mark = mark;
-        struct cmd c;
-        memset(&c, 0, sizeof(c));
-        c.type = CMD_SET_PRICE;
-        c.inst = i;
-        c.u.set_price.source = SRC_MARK;
-        c.u.set_price.price = mark;
-        sub(x, &c);
+        price_to_engine(x, i, SRC_MARK, mark);
     }
     uint32_t below = remargin(x, i);
     emit_simple(x, EV_INSTRUMENT, 0, i);
@@ -1679,13 +1685,7 @@ static enum reject cmd_index(struct exch *x, const struct cmd *c)
     for (uint16_t i = 0; i < x->ninst; i++) {
         if (I(x, i)->index != idx || x->is[i].settled)
             continue;
-        struct cmd s;
-        memset(&s, 0, sizeof(s));
-        s.type = CMD_SET_PRICE;
-        s.inst = i;
-        s.u.set_price.source = SRC_INDEX;
-        s.u.set_price.price = px;
-        sub(x, &s);
+        price_to_engine(x, i, SRC_INDEX, px);
         mark_from_index(x, i, 0);
     }
     return REJ_NONE;
