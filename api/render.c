@@ -881,6 +881,7 @@ const char *reject_message(enum reject r, int *status)
     case REJ_INSTRUMENT_CLOSED: return "Instrument expired";
     case REJ_LIQUIDATION_IN_PROGRESS: return "Account is in liquidation";
     case REJ_INVALID_FUNDING: return "Invalid funding rate";
+    case REJ_TOO_MANY_CONTINGENT: return "Too many contingent orders";
     default: *status = 500; return "Server Error";
     }
 }

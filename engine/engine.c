@@ -316,6 +316,8 @@ static void order_release(struct engine *e, uint32_t slot)
         a->stop_count--;
     if (o->exec_inst & (EXEC_REDUCE_ONLY | EXEC_CLOSE))
         a->ro_count--;
+    if (o->contingency != CONT_NONE)
+        a->cont_count--;
     idmap_remove(e, slot);
     if (o->clord != ENGINE_NIL) {
         clomap_remove(e, slot);
@@ -1214,6 +1216,8 @@ static enum reject validate_new(struct engine *e, const struct cmd *c, struct or
     } else if (a->open_count >= e->cfg.open_orders_max) {
         return REJ_TOO_MANY_OPEN_ORDERS;
     }
+    if (n->contingency != CONT_NONE && a->cont_count >= ENGINE_CONTINGENT_MAX)
+        return REJ_TOO_MANY_CONTINGENT;
     if (orders_full(e))
         return REJ_POOL_FULL;
     uint32_t strs_needed = (n->clordid[0] != 0) + (n->clordlinkid[0] != 0);
@@ -1272,6 +1276,8 @@ static enum reject apply_new(struct engine *e, const struct cmd *c)
         a->stop_count++;
     if (o->exec_inst & (EXEC_REDUCE_ONLY | EXEC_CLOSE))
         a->ro_count++;
+    if (o->contingency != CONT_NONE)
+        a->cont_count++;
     emit_order(e, EV_NEW, o, 0);
     if (is_stop_type(o->ord_type))
         stops_insert(e, slot);
@@ -1971,10 +1977,11 @@ const char *engine_verify(const struct engine *e)
     size_t nai = (size_t)e->cfg.accounts_max * e->cfg.instruments_count;
     for (size_t i = 0; i < nai; i++) {
         const struct acct_inst *a = &e->ai[i];
-        uint32_t open = 0, stops = 0, ro = 0;
+        uint32_t open = 0, stops = 0, ro = 0, cont = 0;
         for (uint32_t s = a->head, prev = ENGINE_NIL; s != ENGINE_NIL; prev = s, s = e->orders[s].anext) {
             if (e->orders[s].exec_inst & (EXEC_REDUCE_ONLY | EXEC_CLOSE))
                 ro++;
+            cont += e->orders[s].contingency != CONT_NONE;
             CHECK(e->orders[s].aprev == prev, "account list back link broken");
             CHECK((size_t)e->orders[s].account * e->cfg.instruments_count + e->orders[s].inst == i,
                   "order on another account's list");
@@ -1985,6 +1992,7 @@ const char *engine_verify(const struct engine *e)
         }
         CHECK(open == a->open_count && stops == a->stop_count, "account order counts wrong");
         CHECK(ro == a->ro_count, "account ReduceOnly count wrong");
+        CHECK(cont == a->cont_count, "account contingent count wrong");
         CHECK(!a->touched, "touched flag left set");
     }
     for (uint32_t k = 0; k < e->dm_count; k++) {
@@ -2040,6 +2048,7 @@ static const char *const reject_names[REJ_COUNT] = {
     [REJ_INSTRUMENT_CLOSED] = "instrument_closed",
     [REJ_LIQUIDATION_IN_PROGRESS] = "liquidation_in_progress",
     [REJ_INVALID_FUNDING] = "invalid_funding",
+    [REJ_TOO_MANY_CONTINGENT] = "too_many_contingent",
 };
 
 static const char *const cancel_names[CXL_COUNT] = {

@@ -215,6 +215,9 @@ enum exec_inst {
 };
 
 enum contingency { CONT_NONE = 0, CONT_OCO, CONT_OTO };
+/* BitMEX's limit: live orders with a contingency per account and contract
+ * ("Too many contingent orders"). */
+#define ENGINE_CONTINGENT_MAX 10
 
 enum ord_status { ST_NEW = 0, ST_PARTIALLY_FILLED, ST_FILLED, ST_CANCELED, ST_REJECTED };
 
@@ -270,6 +273,7 @@ enum reject {
     REJ_INSTRUMENT_CLOSED,   /* the future has settled */
     REJ_LIQUIDATION_IN_PROGRESS, /* the account is being liquidated */
     REJ_INVALID_FUNDING,     /* a funding rate for a future, beyond +-10%, or not for the next funding */
+    REJ_TOO_MANY_CONTINGENT, /* ENGINE_CONTINGENT_MAX live contingent orders already */
     REJ_COUNT
 };
 

@@ -93,6 +93,7 @@ struct acct_inst {
     uint32_t stop_count;     /* untriggered stops */
     uint32_t ro_count;       /* live ReduceOnly/Close orders: enforcement skips 0 */
     uint8_t touched;         /* position changed in this matching step */
+    uint16_t cont_count;     /* live orders with a contingency (OCO): ENGINE_CONTINGENT_MAX */
 };
 
 struct account {

@@ -992,6 +992,19 @@ static enum reject validate_new(struct ref_engine *r, const struct cmd *c, struc
     } else if (ref_open_orders(r, c->account, c->inst) >= r->cfg.open_orders_max) {
         return REJ_TOO_MANY_OPEN_ORDERS;
     }
+    /* READING: BitMEX's "Too many contingent orders": at most
+     * ENGINE_CONTINGENT_MAX live orders with a contingency per account and
+     * contract, stops included, after the open/stop limits. */
+    if (n->contingency != CONT_NONE) {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < r->n; i++) {
+            const struct ref_order *o = &r->ord[i];
+            if (o->live && o->v.account == c->account && o->v.inst == c->inst && o->v.contingency != CONT_NONE)
+                k++;
+        }
+        if (k >= ENGINE_CONTINGENT_MAX)
+            return REJ_TOO_MANY_CONTINGENT;
+    }
     if (ref_orders_live(r) >= r->cfg.orders_max)
         return REJ_POOL_FULL;
 

@@ -1821,6 +1821,39 @@ START_TEST(oco_fill_of_one_member_cancels_the_other)
 }
 END_TEST
 
+/* BitMEX: at most 10 live contingent orders per account and contract
+ * ("Too many contingent orders"); stops count, other contracts and other
+ * accounts do not, plain orders are not limited by it, and one gone frees a
+ * place. */
+START_TEST(too_many_contingent_orders)
+{
+    uint64_t first = 0;
+    for (int k = 0; k < ENGINE_CONTINGENT_MAX; k++) {
+        char link[8];
+        snprintf(link, sizeof(link), "G%d", k);
+        uint64_t id = k % 2 ? place(with_oco(stop(1, ORD_STOP, SIDE_SELL, 5, USD(49000 - k), 0), link))
+                            : place(with_oco(limit(1, SIDE_SELL, 5, USD(51000 + k)), link));
+        if (!first)
+            first = id;
+    }
+    struct cmd c = with_oco(limit(1, SIDE_SELL, 5, USD(52000)), "G10");
+    ck_assert_int_eq(apply(&c), REJ_TOO_MANY_CONTINGENT);
+    c = with_oco(limit(1, SIDE_SELL, 5, USD(52000)), "G0");
+    ck_assert_int_eq(apply(&c), REJ_TOO_MANY_CONTINGENT);
+    place_limit(1, SIDE_SELL, 5, USD(52000));                     /* no contingency */
+    place(with_oco(limit(2, SIDE_SELL, 5, USD(52000)), "G10"));   /* another account */
+    struct cmd e = with_oco(limit(1, SIDE_SELL, 5, USD(3000)), "E");
+    e.inst = ETH;
+    place(e);                                                      /* another contract */
+    c = cancel_id(1, first);
+    ck_assert_int_eq(apply(&c), REJ_NONE);
+    place(with_oco(limit(1, SIDE_SELL, 5, USD(52000)), "G10"));
+    c = with_oco(limit(1, SIDE_SELL, 5, USD(52500)), "G11");
+    ck_assert_int_eq(apply(&c), REJ_TOO_MANY_CONTINGENT);
+    ck_assert_str_eq(engine_reject_name(REJ_TOO_MANY_CONTINGENT), "too_many_contingent");
+}
+END_TEST
+
 START_TEST(oco_taker_fill_cancels_resting_sibling)
 {
     place_limit(2, SIDE_BUY, 10, USD(50000));
@@ -3223,6 +3256,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, engine_create_refuses_bad_configs);
     tcase_add_test(tc, reject_and_cancel_names_exist);
     tcase_add_test(tc, oco_taker_filled_whole_by_its_own_group_is_not_canceled);
+    tcase_add_test(tc, too_many_contingent_orders);
     suite_add_tcase(s, tc);
     return s;
 }
