@@ -282,6 +282,8 @@ int backtest_main(int argc, char **argv)
             goto out;
         }
         j->advance_to = next;
+        j->until_done = history_done; /* the run ends at the data's last row */
+        j->until_ctx = h;
         core_run(c, j);
         clk.t = j->ts > next ? j->ts : next;
         core_job_free(j);

@@ -103,6 +103,11 @@ struct core_job {
     struct key_rec key;       /* J_ACCOUNT: the key to make (its account is set when made) */
     uint8_t account_flags;    /* J_ACCOUNT: enum core_account_flag */
     ms_t advance_to;          /* J_ADVANCE: the engine time to reach */
+    /* J_ADVANCE, optional: stop short of advance_to, at the engine time
+     * reached, once until_done(until_ctx) says so (asked at each stop,
+     * after the timer's next time: a backtest ends at its data's last row) */
+    bool (*until_done)(void *until_ctx);
+    void *until_ctx;
     /* results, written before done() is called */
     int32_t status;           /* J_ACCOUNT: REJ_NONE or REJ_CORE_ACCOUNTS_FULL / _BAD_KEY
                                * (a key that cannot be made refuses the job before

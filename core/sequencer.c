@@ -690,9 +690,14 @@ struct core_timer core_timer_pair(struct core_timer_pair *p)
  * and the sequencer never lets time go back). */
 static void run_advance(struct core *c, struct core_job *j)
 {
+    ms_t to = j->advance_to;
     for (uint32_t stops = 1;; stops++) {
         ms_t t = exch_next_event(c->x);
         ms_t tt = c->timer.next ? c->timer.next(c->timer.ctx) : INT64_MAX;
+        if (j->until_done && j->until_done(j->until_ctx)) {
+            to = c->now;
+            break;
+        }
         if (tt < c->now)
             tt = c->now; /* due already: now */
         if (tt <= t && tt <= j->advance_to) {
@@ -726,8 +731,8 @@ static void run_advance(struct core *c, struct core_job *j)
             pthread_rwlock_wrlock(&c->lock);
         }
     }
-    if (j->advance_to > c->now)
-        c->now = j->advance_to;
+    if (to > c->now)
+        c->now = to;
     struct cmd x;
     memset(&x, 0, sizeof(x));
     x.type = CMD_CLOCK;

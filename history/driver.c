@@ -872,6 +872,15 @@ uint32_t history_account(const struct history *h)
     return h->account;
 }
 
+bool history_done(void *ctx)
+{
+    struct history *h = ctx;
+    pthread_mutex_lock(&h->lock);
+    bool done = h->eof && !h->has_row;
+    pthread_mutex_unlock(&h->lock);
+    return done;
+}
+
 struct core_timer history_timer(struct history *h)
 {
     return (struct core_timer){timer_next, timer_fire, h};

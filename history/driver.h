@@ -109,6 +109,9 @@ const char *history_error(const struct history *h);
 void history_stats(struct history *h, struct history_stats *out);
 const struct hsource *history_source(const struct history *h);
 uint32_t history_account(const struct history *h);
+/* Whether every row is applied (or the source failed): for a J_ADVANCE's
+ * done, so that a run ends at its last row (ctx: the driver). */
+bool history_done(void *ctx);
 /* The driver as a core timer (history_start sets it on the core; this is
  * for composing it with another timer: core_timer_pair). */
 struct core_timer history_timer(struct history *h);

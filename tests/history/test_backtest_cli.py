@@ -67,6 +67,10 @@ try:
             with open(rep, "rb") as f:
                 reports.append(f.read())
             hashes.append(state_hash(p.stdout))
+            last_row = re.search(r" to (\S+), in", p.stdout)
+            ends = re.search(r"sequence\s+\d+ at (\S+)", p.stdout)
+            check(last_row and ends and last_row.group(1) == ends.group(1),
+                  f"{fmt}: the run ends at the data's last row (no funding or mark past it): {p.stdout[:600]}")
             r = run([PERPSIM, "replay", "--data-dir", jdir])
             check(state_hash(r.stdout) == hashes[-1], f"{fmt}: replay gives the run's hash")
         check(reports[0] == reports[1], f"{fmt}: two runs, the same report")
