@@ -521,8 +521,10 @@ static enum MHD_Result send_reply(struct req *r)
     }
     if (r->retry_after[0])
         MHD_add_response_header(resp, "Retry-After", r->retry_after);
+    /* Errors count against the address, signed or not: the ban is the
+     * address's (recorded under a key, a signed client was never banned). */
     if (r->status >= 400 && s->rl && s->cfg.ban_errors > 0 && !r->fault_injected)
-        rl_record_error(s->rl, r->authed ? r->key.id : r->client_ip, wall_ms(), NULL, NULL);
+        rl_record_error(s->rl, r->client_ip, wall_ms(), NULL, NULL);
     int hundreds = r->status / 100;
     if (hundreds >= 1 && hundreds <= 5)
         atomic_fetch_add(&s->http_status[hundreds], 1);

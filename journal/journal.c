@@ -517,6 +517,8 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
+/* Folders 0700 and files 0600: the journal holds every API key with its
+ * secret. */
 static int mkdir_p(const char *path)
 {
     char tmp[JOURNAL_FILE_MAX];
@@ -525,11 +527,11 @@ static int mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
             return -1;
         *p = '/';
     }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 struct journal *journal_create(const struct journal_config *cfg, char *err, size_t errcap)
@@ -554,7 +556,7 @@ struct journal *journal_create(const struct journal_config *cfg, char *err, size
         j->cfg.segment_bytes = JOURNAL_SEGMENT_BYTES;
     j->fd = -1;
     snprintf(path, sizeof(path), "%s/lock", cfg->dir);
-    j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, errcap, "journal: the data directory %s is in use by another perpsim (%s)", cfg->dir,
                  strerror(errno));
@@ -661,7 +663,7 @@ static void sync_segment(struct journal *j)
 static int open_segment(struct journal *j, uint64_t first, char *err, size_t errcap)
 {
     seg_path(j->seg_file, sizeof(j->seg_file), j->cfg.dir, first);
-    int fd = open(j->seg_file, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(j->seg_file, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errcap, "journal: cannot make %s: %s", j->seg_file, strerror(errno));
         return -1;
@@ -809,7 +811,7 @@ static int cut_tail(const char *path, uint64_t offset, char *err, size_t errcap)
         char keep[JOURNAL_FILE_MAX + 32], suffix[32];
         snprintf(suffix, sizeof(suffix), "cut-%" PRIu64, offset);
         free_name(path, suffix, keep, sizeof(keep));
-        int fd = open(keep, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int fd = open(keep, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         const unsigned char *p = m.p + offset;
         size_t n = m.n - (size_t)offset;
         while (fd >= 0 && n) {

@@ -47,6 +47,11 @@ def main():
         run_rate_limits(s2)
     finally:
         s2.stop()
+    s3 = Server("--rate-limit", "default", "--ban-errors", "3")
+    try:
+        run_ban(s3)
+    finally:
+        s3.stop()
     print(f"http integration: {httpkit.checks} checks passed")
 
 
@@ -459,6 +464,19 @@ def run_main(s):
                 sk.close()
             check(first.startswith(b"HTTP/1.1 "), f"a query of {n} x {arg!r}: {first!r}")
     s.audit()
+
+
+def run_ban(s):
+    """--ban-errors 3: a signed client's errors ban its address, as an
+    unsigned one's do; the address's other clients are banned with it."""
+    t = s.account()
+    codes = [t.req("POST", "order", {"symbol": "NOPE", "side": "Buy", "orderQty": 100, "price": 50000})[0]
+             for _ in range(6)]
+    st, _, body = t.req("GET", "user/margin")
+    check(codes[0] == 400 and st == 403 and "temporarily banned" in body["error"]["message"],
+          f"signed errors ban the address: {codes} then {st} {body}")
+    st, _, body = s.raw("GET", "/api/v1/instrument?symbol=XBTUSD")
+    check(st == 403 and "temporarily banned" in body["error"]["message"], f"and its unsigned requests: {st} {body}")
 
 
 def run_rate_limits(s):

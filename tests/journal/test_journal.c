@@ -1292,6 +1292,18 @@ static void end_to_end(enum jr_fsync fs, uint64_t segment_bytes, uint32_t comman
     uint32_t nseg = list_segs(dir, segs);
     ck_assert_uint_ge(nseg, 1);
     ck_assert_uint_eq(segs[0], 1);
+    /* Key secrets are in it: the journal's folder and files are the
+     * owner's alone. */
+    {
+        char p[PATHCAP];
+        struct stat sb;
+        snprintf(p, sizeof(p), "%s/journal", dir);
+        ck_assert_int_eq(stat(p, &sb), 0);
+        ck_assert_msg((sb.st_mode & 0077) == 0, "%s has mode %o", p, (unsigned)(sb.st_mode & 0777));
+        snprintf(p, sizeof(p), "%s/journal/%020" PRIu64 ".journal", dir, segs[0]);
+        ck_assert_int_eq(stat(p, &sb), 0);
+        ck_assert_msg((sb.st_mode & 0077) == 0, "%s has mode %o", p, (unsigned)(sb.st_mode & 0777));
+    }
     if (segment_bytes && segment_bytes < 65536)
         ck_assert_uint_ge(nseg, 8);
     /* Segments follow each other: each is named by its first command, and
