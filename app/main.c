@@ -158,6 +158,13 @@ static double num(const cJSON *o, const char *name, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
+/* A JSON number that is whole and within lo..hi (so casting it is safe). */
+static bool whole_in(const cJSON *v, double lo, double hi)
+{
+    return cJSON_IsNumber(v) && v->valuedouble >= lo && v->valuedouble <= hi &&
+           v->valuedouble == (double)(int64_t)v->valuedouble;
+}
+
 static int px8(double v, px_t *out) { return tf_fixed_from_double(v, 8, out) == TF_OK && *out > 0 ? 0 : -1; }
 
 /* ---- instruments from the config file ----------------------------------------------------- */
@@ -547,16 +554,39 @@ static int load_config(struct srv_config *c, const char *path, bool *demo, bool 
     }
     int rc = 0;
     const cJSON *v;
+    /* Every key known and of its type, every number in its range (as the
+     * flags'): a typo or a wrong type stops start-up instead of being
+     * ignored, and no value is cast out of range. */
+    static const char *const keys[] = {"listen", "adminToken", "rateLimit", "demo", "market", "engineDelayUs",
+                                       "loadShed", "indices", "instruments", "defaultInstruments", NULL};
+    cJSON_ArrayForEach(v, o)
+    {
+        size_t k = 0;
+        while (keys[k] && strcmp(keys[k], v->string) != 0)
+            k++;
+        if (!keys[k]) {
+            rc = fail("config: unknown key %s", v->string);
+            break;
+        }
+    }
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "listen")) && (!cJSON_IsString(v) || parse_listen(c, v->valuestring)))
         rc = fail("config: bad listen (want \"HOST:PORT\") in %s", path);
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "adminToken")) && cJSON_IsString(v)) {
-        snprintf(c->admin_token, sizeof(c->admin_token), "%s", v->valuestring);
-        *token_set = true;
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "adminToken"))) {
+        if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof(c->admin_token))
+            rc = fail("config: adminToken must be a string of at most 128 characters in %s", path);
+        else {
+            snprintf(c->admin_token, sizeof(c->admin_token), "%s", v->valuestring);
+            *token_set = true;
+        }
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "rateLimit")) && (!cJSON_IsString(v) || rate_profile(v->valuestring, &c->rate_limit)))
         rc = fail("config: bad rateLimit in %s (default, 2021 or off)", path);
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "demo")) && cJSON_IsBool(v))
-        *demo = cJSON_IsTrue(v);
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "demo"))) {
+        if (!cJSON_IsBool(v))
+            rc = fail("config: demo must be true or false in %s", path);
+        else
+            *demo = cJSON_IsTrue(v);
+    }
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "market"))) {
         char merr[160];
         if (cJSON_IsFalse(v)) {
@@ -567,17 +597,25 @@ static int load_config(struct srv_config *c, const char *path, bool *demo, bool 
             c->market_seed_set = true;
         }
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "engineDelayUs")) && cJSON_IsNumber(v))
-        c->core.engine_delay_ns = (int64_t)(v->valuedouble * 1000);
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "loadShed")) && cJSON_IsObject(v)) {
-        double cap_ms = num(v, "latencyCapMs", 0), depth = num(v, "fixedDepth", -1);
-        if (cap_ms > 0) {
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "engineDelayUs"))) {
+        if (!whole_in(v, 0, 10000000))
+            rc = fail("config: engineDelayUs must be a whole number 0..10000000 in %s", path);
+        else
+            c->core.engine_delay_ns = (int64_t)v->valuedouble * 1000;
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "loadShed"))) {
+        const cJSON *cap = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "latencyCapMs") : NULL;
+        const cJSON *depth = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "fixedDepth") : NULL;
+        if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 1 || (!cap && !depth) ||
+            (cap && !whole_in(cap, 1, 3600000)) || (depth && !whole_in(depth, 0, (double)c->core.ls.capacity))) {
+            rc = fail("config: loadShed must be {\"latencyCapMs\": 1..3600000} or {\"fixedDepth\": 0..65536} "
+                      "in %s", path);
+        } else if (cap) {
             c->core.ls.mode = LS_LATENCY_CAP;
-            c->core.ls.latency_cap_ns = (int64_t)(cap_ms * 1e6);
-        }
-        if (depth >= 0) {
+            c->core.ls.latency_cap_ns = (int64_t)cap->valuedouble * 1000000;
+        } else {
             c->core.ls.mode = LS_FIXED;
-            c->core.ls.fixed_depth = (uint32_t)depth;
+            c->core.ls.fixed_depth = (uint32_t)depth->valuedouble;
         }
     }
     if (rc == 0)

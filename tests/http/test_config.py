@@ -74,11 +74,15 @@ SOLFUT = {"symbol": FUT, "type": "linear", "settlCurrency": "usdt", "index": ".B
 
 
 def main():
-    cfg = write_config("market.json", {"instruments": [{"symbol": "xbtusd", "takerFee": 0.0006}, SOLUSD, SOLFUT]})
+    cfg = write_config("market.json", {"instruments": [{"symbol": "xbtusd", "takerFee": 0.0006}, SOLUSD, SOLFUT],
+                                       "loadShed": {"fixedDepth": 1234}, "engineDelayUs": 0, "demo": False,
+                                       "rateLimit": "off"})
     s = Server(cfg)
     try:
         check(f"instruments  XBTUSD ETHUSD XBTUSDT XBT" in s.banner and f"SOLUSD {FUT}\n" in s.banner,
               f"banner lists the instruments: {s.banner}")
+        st, _, ls = s.admin("GET", "loadshed")
+
         run_market(s)
     finally:
         s.stop()
@@ -293,6 +297,17 @@ def run_bad_configs():
     expect_refused("twice", {"instruments": [SOLUSD, SOLUSD]}, "SOLUSD", "twice")
     expect_refused("default-expiry", {"instruments": [{"symbol": "XBTUSD", "expiry": EXP_ISO}]}, "XBTUSD", "expiry")
     expect_refused("unknown-index-price", {"indices": {".BNOPE": 1}}, ".BNOPE")
+    # The top level: every key known, of its type, in its range (never cast out of range).
+    expect_refused("top-typo", {"rateLimt": "off"}, "unknown key rateLimt")
+    expect_refused("delay-huge", {"engineDelayUs": 1e300}, "engineDelayUs")
+    expect_refused("delay-string", {"engineDelayUs": "5"}, "engineDelayUs")
+    expect_refused("delay-fraction", {"engineDelayUs": 2.5}, "engineDelayUs")
+    expect_refused("shed-huge", {"loadShed": {"fixedDepth": 1e20}}, "loadShed")
+    expect_refused("shed-negative", {"loadShed": {"latencyCapMs": -1}}, "loadShed")
+    expect_refused("shed-both", {"loadShed": {"latencyCapMs": 5, "fixedDepth": 5}}, "loadShed")
+    expect_refused("shed-typo", {"loadShed": {"latencyCap": 5}}, "loadShed")
+    expect_refused("demo-string", {"demo": "no"}, "demo")
+    expect_refused("token-number", {"adminToken": 5}, "adminToken")
     expect_refused("scratch-partial", {"defaultInstruments": False, "instruments": [{"symbol": "XBTUSD",
                                                                                       "tickSize": 1}]},
                    "XBTUSD", "missing type")
