@@ -63,7 +63,7 @@ int market_params_json(const cJSON *o, struct market_params *p, bool *enabled, c
             return -1;
         }
         double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
-        bool whole = d >= 0 && d == (double)(uint64_t)d && d < 1.8e19;
+        bool whole = d >= 0 && d < 1.8e19 && d == (double)(uint64_t)d; /* range first: the cast */
         char *at = (char *)&q + fields[k].off;
         switch (fields[k].kind) {
         case MP_DBL:

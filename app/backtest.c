@@ -167,6 +167,8 @@ int backtest_main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (seed && !agents)
+        return fail("--seed is the agents' seed: give --agents too", NULL);
     char err[1024];
     struct hsource *src = hsource_open(paths, npaths, &so, err, sizeof(err));
     if (!src) {
@@ -258,9 +260,6 @@ int backtest_main(int argc, char **argv)
         pair = (struct core_timer_pair){history_timer(h), market_timer(mk)};
         struct core_timer t = core_timer_pair(&pair);
         core_set_timer(c, &t);
-    } else if (seed) {
-        fprintf(stderr, "perpsim backtest: --seed is the agents' (--agents)\n");
-        goto out;
     }
     bool tty = isatty(STDERR_FILENO) != 0;
     double w0 = replay_mono_s();

@@ -694,12 +694,14 @@ static void run_advance(struct core *c, struct core_job *j)
     for (uint32_t stops = 1;; stops++) {
         ms_t t = exch_next_event(c->x);
         ms_t tt = c->timer.next ? c->timer.next(c->timer.ctx) : INT64_MAX;
-        if (j->until_done && j->until_done(j->until_ctx)) {
+        if (tt < c->now)
+            tt = c->now; /* due already: now */
+        /* Done, and nothing else of the timer due now (a backtest's agents
+         * take their turn at the last row's time too). */
+        if (j->until_done && tt > c->now && j->until_done(j->until_ctx)) {
             to = c->now;
             break;
         }
-        if (tt < c->now)
-            tt = c->now; /* due already: now */
         if (tt <= t && tt <= j->advance_to) {
             timer_step(c, tt);
             if (c->batch.n == 0 && t <= c->now) {

@@ -114,7 +114,7 @@ try:
             doc = json.loads(runs[0][1])
             traders = [a for a in doc["accounts"] if a["name"] == "" and a["trades"] > 0]
             check(len(traders) >= 10, f"--agents: the agents traded: {len(traders)} accounts")
-            run([PERPSIM, "backtest", "--data", *files, "--seed", "5"], expect=1)
+            run([PERPSIM, "backtest", "--data", *files, "--seed", "5"], expect=2)
 
     # Malformed lines: skipped and reported, or fatal with --strict.
     bad = os.path.join(tmp, "bad.csv")

@@ -82,7 +82,8 @@ def main():
         check(f"instruments  XBTUSD ETHUSD XBTUSDT XBT" in s.banner and f"SOLUSD {FUT}\n" in s.banner,
               f"banner lists the instruments: {s.banner}")
         st, _, ls = s.admin("GET", "loadshed")
-
+        check(st == 200 and ls.get("mode") == "fixed" and ls.get("depthLimit") == 1234,
+              f"the config's loadShed applied: {ls}")
         run_market(s)
     finally:
         s.stop()
