@@ -7,7 +7,8 @@ POST /admin/v1/clock/advance and reads its fills with GET /execution: it is
 filled exactly when the tape has traded the size ahead of it (at 4 s, not at
 2 s or 3 s), at its price; the order book is the history's; the report at
 GET /admin/v1/report and the one written at the stop show its trade and
-position; the money audit is exact.
+position; the money audit is exact; `perpsim replay` of the run's journal
+gives its state hash.
 
 Then paced: --speed 2 with --from/--to, the bot's order resting from the
 start fills with the third print, the tape is the rows between --from and
@@ -16,6 +17,8 @@ start fills with the third print, the tape is the rows between --from and
 import calendar
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +64,8 @@ with open(quote, "w") as f:
     f.write(f"{DAY}00:00:04.000000000,XBTUSD,,,42000.5,1000\n")
 
 s = httpkit.Server(PERPSIM, "--rate-limit", "off",
-                   command=[PERPSIM, "backtest", "--serve", "--data", trade, quote, "--report", report])
+                   command=[PERPSIM, "backtest", "--serve", "--data", trade, quote, "--report", report,
+                            "--data-dir", os.path.join(tmp, "journal")])
 try:
     check("history" in s.banner, f"the banner says the history replays: {s.banner}")
     st, _, c = s.admin("GET", "clock")
@@ -92,8 +96,15 @@ try:
           f"the bot in the report: {rep}")
     check(any(a["name"] == "history" for a in rep["accounts"]), f"history in the report: {rep}")
     s.audit()
+    st, _, state = s.admin("GET", "state")
 finally:
     s.stop()
+# The served run was journaled: `perpsim replay` of it gives its state.
+r = subprocess.run([PERPSIM, "replay", "--data-dir", os.path.join(tmp, "journal")], capture_output=True, text=True,
+                   timeout=120)
+m = re.search(r"sequence\s+(\d+) at .*\n\s+state hash\s+([0-9a-f]{16})", r.stdout)
+check(r.returncode == 0 and m and int(m.group(1)) == state["seq"] and m.group(2) == state["hash"],
+      f"replay of the served backtest's journal: {r.stdout} vs {state}")
 with open(report) as f:
     final = json.load(f)
 check(any(a["account"] == bot.account and a["volume"] == 200 for a in final["accounts"]),
