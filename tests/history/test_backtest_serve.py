@@ -140,7 +140,7 @@ try:
     st, _, c = s.admin("GET", "clock")
     check(c["mode"] == "accelerated" and c["speed"] == 2, f"the clock runs at 2x: {c}")
     deadline = time.time() + 60
-    while time.time() < deadline and s.admin("GET", "clock")[2]["time"] < iso(T0 + 22000):
+    while time.time() < deadline and s.admin("GET", "clock")[2]["time"] < iso(T0 + 30000):  # 5 s of wall time past
         time.sleep(0.2)
     tape = s.get("/api/v1/trade?symbol=XBTUSD&count=100&reverse=false")
     rows = {}  # a row's prints (one per resting order it took) share its time
@@ -163,10 +163,10 @@ check(svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "XBTUSD las
 
 # Dense and paced: 60 s of data with a trade every 40 ms (1,500 rows) at
 # --speed 5 need 125 rows a second of wall time. The history keeps up: each
-# row is applied as the clock reaches it, so when the clock has passed the
-# last row every trade has printed, and the last print lags its row by far
-# less than the 20 s of data a timer held to one turn per poll (50 rows a
-# second) would have fallen behind by then.
+# row is applied as the clock reaches it, so soon after the clock has passed
+# the last row every trade has printed, and the last print lags its row by
+# far less than the 20 s of data a timer held to one turn per poll (50 rows
+# a second) would have fallen behind by then.
 trade3 = os.path.join(tmp, "trade3.csv")
 with open(trade3, "w") as f:
     f.write("timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,"
@@ -179,7 +179,10 @@ s = httpkit.Server(PERPSIM, "--rate-limit", "off",
                    command=[PERPSIM, "backtest", "--serve", "--data", trade3, "--speed", "5"])
 try:
     deadline = time.time() + 120
-    while time.time() < deadline and s.admin("GET", "clock")[2]["time"] < iso(T0 + 60000):
+    # 10 s of data (2 s of wall time) past the last row: a row applied a
+    # few ms after the clock reaches it is in time; a timer held to one
+    # turn per poll would be ~35 s of data behind by then.
+    while time.time() < deadline and s.admin("GET", "clock")[2]["time"] < iso(T0 + 70000):
         time.sleep(0.25)
     bins = s.get("/api/v1/trade/bucketed?binSize=1m&symbol=XBTUSD&partial=true&count=10")
     check(sum(b["volume"] for b in bins) == 1500 * 100,
