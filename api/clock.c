@@ -79,9 +79,26 @@ static ms_t iface_now(void *ctx)
     return clocksrc_now(ctx);
 }
 
+static void iface_rewind(void *ctx, ms_t t)
+{
+    clocksrc_rewind(ctx, t);
+}
+
 struct core_clock clocksrc_iface(struct clocksrc *c)
 {
-    return (struct core_clock){iface_now, c};
+    return (struct core_clock){iface_now, c, iface_rewind};
+}
+
+void clocksrc_rewind(struct clocksrc *c, ms_t t)
+{
+    pthread_mutex_lock(&c->lock);
+    if (atomic_load(&c->mode) != CLOCK_REAL) {
+        write_begin(c);
+        atomic_store_explicit(&c->wall0, c->wall(), memory_order_relaxed);
+        atomic_store_explicit(&c->engine0, t, memory_order_relaxed);
+        write_end(c);
+    }
+    pthread_mutex_unlock(&c->lock);
 }
 
 int clocksrc_set_mode(struct clocksrc *c, enum clock_mode mode, int64_t speed, ms_t from)

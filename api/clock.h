@@ -53,6 +53,10 @@ int clocksrc_set_mode(struct clocksrc *c, enum clock_mode mode, int64_t speed, m
 void clocksrc_get(struct clocksrc *c, enum clock_mode *mode, int64_t *speed);
 /* Stepped: the time is now t (later only; earlier is ignored). */
 void clocksrc_set_stepped(struct clocksrc *c, ms_t t);
+/* A restore (core.h, Checkpoints) took the exchange back to time t: a
+ * stepped clock stands at t, an accelerated one runs on from t; the real
+ * clock cannot go back (the exchange goes on at the wall clock's now). */
+void clocksrc_rewind(struct clocksrc *c, ms_t t);
 const char *clock_mode_name(enum clock_mode m);
 /* "real", "stepped", "accelerated:N" (N 1..CLOCK_SPEED_MAX). -1 if not. */
 int clock_mode_parse(const char *text, enum clock_mode *mode, int64_t *speed);

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "api/srv_int.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2205,6 +2206,162 @@ static bool advance_submit(struct req *r, struct srv *s)
     return r->state == RS_WAITING;
 }
 
+
+/* ---- admin: checkpoints (core.h, Checkpoints) ----------------------------------------------------- */
+
+static cJSON *checkpoint_json(const struct core_checkpoint *cp)
+{
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016" PRIx64, cp->hash);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", cp->name);
+    cJSON_AddNumberToObject(o, "seq", (double)cp->seq);
+    add_time(o, "time", cp->time);
+    cJSON_AddStringToObject(o, "hash", hex);
+    return o;
+}
+
+/* A checkpoint job's refusal, as a reply; false when there was none. */
+static bool checkpoint_refused(struct req *r, int32_t status, const char *name)
+{
+    switch (status) {
+    case REJ_NONE:
+        return false;
+    case REJ_CORE_NO_JOURNAL:
+        reply_error(r, 400, VALIDATION, "Checkpoints need the journal: start perpsim with --data-dir DIR");
+        break;
+    case REJ_CORE_CHECKPOINT_TAKEN:
+        reply_error(r, 400, VALIDATION, "A checkpoint named %s exists already", name);
+        break;
+    case REJ_CORE_CHECKPOINTS_FULL:
+        reply_error(r, 400, VALIDATION, "At most %d checkpoints", CORE_CHECKPOINTS_MAX);
+        break;
+    case REJ_CORE_NO_CHECKPOINT:
+        reply_error(r, 404, "NotFound", "No checkpoint named %s (GET /admin/v1/checkpoint lists them)", name);
+        break;
+    case REJ_CORE_NOT_DURABLE:
+        reply_error(r, 503, "HTTPError", "The checkpoint is not on disk yet: try again");
+        break;
+    case REJ_CORE_NO_RESTORE:
+        reply_error(r, 400, VALIDATION, "A backtest cannot be restored: its data does not rewind");
+        break;
+    default:
+        reply_error(r, 500, "HTTPError", "The journal could not rebuild checkpoint %s: nothing changed "
+                                         "(the server's log says why)", name);
+        break;
+    }
+    return true;
+}
+
+static void finish_checkpoint(struct req *r)
+{
+    struct core_job *j = r->job;
+    if (!checkpoint_refused(r, j->status, j->cp->name))
+        reply_json(r, 200, checkpoint_json(j->cp));
+}
+
+static void finish_restore(struct req *r)
+{
+    struct core_job *j = r->job;
+    pthread_mutex_lock(&r->s->admin_lock);
+    r->s->advancing--;
+    pthread_mutex_unlock(&r->s->admin_lock);
+    if (checkpoint_refused(r, j->status, j->cp->name))
+        return;
+    cJSON *o = checkpoint_json(j->cp);
+    cJSON_AddNumberToObject(o, "restoreSeq", (double)j->cp->restore_seq);
+    reply_json(r, 200, o);
+}
+
+/* The name of {"name"}: 1 to 64 of letters, digits, '.', '_', '-'; NULL
+ * when a 400 reply was set instead. */
+static const char *checkpoint_name(struct req *r)
+{
+    static const char *const known[] = {"name", NULL};
+    if (!only_known(r, r->params, known))
+        return NULL;
+    const char *n = NULL;
+    enum prm_get g = prm_str(r->params, "name", &n);
+    if (g == PRM_ABSENT) {
+        reply_error(r, 400, VALIDATION, "'name' is a required arg.");
+        return NULL;
+    }
+    size_t len = g == PRM_FOUND ? strlen(n) : 0;
+    bool ok = len >= 1 && len <= CHECKPOINT_NAME_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)n[i]) || n[i] == '.' || n[i] == '_' || n[i] == '-';
+    if (!ok) {
+        reply_error(r, 400, VALIDATION, "Invalid name: 1 to %d letters, digits, '.', '_' or '-'",
+                    CHECKPOINT_NAME_MAX);
+        return NULL;
+    }
+    return n;
+}
+
+static struct core_job *checkpoint_job(struct req *r, enum job_kind kind, const char *name)
+{
+    struct core_job *j = core_job_new(kind, 0, 0);
+    if (j)
+        j->cp = calloc(1, sizeof(*j->cp));
+    if (!j || !j->cp) {
+        core_job_free(j);
+        reply_error(r, 500, HTTP, "Server Error");
+        return NULL;
+    }
+    snprintf(j->cp->name, sizeof(j->cp->name), "%s", name);
+    return j;
+}
+
+/* GET: the checkpoints, oldest first. POST {"name"}: a checkpoint of the
+ * exchange as it is now. */
+static void admin_checkpoint(struct req *r)
+{
+    if (strcmp(r->method, "GET") == 0) {
+        static const char *const none[] = {NULL};
+        if (!only_known(r, r->params, none))
+            return;
+        struct core_checkpoint *v = calloc(CORE_CHECKPOINTS_MAX, sizeof(*v));
+        if (!v) {
+            reply_error(r, 500, HTTP, "Server Error");
+            return;
+        }
+        int n = core_checkpoints(r->s->core, v, CORE_CHECKPOINTS_MAX);
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < n && i < CORE_CHECKPOINTS_MAX; i++)
+            cJSON_AddItemToArray(a, checkpoint_json(&v[i]));
+        free(v);
+        reply_json(r, 200, a);
+        return;
+    }
+    const char *name = checkpoint_name(r);
+    struct core_job *j = name ? checkpoint_job(r, J_CHECKPOINT, name) : NULL;
+    if (j)
+        submit_job(r, j, LS_KIND_OTHER, true, finish_checkpoint);
+}
+
+/* {"name"}: the whole exchange back to that checkpoint. */
+static void admin_restore(struct req *r)
+{
+    struct srv *s = r->s;
+    const char *name = checkpoint_name(r);
+    if (!name)
+        return;
+    pthread_mutex_lock(&s->admin_lock);
+    bool busy = s->advancing > 0;
+    if (!busy)
+        s->advancing++; /* no clock switch or advance's end in between */
+    pthread_mutex_unlock(&s->admin_lock);
+    if (busy) {
+        reply_error(r, 400, VALIDATION, "An advance of the clock or a restore is running: restore after its reply");
+        return;
+    }
+    struct core_job *j = checkpoint_job(r, J_RESTORE, name);
+    if (j)
+        submit_job(r, j, LS_KIND_OTHER, true, finish_restore);
+    if (r->state != RS_WAITING)
+        advance_abandon(s); /* refused: no finish will come */
+}
+
 static void admin_loadshed(struct req *r)
 {
     struct srv *s = r->s;
@@ -2390,6 +2547,9 @@ static const struct route admin_routes[] = {
     {"GET", "clock", admin_clock, false},
     {"POST", "clock", admin_clock, false},
     {"POST", "clock/advance", admin_advance, false},
+    {"GET", "checkpoint", admin_checkpoint, false},
+    {"POST", "checkpoint", admin_checkpoint, false},
+    {"POST", "restore", admin_restore, false},
     {"GET", "loadshed", admin_loadshed, false},
     {"POST", "loadshed", admin_loadshed, false},
     {"GET", "faults", faults_admin, false},

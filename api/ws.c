@@ -207,6 +207,12 @@ struct ws {
     struct conn **grave; /* closed this turn, freed at its end */
     uint32_t ngrave, cap_grave;
     /* metrics */
+    /* restores (core.h, Checkpoints): the feed rebuilt by the applying
+     * thread (under the state lock), then the ones ready for their
+     * restore's record, in order (under lock) */
+    struct feed *building;
+    uint64_t building_seq;
+    struct ready_feed { struct ready_feed *next; uint64_t seq; struct feed *f; } *ready;
     atomic_bool sleeping; /* the thread is in (or about to enter) epoll_wait */
     atomic_uint_fast64_t m_conns, m_open, m_subs, m_msgs, m_bytes, m_in, m_drops, m_refused;
 };
@@ -1217,12 +1223,85 @@ static void conn_start(struct ws *w, struct conn *c)
 
 /* ---- the thread ------------------------------------------------------------------------------------------ */
 
+/* A restore's record: its rebuilt feed takes the old one's place, and
+ * every connection is closed (1012, service restart) so that its client
+ * reconnects to partials of the tables as they now are. */
+static void restored(struct ws *w, const struct core_record *r)
+{
+    pthread_mutex_lock(&w->lock);
+    struct ready_feed **pp = &w->ready, *rf = NULL;
+    while (*pp && (*pp)->seq != r->seq)
+        pp = &(*pp)->next;
+    if (*pp) {
+        rf = *pp;
+        *pp = rf->next;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (rf) {
+        feed_destroy(w->feed);
+        w->feed = rf->f;
+        free(rf);
+    } else {
+        fprintf(stderr, "perpsim: the WebSocket feed was not rebuilt for the restore at command %" PRIu64
+                        ": its tables are as before it\n", r->seq);
+    }
+    char reason[120];
+    snprintf(reason, sizeof(reason), "restored to checkpoint %s: reconnect", r->cmd->text ? r->cmd->text : "");
+    for (uint32_t k = w->conns.n; k-- > 0;) {
+        struct conn *c = w->conns.v[k];
+        if (!c->closing && !c->dead)
+            conn_close(w, c, 1012, reason);
+    }
+}
+
 static void apply_records(struct ws *w, const struct core_record **v, uint32_t n)
 {
     for (uint32_t k = 0; k < n; k++) {
+        if (v[k]->cmd->type == CC_RESTORE && v[k]->result == 0)
+            restored(w, v[k]);
         feed_apply(w->feed, v[k], want, emit, w);
         core_record_release(v[k]);
     }
+}
+
+static bool want_none(void *ctx, int table, int inst, uint32_t account)
+{
+    (void)ctx, (void)table, (void)inst, (void)account;
+    return false;
+}
+
+static void rb_begin(void *ctx, uint64_t restore_seq)
+{
+    struct ws *w = ctx;
+    feed_destroy(w->building);
+    w->building = feed_create(w->s->x, w->accounts_max);
+    w->building_seq = restore_seq;
+}
+
+static void rb_record(void *ctx, const struct core_record *r)
+{
+    struct ws *w = ctx;
+    if (w->building)
+        feed_apply(w->building, r, want_none, emit, w);
+}
+
+static void rb_end(void *ctx, bool ok)
+{
+    struct ws *w = ctx;
+    struct ready_feed *rf = ok && w->building ? malloc(sizeof(*rf)) : NULL;
+    if (!rf) {
+        feed_destroy(w->building);
+        w->building = NULL;
+        return;
+    }
+    *rf = (struct ready_feed){NULL, w->building_seq, w->building};
+    w->building = NULL;
+    pthread_mutex_lock(&w->lock);
+    struct ready_feed **pp = &w->ready;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = rf;
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void timers(struct ws *w, ms_t now)
@@ -1397,7 +1476,8 @@ struct ws *ws_create(struct srv *s, const struct ws_config *cfg)
         goto fail;
     if (core_subscribe_owner(s->core, on_record, w) != 0)
         goto fail;
-    if (pthread_create(&w->th, NULL, run, w) != 0) {
+    struct core_rebuilder rb = {rb_begin, rb_record, rb_end, w};
+    if (core_add_rebuilder(s->core, &rb) != 0 || pthread_create(&w->th, NULL, run, w) != 0) {
         /* the core has the consumer now: keep w (records are dropped) */
         pthread_mutex_lock(&w->lock);
         w->stopped = true;
@@ -1450,6 +1530,12 @@ void ws_destroy(struct ws *w)
         free(r);
     }
     feed_destroy(w->feed);
+    feed_destroy(w->building);
+    for (struct ready_feed *rf = w->ready, *next; rf; rf = next) {
+        next = rf->next;
+        feed_destroy(rf->f);
+        free(rf);
+    }
     if (w->acct)
         for (uint32_t a = 0; a < w->accounts_max; a++)
             free(w->acct[a].v);

@@ -204,7 +204,7 @@ int backtest_main(int argc, char **argv)
      * for a run of millions of commands. */
     cfg.exch.engine.verify_every = 1000;
     struct stepped clk = {t0};
-    cfg.clock = (struct core_clock){stepped_now, &clk};
+    cfg.clock = (struct core_clock){stepped_now, &clk, NULL};
     struct core *c = core_create(&cfg, err, sizeof(err));
     if (!c) {
         history_stop(NULL, h);

@@ -160,7 +160,7 @@ int replay_main(int argc, char **argv)
      * enough for a replay of millions (a build-time check, not state: the
      * journal does not carry it). */
     cfg.exch.engine.verify_every = 1000;
-    cfg.clock = (struct core_clock){no_clock, NULL};
+    cfg.clock = (struct core_clock){no_clock, NULL, NULL};
     free(first);
     struct core *c = core_create(&cfg, err, sizeof(err));
     if (!c) {

@@ -70,7 +70,7 @@ static void config(struct core_config *cfg, struct tclock *clk)
     core_config_default(cfg, T0);
     cfg->exch.engine.accounts_max = 64;
     cfg->exch.engine.verify_every = 1000;
-    cfg->clock = (struct core_clock){tclock_now, clk};
+    cfg->clock = (struct core_clock){tclock_now, clk, NULL};
 }
 
 /* ---- the margin core alone ---------------------------------------------------- */

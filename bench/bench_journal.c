@@ -101,7 +101,7 @@ static struct core *make_core(struct tclock *clk)
     core_config_default(&cfg, T0);
     cfg.exch.engine.accounts_max = 64;
     cfg.exch.engine.verify_every = 1000;
-    cfg.clock = (struct core_clock){tclock_now, clk};
+    cfg.clock = (struct core_clock){tclock_now, clk, NULL};
     char err[256];
     struct core *c = core_create(&cfg, err, sizeof(err));
     if (!c) {
@@ -202,7 +202,7 @@ static double run_replay(const char *dir, uint64_t want_hash, uint64_t *commands
     core_config_default(&cfg, T0);
     cfg.exch = *first->cmd.config;
     cfg.limits = *first->cmd.limits;
-    cfg.clock = (struct core_clock){tclock_now, &clk};
+    cfg.clock = (struct core_clock){tclock_now, &clk, NULL};
     free(first);
     struct core *c = core_create(&cfg, err, sizeof(err));
     if (!c) {

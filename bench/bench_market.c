@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     struct core_config cfg;
     core_config_default(&cfg, T0);
     cfg.exch.engine.verify_every = 1000; /* checked builds: the invariant walk every 1,000th */
-    cfg.clock = (struct core_clock){stepped, &clk};
+    cfg.clock = (struct core_clock){stepped, &clk, NULL};
     char err[160];
     struct core *c = core_create(&cfg, err, sizeof(err));
     if (!c) {

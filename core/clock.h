@@ -18,6 +18,9 @@ struct core_clock {
      * applying a command, under the state lock. */
     ms_t (*now)(void *ctx);
     void *ctx;
+    /* Optional: a restore took engine time back to t (core.h,
+     * Checkpoints); the source gives t from now on, or later. */
+    void (*rewind)(void *ctx, ms_t t);
 };
 
 #endif

@@ -91,6 +91,8 @@ enum job_kind {
                    * something is due (exch_next_event): funding, settlement,
                    * minute samples, Day expiry, dead man's switches, each at
                    * its own time, in time order; a clock command at each stop */
+    J_CHECKPOINT, /* admin: a checkpoint named cp->name (Checkpoints, below) */
+    J_RESTORE,    /* admin: the exchange back to the checkpoint named cp->name */
 };
 
 struct core_job {
@@ -126,6 +128,9 @@ struct core_job {
     void (*done)(struct core_job *j);
     void *ctx;
     struct core_job *gate_next; /* the core's: held behind the gate (core_gate) */
+    /* J_CHECKPOINT, J_RESTORE: the name in, the checkpoint out (malloc'd
+     * by the submitter, freed with the job); status REJ_NONE or REJ_CORE_* */
+    struct core_checkpoint *cp;
 };
 
 struct core_job *core_job_new(enum job_kind kind, uint32_t account, uint32_t n);
@@ -206,6 +211,9 @@ struct core_timer {
     ms_t (*next)(void *ctx);
     void (*fire)(void *ctx, ms_t t, const struct core_view *v, struct core_batch *out);
     void *ctx;
+    /* Optional: a restore took the exchange back to time t (Checkpoints):
+     * the timer plans from t again, reading the state it finds. */
+    void (*rewound)(void *ctx, ms_t t);
 };
 /* Sets the timer (NULL: none); any time, from any thread. */
 void core_set_timer(struct core *c, const struct core_timer *t);
@@ -253,6 +261,66 @@ uint64_t core_seq(struct core *c);
  * account number differs): the journal does not belong to this state. */
 int core_replay(struct core *c, const struct core_cmd *cc, int32_t *result, char *err, size_t errcap);
 
+/* ---- checkpoints: rewinding the whole exchange ------------------------------ */
+
+/* A checkpoint is a command (CC_CHECKPOINT) that changes nothing and names
+ * the state after it; its state hash is kept with it. A restore is a
+ * command too (CC_RESTORE, journaled like any): it rebuilds the state of
+ * the checkpoint by replaying, from the journal, the commands that made it
+ * (command 1 to the checkpoint, through any earlier restore's jumps) into
+ * a fresh state, checks that state's hash against the checkpoint's, and
+ * puts it in place of the current one: engine, margin, wallets, keys,
+ * accounts, read model, engine time (the clock is told, and the timer).
+ * Nothing is destroyed: the commands after the checkpoint stay in the
+ * journal, and a checkpoint taken after it can be restored in turn. The
+ * sequence number goes on (the restore is the next command); the state
+ * hash (core_state) is the checkpoint's. A replay of the journal meets the
+ * restore and rebuilds the same way, so recovery gives the same state.
+ * Checkpoints need the journal (core_set_history); a restore is refused
+ * when a consumer cannot follow one (core_forbid_restore). */
+#define CORE_CHECKPOINTS_MAX 1000
+#define REJ_CORE_NO_CHECKPOINT 204   /* J_RESTORE: no checkpoint has that name */
+#define REJ_CORE_NO_JOURNAL 205      /* checkpoints need the journal */
+#define REJ_CORE_NOT_DURABLE 206     /* J_RESTORE: the checkpoint is not on disk yet */
+#define REJ_CORE_NO_RESTORE 207      /* J_RESTORE: forbidden here (core_forbid_restore) */
+#define REJ_CORE_RESTORE_FAILED 208  /* J_RESTORE: the journal could not rebuild it (logged) */
+
+struct core_checkpoint {
+    char name[CHECKPOINT_NAME_MAX + 1];
+    uint64_t seq;    /* the checkpoint's command */
+    ms_t time;       /* engine time then */
+    uint64_t hash;   /* the state hash then */
+    uint64_t restore_seq; /* J_RESTORE: the restore's own command */
+};
+
+/* The checkpoints taken, oldest first, at most max; how many there are. */
+int core_checkpoints(struct core *c, struct core_checkpoint *out, int max);
+
+/* The journal, read back: fn calls each(each_ctx, cmd) for commands 1 to
+ * to_seq in order, and returns 0, or -1 with a message. */
+typedef int (*core_each_cmd_fn)(void *each_ctx, const struct core_cmd *cc, char *err, size_t errcap);
+typedef int (*core_history_fn)(void *ctx, uint64_t to_seq, core_each_cmd_fn each, void *each_ctx,
+                               char *err, size_t errcap);
+/* Sets (or with NULL clears) where a restore reads the commands. */
+void core_set_history(struct core *c, core_history_fn fn, void *ctx);
+bool core_has_history(struct core *c);
+
+/* A consumer with state of its own built from the records (the WebSocket
+ * feed's tables) follows a restore: begin(restore_seq) under the state
+ * lock, then record() for each record the rebuild replays (into state of
+ * its own, not sent anywhere), then end(ok); when ok, the restore's own
+ * record reaches the consumer later, in sequence, where it puts the
+ * rebuilt state in place. Before the sequence opens. */
+struct core_rebuilder {
+    void (*begin)(void *ctx, uint64_t restore_seq);
+    void (*record)(void *ctx, const struct core_record *r);
+    void (*end)(void *ctx, bool ok);
+    void *ctx;
+};
+int core_add_rebuilder(struct core *c, const struct core_rebuilder *rb);
+/* Restores are refused from now on (a backtest: its data cannot rewind). */
+void core_forbid_restore(struct core *c);
+
 /* ---- views: reads of the state between two commands ------------------------ */
 
 /* A view holds the state lock for reading from begin to end: keep it short,
@@ -274,9 +342,10 @@ uint32_t cv_levels(const struct core_view *v, uint16_t inst, enum side side, uin
 int cv_audit(const struct core_view *v, struct exch_audit *out);
 
 /* The state hash of the whole exchange: engine, margin (wallets,
- * positions, instruments), keys, accounts and the read model's counters,
- * with the sequence number and time it was taken at. Equal command
- * sequences give equal hashes. */
+ * positions, instruments), keys, accounts, the read model's counters and
+ * engine time, with the sequence number it was taken at (not in the hash:
+ * a restored checkpoint hashes as it did). Equal command sequences give
+ * equal hashes. */
 struct core_state {
     uint64_t seq;
     ms_t time;

@@ -89,3 +89,23 @@ uint64_t keys_hash(struct keys *t, uint64_t h)
     pthread_mutex_unlock(&t->lock);
     return h;
 }
+
+void keys_swap(struct keys *a, struct keys *b)
+{
+    if (a == b)
+        return;
+    /* Always the lower address first: no two swaps deadlock. */
+    struct keys *first = a < b ? a : b, *second = a < b ? b : a;
+    pthread_mutex_lock(&first->lock);
+    pthread_mutex_lock(&second->lock);
+    struct key_rec *v = a->v;
+    uint32_t n = a->n, cap = a->cap;
+    a->v = b->v;
+    a->n = b->n;
+    a->cap = b->cap;
+    b->v = v;
+    b->n = n;
+    b->cap = cap;
+    pthread_mutex_unlock(&second->lock);
+    pthread_mutex_unlock(&first->lock);
+}

@@ -50,6 +50,9 @@ int keys_add(struct keys *t, const struct key_rec *k);
 bool keys_get(struct keys *t, const char *id, struct key_rec *out);
 /* The account's keys, oldest first, at most max. */
 int keys_list(struct keys *t, uint32_t account, struct key_rec *out, int max);
+/* Exchanges the two tables' keys (a restore puts the rebuilt ones in
+ * place; readers of either see one table or the other, whole). */
+void keys_swap(struct keys *a, struct keys *b);
 /* Folds every key, in the order made, into h (the state hash). */
 uint64_t keys_hash(struct keys *t, uint64_t h);
 

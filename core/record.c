@@ -393,6 +393,17 @@ static void cmd_body(struct rbuf *b, const struct core_cmd *c)
     case CC_KEY:
         key(b, &c->key);
         break;
+    case CC_CHECKPOINT:
+    case CC_RESTORE: {
+        char t[CHECKPOINT_NAME_MAX + 1];
+        snprintf(t, sizeof(t), "%s", c->text ? c->text : "");
+        str(b, t);
+        if (c->type == CC_RESTORE) {
+            I64(b, (int64_t)c->target_seq);
+            I64(b, (int64_t)c->target_hash);
+        }
+        break;
+    }
     default:
         break;
     }
@@ -673,6 +684,17 @@ int core_cmd_decode(const void *p, size_t n, struct core_cmd_buf *out)
         break;
     case CC_KEY:
         gkey(&r, &c->key);
+        break;
+    case CC_CHECKPOINT:
+    case CC_RESTORE:
+        gstr(&r, out->text, CHECKPOINT_NAME_MAX + 1);
+        c->text = out->text;
+        if (!out->text[0])
+            r.bad = true; /* the encoder writes no checkpoint without a name */
+        if (c->type == CC_RESTORE) {
+            c->target_seq = (uint64_t)G64(&r);
+            c->target_hash = (uint64_t)G64(&r);
+        }
         break;
     default:
         r.bad = true;

@@ -60,7 +60,11 @@ enum core_cmd_type {
     CC_EXCH,       /* an engine or margin command (struct cmd), with an order's text */
     CC_ACCOUNT,    /* a new account: the next account number */
     CC_KEY,        /* a new API key (the whole key, secret included) */
+    CC_CHECKPOINT, /* a named point to rewind to (text: the name); changes nothing */
+    CC_RESTORE,    /* the whole exchange back to a checkpoint (core.h, Checkpoints) */
 };
+
+#define CHECKPOINT_NAME_MAX 64
 
 /* What a new account is (CC_ACCOUNT), journaled with it. */
 enum core_account_flag {
@@ -74,6 +78,8 @@ enum core_account_flag {
 /* Rejects of the core's own commands, after margin's (enum reject). */
 #define REJ_CORE_ACCOUNTS_FULL 200 /* CC_ACCOUNT: accounts_max reached */
 #define REJ_CORE_BAD_KEY 201       /* CC_KEY: id taken, unknown account */
+#define REJ_CORE_CHECKPOINT_TAKEN 202  /* CC_CHECKPOINT: a checkpoint has that name */
+#define REJ_CORE_CHECKPOINTS_FULL 203  /* CC_CHECKPOINT: CORE_CHECKPOINTS_MAX made */
 
 /* The rows the read model keeps (store.h); part of the exchange's config. */
 struct store_limits {
@@ -87,12 +93,16 @@ struct core_cmd {
     uint64_t seq;           /* set by the sequencer */
     ms_t ts;                /* set by the sequencer */
     struct cmd x;           /* CC_EXCH (its seq and ts are the command's) */
-    const char *text;       /* CC_EXCH: the order's text ("" or NULL: none) */
+    const char *text;       /* CC_EXCH: the order's text ("" or NULL: none);
+                             * CC_CHECKPOINT, CC_RESTORE: the checkpoint's name */
     uint32_t account;       /* CC_ACCOUNT: the account made (set when applied) */
     uint8_t account_flags;  /* CC_ACCOUNT: enum core_account_flag */
     struct key_rec key;     /* CC_KEY: created_ms is set when applied */
     const struct exch_config *config; /* CC_CONFIG */
     const struct store_limits *limits; /* CC_CONFIG: the rows the read model keeps */
+    /* CC_RESTORE: the checkpoint's command, and the state hash it had (the
+     * rebuilt state must give it: a replay checks) */
+    uint64_t target_seq, target_hash;
 };
 
 struct rec_fill {

@@ -16,6 +16,7 @@
 #include "core/hash.h"
 
 #define CONSUMERS_MAX 8
+#define REBUILDERS_MAX 4
 #define ADVANCE_STOPS_PER_LOCK 256
 
 struct consumer {
@@ -44,6 +45,7 @@ struct core {
     struct exch *x;
     struct store *st;
     struct keys keys;
+    struct keys *kp;          /* where CC_KEY adds: &keys, or a rebuild's own */
     uint64_t seq;
     ms_t now;
     _Atomic uint32_t next_account;
@@ -86,6 +88,18 @@ struct core {
     void (*commit)(void *ctx); /* after each whole job (core_set_commit) */
     void *commit_ctx;
     struct core_view view;
+    /* checkpoints (core.h): taken, and the restores applied (seq order),
+     * which a rebuild's path through the journal jumps along */
+    struct core_checkpoint *cps;
+    uint32_t ncps, cap_cps;
+    struct restore_jump { uint64_t seq, target; } *jumps;
+    uint32_t njumps, cap_jumps;
+    core_history_fn history;
+    void *history_ctx;
+    struct core_rebuilder rbs[REBUILDERS_MAX];
+    int nrbs;
+    bool no_restore;
+    bool rebuilding;          /* records go to the read model and the rebuilders only */
 };
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -143,6 +157,7 @@ void core_job_free(struct core_job *j)
 {
     if (!j)
         return;
+    free(j->cp);
     for (uint32_t i = 0; i < j->n; i++)
         free(j->texts[i]);
     if (j->rows != j->rows_inline)
@@ -533,13 +548,22 @@ static int32_t apply_now(struct core *c, struct core_cmd *cc)
     case CC_KEY:
         cc->key.created_ms = cc->ts;
         if (cc->key.ncidr > KEY_CIDRS_MAX || !core_account_exists(c, cc->key.account) ||
-            keys_add(&c->keys, &cc->key) != 0)
+            keys_add(c->kp, &cc->key) != 0)
             res = REJ_CORE_BAD_KEY;
         break;
-    default: /* CC_CONFIG: the state was made from it by core_create */
+    default: /* CC_CONFIG: the state was made from it by core_create;
+              * CC_CHECKPOINT, CC_RESTORE: their callers' */
         break;
     }
     struct core_record r = {cc->seq, cc->ts, cc, res, c->nev, c->ev};
+    if (c->rebuilding) {
+        /* A restore's rebuild: the fresh read model and the rebuilders'
+         * own state see it; nobody else (it is not a new command). */
+        c->cons[0].fn(c->cons[0].ctx, &r);
+        for (int k = 0; k < c->nrbs; k++)
+            c->rbs[k].record(c->rbs[k].ctx, &r);
+        return res;
+    }
     for (int k = 0; k < c->ncons; k++)
         if (c->cons[k].in_lock)
             c->cons[k].fn(c->cons[k].ctx, &r);
@@ -600,7 +624,7 @@ static void run_account(struct core *c, struct core_job *j)
     /* Refused before any command when the key cannot be made: an account
      * is never left without its key. */
     struct key_rec taken;
-    if (!j->key.id[0] || j->key.ncidr > KEY_CIDRS_MAX || keys_get(&c->keys, j->key.id, &taken)) {
+    if (!j->key.id[0] || j->key.ncidr > KEY_CIDRS_MAX || keys_get(c->kp, j->key.id, &taken)) {
         j->status = REJ_CORE_BAD_KEY;
         return;
     }
@@ -680,9 +704,18 @@ static void pair_fire(void *ctx, ms_t t, const struct core_view *v, struct core_
         p->b.fire(p->b.ctx, t, v, out);
 }
 
+static void pair_rewound(void *ctx, ms_t t)
+{
+    const struct core_timer_pair *p = ctx;
+    if (p->a.rewound)
+        p->a.rewound(p->a.ctx, t);
+    if (p->b.rewound)
+        p->b.rewound(p->b.ctx, t);
+}
+
 struct core_timer core_timer_pair(struct core_timer_pair *p)
 {
-    return (struct core_timer){pair_next, pair_fire, p};
+    return (struct core_timer){pair_next, pair_fire, p, pair_rewound};
 }
 
 /* Engine time to j->advance_to through each time something is due, a clock
@@ -741,6 +774,300 @@ static void run_advance(struct core *c, struct core_job *j)
     apply_exch(c, &x, NULL);
 }
 
+/* ---- checkpoints and restores (core.h) ---------------------------------------------- */
+
+static uint64_t state_hash(struct core *c);
+static void audit_fail(void *ctx, const struct cmd *c, const struct exch_audit *a);
+
+static const struct core_checkpoint *find_checkpoint(const struct core *c, const char *name)
+{
+    for (uint32_t i = 0; i < c->ncps; i++)
+        if (strcmp(c->cps[i].name, name) == 0)
+            return &c->cps[i];
+    return NULL;
+}
+
+/* A checkpoint command applied (live or replayed): kept, with its hash. */
+static void note_checkpoint(struct core *c, const struct core_cmd *cc, struct core_checkpoint *out)
+{
+    struct core_checkpoint cp;
+    memset(&cp, 0, sizeof(cp));
+    snprintf(cp.name, sizeof(cp.name), "%s", cc->text ? cc->text : "");
+    cp.seq = cc->seq;
+    cp.time = cc->ts;
+    cp.hash = state_hash(c);
+    c->cps = room_for_one(c->cps, &c->cap_cps, c->ncps, sizeof(*c->cps));
+    c->cps[c->ncps++] = cp;
+    if (out)
+        *out = cp;
+}
+
+/* A rebuild's path through the journal: the commands whose state the
+ * checkpoint is, as ranges of sequence numbers in order. A range after the
+ * first starts with a restore, whose state the range before it ends in. */
+struct span {
+    uint64_t lo, hi;
+};
+
+struct walk {
+    struct core *c;
+    struct span *sp;
+    uint32_t n, k;
+};
+
+/* The path to command `to`: from the last restore at or before it back to
+ * its checkpoint, and so on back to command 1. */
+static struct span *path_to(const struct core *c, uint64_t to, uint32_t *n)
+{
+    struct span *sp = malloc((c->njumps + 1) * sizeof(*sp));
+    if (!sp)
+        return NULL;
+    uint32_t m = 0, j = c->njumps;
+    uint64_t hi = to;
+    for (;;) {
+        while (j > 0 && c->jumps[j - 1].seq > hi)
+            j--;
+        if (j == 0) {
+            sp[m++] = (struct span){1, hi};
+            break;
+        }
+        sp[m++] = (struct span){c->jumps[j - 1].seq, hi};
+        hi = c->jumps[j - 1].target;
+        j--;
+    }
+    for (uint32_t a = 0, b = m - 1; a < b; a++, b--) {
+        struct span t = sp[a];
+        sp[a] = sp[b];
+        sp[b] = t;
+    }
+    *n = m;
+    return sp;
+}
+
+static int walk_one(void *ctx, const struct core_cmd *in, char *err, size_t errcap)
+{
+    struct walk *w = ctx;
+    struct core *c = w->c;
+    while (w->k < w->n && in->seq > w->sp[w->k].hi)
+        w->k++;
+    if (w->k == w->n || in->seq < w->sp[w->k].lo)
+        return 0; /* not on the path: undone by a restore on it */
+    struct core_cmd cc = *in;
+    if (w->k > 0 && in->seq == w->sp[w->k].lo) {
+        /* An earlier restore: the state is its checkpoint's already. */
+        if (in->type != CC_RESTORE || in->target_seq != c->seq) {
+            snprintf(err, errcap, "command %" PRIu64 " is not the restore the path expects", in->seq);
+            return -1;
+        }
+        c->seq = in->seq - 1;
+    } else if (in->seq != c->seq + 1 || in->type == CC_RESTORE) {
+        snprintf(err, errcap, "command %" PRIu64 " where %" PRIu64 " was next", in->seq, c->seq + 1);
+        return -1;
+    }
+    if (cc.type == CC_CONFIG) {
+        cc.config = &c->cfg.exch;
+        cc.limits = &c->cfg.limits;
+    }
+    c->now = in->ts;
+    apply_now(c, &cc);
+    if (in->type == CC_ACCOUNT && cc.account != in->account) {
+        snprintf(err, errcap, "command %" PRIu64 " made account %u, the journal says %u", in->seq, cc.account,
+                 in->account);
+        return -1;
+    }
+    return 0;
+}
+
+/* The state of checkpoint `to` (its hash `hash`) rebuilt from the journal
+ * in place of the current one (state lock held for writing). The rebuilders
+ * are told of restore_seq. -1 with a message, the state as it was. */
+static int rebuild(struct core *c, uint64_t to, uint64_t hash, uint64_t restore_seq, char *err, size_t errcap)
+{
+    const char *e = NULL;
+    struct exch *x = exch_create(&c->cfg.exch, sink, c, &e);
+    if (!x) {
+        snprintf(err, errcap, "exchange config: %s", e ? e : "?");
+        return -1;
+    }
+    exch_on_audit_fail(x, audit_fail, c);
+    struct store *st = store_create(exch_config(x), c->cfg.exch.engine.accounts_max, c->cfg.limits);
+    uint32_t nsp = 0;
+    struct span *sp = st ? path_to(c, to, &nsp) : NULL;
+    if (!sp) {
+        store_destroy(st);
+        exch_destroy(x);
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    struct keys keys;
+    keys_init(&keys);
+    struct exch *old_x = c->x;
+    struct store *old_st = c->st;
+    uint32_t old_next = atomic_load(&c->next_account);
+    uint64_t old_seq = c->seq;
+    ms_t old_now = c->now;
+    px_t old_mark[INSTRUMENTS_MAX];
+    memcpy(old_mark, c->mark_px, sizeof(old_mark));
+    c->x = x;
+    c->st = st;
+    c->cons[0].ctx = st;
+    c->kp = &keys;
+    atomic_store(&c->next_account, 1);
+    c->seq = 0;
+    c->now = 0;
+    memset(c->mark_px, 0, sizeof(c->mark_px));
+    c->rebuilding = true;
+    for (int k = 0; k < c->nrbs; k++)
+        c->rbs[k].begin(c->rbs[k].ctx, restore_seq);
+    struct walk w = {c, sp, nsp, 0};
+    int rc = c->history(c->history_ctx, to, walk_one, &w, err, errcap);
+    if (rc == 0 && c->seq != to) {
+        snprintf(err, errcap, "the journal ends at command %" PRIu64 ", before the checkpoint's %" PRIu64, c->seq,
+                 to);
+        rc = -1;
+    }
+    if (rc == 0) {
+        uint64_t h = state_hash(c);
+        if (h != hash) {
+            snprintf(err, errcap, "the rebuilt state's hash is %016" PRIx64 ", the checkpoint's %016" PRIx64, h,
+                     hash);
+            rc = -1;
+        }
+    }
+    c->rebuilding = false;
+    free(sp);
+    for (int k = 0; k < c->nrbs; k++)
+        c->rbs[k].end(c->rbs[k].ctx, rc == 0);
+    if (rc != 0) {
+        c->x = old_x;
+        c->st = old_st;
+        c->cons[0].ctx = old_st;
+        c->kp = &c->keys;
+        atomic_store(&c->next_account, old_next);
+        c->seq = old_seq;
+        c->now = old_now;
+        memcpy(c->mark_px, old_mark, sizeof(old_mark));
+        store_destroy(st);
+        exch_destroy(x);
+        keys_destroy(&keys);
+        return -1;
+    }
+    keys_swap(&c->keys, &keys);
+    c->kp = &c->keys;
+    keys_destroy(&keys);
+    store_destroy(old_st);
+    exch_destroy(old_x);
+    return 0;
+}
+
+/* The restore's own command, at restore_seq, on the rebuilt state: the
+ * sequence goes on, at the checkpoint's time. */
+static void apply_restore(struct core *c, const char *name, uint64_t target, uint64_t hash, uint64_t restore_seq)
+{
+    struct core_cmd cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.type = CC_RESTORE;
+    cc.text = name;
+    cc.target_seq = target;
+    cc.target_hash = hash;
+    c->seq = restore_seq - 1;
+    apply_now(c, &cc);
+    c->jumps = room_for_one(c->jumps, &c->cap_jumps, c->njumps, sizeof(*c->jumps));
+    c->jumps[c->njumps++] = (struct restore_jump){cc.seq, target};
+}
+
+static void run_checkpoint(struct core *c, struct core_job *j)
+{
+    /* Refused before any command: only checkpoints that can be restored
+     * are in the sequence. */
+    if (!c->history)
+        j->status = REJ_CORE_NO_JOURNAL;
+    else if (find_checkpoint(c, j->cp->name))
+        j->status = REJ_CORE_CHECKPOINT_TAKEN;
+    else if (c->ncps >= CORE_CHECKPOINTS_MAX)
+        j->status = REJ_CORE_CHECKPOINTS_FULL;
+    if (j->status != REJ_NONE)
+        return;
+    struct core_cmd cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.type = CC_CHECKPOINT;
+    cc.text = j->cp->name;
+    apply(c, &cc);
+    note_checkpoint(c, &cc, j->cp);
+}
+
+static void run_restore(struct core *c, struct core_job *j)
+{
+    const struct core_checkpoint *cp = find_checkpoint(c, j->cp->name);
+    if (!cp)
+        j->status = REJ_CORE_NO_CHECKPOINT;
+    else if (c->no_restore)
+        j->status = REJ_CORE_NO_RESTORE;
+    else if (!c->history)
+        j->status = REJ_CORE_NO_JOURNAL;
+    else if (c->gated && cp->seq > atomic_load(&c->durable))
+        j->status = REJ_CORE_NOT_DURABLE;
+    if (j->status != REJ_NONE)
+        return;
+    struct core_checkpoint want = *cp;
+    uint64_t restore_seq = c->seq + 1;
+    char err[512];
+    if (rebuild(c, want.seq, want.hash, restore_seq, err, sizeof(err)) != 0) {
+        fprintf(stderr, "perpsim: restoring checkpoint %s (command %" PRIu64 ") failed: %s; nothing changed\n",
+                want.name, want.seq, err);
+        j->status = REJ_CORE_RESTORE_FAILED;
+        return;
+    }
+    apply_restore(c, want.name, want.seq, want.hash, restore_seq);
+    if (c->cfg.clock.rewind)
+        c->cfg.clock.rewind(c->cfg.clock.ctx, c->now);
+    if (c->timer.rewound)
+        c->timer.rewound(c->timer.ctx, c->now);
+    *j->cp = want;
+    j->cp->restore_seq = restore_seq;
+}
+
+int core_checkpoints(struct core *c, struct core_checkpoint *out, int max)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    int n = (int)c->ncps;
+    for (int i = 0; i < n && i < max; i++)
+        out[i] = c->cps[i];
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
+void core_set_history(struct core *c, core_history_fn fn, void *ctx)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    c->history = fn;
+    c->history_ctx = ctx;
+    pthread_rwlock_unlock(&c->lock);
+}
+
+bool core_has_history(struct core *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    bool h = c->history != NULL;
+    pthread_rwlock_unlock(&c->lock);
+    return h;
+}
+
+int core_add_rebuilder(struct core *c, const struct core_rebuilder *rb)
+{
+    if (c->nrbs >= REBUILDERS_MAX || atomic_load(&c->opened))
+        return -1;
+    c->rbs[c->nrbs++] = *rb;
+    return 0;
+}
+
+void core_forbid_restore(struct core *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    c->no_restore = true;
+    pthread_rwlock_unlock(&c->lock);
+}
+
 static void run_job(struct core *c, struct core_job *j)
 {
     pthread_rwlock_wrlock(&c->lock);
@@ -748,6 +1075,10 @@ static void run_job(struct core *c, struct core_job *j)
         run_account(c, j);
     } else if (j->kind == J_ADVANCE) {
         run_advance(c, j);
+    } else if (j->kind == J_CHECKPOINT) {
+        run_checkpoint(c, j);
+    } else if (j->kind == J_RESTORE) {
+        run_restore(c, j);
     } else {
         for (uint32_t i = 0; i < j->n; i++) {
             struct cmd *x = &j->cmds[i];
@@ -1075,6 +1406,7 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
     pthread_mutex_init(&c->gate_lock, NULL);
     pthread_cond_init(&c->gate_cv, NULL);
     keys_init(&c->keys);
+    c->kp = &c->keys;
     const char *e = NULL;
     c->x = exch_create(&c->cfg.exch, sink, c, &e);
     if (!c->x) {
@@ -1208,6 +1540,8 @@ void core_destroy(struct core *c)
     store_destroy(c->st);
     exch_destroy(c->x);
     keys_destroy(&c->keys);
+    free(c->cps);
+    free(c->jumps);
     free(c->ev);
     free(c->touched);
     free(c->touch_slot);
@@ -1316,21 +1650,30 @@ int cv_audit(const struct core_view *v, struct exch_audit *out)
     return exch_audit(v->c->x, out);
 }
 
+/* The state hash (the state lock held): what core_state gives. The
+ * sequence number is not in it: a restored checkpoint hashes as it did. */
+static uint64_t state_hash(struct core *c)
+{
+    /* The hash lock excludes another hasher (engine_hash sorts a scratch
+     * buffer the engine owns). */
+    pthread_mutex_lock(&c->hash_lock);
+    uint64_t h = hash_u64(HASH_SEED, exch_hash(c->x));
+    h = keys_hash(c->kp, h);
+    h = store_hash(c->st, h);
+    h = hash_u64(h, atomic_load(&c->next_account));
+    h = hash_u64(h, (uint64_t)c->now);
+    pthread_mutex_unlock(&c->hash_lock);
+    return h;
+}
+
 void core_state(struct core *c, struct core_state *out)
 {
     /* Readers exclude the writer; the hash lock excludes another hasher
      * (engine_hash sorts a scratch buffer the engine owns). */
     pthread_rwlock_rdlock(&c->lock);
-    pthread_mutex_lock(&c->hash_lock);
-    uint64_t h = hash_u64(HASH_SEED, exch_hash(c->x));
-    h = keys_hash(&c->keys, h);
-    h = store_hash(c->st, h);
-    h = hash_u64(h, atomic_load(&c->next_account));
-    h = hash_u64(h, c->seq);
-    out->hash = hash_u64(h, (uint64_t)c->now);
+    out->hash = state_hash(c);
     out->seq = c->seq;
     out->time = c->now;
-    pthread_mutex_unlock(&c->hash_lock);
     pthread_rwlock_unlock(&c->lock);
 }
 
@@ -1418,6 +1761,32 @@ int core_replay(struct core *c, const struct core_cmd *in, int32_t *result, char
         snprintf(err, errcap, "command %" PRIu64 " where %" PRIu64 " was next", in->seq, c->seq + 1);
         goto out;
     }
+    if (in->type == CC_RESTORE) {
+        /* Rebuilt from the journal as when it was applied, then checked:
+         * the checkpoint's hash, and its time the restore's. */
+        if (!c->history) {
+            snprintf(err, errcap, "command %" PRIu64 " restores a checkpoint: its replay needs the journal", in->seq);
+            goto out;
+        }
+        char e2[512];
+        if (rebuild(c, in->target_seq, in->target_hash, in->seq, e2, sizeof(e2)) != 0) {
+            snprintf(err, errcap, "command %" PRIu64 " restores checkpoint %s (command %" PRIu64 "): %s", in->seq,
+                     in->text, in->target_seq, e2);
+            goto out;
+        }
+        if (c->now != in->ts) {
+            snprintf(err, errcap, "command %" PRIu64 " restores to time %" PRId64 ", the checkpoint's is %" PRId64,
+                     in->seq, in->ts, c->now);
+            goto out;
+        }
+        apply_restore(c, in->text, in->target_seq, in->target_hash, in->seq);
+        if (result)
+            *result = REJ_NONE;
+        if (c->gated)
+            atomic_store(&c->durable, in->seq);
+        rc = 0;
+        goto out;
+    }
     if (in->ts < c->now) {
         snprintf(err, errcap, "command %" PRIu64 " at time %" PRId64 ", before the previous one's %" PRId64,
                  in->seq, in->ts, c->now);
@@ -1435,6 +1804,8 @@ int core_replay(struct core *c, const struct core_cmd *in, int32_t *result, char
         atomic_store(&c->opened, true);
     }
     int32_t res = apply_now(c, &cc);
+    if (in->type == CC_CHECKPOINT)
+        note_checkpoint(c, &cc, NULL);
     if (in->type == CC_ACCOUNT && res == REJ_NONE && cc.account != in->account) {
         snprintf(err, errcap, "command %" PRIu64 " made account %u, the journal says %u", in->seq, cc.account,
                  in->account);

@@ -778,6 +778,8 @@ struct history *history_create(struct hsource *src, const struct exch_config *cf
 
 int history_attach(struct history *h, struct core *c)
 {
+    /* The data cannot rewind: a backtest's exchange is not restored. */
+    core_forbid_restore(c);
     return core_subscribe(c, consume, h, true);
 }
 
@@ -845,7 +847,7 @@ int history_start(struct history *h, struct core *c, char *err, size_t errcap)
         /* Its orders from now on are the mirror's (the consumer saw none yet). */
         h->account_made = true;
     }
-    struct core_timer t = {timer_next, timer_fire, h};
+    struct core_timer t = {timer_next, timer_fire, h, NULL};
     core_set_timer(c, &t);
     return 0;
 }
@@ -883,7 +885,7 @@ bool history_done(void *ctx)
 
 struct core_timer history_timer(struct history *h)
 {
-    return (struct core_timer){timer_next, timer_fire, h};
+    return (struct core_timer){timer_next, timer_fire, h, NULL};
 }
 
 void history_stop(struct core *c, struct history *h)

@@ -364,6 +364,12 @@ int journal_read(const char *dir, uint64_t to_seq, bool last_good, journal_cmd_f
                     progress(pctx, done_bytes + off, total, &cb->cmd);
                 }
             }
+            /* Done at to_seq: a frame past it may be in the writing
+             * (a restore reads a journal the server is appending to). */
+            if (to_seq && cb->cmd.seq >= to_seq) {
+                stop = true;
+                break;
+            }
         }
         if (rc == 0 && (off >= SEG_HEADER || bad)) {
             snprintf(rep->end_file, sizeof(rep->end_file), "%s", path);
@@ -463,12 +469,31 @@ static int replay_one(void *ctx, const struct core_cmd *cc, char *err, size_t er
     return core_replay(r->c, cc, NULL, err, errcap);
 }
 
+/* A restore's commands (core_set_history): the journal read again from
+ * command 1, up to the checkpoint. ctx is the data directory. */
+static int read_history(void *ctx, uint64_t to_seq, core_each_cmd_fn each, void *each_ctx, char *err,
+                        size_t errcap)
+{
+    struct journal_report rep;
+    return journal_read(ctx, to_seq, false, each, each_ctx, NULL, NULL, &rep, err, errcap);
+}
+
 int journal_replay(const char *dir, struct core *c, uint64_t to_seq, bool last_good,
                    journal_progress_fn progress, void *pctx, struct journal_report *rep, char *err,
                    size_t errcap)
 {
     struct replay_ctx r = {c};
-    return journal_read(dir, to_seq, last_good, replay_one, &r, progress, pctx, rep, err, errcap);
+    /* A replay without a journal attached (perpsim replay) reads its
+     * restores' commands from the journal it replays. */
+    bool mine = !core_has_history(c);
+    char d[JOURNAL_PATH_MAX];
+    snprintf(d, sizeof(d), "%s", dir);
+    if (mine)
+        core_set_history(c, read_history, d);
+    int rc = journal_read(dir, to_seq, last_good, replay_one, &r, progress, pctx, rep, err, errcap);
+    if (mine)
+        core_set_history(c, NULL, NULL);
+    return rc;
 }
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -625,6 +650,7 @@ int journal_attach(struct journal *j, struct core *c)
         return -1;
     j->core = c;
     j->replaying = true;
+    core_set_history(c, read_history, j->cfg.dir);
     core_gate(c);
     core_set_commit(c, on_commit, j);
     return 0;

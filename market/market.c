@@ -709,9 +709,30 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
     pthread_mutex_unlock(&m->lock);
 }
 
+/* A restore took the exchange back to t: every next time is drawn again
+ * from t (the makers look at their ladders at once), a path is taken from
+ * its start again (its points due by t at once). */
+static void timer_rewound(void *ctx, ms_t t)
+{
+    struct market *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    if (m->started) {
+        m->resched = true;
+        for (uint16_t k = 0; k < m->cfg->indices_count; k++)
+            if (m->path[k].n) {
+                m->path[k].at = 0;
+                m->next_index[k] = t;
+            }
+        for (uint32_t d = 0; d < MARKET_DIRECTIONAL_MAX; d++)
+            if (m->dir[d].hold_until > t)
+                m->dir[d].hold_until = t;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
 struct core_timer market_timer(struct market *m)
 {
-    return (struct core_timer){timer_next, timer_fire, m};
+    return (struct core_timer){timer_next, timer_fire, m, timer_rewound};
 }
 
 void market_params_get(struct market *m, struct market_params *out)

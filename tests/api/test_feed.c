@@ -374,7 +374,7 @@ START_TEST(feed_equals_rest_at_every_command)
     cfg.exch.engine.orders_max = 1u << 14;
     cfg.exch.engine.stops_max = 256;
     cfg.index_px[0] = 50000 * PX_SCALE;
-    cfg.clock = (struct core_clock){clock_now, NULL};
+    cfg.clock = (struct core_clock){clock_now, NULL, NULL};
     char err[128];
     struct core *core = core_create(&cfg, err, sizeof(err));
     ck_assert_msg(core != NULL, "%s", err);

@@ -326,7 +326,7 @@ static void setup(struct run *R, uint64_t seed)
     R->index[1] = 3000 * PX_SCALE;
     cfg.index_px[0] = R->index[0];
     cfg.index_px[1] = R->index[1];
-    cfg.clock = (struct core_clock){tclock_now, &R->clk};
+    cfg.clock = (struct core_clock){tclock_now, &R->clk, NULL};
     char err[128];
     R->core = core_create(&cfg, err, sizeof(err));
     ck_assert_msg(R->core != NULL, "core_create: %s", err);

@@ -107,7 +107,7 @@ static void bt_start(struct bt *b, const char *const *paths, uint32_t n)
     struct core_config cfg;
     core_config_default(&cfg, T0);
     b->clk.t = T0;
-    cfg.clock = (struct core_clock){tclock_now, &b->clk};
+    cfg.clock = (struct core_clock){tclock_now, &b->clk, NULL};
     b->core = core_create(&cfg, err, sizeof(err));
     ck_assert_msg(b->core != NULL, "%s", err);
     const struct exch_config *xc = core_exch_config(b->core);

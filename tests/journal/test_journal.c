@@ -319,7 +319,7 @@ static struct core *core_from_journal(const char *dir, struct tclock *clk)
     /* not part of the exchange (nor of the journal): how often a checked
      * build walks its invariants */
     cfg.exch.engine.verify_every = 97;
-    cfg.clock = clk ? (struct core_clock){tclock_now, clk} : (struct core_clock){no_clock, NULL};
+    cfg.clock = clk ? (struct core_clock){tclock_now, clk, NULL} : (struct core_clock){no_clock, NULL, NULL};
     free(first);
     struct core *c = core_create(&cfg, err, sizeof(err));
     ck_assert_msg(c != NULL, "core_create: %s", err);
@@ -849,7 +849,7 @@ static void ex_config(struct core_config *cfg, struct ex *e)
     cfg->exch.engine.verify_every = 97;
     cfg->index_px[0] = e->index[0];
     cfg->index_px[1] = e->index[1];
-    cfg->clock = (struct core_clock){tclock_now, &e->clk};
+    cfg->clock = (struct core_clock){tclock_now, &e->clk, NULL};
 }
 
 /* A new exchange on a new journal in e->dir (journal_start with no
@@ -1197,7 +1197,7 @@ static void run_workload(struct ex *e, uint32_t commands, uint32_t accounts)
      * J_ADVANCE job of hundreds of commands, which the core commits to the
      * journal in parts (ADVANCE_STOPS_PER_LOCK) while it goes on. */
     struct minute_timer mt = {e->clk.t + 60000, e->index[0], 0};
-    struct core_timer t = {mt_next, mt_fire, &mt};
+    struct core_timer t = {mt_next, mt_fire, &mt, NULL};
     core_set_timer(e->core, &t);
     struct core_job *j = core_job_new(J_ADVANCE, 0, 0);
     ck_assert_ptr_nonnull(j);

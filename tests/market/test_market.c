@@ -62,7 +62,7 @@ static void sim_open(struct sim *s)
     struct core_config cfg;
     core_config_default(&cfg, T0);
     cfg.exch.engine.verify_every = 1000;
-    cfg.clock = (struct core_clock){tclock_now, &s->clk};
+    cfg.clock = (struct core_clock){tclock_now, &s->clk, NULL};
     char err[128];
     s->core = core_create(&cfg, err, sizeof(err));
     ck_assert_msg(s->core != NULL, "core_create: %s", err);
