@@ -42,14 +42,15 @@ class Server:
 
     client_class = None  # Client, set below; a test may subclass both
 
-    def __init__(self, binary, *args, market=False, command=None):
+    def __init__(self, binary, *args, market=False, command=None, start_timeout=20):
         """command: what comes before the server's flags (default: the
-        binary; `[binary, "backtest", "--serve", ...]` for a served backtest)."""
+        binary; `[binary, "backtest", "--serve", ...]` for a served backtest);
+        start_timeout: seconds until it listens (a recovery replays first)."""
         quiet_market = [] if market else ["--no-market"]
         self.p = subprocess.Popen([*(command or [binary]), "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo",
                                    *quiet_market, *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 20
+        deadline = time.time() + start_timeout
         self.port = None
         self.banner = ""
         while time.time() < deadline:

@@ -517,6 +517,20 @@ static void codec_commands(struct codec_set *s)
         }
         c->key.created_ms = T0 + 6;
     }
+    c = &s->cmd[s->n++];
+    c->type = CC_CHECKPOINT;
+    c->seq = 90;
+    c->ts = T0 + 7;
+    c->text = "before-shock";
+    c = &s->cmd[s->n++]; /* the longest name */
+    c->type = CC_RESTORE;
+    c->seq = 91;
+    c->ts = T0 + 7;
+    memset(s->text[s->n - 1], 'n', CHECKPOINT_NAME_MAX);
+    s->text[s->n - 1][CHECKPOINT_NAME_MAX] = '\0';
+    c->text = s->text[s->n - 1];
+    c->target_seq = 90;
+    c->target_hash = UINT64_C(0xfedcba9876543210);
     ck_assert_uint_le(s->n, CODEC_MAX);
 }
 
@@ -626,6 +640,12 @@ START_TEST(codec_round_trip)
             ck_assert_uint_eq(b->cmd.account, c->account);
             ck_assert_uint_eq(b->cmd.account_flags, c->account_flags);
             break;
+        case CC_CHECKPOINT:
+        case CC_RESTORE:
+            ck_assert_str_eq(b->cmd.text, c->text);
+            ck_assert_uint_eq(b->cmd.target_seq, c->target_seq);
+            ck_assert(b->cmd.target_hash == c->target_hash);
+            break;
         case CC_KEY:
             ck_assert_str_eq(b->cmd.key.id, c->key.id);
             ck_assert_str_eq(b->cmd.key.secret, c->key.secret);
@@ -669,7 +689,7 @@ START_TEST(codec_round_trip)
         rbuf_free(&e2);
     }
     /* Every kind and every command type was there. */
-    ck_assert_uint_eq(kinds_seen, (1u << CC_CONFIG) | (1u << CC_EXCH) | (1u << CC_ACCOUNT) | (1u << CC_KEY));
+    ck_assert_uint_eq(kinds_seen, (1u << CC_CONFIG) | (1u << CC_EXCH) | (1u << CC_ACCOUNT) | (1u << CC_KEY) | (1u << CC_CHECKPOINT) | (1u << CC_RESTORE));
     for (uint8_t t = CMD_NEW_ORDER; t <= CMD_SET_FUNDING; t++)
         ck_assert_msg(types_seen & (1u << t), "command type %u not covered", t);
     /* An unknown kind and an unknown command type are refused. */
@@ -1916,6 +1936,240 @@ START_TEST(known_bare_last_header_flipped)
 }
 END_TEST
 
+/* ---- checkpoints and restores (core.h) ---------------------------------------------- */
+
+/* A rebuilder, as the WebSocket feed is one: what it was told. */
+struct rb_log {
+    uint64_t begins, ends_ok, ends_bad, records, last_seq, restore_seq;
+    bool out_of_order;
+};
+
+static void rbl_begin(void *ctx, uint64_t restore_seq)
+{
+    struct rb_log *l = ctx;
+    l->begins++;
+    l->last_seq = 0;
+    l->restore_seq = restore_seq;
+}
+
+static void rbl_record(void *ctx, const struct core_record *r)
+{
+    struct rb_log *l = ctx;
+    if (r->seq <= l->last_seq && r->cmd->type != CC_RESTORE)
+        l->out_of_order = true;
+    l->last_seq = r->seq;
+    l->records++;
+}
+
+static void rbl_end(void *ctx, bool ok)
+{
+    struct rb_log *l = ctx;
+    if (ok)
+        l->ends_ok++;
+    else
+        l->ends_bad++;
+}
+
+/* A checkpoint or restore job run now: its status, the checkpoint in *out. */
+static int32_t cp_job(struct core *c, enum job_kind kind, const char *name, struct core_checkpoint *out)
+{
+    struct core_job *j = core_job_new(kind, 0, 0);
+    ck_assert_ptr_nonnull(j);
+    j->cp = calloc(1, sizeof(*j->cp));
+    ck_assert_ptr_nonnull(j->cp);
+    snprintf(j->cp->name, sizeof(j->cp->name), "%s", name);
+    core_run(c, j);
+    int32_t st = j->status;
+    if (out)
+        *out = *j->cp;
+    core_job_free(j);
+    return st;
+}
+
+static struct core_state state_of(struct core *c)
+{
+    struct core_state st;
+    core_state(c, &st);
+    return st;
+}
+
+/* After a restore the workload's memory of accounts is the state's. */
+static void ex_resync(struct ex *e)
+{
+    e->accounts = 0;
+    while (core_account_exists(e->core, e->accounts + 1))
+        e->accounts++;
+    e->nrecent = 0;
+}
+
+/* Checkpoints taken, restored in turn (through each other's paths), the
+ * state hash each had; recovery and a replay of the journal give the
+ * state the run ended in; what cannot be restored changes nothing. */
+START_TEST(checkpoints_restore_and_replay)
+{
+    char dir[DIRCAP];
+    make_tmpdir(dir, sizeof(dir));
+    static struct ex e;
+    ex_open_new(&e, dir, JR_FSYNC_BATCH, 8192, 7);
+    run_workload(&e, 300, 8);
+    struct core_checkpoint a, b, got;
+    ck_assert_int_eq(cp_job(e.core, J_CHECKPOINT, "a", &a), REJ_NONE);
+    struct core_state s = state_of(e.core);
+    ck_assert(a.hash == s.hash);
+    ck_assert_uint_eq(a.seq, s.seq);
+    ck_assert_int_eq(a.time, s.time);
+    ck_assert_int_eq(cp_job(e.core, J_CHECKPOINT, "a", NULL), REJ_CORE_CHECKPOINT_TAKEN);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "nope", NULL), REJ_CORE_NO_CHECKPOINT);
+    ck_assert_uint_eq(state_of(e.core).seq, a.seq); /* refusals are no commands */
+    uint32_t accounts_a = e.accounts;
+    /* On: more accounts (their keys), orders, fills, hours of time. */
+    run_workload(&e, 300, 3);
+    ck_assert_uint_gt(e.accounts, accounts_a);
+    struct key_rec later;
+    ck_assert(core_keys_list(e.core, e.accounts, &later, 1) == 1);
+    struct core_state s1 = state_of(e.core);
+    ck_assert(s1.hash != a.hash);
+    ck_assert_int_eq(cp_job(e.core, J_CHECKPOINT, "b", &b), REJ_NONE);
+    ck_assert(b.hash == s1.hash);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "a", &got), REJ_NONE);
+    s = state_of(e.core);
+    ck_assert_uint_eq(got.restore_seq, b.seq + 1);
+    ck_assert_uint_eq(s.seq, b.seq + 1); /* the sequence goes on */
+    ck_assert(s.hash == a.hash);         /* the state is a's */
+    ck_assert_int_eq(s.time, a.time);
+    struct key_rec k;
+    ck_assert(!core_key_get(e.core, later.id, &k)); /* made after a: gone */
+    ck_assert(!core_account_exists(e.core, accounts_a + 1));
+    struct core_summary sum;
+    core_summarize(e.core, &sum);
+    ck_assert_msg(sum.audit_ok, "%s", sum.audit_report);
+    /* On from a: a different future, then back to b (its path runs
+     * through the commands a's restore undid), then to a again. */
+    e.clk.t = a.time;
+    ex_resync(&e);
+    run_workload(&e, 200, 2);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "b", &got), REJ_NONE);
+    ck_assert(state_of(e.core).hash == b.hash);
+    ck_assert(core_key_get(e.core, later.id, &k)); /* b's keys are back */
+    e.clk.t = b.time;
+    ex_resync(&e);
+    run_workload(&e, 100, 1);
+    ck_assert_int_eq(cp_job(e.core, J_CHECKPOINT, "c", NULL), REJ_NONE);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "a", NULL), REJ_NONE);
+    ck_assert(state_of(e.core).hash == a.hash);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "c", NULL), REJ_NONE);
+    e.clk.t = state_of(e.core).time;
+    ex_resync(&e);
+    run_workload(&e, 100, 1);
+    struct core_checkpoint list[8];
+    ck_assert_int_eq(core_checkpoints(e.core, list, 8), 3);
+    ck_assert_str_eq(list[0].name, "a");
+    ck_assert_str_eq(list[2].name, "c");
+    struct core_state end;
+    ex_close(&e, &end);
+    /* A replay of the journal meets each restore and rebuilds it (checking
+     * each checkpoint's hash): the state the run ended in. */
+    char err[1024];
+    struct journal_report rep;
+    struct core_state back;
+    ck_assert_msg(replay_dir(dir, 0, false, &back, &rep, err, sizeof(err)) == 0, "%s", err);
+    ck_assert(back.hash == end.hash && back.seq == end.seq);
+    /* Recovery too, with the checkpoints listed and restorable again; a
+     * rebuilder (the feed's kind) is told each rebuild. */
+    ex_open_existing(&e, dir, JR_FSYNC_BATCH, 8192, 7, false, &rep);
+    ck_assert(state_of(e.core).hash == end.hash);
+    ck_assert_int_eq(core_checkpoints(e.core, list, 8), 3);
+    ck_assert(list[1].hash == b.hash && list[1].seq == b.seq);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "b", NULL), REJ_NONE);
+    ck_assert(state_of(e.core).hash == b.hash);
+    ex_close(&e, &end);
+    /* What cannot rebuild changes nothing: the journal's first segment
+     * gone (a restore reads from command 1), the restore refused, the
+     * state as it was. */
+    ex_open_existing(&e, dir, JR_FSYNC_BATCH, 8192, 7, false, &rep);
+    s = state_of(e.core);
+    uint64_t segs[4096];
+    ck_assert_uint_ge(list_segs(dir, segs), 2);
+    char p0[PATHCAP], moved[PATHCAP + 8];
+    seg_file(p0, sizeof(p0), dir, segs[0]);
+    snprintf(moved, sizeof(moved), "%s.away", p0);
+    ck_assert_int_eq(rename(p0, moved), 0);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "a", NULL), REJ_CORE_RESTORE_FAILED);
+    struct core_state s2 = state_of(e.core);
+    ck_assert(s2.hash == s.hash && s2.seq == s.seq);
+    ck_assert_int_eq(rename(moved, p0), 0);
+    ex_close(&e, &end);
+    rm_rf(dir);
+}
+END_TEST
+
+/* A rebuilder sees each rebuild's records in order and is told it ended;
+ * without a journal, checkpoints are refused; a backtest's core refuses
+ * restores. */
+START_TEST(checkpoint_refusals_and_rebuilders)
+{
+    struct tclock clk = {T0};
+    struct core_config cfg;
+    core_config_default(&cfg, T0);
+    cfg.clock = (struct core_clock){tclock_now, &clk, NULL};
+    char err[256];
+    struct core *c = core_create(&cfg, err, sizeof(err));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(cp_job(c, J_CHECKPOINT, "x", NULL), REJ_CORE_NO_JOURNAL);
+    ck_assert_int_eq(cp_job(c, J_RESTORE, "x", NULL), REJ_CORE_NO_CHECKPOINT);
+    core_destroy(c);
+
+    char dir[DIRCAP];
+    make_tmpdir(dir, sizeof(dir));
+    static struct ex e;
+    memset(&e, 0, sizeof(e));
+    struct rb_log log = {0};
+    /* ex_open_new with a rebuilder added before the sequence opens */
+    snprintf(e.dir, sizeof(e.dir), "%s", dir);
+    e.rng.s = 11;
+    e.clk.t = T0;
+    e.index[0] = 50000 * PX_SCALE;
+    e.index[1] = 3000 * PX_SCALE;
+    struct journal_config jc;
+    memset(&jc, 0, sizeof(jc));
+    snprintf(jc.dir, sizeof(jc.dir), "%s", dir);
+    jc.fsync = JR_FSYNC_OFF;
+    e.j = journal_create(&jc, err, sizeof(err));
+    ck_assert_ptr_nonnull(e.j);
+    ex_config(&cfg, &e);
+    e.core = core_create(&cfg, err, sizeof(err));
+    ck_assert_ptr_nonnull(e.core);
+    core_set_ticking(e.core, false);
+    struct core_rebuilder rb = {rbl_begin, rbl_record, rbl_end, &log};
+    ck_assert_int_eq(core_add_rebuilder(e.core, &rb), 0);
+    ck_assert_int_eq(core_subscribe(e.core, after_lock, &e, false), 0);
+    ck_assert_int_eq(journal_attach(e.j, e.core), 0);
+    ck_assert_int_eq(journal_start(e.j, NULL, err, sizeof(err)), 0);
+    run_workload(&e, 100, 4);
+    ck_assert_int_eq(core_add_rebuilder(e.core, &rb), -1); /* too late: the sequence is open */
+    struct core_checkpoint a, got;
+    ck_assert_int_eq(cp_job(e.core, J_CHECKPOINT, "a", &a), REJ_NONE);
+    run_workload(&e, 100, 1);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "a", &got), REJ_NONE);
+    ck_assert_uint_eq(log.begins, 1);
+    ck_assert_uint_eq(log.ends_ok, 1);
+    ck_assert_uint_eq(log.ends_bad, 0);
+    ck_assert(!log.out_of_order);
+    ck_assert_uint_eq(log.records, a.seq); /* commands 1 to a, each once */
+    ck_assert_uint_eq(log.last_seq, a.seq);
+    ck_assert_uint_eq(log.restore_seq, got.restore_seq);
+    /* A backtest's exchange: restores refused, nothing changed. */
+    core_forbid_restore(e.core);
+    struct core_state s = state_of(e.core);
+    ck_assert_int_eq(cp_job(e.core, J_RESTORE, "a", NULL), REJ_CORE_NO_RESTORE);
+    ck_assert(state_of(e.core).hash == s.hash && state_of(e.core).seq == s.seq);
+    ck_assert_uint_eq(log.begins, 1);
+    struct core_state end;
+    ex_close(&e, &end);
+    rm_rf(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("journal");
@@ -1950,6 +2204,11 @@ static Suite *suite(void)
     tcase_add_test(known, known_first_damaged);
     tcase_add_test(known, known_bare_last_header_flipped);
     suite_add_tcase(s, known);
+    TCase *cps = tcase_create("checkpoints");
+    tcase_set_timeout(cps, 300);
+    tcase_add_test(cps, checkpoints_restore_and_replay);
+    tcase_add_test(cps, checkpoint_refusals_and_rebuilders);
+    suite_add_tcase(s, cps);
     return s;
 }
 
