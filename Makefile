@@ -13,10 +13,12 @@ all: build
 deps:
 	@./tools/install-deps.sh
 
-# Release build, the one `make run` and the benchmarks use.
+# Release build, the one `make run` and the benchmarks use; and the web
+# page (web/ -> web/dist with npm), which the server serves at /.
 build: deps
 	@[ -f $(RELEASE)/build.ninja ] || meson setup $(RELEASE) --buildtype=release
 	@ninja -C $(RELEASE)
+	@./tools/build-web.sh
 
 run: build
 	./$(RELEASE)/app/perpsim
@@ -24,6 +26,7 @@ run: build
 # Every test twice: optimized with the O(n) invariant checks on, then under
 # AddressSanitizer + UndefinedBehaviorSanitizer with the checks on.
 test: deps
+	@./tools/build-web.sh
 	@[ -f $(CHECKED)/build.ninja ] || meson setup $(CHECKED) --buildtype=debugoptimized -Dchecks=true
 	@ninja -C $(CHECKED)
 	meson test -C $(CHECKED) --print-errorlogs --num-processes 2

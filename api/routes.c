@@ -2557,6 +2557,36 @@ static const struct route admin_routes[] = {
     {"DELETE", "faults", faults_admin, false},
 };
 
+/* The web page's files (web.h) at /; without them, / says why. */
+static void serve_web(struct req *r, const char *path)
+{
+    const struct web_file *f = web_find(r->s->web, path);
+    if (f) {
+        r->status = 200;
+        r->reply_static = f->body;
+        r->reply_static_len = f->len;
+        r->content_type = f->ctype;
+        r->cache_control = f->immutable ? "public, max-age=31536000, immutable" : "no-cache";
+        r->state = RS_READY;
+        return;
+    }
+    if (strcmp(path, "/") != 0) {
+        reply_error(r, 404, HTTP, "Not Found");
+        return;
+    }
+    char note[1024];
+    snprintf(note, sizeof(note),
+             "<!doctype html><meta charset=utf-8><title>perpsim</title><h1>perpsim</h1>"
+             "<p>The web page is not built here (%s): <code>make run</code> builds it "
+             "(npm, in <code>web/</code>). The API is at <code>/api/v1</code>.</p>",
+             r->s->web_note[0] ? "its files were not found" : "no --web-dir");
+    free(r->reply);
+    r->reply = strdup(note);
+    r->status = 404;
+    r->content_type = "text/html; charset=utf-8";
+    r->state = RS_READY;
+}
+
 static void serve(struct req *r, const struct route *t, size_t n, const char *rest, bool api)
 {
     bool path_known = false;
@@ -2604,6 +2634,9 @@ void route(struct req *r)
             serve(r, admin_routes, sizeof(admin_routes) / sizeof(admin_routes[0]), path + 10, false);
     } else if (strcmp(path, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
         get_metrics(r);
+    } else if ((strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) &&
+               (r->s->web || strcmp(path, "/") == 0)) {
+        serve_web(r, path);
     } else {
         reply_error(r, 404, HTTP, "Not Found");
     }

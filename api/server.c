@@ -491,16 +491,22 @@ static enum MHD_Result send_reply(struct req *r)
      * journal or with no write in flight, else at most a group commit. A
      * write's reply has waited for its own commands already. */
     core_wait_durable(s->core, r->seen_seq);
-    if (!r->reply) {
+    if (!r->reply && !r->reply_static) {
         r->reply = strdup("{\"error\":{\"message\":\"Server Error\",\"name\":\"HTTPError\"}}");
         r->status = 500;
     }
-    size_t len = strlen(r->reply);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, r->reply, MHD_RESPMEM_MUST_FREE);
-    r->reply = NULL;
+    struct MHD_Response *resp;
+    if (r->reply_static) {
+        resp = MHD_create_response_from_buffer(r->reply_static_len, (void *)(uintptr_t)r->reply_static,
+                                               MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp = MHD_create_response_from_buffer(strlen(r->reply), r->reply, MHD_RESPMEM_MUST_FREE);
+        r->reply = NULL;
+    }
     if (!resp)
         return MHD_NO;
+    if (r->cache_control)
+        MHD_add_response_header(resp, "Cache-Control", r->cache_control);
     MHD_add_response_header(resp, "Content-Type",
                             r->content_type ? r->content_type
                             : r->text_plain ? "text/plain; version=0.0.4"
@@ -811,6 +817,13 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "listen address %s is not an IPv4 address", cfg->host);
         goto fail;
     }
+    if (cfg->web_dir[0]) {
+        s->web = web_load(cfg->web_dir, s->web_note, sizeof(s->web_note));
+        if (!s->web && cfg->web_required) {
+            snprintf(err, errcap, "the web page: %s", s->web_note);
+            goto fail;
+        }
+    }
     if (cfg->websocket) {
         s->ws = ws_create(s, &cfg->ws);
         if (!s->ws) {
@@ -865,6 +878,7 @@ fail:
     ws_destroy(s->ws);
     journal_destroy(s->journal);
     rl_destroy(s->rl);
+    web_free(s->web);
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);
     pthread_mutex_destroy(&s->admin_lock);
@@ -900,8 +914,15 @@ void srv_stop(struct srv *s)
     ws_destroy(s->ws);      /* after the core: no record is delivered any more */
     journal_destroy(s->journal);
     rl_destroy(s->rl);
+    web_free(s->web); /* after the daemon: no reply points into it */
     clocksrc_destroy(&s->clk);
     pthread_mutex_destroy(&s->key_lock);
     pthread_mutex_destroy(&s->admin_lock);
     free(s);
+}
+
+const char *srv_web(const struct srv *s, uint32_t *files)
+{
+    *files = web_count(s->web);
+    return s->web ? NULL : s->web_note[0] ? s->web_note : "no web directory given";
 }

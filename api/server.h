@@ -78,6 +78,11 @@ struct srv_config {
      * journal there is recovered at start: its config (command 1) is the
      * exchange's, whatever this config says. */
     struct journal_config journal;
+    /* The web page (web.h): its built files, served at /. "" = none;
+     * when they cannot be loaded, / says so, unless web_required (then
+     * the start fails). */
+    char web_dir[1024];
+    bool web_required;
     /* Called with the core once it is made, before the sequence opens and
      * before the journal's replay: another consumer of the change stream
      * subscribes there (a backtest's history driver and its report). 0, or
@@ -103,6 +108,8 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap);
 /* The sequencer behind the server (tests, the app). */
 struct core *srv_core(struct srv *s);
 uint16_t srv_port(const struct srv *s);
+/* The web page: NULL and its file count when served, else why not. */
+const char *srv_web(const struct srv *s, uint32_t *files);
 /* Creates an account with deposits (per currency, 0 = none) and an
  * order-permission key, as POST /admin/v1/accounts does: commands in the
  * one sequence, applied before this returns. 0 on success. */

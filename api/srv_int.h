@@ -18,6 +18,7 @@
 #include "api/ratelimit.h"
 #include "api/server.h"
 #include "api/warm.h"
+#include "api/web.h"
 #include "api/ws.h"
 #include "core/core.h"
 
@@ -56,6 +57,8 @@ struct srv {
     struct ws *ws;            /* the realtime WebSocket, NULL when off */
     struct journal *journal;  /* NULL when off */
     struct guard *guard;      /* connection deadlines (server.c) */
+    struct web *web;          /* the web page's files, NULL when none */
+    char web_note[512];       /* why not, when web_dir was given */
     struct journal_report recovered;
     bool has_recovered;
     bool market_paused;       /* its timer taken off the core (admin API) */
@@ -102,6 +105,9 @@ struct req {
     char *reply;         /* JSON text, malloc'd */
     bool text_plain;     /* /metrics: Prometheus text, not JSON */
     const char *content_type; /* when set, instead of JSON's or text_plain's */
+    const unsigned char *reply_static; /* instead of reply: bytes that outlive the server's requests */
+    size_t reply_static_len;
+    const char *cache_control;
     int32_t fault_delay_ms; /* faults.h: the reply leaves this much later */
     bool fault_held;     /* ... and has been held */
     bool fault_injected; /* an injected reply: no ban error counted */

@@ -74,6 +74,8 @@ static const char usage[] =
     "  --no-market            no living market: no index walk, no makers or traders\n"
     "                         (an empty exchange on frozen indices, as tests need)\n"
     "  --no-websocket         no realtime WebSocket at /realtime\n"
+    "  --web-dir DIR          the web page's built files, served at / (default: web/dist\n"
+    "                         of the source tree, which `make run` builds; \"\": none)\n"
     "  --ws-max-per-ip N      WebSocket connections from one address (default 2000)\n"
     "  --ws-max-subs N        topics per WebSocket connection (default 256)\n"
     "  --ws-msgs-per-s N      client messages per second per connection (default 50)\n"
@@ -698,6 +700,7 @@ int main(int argc, char **argv)
                 return fail("--start-time wants an ISO 8601 time after 1970, got %s", v);
         }
     srv_config_default(&cfg, start_ms);
+    snprintf(cfg.web_dir, sizeof(cfg.web_dir), "%s", PERPSIM_WEB_DIR);
     bool demo = true, token_set = false, market_on = served == NULL;
     if (served) {
         cfg.clock_mode = CLOCK_STEPPED;
@@ -823,6 +826,12 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--clock") == 0) {
             if (clock_mode_parse(v, &cfg.clock_mode, &cfg.clock_speed) != 0)
                 return fail("--clock wants real, stepped or accelerated:N (N 1..1000000), got %s", v);
+            i++;
+        } else if (strcmp(a, "--web-dir") == 0) {
+            if (strlen(v) >= sizeof(cfg.web_dir))
+                return fail("--web-dir: the path is too long: %s", v);
+            snprintf(cfg.web_dir, sizeof(cfg.web_dir), "%s", v);
+            cfg.web_required = v[0] != '\0';
             i++;
         } else if (strcmp(a, "--index-csv") == 0) {
             if (strlen(v) >= sizeof(cfg.index_csv))
@@ -1006,6 +1015,15 @@ int main(int argc, char **argv)
     }
     if (!cfg.quiet && cfg.websocket)
         printf("  realtime     ws://%s:%u/realtime (BitMEX's WebSocket tables)\n", cfg.host, port);
+    if (!cfg.quiet && cfg.web_dir[0]) {
+        uint32_t files;
+        const char *why = srv_web(s, &files);
+        if (why)
+            printf("  web page     not served: %s (make run builds it)\n", why);
+        else
+            printf("  web page     http://%s:%u/ (the market, your orders, liquidations and funding explained)\n",
+                   cfg.host, port);
+    }
     printf("listening on http://%s:%u\n", cfg.host, port);
     fflush(stdout);
 

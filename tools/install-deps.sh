@@ -4,13 +4,13 @@
 #   build:      gcc meson ninja pkg-config + libmicrohttpd, wslay, cJSON, OpenSSL, xxHash, zlib, Check
 #   tests:      libcurl (the HTTP client of the integration tests and the load
 #               generator), Node.js + npm (ccxt end to end), python3 + requests
-#               (the plain signing client)
+#               (the plain signing client), Chromium (the web page's browser test)
 #   fuzzers:    clang and its libFuzzer runtime (libclang-rt-14-dev, Debian 12)
 #   benchmarks: gnuplot (the load-shedding sweep's PNG)
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config libmicrohttpd-dev libwslay-dev libcjson-dev libssl-dev libxxhash-dev zlib1g-dev check python3
       clang libclang-rt-14-dev
-      libcurl4-openssl-dev gnuplot-nox)
+      libcurl4-openssl-dev gnuplot-nox chromium)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

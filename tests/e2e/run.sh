@@ -17,7 +17,11 @@
 #   5. ccxt_backtest.mjs - ccxt driving a stepped backtest on history (a server
 #                          of its own: perpsim backtest --serve): fills, the
 #                          data's funding and a liquidation, to the satoshi
-#   6. GET /admin/v1/audit, which must say {"ok":true}
+#   6. web_page.mjs      - the web page (web/dist, built by tools/build-web.sh)
+#                          in Debian's Chromium driven by playwright-core: the
+#                          market, order entry signed in the browser, a
+#                          restore (a server of its own, market on)
+#   7. GET /admin/v1/audit, which must say {"ok":true}
 # and finally stops the server with SIGTERM, which must exit 0.
 # Exit status 0 only when all of it passed. E2E_KEEP_GOING=1 makes every
 # client run every step instead of stopping at its first failure.
@@ -75,7 +79,7 @@ show_log() {
 # file only when the pinned packages are not all there; the lock keeps two
 # runs (say two build directories tested at once) from installing over each
 # other.
-WANT_PKGS="ccxt@4.5.82 bitmex-realtime-api@1.5.5 ws@8.21.0"
+WANT_PKGS="ccxt@4.5.82 bitmex-realtime-api@1.5.5 playwright-core@1.65.2 ws@8.21.0"
 installed_pkgs() {   # "name@version ..." of what node_modules holds
     (cd "$HERE" && node -e '
         const out = [];
@@ -144,6 +148,15 @@ echo "== websocket: protocol and abuse (raw ws)"
 
 echo "== ccxt driving a stepped backtest (its own perpsim backtest --serve)"
 (cd "$HERE" && PERPSIM_BIN="$BIN" node ccxt_backtest.mjs) || { status=1; echo "e2e: ccxt backtest FAILED"; }
+
+echo "== the web page in Chromium (its own perpsim, market on)"
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+    status=1; echo "e2e: no Chromium at ${CHROMIUM:-/usr/bin/chromium}: run tools/install-deps.sh"
+elif ! "$HERE/../../tools/build-web.sh"; then
+    status=1; echo "e2e: the web page did not build"
+else
+    (cd "$HERE" && PERPSIM_BIN="$BIN" node web_page.mjs) || { status=1; echo "e2e: web page FAILED"; }
+fi
 
 # ------------------------------------------------------------ audit
 echo "== money audit"

@@ -1,0 +1,232 @@
+// web_page.mjs - the web page in a real browser (Debian's Chromium driven
+// headless by playwright-core), against a perpsim of its own with the
+// living market on, as a trader uses it:
+//   - the page loads from the server's / with no console error or page error;
+//   - within seconds the book shows >= 10 levels a side, trades print, the
+//     candles have bars, the instrument's mark and funding show;
+//   - with the market paused, the ladder is REST's L2 book level for level;
+//   - logged in with a key (signed in the browser, the secret never sent):
+//     the wallet shows the deposit; a limit order placed from the form is in
+//     REST's GET /order; amended from its row, REST has the new price;
+//     canceled, it is gone from the page and Canceled in REST; a market
+//     order opens a position whose row and liquidation line show;
+//   - a restore of the exchange (checkpoint, orders, restore) closes the
+//     page's WebSocket: it reconnects by itself to the restored book.
+// A screenshot goes to $WEB_SCREENSHOT when set.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { makeSteps, sleep } from './lib.mjs';
+
+const BIN = process.env.PERPSIM_BIN;
+const WEB = process.env.PERPSIM_WEB_DIR || resolve(import.meta.dirname, '../../web/dist');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+if (!BIN) {
+    console.error('web_page: set PERPSIM_BIN (run.sh does)');
+    process.exit(2);
+}
+assert.ok(existsSync(join(WEB, 'index.html')), `no built web page in ${WEB}: tools/build-web.sh builds it`);
+assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: tools/install-deps.sh installs it`);
+
+// ---------------------------------------------------------------- the server
+const TOKEN = randomBytes(16).toString('hex');
+const dataDir = mkdtempSync(join(tmpdir(), 'perpsim-web-'));
+const srv = spawn(BIN, ['--listen', '127.0.0.1:0', '--admin-token', TOKEN, '--no-demo', '--rate-limit', 'off',
+    '--web-dir', WEB, '--seed', '7', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+let log = '';
+const BASE = await new Promise((ok, fail) => {
+    const on = (d) => {
+        log += d;
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+        if (m) ok(m[1]);
+    };
+    srv.stdout.on('data', on);
+    srv.stderr.on('data', on);
+    srv.on('exit', (code) => fail(new Error(`perpsim exited (${code}): ${log}`)));
+    setTimeout(() => fail(new Error(`no "listening on" line in 30 s: ${log}`)), 30000);
+});
+
+let browser = null;
+let stopped = false;
+async function stop() {
+    if (stopped) return 0;
+    stopped = true;
+    if (browser) await browser.close().catch(() => {});
+    const done = new Promise((r) => srv.on('exit', (code, sig) => r(code ?? sig)));
+    srv.kill('SIGTERM');
+    const rc = await done;
+    rmSync(dataDir, { recursive: true, force: true });
+    return rc;
+}
+
+async function admin(method, path, body) {
+    const r = await fetch(BASE + '/admin/v1/' + path, {
+        method,
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`admin ${method} ${path} -> HTTP ${r.status} ${text}`);
+    return JSON.parse(text);
+}
+
+// A REST client of the test's own, to check what the page did.
+async function rest(acct, verb, path, params) {
+    const target = '/api/v1/' + path + (params ? '?' + new URLSearchParams(params) : '');
+    const expires = String(Math.floor(Date.now() / 1000) + 60);
+    const sig = createHmac('sha256', acct.apiSecret).update(verb + target + expires).digest('hex');
+    const r = await fetch(BASE + target, { method: verb,
+        headers: { 'api-key': acct.apiKey, 'api-expires': expires, 'api-signature': sig } });
+    assert.equal(r.status, 200, `${verb} ${target}: ${r.status}`);
+    return r.json();
+}
+
+async function until(what, fn, ms = 20000) {
+    const t0 = Date.now();
+    for (;;) {
+        const v = await fn();
+        if (v) return v;
+        if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        await sleep(100);
+    }
+}
+
+const { step, finish } = makeSteps('web_page', { onFail: stop });
+const problems = [];
+const acct = await admin('POST', 'accounts', { deposits: { XBt: 100000000 } });
+
+browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+});
+page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+const rows = (sel) => page.locator(sel).count();
+
+await step('the page loads from / with no error', async () => {
+    const r = await page.goto(BASE + '/');
+    assert.equal(r.status(), 200);
+    await until('the WebSocket', async () => (await page.locator('#status').textContent()) === 'connected');
+    assert.deepEqual(problems, []);
+    return await page.title();
+});
+
+await step('the market shows: >= 10 levels a side, trades, candles, mark and funding', async () => {
+    await until('10 levels a side', async () => (await rows('#asks tr')) >= 10 && (await rows('#bids tr')) >= 10);
+    await until('a trade', async () => (await rows('#trades tbody tr')) >= 1, 60000);
+    await until('a candle', async () => Number(await page.locator('#chart').getAttribute('data-bars')) >= 1);
+    const mark = await page.locator('[data-stat="Mark"]').textContent();
+    const funding = await page.locator('[data-stat="Funding"]').textContent();
+    assert.match(mark, /^\d{1,3}(,\d{3})*\.\d\d$/);
+    assert.match(funding, /%$/);
+    return `mark ${mark}, funding ${funding}, ${await rows('#trades tbody tr')} trades`;
+});
+
+await step('with the market paused, the ladder is REST\'s book level for level', async () => {
+    await admin('POST', 'market', { enabled: false });
+    await sleep(500); // a command in flight lands
+    const book = await (await fetch(BASE + '/api/v1/orderBook/L2?symbol=XBTUSD&depth=15')).json();
+    const want = (side) => book.filter((r) => r.side === side).map((r) => [r.price, r.size]);
+    const shown = async (sel) => (await page.locator(sel).evaluateAll((trs) =>
+        trs.map((tr) => [...tr.children].slice(0, 2).map((td) => Number(td.textContent.replace(/,/g, '')))))
+    );
+    await until('the page to catch up', async () => {
+        const asks = (await shown('#asks tr')).reverse();
+        const bids = await shown('#bids tr');
+        return JSON.stringify(asks) === JSON.stringify(want('Sell').reverse()) &&
+            JSON.stringify(bids) === JSON.stringify(want('Buy'));
+    }, 10000);
+    return `${want('Sell').length} asks, ${want('Buy').length} bids`;
+});
+
+let orderID = null;
+await step('logged in with a key: the wallet, then a limit order from the form is in REST', async () => {
+    await page.fill('#key', acct.apiKey);
+    await page.fill('#secret', acct.apiSecret);
+    await page.click('#connect');
+    await until('the wallet', async () => /1\.00000000 XBT wallet/.test(await page.locator('#margin').textContent()));
+    const best = await (await fetch(BASE + '/api/v1/orderBook/L2?symbol=XBTUSD&depth=1')).json();
+    const bid = best.find((r) => r.side === 'Buy').price;
+    await page.fill('#qty', '300');
+    await page.fill('#price', String(bid - 500));
+    await page.click('#buy');
+    await until('the order row', async () => (await rows('#orders tbody tr')) === 1);
+    orderID = await page.locator('#orders tbody tr').getAttribute('data-order-id');
+    const open = await rest(acct, 'GET', 'order', { filter: JSON.stringify({ open: true }) });
+    assert.equal(open.length, 1);
+    assert.equal(open[0].orderID, orderID);
+    assert.equal(open[0].price, bid - 500);
+    assert.equal(open[0].orderQty, 300);
+    return `${orderID} at ${bid - 500}`;
+});
+
+await step('amended from its row: REST has the new price', async () => {
+    const px = (await rest(acct, 'GET', 'order', { filter: JSON.stringify({ orderID }) }))[0].price - 100;
+    await page.fill(`#orders tr[data-order-id="${orderID}"] .amend-price`, String(px));
+    await page.click(`#orders tr[data-order-id="${orderID}"] .amend`);
+    await until('REST to show it', async () =>
+        (await rest(acct, 'GET', 'order', { filter: JSON.stringify({ orderID }) }))[0].price === px);
+    return `now ${px}`;
+});
+
+await step('canceled from its row: gone from the page, Canceled in REST', async () => {
+    await page.click(`#orders tr[data-order-id="${orderID}"] .cancel`);
+    await until('the row to go', async () => (await rows('#orders tbody tr')) === 0);
+    const o = (await rest(acct, 'GET', 'order', { filter: JSON.stringify({ orderID }) }))[0];
+    assert.equal(o.ordStatus, 'Canceled');
+});
+
+await step('a market sell opens a position: its row, its liquidation line on the chart', async () => {
+    await page.fill('#qty', '1000');
+    await page.fill('#price', '');
+    await page.click('#sell');
+    await until('the position row', async () => (await rows('#positions tbody tr')) === 1);
+    const pos = (await rest(acct, 'GET', 'position', { filter: JSON.stringify({ symbol: 'XBTUSD' }) }))[0];
+    assert.equal(pos.currentQty, -1000);
+    const row = await page.locator('#positions tbody tr td').allTextContents();
+    assert.equal(row[1], '-1,000');
+    await until('the fill', async () => (await rows('#fills tbody tr')) >= 1);
+    const lines = await page.evaluate(() => window.perpsim.chart.lines.length);
+    assert.ok(lines >= 2, `price lines on the chart: ${lines}`);
+    return `liquidation ${row[4]}`;
+});
+
+await step('a restore of the exchange: the page reconnects to the restored book', async () => {
+    const connections = await page.evaluate(() => window.perpsim.rt.connections);
+    const cp = await admin('POST', 'checkpoint', { name: 'web' });
+    const before = await (await fetch(BASE + '/api/v1/orderBook/L2?symbol=XBTUSD&depth=15')).json();
+    await admin('POST', 'index', { symbol: '.BXBT', move: -0.05 });
+    await admin('POST', 'market', { enabled: true });
+    await sleep(1500);
+    await admin('POST', 'market', { enabled: false });
+    const r = await admin('POST', 'restore', { name: 'web' });
+    assert.equal(r.hash, cp.hash);
+    // REST lists sells from the highest price down, as the ladder shows them.
+    await until('the page to reconnect and show the restored book', async () => {
+        const asks = await page.locator('#asks tr').evaluateAll((trs) =>
+            trs.map((tr) => Number(tr.children[0].textContent.replace(/,/g, ''))));
+        return (await page.evaluate(() => window.perpsim.rt.connections)) > connections &&
+            (await page.locator('#status').textContent()) === 'connected' &&
+            JSON.stringify(asks) === JSON.stringify(before.filter((x) => x.side === 'Sell').map((x) => x.price));
+    }, 15000);
+    await until('the position back', async () => (await rows('#positions tbody tr')) === 1);
+});
+
+await step('no console error or page error all along', async () => {
+    if (process.env.WEB_SCREENSHOT) await page.screenshot({ path: process.env.WEB_SCREENSHOT });
+    assert.deepEqual(problems, []);
+});
+
+const rc = await stop();
+await step('the server stops cleanly', async () => assert.equal(rc, 0, log.slice(-2000)));
+finish();

@@ -1,0 +1,395 @@
+// perpsim's web page: the trader's view. Everything comes from perpsim's
+// public REST and realtime WebSocket API, and, with the user's own key
+// (signed here, never sent), the private tables and order entry: the page
+// is a client like any other.
+import './style.css';
+import { ApiError, engineNow, get, signed, syncTime, wsAuthArgs } from './api.js';
+import { PriceChart } from './chart.js';
+import { Realtime } from './realtime.js';
+
+const $ = (id) => document.getElementById(id);
+const LEVELS = 15;
+const TRADES_KEPT = 60;
+
+const state = {
+  symbol: sessionStorage.getItem('symbol') || 'XBTUSD',
+  instruments: new Map(), // symbol -> instrument row (REST, then WebSocket updates)
+  creds: null,
+  trades: [],
+  engineMs: 0,
+};
+
+function fmt(v, dp) {
+  if (v == null || Number.isNaN(v)) return '';
+  return Number(v).toLocaleString('en-US', { minimumFractionDigits: dp ?? 0, maximumFractionDigits: dp ?? 8 });
+}
+
+function tickDp(inst) {
+  const t = inst?.tickSize ?? 0.5;
+  return Math.max(0, Math.ceil(-Math.log10(t) - 1e-9));
+}
+
+// Minor units of a settlement currency in its major unit.
+const CURRENCY = { XBt: ['XBT', 1e8, 8], USDt: ['USDT', 1e6, 6] };
+function money(cur, v) {
+  const [name, scale, dp] = CURRENCY[cur] || [cur, 1, 0];
+  return v == null ? '' : `${fmt(v / scale, dp)} ${name}`;
+}
+
+function isoTime(ms) {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+function cell(tr, text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function notice(text, bad) {
+  const n = $('notice');
+  n.textContent = text;
+  n.className = bad ? 'bad' : 'ok';
+}
+
+// ---- the market ---------------------------------------------------------------
+
+function renderStats() {
+  const i = state.instruments.get(state.symbol);
+  const dl = $('stats');
+  dl.replaceChildren();
+  if (!i) return;
+  const dp = tickDp(i);
+  const items = [
+    ['Last', fmt(i.lastPrice, dp)],
+    ['Mark', fmt(i.markPrice, 2)],
+    ['Index', fmt(i.indicativeSettlePrice, 2)],
+    ['Funding', i.fundingRate == null ? '' : `${(i.fundingRate * 100).toFixed(4)}%`],
+    ['Next funding', i.fundingTimestamp ? countdown(Date.parse(i.fundingTimestamp)) : ''],
+    ['Open interest', fmt(i.openInterest)],
+  ];
+  for (const [k, v] of items) {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    dd.dataset.stat = k;
+    dl.append(dt, dd);
+  }
+}
+
+function countdown(at) {
+  let s = Math.max(0, Math.floor((at - state.engineMs) / 1000));
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  return `${h}h ${String(m).padStart(2, '0')}m ${String(s - m * 60).padStart(2, '0')}s`;
+}
+
+function renderClock() {
+  $('clock').textContent = state.engineMs ? isoTime(state.engineMs) + ' UTC' : '';
+}
+
+function renderBook(table) {
+  const inst = state.instruments.get(state.symbol);
+  const dp = tickDp(inst);
+  const rows = table.values().filter((r) => r.symbol === state.symbol);
+  const asks = rows.filter((r) => r.side === 'Sell').sort((a, b) => a.price - b.price).slice(0, LEVELS);
+  const bids = rows.filter((r) => r.side === 'Buy').sort((a, b) => b.price - a.price).slice(0, LEVELS);
+  const total = (side) => side.reduce((s, r) => s + r.size, 0) || 1;
+  const draw = (tbody, levels, cls, reverse) => {
+    const max = total(levels);
+    let cum = 0;
+    const trs = levels.map((r) => {
+      cum += r.size;
+      const tr = document.createElement('tr');
+      tr.className = cls;
+      tr.style.setProperty('--depth', `${((100 * cum) / max).toFixed(1)}%`);
+      cell(tr, fmt(r.price, dp), 'px');
+      cell(tr, fmt(r.size));
+      cell(tr, fmt(cum));
+      tr.addEventListener('click', () => ($('price').value = r.price));
+      return tr;
+    });
+    tbody.replaceChildren(...(reverse ? trs.reverse() : trs));
+  };
+  draw($('asks'), asks, 'ask', true);
+  draw($('bids'), bids, 'bid', false);
+  const sp = $('spread');
+  sp.replaceChildren();
+  if (asks.length && bids.length) {
+    const tr = document.createElement('tr');
+    tr.className = 'spread';
+    const td = cell(tr, `spread ${fmt(asks[0].price - bids[0].price, dp)}`);
+    td.colSpan = 3;
+    sp.appendChild(tr);
+  }
+}
+
+function onTrades(msg) {
+  if (msg.action === 'partial') state.trades = [];
+  for (const t of msg.data) {
+    if (t.symbol !== state.symbol) continue;
+    state.trades.unshift(t);
+    if (msg.action !== 'partial') chart.trade(Date.parse(t.timestamp), t.price);
+  }
+  state.trades.sort((a, b) => Date.parse(b.timestamp) - Date.parse(a.timestamp));
+  state.trades.length = Math.min(state.trades.length, TRADES_KEPT);
+  const dp = tickDp(state.instruments.get(state.symbol));
+  const tb = $('trades').tBodies[0];
+  tb.replaceChildren(
+    ...state.trades.map((t) => {
+      const tr = document.createElement('tr');
+      tr.className = t.side === 'Buy' ? 'bid' : 'ask';
+      cell(tr, isoTime(Date.parse(t.timestamp)).slice(11));
+      cell(tr, fmt(t.price, dp), 'px');
+      cell(tr, fmt(t.size));
+      return tr;
+    }),
+  );
+}
+
+function onInstrument(msg) {
+  for (const r of msg.data) {
+    const i = Object.assign(state.instruments.get(r.symbol) || {}, r);
+    state.instruments.set(r.symbol, i);
+    if (r.timestamp) state.engineMs = Math.max(state.engineMs, Date.parse(r.timestamp));
+    if (r.symbol === state.symbol) {
+      const ms = Date.parse(i.timestamp);
+      chart.markAt(ms, i.markPrice);
+      chart.indexAt(ms, i.indicativeSettlePrice);
+    }
+  }
+  renderStats();
+  renderClock();
+}
+
+// ---- the account ------------------------------------------------------------------
+
+function renderAccount() {
+  const margins = rt.table('margin').values();
+  $('margin').replaceChildren(
+    ...margins.map((m) => {
+      const d = document.createElement('div');
+      d.className = 'wallet';
+      d.textContent =
+        `${money(m.currency, m.walletBalance)} wallet · ${money(m.currency, m.marginBalance)} margin balance · ` +
+        `${money(m.currency, m.availableMargin)} available · ${money(m.currency, m.unrealisedPnl)} unrealised`;
+      return d;
+    }),
+  );
+  const pos = rt.table('position').values().filter((p) => p.currentQty);
+  $('positions').tBodies[0].replaceChildren(
+    ...pos.map((p) => {
+      const tr = document.createElement('tr');
+      const dp = tickDp(state.instruments.get(p.symbol));
+      cell(tr, p.symbol);
+      cell(tr, fmt(p.currentQty), p.currentQty > 0 ? 'bid' : 'ask');
+      cell(tr, fmt(p.avgEntryPrice, dp));
+      cell(tr, fmt(p.markPrice, 2));
+      cell(tr, fmt(p.liquidationPrice, dp));
+      cell(tr, fmt(p.bankruptPrice, dp));
+      cell(tr, money(p.currency, p.unrealisedPnl));
+      cell(tr, money(p.currency, p.maintMargin));
+      return tr;
+    }),
+  );
+  chart.positionLines(pos.find((p) => p.symbol === state.symbol));
+  const open = rt
+    .table('order')
+    .values()
+    .filter((o) => o.ordStatus === 'New' || o.ordStatus === 'PartiallyFilled')
+    .sort((a, b) => Date.parse(b.timestamp) - Date.parse(a.timestamp));
+  $('orders').tBodies[0].replaceChildren(...open.map(orderRow));
+  const fills = rt
+    .table('execution')
+    .values()
+    .filter((e) => e.execType === 'Trade')
+    .sort((a, b) => Date.parse(b.timestamp) - Date.parse(a.timestamp))
+    .slice(0, 30);
+  $('fills').tBodies[0].replaceChildren(
+    ...fills.map((e) => {
+      const tr = document.createElement('tr');
+      cell(tr, isoTime(Date.parse(e.timestamp)).slice(11));
+      cell(tr, e.symbol);
+      cell(tr, e.side, e.side === 'Buy' ? 'bid' : 'ask');
+      cell(tr, fmt(e.lastQty));
+      cell(tr, fmt(e.lastPx, tickDp(state.instruments.get(e.symbol))));
+      cell(tr, money(e.settlCurrency, e.execComm));
+      return tr;
+    }),
+  );
+}
+
+function orderRow(o) {
+  const tr = document.createElement('tr');
+  tr.dataset.orderId = o.orderID;
+  cell(tr, o.symbol);
+  cell(tr, o.side, o.side === 'Buy' ? 'bid' : 'ask');
+  cell(tr, fmt(o.orderQty));
+  cell(tr, fmt(o.cumQty));
+  const pxCell = cell(tr, '');
+  const px = document.createElement('input');
+  px.type = 'number';
+  px.step = 'any';
+  px.value = o.price ?? '';
+  px.className = 'amend-price';
+  px.setAttribute('aria-label', 'new price');
+  pxCell.appendChild(px);
+  cell(tr, o.ordType);
+  const act = cell(tr, '');
+  const amend = document.createElement('button');
+  amend.textContent = 'Amend';
+  amend.className = 'amend';
+  amend.addEventListener('click', () =>
+    act_(() => signed(state.creds, 'PUT', 'order', { orderID: o.orderID, price: Number(px.value) }), 'Amended'),
+  );
+  const cancel = document.createElement('button');
+  cancel.textContent = 'Cancel';
+  cancel.className = 'cancel';
+  cancel.addEventListener('click', () =>
+    act_(() => signed(state.creds, 'DELETE', 'order', { orderID: o.orderID }), 'Canceled'),
+  );
+  act.append(amend, cancel);
+  return tr;
+}
+
+async function act_(fn, done) {
+  try {
+    const r = await fn();
+    const row = Array.isArray(r) ? r[0] : r;
+    notice(row?.ordRejReason || row?.text ? `${done}: ${row.ordStatus} ${row.ordRejReason || ''}` : done, false);
+  } catch (e) {
+    notice(e instanceof ApiError ? e.message : String(e), true);
+  }
+}
+
+async function placeOrder(side) {
+  const qty = Number($('qty').value);
+  const price = $('price').value;
+  const body = { symbol: state.symbol, side, orderQty: qty };
+  if (price !== '') {
+    body.price = Number(price);
+    body.ordType = 'Limit';
+  } else {
+    body.ordType = 'Market';
+  }
+  await act_(() => signed(state.creds, 'POST', 'order', body), `${side} ${qty}`);
+}
+
+async function login(key, secret) {
+  const creds = { key: key.trim(), secret: secret.trim() };
+  try {
+    await signed(creds, 'GET', 'user/margin', null, { currency: 'all' });
+  } catch (e) {
+    $('who').textContent = e instanceof ApiError ? e.message : String(e);
+    return false;
+  }
+  state.creds = creds;
+  sessionStorage.setItem('creds', JSON.stringify(creds));
+  $('who').textContent = `key ${creds.key}`;
+  $('order-form').hidden = false;
+  $('logout').hidden = false;
+  $('connect').hidden = true;
+  rt.restart();
+  return true;
+}
+
+function logout() {
+  state.creds = null;
+  sessionStorage.removeItem('creds');
+  $('who').textContent = '';
+  $('order-form').hidden = true;
+  $('logout').hidden = true;
+  $('connect').hidden = false;
+  rt.restart();
+  renderAccount();
+}
+
+// ---- wiring ---------------------------------------------------------------------------
+
+const chart = new PriceChart($('chart'));
+
+const PUBLIC = ['orderBookL2_25', 'trade', 'instrument'];
+const PRIVATE = ['order', 'execution', 'position', 'margin'];
+
+const rt = new Realtime({
+  topics: () => [...PUBLIC.map((t) => `${t}:${state.symbol}`), ...(state.creds ? PRIVATE : [])],
+  auth: () => (state.creds ? wsAuthArgs(state.creds) : null),
+  onStatus: (s) => {
+    $('status').textContent = s;
+    $('status').dataset.state = s.split(' ')[0];
+    if (s === 'connected') loadBins();
+  },
+  onMessage: (msg, table) => {
+    if (msg.table === 'orderBookL2_25') renderBook(table);
+    else if (msg.table === 'trade') onTrades(msg);
+    else if (msg.table === 'instrument') onInstrument(msg);
+    else if (PRIVATE.includes(msg.table)) renderAccount();
+  },
+});
+
+// The candles so far, from REST (after each (re)connect: a restore of the
+// exchange may have rewound them).
+async function loadBins() {
+  try {
+    const rows = await get('trade/bucketed', { binSize: '1m', symbol: state.symbol, count: 500, reverse: true, partial: true });
+    chart.setBins(rows);
+  } catch (e) {
+    notice(`candles: ${e.message}`, true);
+  }
+}
+
+async function start() {
+  await syncTime();
+  setInterval(async () => {
+    try {
+      state.engineMs = Math.max(await syncTime(), state.engineMs);
+      renderClock();
+      renderStats();
+    } catch {
+      /* the server restarting: the WebSocket says so */
+    }
+  }, 1000);
+  const active = await get('instrument/active');
+  const sel = $('symbol');
+  for (const i of active) {
+    state.instruments.set(i.symbol, i);
+    const o = document.createElement('option');
+    o.value = o.textContent = i.symbol;
+    sel.appendChild(o);
+  }
+  if (!state.instruments.has(state.symbol)) state.symbol = active[0]?.symbol;
+  sel.value = state.symbol;
+  sel.addEventListener('change', () => {
+    state.symbol = sel.value;
+    sessionStorage.setItem('symbol', state.symbol);
+    state.trades = [];
+    chart.reset();
+    rt.restart();
+  });
+  $('login').addEventListener('submit', (e) => {
+    e.preventDefault();
+    login($('key').value, $('secret').value);
+  });
+  $('logout').addEventListener('click', logout);
+  $('buy').addEventListener('click', () => placeOrder('Buy'));
+  $('sell').addEventListener('click', () => placeOrder('Sell'));
+  const saved = sessionStorage.getItem('creds');
+  if (saved) {
+    const c = JSON.parse(saved);
+    $('key').value = c.key;
+    $('secret').value = c.secret;
+  }
+  if (!(saved && (await login($('key').value, $('secret').value)))) rt.connect();
+  renderStats();
+}
+
+start().catch((e) => {
+  $('status').textContent = `cannot reach the exchange: ${e.message}`;
+});
+
+// For tests and the curious: the page's tables as the WebSocket built them.
+window.perpsim = { state, rt, chart, engineNow };
