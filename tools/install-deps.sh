@@ -10,7 +10,7 @@
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config libmicrohttpd-dev libwslay-dev libcjson-dev libssl-dev libxxhash-dev zlib1g-dev check python3
       clang libclang-rt-14-dev
-      libcurl4-openssl-dev gnuplot-nox chromium)
+      libcurl4-openssl-dev gnuplot-nox chromium fonts-liberation)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
