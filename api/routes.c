@@ -2108,9 +2108,9 @@ static void admin_clock(struct req *r)
         return;
     }
     pthread_mutex_lock(&s->admin_lock);
-    if (s->advancing) {
+    if (s->advancing || s->restoring) {
         pthread_mutex_unlock(&s->admin_lock);
-        reply_error(r, 400, VALIDATION, "An advance of the clock is running: switch after its reply");
+        reply_error(r, 400, VALIDATION, "An advance of the clock or a restore is running: switch after its reply");
         return;
     }
     clocksrc_set_mode(&s->clk, mode, speed, engine_ms(s));
@@ -2144,9 +2144,14 @@ static void admin_advance(struct req *r)
     int64_t speed;
     pthread_mutex_lock(&s->admin_lock);
     clocksrc_get(&s->clk, &mode, &speed);
-    if (mode == CLOCK_STEPPED)
+    bool restoring = s->restoring > 0;
+    if (mode == CLOCK_STEPPED && !restoring)
         s->advancing++; /* the mode stays stepped until the reply */
     pthread_mutex_unlock(&s->admin_lock);
+    if (restoring) {
+        reply_error(r, 400, VALIDATION, "A restore is running: advance after its reply");
+        return;
+    }
     if (mode != CLOCK_STEPPED) {
         reply_error(r, 400, VALIDATION,
                     "The clock is %s: advance needs the stepped clock (POST /admin/v1/clock {\"mode\":\"stepped\"})",
@@ -2264,7 +2269,7 @@ static void finish_restore(struct req *r)
 {
     struct core_job *j = r->job;
     pthread_mutex_lock(&r->s->admin_lock);
-    r->s->advancing--;
+    r->s->restoring--;
     pthread_mutex_unlock(&r->s->admin_lock);
     if (checkpoint_refused(r, j->status, j->cp->name))
         return;
@@ -2347,9 +2352,9 @@ static void admin_restore(struct req *r)
     if (!name)
         return;
     pthread_mutex_lock(&s->admin_lock);
-    bool busy = s->advancing > 0;
+    bool busy = s->advancing > 0 || s->restoring > 0;
     if (!busy)
-        s->advancing++; /* no clock switch or advance's end in between */
+        s->restoring++; /* no clock switch, advance or advance's end in between */
     pthread_mutex_unlock(&s->admin_lock);
     if (busy) {
         reply_error(r, 400, VALIDATION, "An advance of the clock or a restore is running: restore after its reply");
@@ -2358,8 +2363,11 @@ static void admin_restore(struct req *r)
     struct core_job *j = checkpoint_job(r, J_RESTORE, name);
     if (j)
         submit_job(r, j, LS_KIND_OTHER, true, finish_restore);
-    if (r->state != RS_WAITING)
-        advance_abandon(s); /* refused: no finish will come */
+    if (r->state != RS_WAITING) { /* refused: no finish will come */
+        pthread_mutex_lock(&s->admin_lock);
+        s->restoring--;
+        pthread_mutex_unlock(&s->admin_lock);
+    }
 }
 
 static void admin_loadshed(struct req *r)

@@ -48,9 +48,9 @@ int new_key(struct srv *s, struct key_rec *k)
         return auth_generate_key(k->id, k->secret) == AUTH_E_OK ? 0 : -1;
     /* base64url's alphabet, as auth_generate_key's keys. */
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    /* Past the keys the exchange has already: on a journal recovered with
-     * the same seed, the draws start where the first run's did. */
-    struct key_rec had;
+    /* Past the keys the exchange ever made (a restore's undone ones too):
+     * on a journal recovered with the same seed, the draws start where the
+     * first run's did, and never hand out a key someone once held. */
     pthread_mutex_lock(&s->key_lock);
     do {
         for (int i = 0; i < KEY_ID_LEN; i++)
@@ -59,7 +59,7 @@ int new_key(struct srv *s, struct key_rec *k)
             k->secret[i] = al[splitmix(&s->key_rng) & 63];
         k->id[KEY_ID_LEN] = 0;
         k->secret[KEY_SECRET_LEN] = 0;
-    } while (s->core && core_key_get(s->core, k->id, &had));
+    } while (s->core && core_key_known(s->core, k->id));
     pthread_mutex_unlock(&s->key_lock);
     return 0;
 }

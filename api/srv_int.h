@@ -63,6 +63,7 @@ struct srv {
     bool has_recovered;
     bool market_paused;       /* its timer taken off the core (admin API) */
     int advancing;            /* clock advances submitted and not yet answered */
+    int restoring;            /* restores submitted and not yet answered */
     /* counters for /metrics */
     atomic_uint_fast64_t http_status[6]; /* 1xx .. 5xx by hundreds, [0] unused */
     atomic_uint_fast64_t connections, connections_open;

@@ -212,8 +212,9 @@ struct core_timer {
     void (*fire)(void *ctx, ms_t t, const struct core_view *v, struct core_batch *out);
     void *ctx;
     /* Optional: a restore took the exchange back to time t (Checkpoints):
-     * the timer plans from t again, reading the state it finds. */
-    void (*rewound)(void *ctx, ms_t t);
+     * the timer plans from t again, reading the state it finds (v: the
+     * restored state, the state lock held for writing). */
+    void (*rewound)(void *ctx, ms_t t, const struct core_view *v);
 };
 /* Sets the timer (NULL: none); any time, from any thread. */
 void core_set_timer(struct core *c, const struct core_timer *t);
@@ -230,6 +231,9 @@ struct core_timer core_timer_pair(struct core_timer_pair *p);
 bool core_key_get(struct core *c, const char *id, struct key_rec *out);
 int core_keys_list(struct core *c, uint32_t account, struct key_rec *out, int max);
 bool core_account_exists(const struct core *c, uint32_t account);
+/* Whether a key with this id was ever made, a restore's undoing or not (a
+ * seeded key generator must not issue it again). */
+bool core_key_known(struct core *c, const char *id);
 
 /* ---- durability: the journal's gate, and replay ----------------------------- */
 
@@ -332,6 +336,7 @@ void core_view_end(const struct core_view *v);
 const struct exch_config *cv_config(const struct core_view *v);
 const struct store *cv_store(const struct core_view *v);
 uint64_t cv_seq(const struct core_view *v);
+bool cv_account_exists(const struct core_view *v, uint32_t account);
 ms_t cv_now(const struct core_view *v);
 int cv_position(const struct core_view *v, uint32_t account, uint16_t inst, struct exch_position *out);
 int cv_margin(const struct core_view *v, uint32_t account, uint8_t cur, struct exch_margin *out);

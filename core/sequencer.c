@@ -46,6 +46,7 @@ struct core {
     struct store *st;
     struct keys keys;
     struct keys *kp;          /* where CC_KEY adds: &keys, or a rebuild's own */
+    struct keys keys_ever;    /* every key made, restores or not (core_key_known) */
     uint64_t seq;
     ms_t now;
     _Atomic uint32_t next_account;
@@ -100,6 +101,7 @@ struct core {
     int nrbs;
     bool no_restore;
     bool rebuilding;          /* records go to the read model and the rebuilders only */
+    uint32_t rb_next_account; /* the rebuild's next account (next_account stays the state's) */
 };
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -520,6 +522,13 @@ static int32_t apply(struct core *c, struct core_cmd *cc)
     return apply_now(c, cc);
 }
 
+/* The next account number: the state's, or a rebuild's (which readers
+ * without the state lock do not see until it is in place). */
+static uint32_t accounts_made(const struct core *c)
+{
+    return c->rebuilding ? c->rb_next_account : atomic_load(&c->next_account);
+}
+
 /* Applies cc at engine time c->now. */
 static int32_t apply_now(struct core *c, struct core_cmd *cc)
 {
@@ -531,25 +540,36 @@ static int32_t apply_now(struct core *c, struct core_cmd *cc)
     case CC_EXCH:
         cc->x.seq = cc->seq;
         cc->x.ts = cc->ts;
+        /* An account not made (or undone by a restore: a request signed
+         * with its key during the rebuild) changes nothing. */
+        if (cc->x.account != EXCH_LIQUIDATOR && cc->x.account >= accounts_made(c)) {
+            res = REJ_UNKNOWN_ACCOUNT;
+            break;
+        }
         res = exch_apply(c->x, &cc->x);
         close_positions(c);
         close_instruments(c);
         break;
     case CC_ACCOUNT: {
-        uint32_t a = atomic_load(&c->next_account);
+        uint32_t a = accounts_made(c);
         if (a >= c->cfg.exch.engine.accounts_max) {
             res = REJ_CORE_ACCOUNTS_FULL;
             break;
         }
         cc->account = a;
-        atomic_store(&c->next_account, a + 1);
+        if (c->rebuilding)
+            c->rb_next_account = a + 1;
+        else
+            atomic_store(&c->next_account, a + 1);
         break;
     }
     case CC_KEY:
         cc->key.created_ms = cc->ts;
-        if (cc->key.ncidr > KEY_CIDRS_MAX || !core_account_exists(c, cc->key.account) ||
+        if (cc->key.ncidr > KEY_CIDRS_MAX || cc->key.account == 0 || cc->key.account >= accounts_made(c) ||
             keys_add(c->kp, &cc->key) != 0)
             res = REJ_CORE_BAD_KEY;
+        else if (!c->rebuilding)
+            keys_add(&c->keys_ever, &cc->key); /* taken once already when a restore undid it */
         break;
     default: /* CC_CONFIG: the state was made from it by core_create;
               * CC_CHECKPOINT, CC_RESTORE: their callers' */
@@ -704,13 +724,13 @@ static void pair_fire(void *ctx, ms_t t, const struct core_view *v, struct core_
         p->b.fire(p->b.ctx, t, v, out);
 }
 
-static void pair_rewound(void *ctx, ms_t t)
+static void pair_rewound(void *ctx, ms_t t, const struct core_view *v)
 {
     const struct core_timer_pair *p = ctx;
     if (p->a.rewound)
-        p->a.rewound(p->a.ctx, t);
+        p->a.rewound(p->a.ctx, t, v);
     if (p->b.rewound)
-        p->b.rewound(p->b.ctx, t);
+        p->b.rewound(p->b.ctx, t, v);
 }
 
 struct core_timer core_timer_pair(struct core_timer_pair *p)
@@ -878,10 +898,12 @@ static int walk_one(void *ctx, const struct core_cmd *in, char *err, size_t errc
     return 0;
 }
 
-/* The state of checkpoint `to` (its hash `hash`) rebuilt from the journal
- * in place of the current one (state lock held for writing). The rebuilders
- * are told of restore_seq. -1 with a message, the state as it was. */
-static int rebuild(struct core *c, uint64_t to, uint64_t hash, uint64_t restore_seq, char *err, size_t errcap)
+/* The state of checkpoint `to` (its hash `hash`; its time want_ts unless
+ * 0) rebuilt from the journal in place of the current one (state lock held
+ * for writing). The rebuilders are told of restore_seq. -1 with a message,
+ * the state as it was. */
+static int rebuild(struct core *c, uint64_t to, uint64_t hash, ms_t want_ts, uint64_t restore_seq, char *err,
+                   size_t errcap)
 {
     const char *e = NULL;
     struct exch *x = exch_create(&c->cfg.exch, sink, c, &e);
@@ -903,7 +925,6 @@ static int rebuild(struct core *c, uint64_t to, uint64_t hash, uint64_t restore_
     keys_init(&keys);
     struct exch *old_x = c->x;
     struct store *old_st = c->st;
-    uint32_t old_next = atomic_load(&c->next_account);
     uint64_t old_seq = c->seq;
     ms_t old_now = c->now;
     px_t old_mark[INSTRUMENTS_MAX];
@@ -912,7 +933,7 @@ static int rebuild(struct core *c, uint64_t to, uint64_t hash, uint64_t restore_
     c->st = st;
     c->cons[0].ctx = st;
     c->kp = &keys;
-    atomic_store(&c->next_account, 1);
+    c->rb_next_account = 1;
     c->seq = 0;
     c->now = 0;
     memset(c->mark_px, 0, sizeof(c->mark_px));
@@ -934,6 +955,10 @@ static int rebuild(struct core *c, uint64_t to, uint64_t hash, uint64_t restore_
             rc = -1;
         }
     }
+    if (rc == 0 && want_ts && c->now != want_ts) {
+        snprintf(err, errcap, "the checkpoint's time is %" PRId64 ", the restore's %" PRId64, c->now, want_ts);
+        rc = -1;
+    }
     c->rebuilding = false;
     free(sp);
     for (int k = 0; k < c->nrbs; k++)
@@ -943,7 +968,6 @@ static int rebuild(struct core *c, uint64_t to, uint64_t hash, uint64_t restore_
         c->st = old_st;
         c->cons[0].ctx = old_st;
         c->kp = &c->keys;
-        atomic_store(&c->next_account, old_next);
         c->seq = old_seq;
         c->now = old_now;
         memcpy(c->mark_px, old_mark, sizeof(old_mark));
@@ -954,6 +978,7 @@ static int rebuild(struct core *c, uint64_t to, uint64_t hash, uint64_t restore_
     }
     keys_swap(&c->keys, &keys);
     c->kp = &c->keys;
+    atomic_store(&c->next_account, c->rb_next_account);
     keys_destroy(&keys);
     store_destroy(old_st);
     exch_destroy(old_x);
@@ -980,7 +1005,9 @@ static void run_checkpoint(struct core *c, struct core_job *j)
 {
     /* Refused before any command: only checkpoints that can be restored
      * are in the sequence. */
-    if (!c->history)
+    if (c->no_restore)
+        j->status = REJ_CORE_NO_RESTORE;
+    else if (!c->history)
         j->status = REJ_CORE_NO_JOURNAL;
     else if (find_checkpoint(c, j->cp->name))
         j->status = REJ_CORE_CHECKPOINT_TAKEN;
@@ -1012,7 +1039,7 @@ static void run_restore(struct core *c, struct core_job *j)
     struct core_checkpoint want = *cp;
     uint64_t restore_seq = c->seq + 1;
     char err[512];
-    if (rebuild(c, want.seq, want.hash, restore_seq, err, sizeof(err)) != 0) {
+    if (rebuild(c, want.seq, want.hash, 0, restore_seq, err, sizeof(err)) != 0) {
         fprintf(stderr, "perpsim: restoring checkpoint %s (command %" PRIu64 ") failed: %s; nothing changed\n",
                 want.name, want.seq, err);
         j->status = REJ_CORE_RESTORE_FAILED;
@@ -1022,7 +1049,7 @@ static void run_restore(struct core *c, struct core_job *j)
     if (c->cfg.clock.rewind)
         c->cfg.clock.rewind(c->cfg.clock.ctx, c->now);
     if (c->timer.rewound)
-        c->timer.rewound(c->timer.ctx, c->now);
+        c->timer.rewound(c->timer.ctx, c->now, &c->view);
     *j->cp = want;
     j->cp->restore_seq = restore_seq;
 }
@@ -1172,10 +1199,11 @@ static void serve_here(struct core *c, struct core_job *j)
     struct ls_entry next;
     for (;;) {
         int64_t t0 = ls_now_ns();
+        bool costless = j->kind == J_RESTORE || j->kind == J_CHECKPOINT; /* as engine_main says */
         run_job(c, j);
         int64_t t1 = ls_now_ns();
         finish(c, j);
-        if (!ls_run_done(c->q, t1 - t0, more < SERVE_MORE_MAX, &next))
+        if (!ls_run_done(c->q, costless ? 0 : t1 - t0, more < SERVE_MORE_MAX, &next))
             return;
         j = next.item;
         more++;
@@ -1342,6 +1370,10 @@ static void *engine_main(void *arg)
             int64_t service = t1 - t0;
             if ((j->kind == J_ADVANCE || j->kind == J_ACCOUNT) && c->seq > seq0 + 1)
                 service /= (int64_t)(c->seq - seq0);
+            /* A restore's rebuild (a replay) or a checkpoint's hash is not a
+             * write's cost either: it counts as none. */
+            if (j->kind == J_RESTORE || j->kind == J_CHECKPOINT)
+                service = 0;
             ls_done(c->q, 1, service);
             last_cmd_ns = t1;
             bool timer_job = j->done == timer_job_done;
@@ -1406,6 +1438,7 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
     pthread_mutex_init(&c->gate_lock, NULL);
     pthread_cond_init(&c->gate_cv, NULL);
     keys_init(&c->keys);
+    keys_init(&c->keys_ever);
     c->kp = &c->keys;
     const char *e = NULL;
     c->x = exch_create(&c->cfg.exch, sink, c, &e);
@@ -1540,6 +1573,7 @@ void core_destroy(struct core *c)
     store_destroy(c->st);
     exch_destroy(c->x);
     keys_destroy(&c->keys);
+    keys_destroy(&c->keys_ever);
     free(c->cps);
     free(c->jumps);
     free(c->ev);
@@ -1583,6 +1617,12 @@ int core_keys_list(struct core *c, uint32_t account, struct key_rec *out, int ma
     return keys_list(&c->keys, account, out, max);
 }
 
+bool core_key_known(struct core *c, const char *id)
+{
+    struct key_rec k;
+    return keys_get(&c->keys_ever, id, &k);
+}
+
 bool core_account_exists(const struct core *c, uint32_t account)
 {
     return account > 0 && account < atomic_load(&((struct core *)(uintptr_t)c)->next_account);
@@ -1607,6 +1647,11 @@ const struct exch_config *cv_config(const struct core_view *v)
 const struct store *cv_store(const struct core_view *v)
 {
     return v->c->st;
+}
+
+bool cv_account_exists(const struct core_view *v, uint32_t account)
+{
+    return core_account_exists(v->c, account);
 }
 
 uint64_t cv_seq(const struct core_view *v)
@@ -1660,7 +1705,7 @@ static uint64_t state_hash(struct core *c)
     uint64_t h = hash_u64(HASH_SEED, exch_hash(c->x));
     h = keys_hash(c->kp, h);
     h = store_hash(c->st, h);
-    h = hash_u64(h, atomic_load(&c->next_account));
+    h = hash_u64(h, accounts_made(c));
     h = hash_u64(h, (uint64_t)c->now);
     pthread_mutex_unlock(&c->hash_lock);
     return h;
@@ -1769,14 +1814,9 @@ int core_replay(struct core *c, const struct core_cmd *in, int32_t *result, char
             goto out;
         }
         char e2[512];
-        if (rebuild(c, in->target_seq, in->target_hash, in->seq, e2, sizeof(e2)) != 0) {
+        if (rebuild(c, in->target_seq, in->target_hash, in->ts, in->seq, e2, sizeof(e2)) != 0) {
             snprintf(err, errcap, "command %" PRIu64 " restores checkpoint %s (command %" PRIu64 "): %s", in->seq,
                      in->text, in->target_seq, e2);
-            goto out;
-        }
-        if (c->now != in->ts) {
-            snprintf(err, errcap, "command %" PRIu64 " restores to time %" PRId64 ", the checkpoint's is %" PRId64,
-                     in->seq, in->ts, c->now);
             goto out;
         }
         apply_restore(c, in->text, in->target_seq, in->target_hash, in->seq);

@@ -711,11 +711,22 @@ static void timer_fire(void *ctx, ms_t t, const struct core_view *v, struct core
 
 /* A restore took the exchange back to t: every next time is drawn again
  * from t (the makers look at their ladders at once), a path is taken from
- * its start again (its points due by t at once). */
-static void timer_rewound(void *ctx, ms_t t)
+ * its start again (its points due by t at once). An agent whose account
+ * the restore undid (a checkpoint from before the market made it) stops:
+ * its number may be a student's next. */
+static void timer_rewound(void *ctx, ms_t t, const struct core_view *v)
 {
     struct market *m = ctx;
     pthread_mutex_lock(&m->lock);
+    for (uint16_t i = 0; i < INSTRUMENTS_MAX; i++)
+        if (m->maker[i].account && !cv_account_exists(v, m->maker[i].account))
+            m->maker[i].account = 0;
+    for (uint32_t k = 0; k < MARKET_NOISE_MAX; k++)
+        if (m->noise_acct[k] && !cv_account_exists(v, m->noise_acct[k]))
+            m->noise_acct[k] = 0;
+    for (uint32_t d = 0; d < MARKET_DIRECTIONAL_MAX; d++)
+        if (m->dir[d].account && !cv_account_exists(v, m->dir[d].account))
+            m->dir[d].account = 0;
     if (m->started) {
         m->resched = true;
         for (uint16_t k = 0; k < m->cfg->indices_count; k++)

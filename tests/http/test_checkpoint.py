@@ -198,6 +198,10 @@ def main():
         st, _, r = s.admin("POST", "restore", {"name": "lesson-1"})
         check(st == 200 and state(s)["hash"] == cp["hash"], f"restore after recovery: {st} {r}")
         s.audit()
+        # Keys drawn from the seed skip every key ever made: the undone
+        # student's key is never handed to someone else.
+        w = s.account()
+        check(w.key != v.key and w.secret != v.secret, f"a key once held is not issued again: {w.key}")
         last = state(s)
         s.stop()
         check(replay_hash(d) == (last["seq"], last["hash"]), "perpsim replay gives the same state")

@@ -2040,6 +2040,18 @@ START_TEST(checkpoints_restore_and_replay)
     struct key_rec k;
     ck_assert(!core_key_get(e.core, later.id, &k)); /* made after a: gone */
     ck_assert(!core_account_exists(e.core, accounts_a + 1));
+    ck_assert(core_key_known(e.core, later.id)); /* but never to be issued again */
+    /* A command for an account the restore undid (signed with its key just
+     * before) changes nothing. */
+    e.clk.t = a.time; /* the test's clock has no rewind of its own */
+    struct core_job *dep = core_job_new(J_MONEY, accounts_a + 1, 1);
+    ck_assert_ptr_nonnull(dep);
+    dep->cmds[0].type = CMD_DEPOSIT;
+    dep->cmds[0].u.money.amount = 12345;
+    core_run(e.core, dep);
+    ck_assert_int_eq(dep->rej[0], REJ_UNKNOWN_ACCOUNT);
+    core_job_free(dep);
+    ck_assert(state_of(e.core).hash == a.hash);
     struct core_summary sum;
     core_summarize(e.core, &sum);
     ck_assert_msg(sum.audit_ok, "%s", sum.audit_report);
