@@ -20,13 +20,11 @@
 // Environment: PERPSIM_BIN, the perpsim binary (run.sh sets it).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ccxt from 'ccxt';
-import { makeSteps } from './lib.mjs';
+import { makeSteps, ownServer } from './lib.mjs';
 
 const BIN = process.env.PERPSIM_BIN;
 if (!BIN) {
@@ -69,42 +67,10 @@ writeFileSync(ticker, 'exchange,symbol,timestamp,local_timestamp,funding_timesta
 ]));
 
 // ---------------------------------------------------------------- the server
-const TOKEN = randomBytes(16).toString('hex');
-const srv = spawn(BIN, ['backtest', '--serve', '--data', book, trades, ticker, '--listen', '127.0.0.1:0',
-    '--admin-token', TOKEN, '--no-demo', '--rate-limit', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
-let log = '';
-const BASE = await new Promise((resolve, reject) => {
-    const on = (d) => {
-        log += d;
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-        if (m) resolve(m[1]);
-    };
-    srv.stdout.on('data', on);
-    srv.stderr.on('data', on);
-    srv.on('exit', (code) => reject(new Error(`perpsim backtest --serve exited (${code}): ${log}`)));
-    setTimeout(() => reject(new Error(`no "listening on" line in 20 s: ${log}`)), 20000);
-});
-let stopped = false;
-async function stop() {
-    if (stopped) return;
-    stopped = true;
-    const done = new Promise((r) => srv.on('exit', (code, sig) => r(code ?? sig)));
-    srv.kill('SIGTERM');
-    const rc = await done;
-    rmSync(dir, { recursive: true, force: true });
-    return rc;
-}
-
-async function admin(method, path, body) {
-    const r = await fetch(BASE + '/admin/v1/' + path, {
-        method,
-        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`admin ${method} ${path} -> HTTP ${r.status} ${text}`);
-    return JSON.parse(text);
-}
+const server = await ownServer(BIN, ['backtest', '--serve', '--data', book, trades, ticker, '--no-demo',
+    '--rate-limit', 'off'], { cleanup: () => rmSync(dir, { recursive: true, force: true }) });
+const BASE = server.base;
+const { admin, stop } = server;
 const advance = async (ms) => {
     const c = await admin('POST', 'clock/advance', { to: iso(T0 + ms) });
     assert.equal(c.time, iso(T0 + ms));
@@ -227,7 +193,7 @@ await step('the report says the same: 2 fills, 1,000 contracts, the funding paid
 
 await step('SIGTERM: exits 0', async () => {
     const rc = await stop();
-    assert.equal(rc, 0, log.slice(-2000));
+    assert.equal(rc, 0, server.log().slice(-2000));
 });
 
 finish();

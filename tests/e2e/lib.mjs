@@ -9,7 +9,8 @@
 //   E2E_KEEP_GOING=1     run every step and report all failures at the end
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
 
 export const BASE = process.env.PERPSIM_URL;
 export const TOKEN = process.env.PERPSIM_ADMIN_TOKEN;
@@ -210,4 +211,49 @@ export async function quiesce({ polls = 4, every = 250, timeoutMs = 20000 } = {}
         last = s;
         if (Date.now() > end) throw new Error(`seq still moving after ${timeoutMs} ms (last ${JSON.stringify(s)})`);
     }
+}
+
+// ---------------------------------------------------------------- a server of a script's own
+
+// Spawns `bin args... --listen 127.0.0.1:0 --admin-token <random>` and
+// resolves when it listens (within 30 s): { base, token, log(), admin(method,
+// path under /admin/v1/, body), stop() } where stop() sends SIGTERM, waits,
+// runs cleanup and resolves with the exit status (once; later calls give 0).
+export async function ownServer(bin, args, { cleanup } = {}) {
+    const token = randomBytes(16).toString('hex');
+    const srv = spawn(bin, [...args, '--listen', '127.0.0.1:0', '--admin-token', token],
+        { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const base = await new Promise((ok, fail) => {
+        const on = (d) => {
+            log += d;
+            const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+            if (m) ok(m[1]);
+        };
+        srv.stdout.on('data', on);
+        srv.stderr.on('data', on);
+        srv.on('exit', (code) => fail(new Error(`${bin} ${args[0] || ''} exited (${code}): ${log}`)));
+        setTimeout(() => fail(new Error(`no "listening on" line in 30 s: ${log}`)), 30000);
+    });
+    let stopped = false;
+    async function stop() {
+        if (stopped) return 0;
+        stopped = true;
+        const done = new Promise((r) => srv.on('exit', (code, sig) => r(code ?? sig)));
+        srv.kill('SIGTERM');
+        const rc = await done;
+        if (cleanup) cleanup();
+        return rc;
+    }
+    async function admin(method, path, body) {
+        const r = await fetch(base + '/admin/v1/' + path, {
+            method,
+            headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const text = await r.text();
+        if (!r.ok) throw new Error(`admin ${method} ${path} -> HTTP ${r.status} ${text}`);
+        return JSON.parse(text);
+    }
+    return { base, token, log: () => log, admin, stop };
 }

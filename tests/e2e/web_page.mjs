@@ -15,13 +15,12 @@
 // A screenshot goes to $WEB_SCREENSHOT when set.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { makeSteps, sleep } from './lib.mjs';
+import { makeSteps, ownServer, sleep } from './lib.mjs';
 
 const BIN = process.env.PERPSIM_BIN;
 const WEB = process.env.PERPSIM_WEB_DIR || resolve(import.meta.dirname, '../../web/dist');
@@ -34,45 +33,15 @@ assert.ok(existsSync(join(WEB, 'index.html')), `no built web page in ${WEB}: too
 assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: tools/install-deps.sh installs it`);
 
 // ---------------------------------------------------------------- the server
-const TOKEN = randomBytes(16).toString('hex');
 const dataDir = mkdtempSync(join(tmpdir(), 'perpsim-web-'));
-const srv = spawn(BIN, ['--listen', '127.0.0.1:0', '--admin-token', TOKEN, '--no-demo', '--rate-limit', 'off',
-    '--web-dir', WEB, '--seed', '7', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-let log = '';
-const BASE = await new Promise((ok, fail) => {
-    const on = (d) => {
-        log += d;
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-        if (m) ok(m[1]);
-    };
-    srv.stdout.on('data', on);
-    srv.stderr.on('data', on);
-    srv.on('exit', (code) => fail(new Error(`perpsim exited (${code}): ${log}`)));
-    setTimeout(() => fail(new Error(`no "listening on" line in 30 s: ${log}`)), 30000);
-});
-
+const server = await ownServer(BIN, ['--no-demo', '--rate-limit', 'off', '--web-dir', WEB, '--seed', '7',
+    '--data-dir', dataDir], { cleanup: () => rmSync(dataDir, { recursive: true, force: true }) });
+const BASE = server.base;
+const { admin } = server;
 let browser = null;
-let stopped = false;
 async function stop() {
-    if (stopped) return 0;
-    stopped = true;
     if (browser) await browser.close().catch(() => {});
-    const done = new Promise((r) => srv.on('exit', (code, sig) => r(code ?? sig)));
-    srv.kill('SIGTERM');
-    const rc = await done;
-    rmSync(dataDir, { recursive: true, force: true });
-    return rc;
-}
-
-async function admin(method, path, body) {
-    const r = await fetch(BASE + '/admin/v1/' + path, {
-        method,
-        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`admin ${method} ${path} -> HTTP ${r.status} ${text}`);
-    return JSON.parse(text);
+    return server.stop();
 }
 
 // A REST client of the test's own, to check what the page did.
@@ -228,5 +197,5 @@ await step('no console error or page error all along', async () => {
 });
 
 const rc = await stop();
-await step('the server stops cleanly', async () => assert.equal(rc, 0, log.slice(-2000)));
+await step('the server stops cleanly', async () => assert.equal(rc, 0, server.log().slice(-2000)));
 finish();
