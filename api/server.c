@@ -507,6 +507,16 @@ static enum MHD_Result send_reply(struct req *r)
         return MHD_NO;
     if (r->cache_control)
         MHD_add_response_header(resp, "Cache-Control", r->cache_control);
+    if (r->reply_static) {
+        /* The web page: its types as given, and the page's own rules for
+         * what it may load (its scripts, styles and this API only: the key
+         * pasted in it is for this exchange alone). */
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        if (r->content_type && strncmp(r->content_type, "text/html", 9) == 0)
+            MHD_add_response_header(resp, "Content-Security-Policy",
+                                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    }
     MHD_add_response_header(resp, "Content-Type",
                             r->content_type ? r->content_type
                             : r->text_plain ? "text/plain; version=0.0.4"

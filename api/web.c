@@ -41,10 +41,14 @@ static const char *ctype_of(const char *name)
     return "application/octet-stream";
 }
 
-/* Vite names a built asset NAME-HASH.EXT, the hash 8 characters of
- * [A-Za-z0-9_-]: its bytes never change under that name. */
-static bool hashed(const char *name)
+/* Vite writes its built assets to /assets/ as NAME-HASH.EXT, the hash 8
+ * characters of [A-Za-z0-9_-]: their bytes never change under that name.
+ * Anything else (index.html, files copied from public/) may change. */
+static bool hashed(const char *path)
 {
+    if (strncmp(path, "/assets/", 8) != 0 || strchr(path + 8, '/'))
+        return false;
+    const char *name = path + 8;
     const char *dot = strrchr(name, '.');
     if (!dot || dot - name < 10)
         return false;
@@ -61,13 +65,15 @@ static bool hashed(const char *name)
 
 static int read_file(int dfd, const char *name, size_t max, unsigned char **out, size_t *len)
 {
-    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO put in place of the file cannot hold start-up. */
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+        int e = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : EFBIG;
         close(fd);
-        errno = EFBIG;
+        errno = e;
         return -1;
     }
     size_t n = (size_t)st.st_size;
@@ -76,6 +82,8 @@ static int read_file(int dfd, const char *name, size_t max, unsigned char **out,
     while (p && got < n) {
         ssize_t r = read(fd, p + got, n - got);
         if (r <= 0) {
+            if (r == 0)
+                errno = EIO; /* shorter than it was a moment ago */
             free(p);
             p = NULL;
             break;
@@ -145,7 +153,7 @@ static int walk(struct web *w, int dfd, const char *prefix, int depth, char *err
             rc = -1;
             break;
         }
-        w->f[w->n++] = (struct web_file){p, body, len, ctype_of(e->d_name), hashed(e->d_name)};
+        w->f[w->n++] = (struct web_file){p, body, len, ctype_of(e->d_name), hashed(p)};
         w->bytes += len;
     }
     closedir(d);

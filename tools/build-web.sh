@@ -12,7 +12,12 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
     echo "build-web: npm ci in web/"
     npm ci --no-audit --no-fund --loglevel=error
 fi
-if [ ! -f dist/index.html ] || [ -n "$(find index.html src vite.config.js package-lock.json -newer dist/index.html -print -quit)" ]; then
+# dist/.built is written after a whole build: an interrupted one is redone.
+srcs=(index.html src vite.config.js package.json package-lock.json)
+[ -d public ] && srcs+=(public)
+if [ ! -f dist/.built ] || [ -n "$(find "${srcs[@]}" -newer dist/.built -print -quit)" ]; then
     echo "build-web: vite build (web/dist)"
+    rm -f dist/.built
     npx --no-install vite build --logLevel warn
+    touch dist/.built
 fi

@@ -11,7 +11,8 @@
 //     canceled, it is gone from the page and Canceled in REST; a market
 //     order opens a position whose row and liquidation line show;
 //   - a restore of the exchange (checkpoint, orders, restore) closes the
-//     page's WebSocket: it reconnects by itself to the restored book.
+//     page's WebSocket: it reconnects by itself to the restored book and
+//     account; on a stepped clock the page's clock goes back with it.
 // A screenshot goes to $WEB_SCREENSHOT when set.
 
 import assert from 'node:assert/strict';
@@ -103,19 +104,20 @@ await step('the market shows: >= 10 levels a side, trades, candles, mark and fun
 
 await step('with the market paused, the ladder is REST\'s book level for level', async () => {
     await admin('POST', 'market', { enabled: false });
-    await sleep(500); // a command in flight lands
-    const book = await (await fetch(BASE + '/api/v1/orderBook/L2?symbol=XBTUSD&depth=15')).json();
-    const want = (side) => book.filter((r) => r.side === side).map((r) => [r.price, r.size]);
     const shown = async (sel) => (await page.locator(sel).evaluateAll((trs) =>
         trs.map((tr) => [...tr.children].slice(0, 2).map((td) => Number(td.textContent.replace(/,/g, '')))))
     );
-    await until('the page to catch up', async () => {
-        const asks = (await shown('#asks tr')).reverse();
+    let n = 0;
+    // REST again at each look: a command already in flight may land after one.
+    await until('the page to show REST\'s book', async () => {
+        const book = await (await fetch(BASE + '/api/v1/orderBook/L2?symbol=XBTUSD&depth=15')).json();
+        const want = (side) => book.filter((r) => r.side === side).map((r) => [r.price, r.size]);
+        const asks = await shown('#asks tr'); // highest first, as REST lists sells
         const bids = await shown('#bids tr');
-        return JSON.stringify(asks) === JSON.stringify(want('Sell').reverse()) &&
-            JSON.stringify(bids) === JSON.stringify(want('Buy'));
+        n = asks.length + bids.length;
+        return JSON.stringify(asks) === JSON.stringify(want('Sell')) && JSON.stringify(bids) === JSON.stringify(want('Buy'));
     }, 10000);
-    return `${want('Sell').length} asks, ${want('Buy').length} bids`;
+    return `${n} levels`;
 });
 
 let orderID = null;
@@ -188,7 +190,26 @@ await step('a restore of the exchange: the page reconnects to the restored book'
             (await page.locator('#status').textContent()) === 'connected' &&
             JSON.stringify(asks) === JSON.stringify(before.filter((x) => x.side === 'Sell').map((x) => x.price));
     }, 15000);
+    // The tables start over at each connection: a position row now is the
+    // restored account's, from a new partial of an authenticated connection.
     await until('the position back', async () => (await rows('#positions tbody tr')) === 1);
+    const m = (await rest(acct, 'GET', 'user/margin', { currency: 'XBt' }));
+    await until('the wallet as REST has it', async () =>
+        (await page.locator('#margin').textContent()).includes(`${(m.walletBalance / 1e8).toFixed(8)} XBT wallet`));
+});
+
+await step('on a stepped clock, a restore takes the page\'s clock back with it', async () => {
+    await admin('POST', 'clock', { mode: 'stepped' });
+    await admin('POST', 'clock/advance', { ms: 60000 });
+    const cp = await admin('POST', 'checkpoint', { name: 'stepped' });
+    await admin('POST', 'clock/advance', { ms: 2 * 3600000 });
+    const shownClock = () => page.locator('#clock').textContent();
+    await until('the page at the later time', async () =>
+        (await shownClock()).startsWith(new Date(Date.parse(cp.time) + 2 * 3600000).toISOString().replace('T', ' ').slice(0, 19)));
+    await admin('POST', 'restore', { name: 'stepped' });
+    const want = cp.time.replace('T', ' ').slice(0, 19);
+    await until(`the page's clock back at ${want}`, async () => (await shownClock()).startsWith(want), 10000);
+    return want;
 });
 
 await step('no console error or page error all along', async () => {

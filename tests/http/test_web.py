@@ -40,17 +40,22 @@ def main():
         open(f"{d}/index.html", "wb").write(index)
         open(f"{d}/assets/index-AbC_12-z.js", "wb").write(js)
         open(f"{d}/assets/logo.svg", "wb").write(b"<svg/>")
+        open(f"{d}/web-manifest.json", "wb").write(b"{}")  # hash-shaped, but not a built asset
         open(f"{d}/.secret", "wb").write(b"hidden")
         os.symlink("/etc/hostname", f"{d}/link")
         s = Server(BIN, "--web-dir", d)
         st, h, b = fetch(s.port, "GET", "/")
-        check(st == 200 and b == index and h["content-type"].startswith("text/html") and h["cache-control"] == "no-cache",
+        check(st == 200 and b == index and h["content-type"].startswith("text/html") and h["cache-control"] == "no-cache"
+              and "default-src 'self'" in h.get("content-security-policy", "") and h["x-content-type-options"] == "nosniff",
               f"/: {st} {h}")
+        st, h, b = fetch(s.port, "GET", "/web-manifest.json")
+        check(st == 200 and h["cache-control"] == "no-cache", f"only /assets/ is immutable: {st} {h}")
         st, h, b = fetch(s.port, "GET", "/index.html")
         check(st == 200 and b == index, f"/index.html: {st}")
         st, h, b = fetch(s.port, "GET", "/assets/index-AbC_12-z.js")
         check(st == 200 and b == js and h["content-type"].startswith("text/javascript")
-              and "immutable" in h["cache-control"], f"asset: {st} {h}")
+              and "immutable" in h["cache-control"] and h["x-content-type-options"] == "nosniff"
+              and "content-security-policy" not in h, f"asset: {st} {h}")
         st, h, b = fetch(s.port, "HEAD", "/assets/index-AbC_12-z.js")
         check(st == 200 and b == b"" and h["content-length"] == str(len(js)), f"HEAD: {st} {h}")
         st, h, b = fetch(s.port, "GET", "/assets/logo.svg")

@@ -155,7 +155,7 @@ function onInstrument(msg) {
   for (const r of msg.data) {
     const i = Object.assign(state.instruments.get(r.symbol) || {}, r);
     state.instruments.set(r.symbol, i);
-    if (r.timestamp) state.engineMs = Math.max(state.engineMs, Date.parse(r.timestamp));
+    if (r.timestamp) state.engineMs = Math.max(state.engineMs, Date.parse(r.timestamp)); /* between syncs */
     if (r.symbol === state.symbol) {
       const ms = Date.parse(i.timestamp);
       chart.markAt(ms, i.markPrice);
@@ -197,12 +197,6 @@ function renderAccount() {
     }),
   );
   chart.positionLines(pos.find((p) => p.symbol === state.symbol));
-  const open = rt
-    .table('order')
-    .values()
-    .filter((o) => o.ordStatus === 'New' || o.ordStatus === 'PartiallyFilled')
-    .sort((a, b) => Date.parse(b.timestamp) - Date.parse(a.timestamp));
-  $('orders').tBodies[0].replaceChildren(...open.map(orderRow));
   const fills = rt
     .table('execution')
     .values()
@@ -223,29 +217,56 @@ function renderAccount() {
   );
 }
 
+// Open orders, updated in place by orderID: a price being typed into an
+// order's amend box is never wiped by an update of another table or order.
+const orderRows = new Map();
+function renderOrders() {
+  const open = rt
+    .table('order')
+    .values()
+    .filter((o) => o.ordStatus === 'New' || o.ordStatus === 'PartiallyFilled')
+    .sort((a, b) => (a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0));
+  const keep = new Set(open.map((o) => o.orderID));
+  for (const [id, tr] of orderRows) if (!keep.has(id)) (tr.remove(), orderRows.delete(id));
+  const tb = $('orders').tBodies[0];
+  for (const o of open) {
+    let tr = orderRows.get(o.orderID);
+    if (!tr) orderRows.set(o.orderID, (tr = orderRow(o)));
+    const dp = tickDp(state.instruments.get(o.symbol));
+    tr.children[2].textContent = fmt(o.orderQty);
+    tr.children[3].textContent = fmt(o.cumQty);
+    const px = tr.querySelector('.amend-price');
+    if (document.activeElement !== px && !px.dataset.edited) px.value = o.price ?? '';
+    px.title = `at ${fmt(o.price, dp)}`;
+    tb.appendChild(tr); // in order, newest first
+  }
+}
+
 function orderRow(o) {
   const tr = document.createElement('tr');
   tr.dataset.orderId = o.orderID;
   cell(tr, o.symbol);
   cell(tr, o.side, o.side === 'Buy' ? 'bid' : 'ask');
-  cell(tr, fmt(o.orderQty));
-  cell(tr, fmt(o.cumQty));
+  cell(tr, '');
+  cell(tr, '');
   const pxCell = cell(tr, '');
   const px = document.createElement('input');
   px.type = 'number';
   px.step = 'any';
-  px.value = o.price ?? '';
   px.className = 'amend-price';
   px.setAttribute('aria-label', 'new price');
+  px.addEventListener('input', () => (px.dataset.edited = '1'));
   pxCell.appendChild(px);
   cell(tr, o.ordType);
   const act = cell(tr, '');
   const amend = document.createElement('button');
   amend.textContent = 'Amend';
   amend.className = 'amend';
-  amend.addEventListener('click', () =>
-    act_(() => signed(state.creds, 'PUT', 'order', { orderID: o.orderID, price: Number(px.value) }), 'Amended'),
-  );
+  amend.addEventListener('click', async () => {
+    if (px.value === '' || !(Number(px.value) > 0)) return notice('Amend: give the new price', true);
+    await act_(() => signed(state.creds, 'PUT', 'order', { orderID: o.orderID, price: Number(px.value) }), 'Amended');
+    delete px.dataset.edited;
+  });
   const cancel = document.createElement('button');
   cancel.textContent = 'Cancel';
   cancel.className = 'cancel';
@@ -260,7 +281,8 @@ async function act_(fn, done) {
   try {
     const r = await fn();
     const row = Array.isArray(r) ? r[0] : r;
-    notice(row?.ordRejReason || row?.text ? `${done}: ${row.ordStatus} ${row.ordRejReason || ''}` : done, false);
+    if (row?.ordStatus === 'Rejected') notice(`${done}: Rejected ${row.ordRejReason || row.text || ''}`, true);
+    else notice(row?.ordStatus ? `${done}: ${row.ordStatus}` : done, false);
   } catch (e) {
     notice(e instanceof ApiError ? e.message : String(e), true);
   }
@@ -306,6 +328,7 @@ function logout() {
   $('connect').hidden = false;
   rt.restart();
   renderAccount();
+  renderOrders();
 }
 
 // ---- wiring ---------------------------------------------------------------------------
@@ -318,15 +341,24 @@ const PRIVATE = ['order', 'execution', 'position', 'margin'];
 const rt = new Realtime({
   topics: () => [...PUBLIC.map((t) => `${t}:${state.symbol}`), ...(state.creds ? PRIVATE : [])],
   auth: () => (state.creds ? wsAuthArgs(state.creds) : null),
+  onOpen: () => {
+    // A new connection: the tables, the candles and the lines start over
+    // (a restore may have rewound all of them).
+    state.trades = [];
+    chart.reset();
+    loadBins();
+    renderAccount();
+    renderOrders();
+  },
   onStatus: (s) => {
     $('status').textContent = s;
     $('status').dataset.state = s.split(' ')[0];
-    if (s === 'connected') loadBins();
   },
   onMessage: (msg, table) => {
     if (msg.table === 'orderBookL2_25') renderBook(table);
     else if (msg.table === 'trade') onTrades(msg);
     else if (msg.table === 'instrument') onInstrument(msg);
+    else if (msg.table === 'order') renderOrders();
     else if (PRIVATE.includes(msg.table)) renderAccount();
   },
 });
@@ -346,7 +378,7 @@ async function start() {
   await syncTime();
   setInterval(async () => {
     try {
-      state.engineMs = Math.max(await syncTime(), state.engineMs);
+      state.engineMs = await syncTime(); /* as it is: a restore may have taken it back */
       renderClock();
       renderStats();
     } catch {
@@ -366,8 +398,6 @@ async function start() {
   sel.addEventListener('change', () => {
     state.symbol = sel.value;
     sessionStorage.setItem('symbol', state.symbol);
-    state.trades = [];
-    chart.reset();
     rt.restart();
   });
   $('login').addEventListener('submit', (e) => {
