@@ -2642,6 +2642,8 @@ void route(struct req *r)
             serve(r, admin_routes, sizeof(admin_routes) / sizeof(admin_routes[0]), path + 10, false);
     } else if (strcmp(path, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
         get_metrics(r);
+    } else if (strcmp(path, "/explain/v1/liquidation") == 0 && strcmp(r->method, "GET") == 0) {
+        explain_liquidation(r);
     } else if ((strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) &&
                (r->s->web || strcmp(path, "/") == 0)) {
         serve_web(r, path);

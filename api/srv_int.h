@@ -165,6 +165,8 @@ double px_num(px_t px);
 void notional(const struct exch_config *cfg, uint16_t inst, qty_t q, px_t px, double *home,
               double *foreign);
 void add_time(cJSON *o, const char *name, ms_t ms);
+/* GET /explain/v1/liquidation (explain_api.c). */
+void explain_liquidation(struct req *r);
 /* Renderers of copies take the config; those of live state a view. */
 cJSON *render_order(const struct exch_config *cfg, const struct ord_rec *r);
 cJSON *render_exec(const struct core_view *v, const struct exe_rec *e);

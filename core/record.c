@@ -347,6 +347,17 @@ static void event(struct rbuf *b, const struct rec_event *re)
         I64(b, f->received);
         break;
     }
+    case EV_LIQUIDATING: {
+        const struct ev_liq *l = &e->u.liq;
+        U8(b, l->cross);
+        U8(b, l->currency);
+        I64(b, l->equity);
+        I64(b, l->maint);
+        I64(b, l->qty);
+        I64(b, l->mark_px);
+        I64(b, l->risk_limit);
+        break;
+    }
     case EV_POSITION:
         position(b, &re->x.pos);
         break;

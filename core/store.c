@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/explain.h"
 #include "core/hash.h"
 
 /* Order texts are kept once each, for the store's life (a row copied out
@@ -87,6 +89,9 @@ struct acct {
 };
 
 struct store {
+    struct explain *ex;        /* the liquidations, step by step (explain.h) */
+    uint64_t *ev_exec;         /* per event of the record being applied: the execution made of it */
+    uint32_t cap_ev_exec;
     const struct exch_config *cfg;
     struct store_limits lim;
     uint32_t naccts;
@@ -655,6 +660,11 @@ struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max,
         store_destroy(s);
         return NULL;
     }
+    s->ex = explain_create(cfg, accounts_max);
+    if (!s->ex) {
+        store_destroy(s);
+        return NULL;
+    }
     s->texts.cap = TEXTS_MAX;
     s->texts.s[0] = calloc(1, 1);
     s->texts.n = 1;
@@ -693,7 +703,14 @@ void store_destroy(struct store *s)
     free(s->texts.s);
     free(s->texts.hash);
     free(s->cmap.slot);
+    explain_destroy(s->ex);
+    free(s->ev_exec);
     free(s);
+}
+
+const struct explain *store_explain(const struct store *s)
+{
+    return s->ex;
 }
 
 /* ---- event handling ------------------------------------------------------------- */
@@ -1014,8 +1031,22 @@ void store_apply(struct store *s, const struct core_record *r)
     s->cmd_account = c->type == CC_EXCH ? c->x.account : UINT32_MAX;
     s->cmd_text = c->type == CC_EXCH && c->text && *c->text ? c->text : NULL;
     s->text_given = false;
-    for (uint32_t i = 0; i < r->nev; i++)
+    if (r->nev > s->cap_ev_exec) {
+        uint32_t cap = r->nev * 2;
+        uint64_t *p = realloc(s->ev_exec, cap * sizeof(*p));
+        if (!p) {
+            fprintf(stderr, "perpsim: out of memory for the read model: stopping\n");
+            abort();
+        }
+        s->ev_exec = p;
+        s->cap_ev_exec = cap;
+    }
+    for (uint32_t i = 0; i < r->nev; i++) {
+        uint64_t before = s->exe.total;
         apply_event(s, &r->ev[i]);
+        s->ev_exec[i] = s->exe.total != before ? s->exe.total : 0; /* exec_push's id */
+    }
+    explain_record(s->ex, r, s->ev_exec);
     s->cmd_text = NULL;
     if (s->lim.orders)
         orders_trim(s);

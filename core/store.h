@@ -170,6 +170,9 @@ void store_apply(struct store *s, const struct core_record *r);
  * (dropped ones included), so the hash depends on the records only, not
  * on the limits. */
 uint64_t store_hash(const struct store *s, uint64_t h);
+/* Each liquidation step by step (explain.h), for GET /explain/v1/liquidation. */
+struct explain;
+const struct explain *store_explain(const struct store *s);
 
 /* Reads (state lock held for reading). */
 /* The order, NULL if unknown or dropped. */

@@ -450,6 +450,7 @@ enum ev_type {
     EV_POSITION,     /* a position's figures changed (read it with exch_position) */
     EV_FUNDING,      /* an instrument's funding was paid (ev_funding) */
     EV_INSTRUMENT,   /* mark, fair basis, funding rates or state changed */
+    EV_LIQUIDATING,  /* an account found below maintenance: its liquidation begins (ev_liq) */
 };
 
 /* What moved a wallet (EV_MONEY), as BitMEX's transactType / execType. */
@@ -472,6 +473,20 @@ struct ev_money {
     qty_t qty;         /* contracts involved (funding: the position) */
     px_t px;           /* mark, settlement or bankruptcy price */
     int64_t rate_e8;   /* funding rate, settlement fee rate */
+};
+
+/* EV_LIQUIDATING: what margin/ found (M6), before anything is done: an
+ * isolated position (cross 0, the position in ev.inst) or an account's
+ * cross positions in one currency (cross 1). The events of the liquidation
+ * follow, up to the next EV_LIQUIDATING or the end of the command. */
+struct ev_liq {
+    uint8_t cross;
+    uint8_t currency;
+    sats_t equity;     /* isolated: isolatedMargin + unrealisedPnl; cross: the cross equity */
+    sats_t maint;      /* the maintenance margin it is below */
+    qty_t qty;         /* isolated: the position */
+    px_t mark_px;      /* isolated: the instrument's mark */
+    sats_t risk_limit; /* isolated: the position's risk limit */
 };
 
 struct ev_funding {
@@ -543,6 +558,7 @@ struct event {
         struct { ms_t deadline; } cancel_after; /* 0 = disarmed */
         struct ev_money money;
         struct ev_funding funding;
+        struct ev_liq liq;
         /* EV_NEW, EV_AMENDED (when renamed) and EV_REJECTED carry the ids. */
         struct {
             char clordid[CLORDID_LEN_MAX + 1];

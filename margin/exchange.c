@@ -1066,10 +1066,32 @@ static px_t market_bound(void *ctx, uint32_t a, uint16_t i, uint8_t side)
  * orders, then its orders are canceled and it drops to the tier of the
  * position, then FillOrKill orders reduce it a tier at a time; whatever is
  * still below maintenance is taken over at the bankruptcy price. */
+/* EV_LIQUIDATING: what was found, before anything is done. */
+static void emit_liquidating(struct exch *x, uint32_t a, uint16_t i, uint8_t cur, int cross)
+{
+    struct event ev;
+    ev_init(&ev, EV_LIQUIDATING, a, i);
+    ev.u.liq.cross = (uint8_t)cross;
+    ev.u.liq.currency = cur;
+    if (cross) {
+        ev.u.liq.equity = cross_equity(x, a, cur);
+        ev.u.liq.maint = WC(x, a, cur)->cross_maint;
+    } else {
+        const struct pos *p = PC(x, a, i);
+        ev.u.liq.equity = p->iso + p->upnl;
+        ev.u.liq.maint = p->maint;
+        ev.u.liq.qty = p->qty;
+        ev.u.liq.mark_px = x->is[i].mark;
+        ev.u.liq.risk_limit = I(x, i)->risk_limit + (sats_t)p->k * I(x, i)->risk_step;
+    }
+    emit(x, &ev);
+}
+
 static void liquidate_iso(struct exch *x, uint32_t a, uint16_t i)
 {
     if (!iso_below(x, a, i))
         return;
+    emit_liquidating(x, a, i, I(x, i)->currency, 0);
     struct pos *p = P(x, a, i);
     step_down(x, a, i, step_for(x, i, risk_value(p)));
     if (!iso_below(x, a, i))
@@ -1088,6 +1110,7 @@ static void liquidate_cross(struct exch *x, uint32_t a, uint8_t cur)
 {
     if (!cross_below(x, a, cur))
         return;
+    emit_liquidating(x, a, 0, cur, 1);
     /* The same tiers as liquidate_iso, over every cross position. */
     for (uint16_t i = 0; i < x->ninst; i++)
         if (I(x, i)->currency == cur && P(x, a, i)->lev == 0)

@@ -1,0 +1,269 @@
+/*
+ * explain_api.c - GET /explain/v1/liquidation: each liquidation step by step
+ * (core/explain.h), as the web page's teaching view and anyone else reads it.
+ *
+ *   ?execID=<the owner's Liquidation execution, or an ADL close>  that one
+ *   ?count=N&start=K  the newest N (1..100, default 20) from the K-th newest
+ *   &symbol=XBTUSD    only that instrument's
+ *
+ * Every figure is the exchange's own (minor units for money, prices as
+ * prices), with the rule that made it; nothing is recomputed here.
+ */
+#include "api/srv_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/explain.h"
+
+#define EXPLAIN_COUNT_MAX 100
+
+static double px_of(px_t p)
+{
+    return (double)p / (double)PX_SCALE;
+}
+
+static const char *side_name(uint8_t s)
+{
+    return s == SIDE_SELL ? "Sell" : "Buy";
+}
+
+static const char *trigger_name(uint8_t kind)
+{
+    switch (kind) {
+    case CMD_SET_INDEX: return "index";
+    case CMD_CLOCK: return "clock";
+    case CMD_SET_FUNDING: return "fundingRate";
+    case CMD_NEW_ORDER: return "order";
+    case CMD_AMEND: return "amend";
+    case CMD_CANCEL: case CMD_CANCEL_ALL: return "cancel";
+    case CMD_SET_LEVERAGE: return "leverage";
+    case CMD_SET_RISK_LIMIT: return "riskLimit";
+    case CMD_TRANSFER_MARGIN: return "transferMargin";
+    case CMD_WITHDRAW: return "withdrawal";
+    default: return "other";
+    }
+}
+
+static const char *trigger_text(uint8_t kind)
+{
+    switch (kind) {
+    case CMD_SET_INDEX: return "the index moved: every mark from it moved and positions were re-margined (M5)";
+    case CMD_CLOCK: return "engine time moved: the mark's basis decayed at a minute, or funding was paid (M5, M7)";
+    case CMD_SET_FUNDING: return "a funding rate was announced: the fair price and maintenance followed (M7)";
+    default: return "the account's own command changed its margin";
+    }
+}
+
+static void idstr(cJSON *o, const char *name, uint32_t tag, uint64_t id)
+{
+    char b[37];
+    id_format(b, tag, id);
+    cJSON_AddStringToObject(o, name, b);
+}
+
+static void money(cJSON *o, const char *name, sats_t v)
+{
+    cJSON_AddNumberToObject(o, name, (double)v);
+}
+
+static cJSON *step_json(const struct exch_config *cfg, const struct liq_step *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *symbol = s->inst < cfg->engine.instruments_count ? sym(cfg, s->inst) : "";
+    char why[200];
+    switch (s->kind) {
+    case LS_CANCELED:
+        cJSON_AddStringToObject(o, "step", "orderCanceled");
+        idstr(o, "orderID", ID_ORDER, s->id);
+        cJSON_AddStringToObject(o, "symbol", symbol);
+        cJSON_AddStringToObject(o, "side", side_name(s->side));
+        cJSON_AddNumberToObject(o, "leavesQty", (double)s->qty);
+        if (s->px)
+            cJSON_AddNumberToObject(o, "price", px_of(s->px));
+        cJSON_AddStringToObject(o, "why", "open orders hold margin: canceled by the liquidation engine (M6 a)");
+        break;
+    case LS_RISK_STEP:
+        cJSON_AddStringToObject(o, "step", "riskLimitDown");
+        cJSON_AddStringToObject(o, "symbol", symbol);
+        money(o, "fromRiskLimit", s->amount);
+        money(o, "toRiskLimit", s->balance);
+        cJSON_AddNumberToObject(o, "currentQty", (double)s->qty);
+        cJSON_AddStringToObject(o, "why", "a lower risk limit has lower margin rates: the position steps down first (M6 a)");
+        break;
+    case LS_REDUCED:
+        cJSON_AddStringToObject(o, "step", "reduced");
+        cJSON_AddStringToObject(o, "symbol", symbol);
+        cJSON_AddStringToObject(o, "side", side_name(s->side));
+        cJSON_AddNumberToObject(o, "qty", (double)s->qty);
+        cJSON_AddNumberToObject(o, "price", px_of(s->px));
+        cJSON_AddStringToObject(o, "why", "a FillOrKill at the bankruptcy price sold the part above the next lower "
+                                          "risk step (M6 a)");
+        break;
+    case LS_TAKEOVER:
+        cJSON_AddStringToObject(o, "step", "takeover");
+        idstr(o, "execID", ID_EXEC, s->id);
+        cJSON_AddStringToObject(o, "symbol", symbol);
+        cJSON_AddNumberToObject(o, "qty", (double)s->qty);
+        cJSON_AddNumberToObject(o, "bankruptPrice", px_of(s->px));
+        money(o, "walletChange", s->amount);
+        money(o, "walletBalance", s->balance);
+        snprintf(why, sizeof(why), "the liquidator took the position over at its bankruptcy price: the owner lost "
+                                   "exactly the margin backing it (M6 b)");
+        cJSON_AddStringToObject(o, "why", why);
+        break;
+    case LS_LIQUIDATOR:
+        cJSON_AddStringToObject(o, "step", "liquidatorFill");
+        cJSON_AddStringToObject(o, "symbol", symbol);
+        cJSON_AddStringToObject(o, "side", side_name(s->side));
+        cJSON_AddNumberToObject(o, "qty", (double)s->qty);
+        cJSON_AddNumberToObject(o, "price", px_of(s->px));
+        cJSON_AddStringToObject(o, "why", "the liquidator's ImmediateOrCancel order closed the position in the book: "
+                                          "better than bankruptcy credits the insurance fund, worse draws on it (M6 c)");
+        break;
+    case LS_INSURANCE:
+        cJSON_AddStringToObject(o, "step", "insuranceFund");
+        money(o, "change", s->amount);
+        money(o, "balance", s->balance);
+        cJSON_AddStringToObject(o, "why", s->amount >= 0 ? "closed better than the bankruptcy price: the fund gained"
+                                                         : "closed worse than the bankruptcy price: the fund paid");
+        break;
+    case LS_DELEVERAGE:
+        cJSON_AddStringToObject(o, "step", "deleverage");
+        idstr(o, "execID", ID_EXEC, s->id);
+        cJSON_AddNumberToObject(o, "account", (double)s->account);
+        cJSON_AddStringToObject(o, "symbol", symbol);
+        cJSON_AddNumberToObject(o, "qty", (double)s->qty);
+        cJSON_AddNumberToObject(o, "price", px_of(s->px));
+        cJSON_AddStringToObject(o, "why", "what the book could not take was auto-deleveraged: the top of the opposite "
+                                          "side's ADL queue closed at the bankruptcy price (M6 d)");
+        break;
+    default:
+        break;
+    }
+    return o;
+}
+
+static cJSON *liq_json(const struct exch_config *cfg, const struct liq_explain *x)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)x->id);
+    cJSON_AddNumberToObject(o, "seq", (double)x->seq);
+    add_time(o, "timestamp", x->ts);
+    cJSON_AddNumberToObject(o, "account", (double)x->account);
+    cJSON_AddStringToObject(o, "symbol", x->inst < cfg->engine.instruments_count ? sym(cfg, x->inst) : "");
+    cJSON_AddStringToObject(o, "marginMode", x->cross ? "cross" : "isolated");
+    cJSON_AddStringToObject(o, "currency", x->currency < cfg->currencies_count ? cfg->currency[x->currency] : "");
+    cJSON *t = cJSON_AddObjectToObject(o, "trigger");
+    cJSON_AddStringToObject(t, "command", trigger_name(x->cmd_kind));
+    cJSON_AddStringToObject(t, "why", trigger_text(x->cmd_kind));
+    cJSON_AddNumberToObject(t, "markPriceBefore", px_of(x->mark_before));
+    cJSON_AddNumberToObject(t, "markPrice", px_of(x->mark_after));
+    cJSON_AddNumberToObject(t, "indexPrice", px_of(x->index_px));
+    cJSON *c = cJSON_AddObjectToObject(o, "check");
+    money(c, "equity", x->equity);
+    money(c, "maintMargin", x->maint);
+    money(c, "shortfall", x->maint - x->equity);
+    cJSON_AddStringToObject(c, "rule", x->cross ? "cross equity (wallet - isolated margins + cross unrealised PnL) "
+                                                  "< the cross positions' maintenance margin (M6)"
+                                                : "isolated margin + unrealised PnL < maintenance margin (M6)");
+    const struct exch_position *p = &x->before;
+    cJSON *ps = cJSON_AddObjectToObject(o, "position");
+    cJSON_AddNumberToObject(ps, "currentQty", (double)p->qty);
+    if (p->avg_entry_px)
+        cJSON_AddNumberToObject(ps, "avgEntryPrice", px_of(p->avg_entry_px));
+    if (p->liq_px)
+        cJSON_AddNumberToObject(ps, "liquidationPrice", px_of(p->liq_px));
+    if (p->bankrupt_px)
+        cJSON_AddNumberToObject(ps, "bankruptPrice", px_of(p->bankrupt_px));
+    if (p->mark_px)
+        cJSON_AddNumberToObject(ps, "markPrice", px_of(p->mark_px));
+    money(ps, "maintMargin", p->maint);
+    money(ps, "posMargin", p->pos_margin);
+    money(ps, "unrealisedPnl", p->unrealised_pnl);
+    money(ps, "riskLimit", x->cross ? p->risk_limit : x->risk_limit);
+    cJSON *steps = cJSON_AddArrayToObject(o, "steps");
+    for (uint32_t k = 0; k < x->nsteps; k++)
+        cJSON_AddItemToArray(steps, step_json(cfg, &x->steps[k]));
+    if (x->dropped)
+        cJSON_AddNumberToObject(o, "stepsNotShown", (double)x->dropped);
+    cJSON *f = cJSON_AddObjectToObject(o, "insuranceFund");
+    money(f, "before", x->fund_before);
+    money(f, "after", x->fund_after);
+    money(f, "change", x->fund_after - x->fund_before);
+    return o;
+}
+
+void explain_liquidation(struct req *r)
+{
+    const struct exch_config *cfg = r->s->x;
+    static const char *const known[] = {"execID", "count", "start", "symbol", NULL};
+    for (const cJSON *it = r->params ? r->params->child : NULL; it; it = it->next) {
+        bool ok = false;
+        for (int k = 0; known[k]; k++)
+            ok = ok || strcmp(it->string, known[k]) == 0;
+        if (!ok) {
+            reply_error(r, 400, "ValidationError", "Unknown parameter: %s", it->string);
+            return;
+        }
+    }
+    const char *exec = NULL, *symbol = NULL;
+    int64_t count = 20, start = 0;
+    enum prm_get ge = prm_str(r->params, "execID", &exec);
+    enum prm_get gy = prm_str(r->params, "symbol", &symbol);
+    enum prm_get gc = prm_int(r->params, "count", &count);
+    enum prm_get gs = prm_int(r->params, "start", &start);
+    uint64_t exec_id = 0;
+    if ((ge != PRM_ABSENT && (ge != PRM_FOUND || !id_parse(exec, ID_EXEC, &exec_id))) ||
+        (gc != PRM_ABSENT && (gc != PRM_FOUND || count < 1 || count > EXPLAIN_COUNT_MAX)) ||
+        (gs != PRM_ABSENT && (gs != PRM_FOUND || start < 0 || start > 1000000))) {
+        reply_error(r, 400, "ValidationError",
+                    "Invalid execID, count (1 to %d) or start", EXPLAIN_COUNT_MAX);
+        return;
+    }
+    int inst = -1;
+    if (gy != PRM_ABSENT && (gy != PRM_FOUND || (inst = inst_find(cfg, symbol)) < 0)) {
+        reply_error(r, 400, "ValidationError", "Invalid symbol");
+        return;
+    }
+    /* Copied under the view, rendered after it. */
+    struct liq_explain *v = malloc(EXPLAIN_COUNT_MAX * sizeof(*v));
+    const struct liq_explain **ptr = malloc(1024 * sizeof(*ptr));
+    if (!v || !ptr) {
+        free(v);
+        free(ptr);
+        reply_error(r, 500, "HTTPError", "Server Error");
+        return;
+    }
+    uint32_t n = 0;
+    const struct core_view *view = core_view_begin(r->s->core);
+    const struct explain *ex = store_explain(cv_store(view));
+    if (ge == PRM_FOUND) {
+        const struct liq_explain *x = explain_by_exec(ex, exec_id);
+        if (x)
+            v[n++] = *x;
+    } else {
+        uint32_t got = explain_list(ex, 0, 1024, ptr);
+        got = got < 1024 ? got : 1024;
+        for (uint32_t k = 0, seen = 0; k < got && n < (uint32_t)count; k++) {
+            if (inst >= 0 && ptr[k]->inst != inst)
+                continue;
+            if (seen++ >= (uint64_t)start)
+                v[n++] = *ptr[k];
+        }
+    }
+    core_view_end(view);
+    free(ptr);
+    if (ge == PRM_FOUND && n == 0) {
+        free(v);
+        reply_error(r, 404, "NotFound", "No liquidation with that execID (the newest 1024 are kept)");
+        return;
+    }
+    cJSON *out = ge == PRM_FOUND ? liq_json(cfg, &v[0]) : cJSON_CreateArray();
+    if (ge != PRM_FOUND)
+        for (uint32_t k = 0; k < n; k++)
+            cJSON_AddItemToArray(out, liq_json(cfg, &v[k]));
+    free(v);
+    reply_json(r, 200, out);
+}

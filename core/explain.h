@@ -1,0 +1,92 @@
+/*
+ * explain.h - each liquidation as it happened, step by step, from the change
+ * stream: the read model's teaching table (GET /explain/v1/liquidation).
+ *
+ * A liquidation starts at margin/'s EV_LIQUIDATING (what was found below
+ * maintenance: the equity and the maintenance it is below) and takes every
+ * event of the command after it, up to the next EV_LIQUIDATING, that is
+ * part of it (rule M6 in margin/exchange.h, in its order):
+ *   LS_CANCELED    an open order of the owner canceled by the liquidation
+ *   LS_RISK_STEP   a position's risk limit stepped down (from, to)
+ *   LS_REDUCED     a fill of the owner's FillOrKill reduction at the
+ *                  bankruptcy price of the step
+ *   LS_TAKEOVER    the position taken over by the liquidator at its
+ *                  bankruptcy price (the owner's Liquidation execution)
+ *   LS_LIQUIDATOR  a fill of the liquidator's order for it in the book
+ *   LS_INSURANCE   the insurance fund's move (and its balance after)
+ *   LS_DELEVERAGE  an opposite position closed by ADL at the bankruptcy price
+ * with what the command was (an index move, a clock tick's mark or
+ * funding, a trader's own command), the instrument's mark before and after,
+ * and the owner's position as it was last shown before the command. Every
+ * figure is the one the exchange used, none recomputed.
+ *
+ * The table keeps the newest EXPLAIN_KEEP liquidations and at most
+ * EXPLAIN_STEPS_MAX steps of each (the count of the rest is kept).
+ */
+#ifndef PERPSIM_CORE_EXPLAIN_H
+#define PERPSIM_CORE_EXPLAIN_H
+
+#include <stdint.h>
+
+#include "core/record.h"
+
+#define EXPLAIN_KEEP 4096
+#define EXPLAIN_STEPS_MAX 128
+
+enum liq_step_kind {
+    LS_CANCELED = 1,
+    LS_RISK_STEP,
+    LS_REDUCED,
+    LS_TAKEOVER,
+    LS_LIQUIDATOR,
+    LS_INSURANCE,
+    LS_DELEVERAGE,
+};
+
+struct liq_step {
+    uint8_t kind;
+    uint8_t side;        /* an order's or fill's side (enum side) */
+    uint16_t inst;
+    uint32_t account;    /* LS_DELEVERAGE: the counterparty; else the owner or the liquidator */
+    uint64_t id;         /* LS_CANCELED: the order; LS_TAKEOVER, LS_DELEVERAGE: the execution */
+    qty_t qty;           /* contracts (leaves of a canceled order, of a fill, taken over) */
+    px_t px;             /* price (order, fill, bankruptcy) */
+    sats_t amount;       /* LS_INSURANCE: the fund's change; LS_TAKEOVER: the owner's wallet change;
+                          * LS_RISK_STEP: the risk limit before */
+    sats_t balance;      /* LS_INSURANCE: the fund after; LS_RISK_STEP: the risk limit after */
+};
+
+struct liq_explain {
+    uint64_t id;         /* 1, 2, ... in the order they happened */
+    uint64_t seq;        /* the command it happened in */
+    ms_t ts;
+    uint8_t cmd_kind;    /* the command: CC_EXCH's struct cmd type, or 0 */
+    uint32_t account;
+    uint16_t inst;       /* isolated: the position's; cross: the first taken over */
+    uint8_t cross, currency;
+    sats_t equity, maint;
+    px_t mark_before, mark_after; /* the instrument's, before the command and after it */
+    px_t index_px;       /* the instrument's index after the command */
+    /* the position as last shown before the command (isolated: the
+     * liquidated one; cross: the instrument of the first takeover) */
+    struct exch_position before;
+    sats_t risk_limit;   /* isolated: when found */
+    sats_t fund_before, fund_after;   /* the insurance fund in its currency */
+    uint32_t nsteps, dropped;
+    struct liq_step steps[EXPLAIN_STEPS_MAX];
+};
+
+struct explain;
+
+struct explain *explain_create(const struct exch_config *cfg, uint32_t accounts_max);
+void explain_destroy(struct explain *e);
+/* A record, as the read model applies it (exec_ids: per event, the
+ * execution the read model made of it, 0 for none). */
+void explain_record(struct explain *e, const struct core_record *r, const uint64_t *exec_ids);
+/* The liquidations kept, newest first from skip, at most max of them;
+ * how many there are in all. */
+uint32_t explain_list(const struct explain *e, uint32_t skip, uint32_t max, const struct liq_explain **out);
+/* The liquidation whose takeover (or an ADL close) is execution exec_id. */
+const struct liq_explain *explain_by_exec(const struct explain *e, uint64_t exec_id);
+
+#endif
