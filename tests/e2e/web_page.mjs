@@ -10,6 +10,9 @@
 //     REST's GET /order; amended from its row, REST has the new price;
 //     canceled, it is gone from the page and Canceled in REST; a market
 //     order opens a position whose row and liquidation line show;
+//   - a trader liquidated by a shock: the page's "Liquidations, explained"
+//     shows it with the numbers of GET /explain/v1/liquidation and of the
+//     trader's own position and Liquidation execution;
 //   - a restore of the exchange (checkpoint, orders, restore) closes the
 //     page's WebSocket: it reconnects by itself to the restored book and
 //     account; on a stepped clock the page's clock goes back with it.
@@ -46,12 +49,14 @@ async function stop() {
 }
 
 // A REST client of the test's own, to check what the page did.
-async function rest(acct, verb, path, params) {
+async function rest(acct, verb, path, params, body) {
     const target = '/api/v1/' + path + (params ? '?' + new URLSearchParams(params) : '');
     const expires = String(Math.floor(Date.now() / 1000) + 60);
-    const sig = createHmac('sha256', acct.apiSecret).update(verb + target + expires).digest('hex');
-    const r = await fetch(BASE + target, { method: verb,
-        headers: { 'api-key': acct.apiKey, 'api-expires': expires, 'api-signature': sig } });
+    const data = body ? JSON.stringify(body) : '';
+    const sig = createHmac('sha256', acct.apiSecret).update(verb + target + expires + data).digest('hex');
+    const headers = { 'api-key': acct.apiKey, 'api-expires': expires, 'api-signature': sig };
+    if (data) headers['Content-Type'] = 'application/json';
+    const r = await fetch(BASE + target, { method: verb, headers, body: data || undefined });
     assert.equal(r.status, 200, `${verb} ${target}: ${r.status}`);
     return r.json();
 }
@@ -170,6 +175,28 @@ await step('a market sell opens a position: its row, its liquidation line on the
     const lines = await page.evaluate(() => window.perpsim.chart.lines.length);
     assert.ok(lines >= 2, `price lines on the chart: ${lines}`);
     return `liquidation ${row[4]}`;
+});
+
+await step('a liquidation is explained on the page with the exchange\'s numbers', async () => {
+    const owner = await admin('POST', 'accounts', { deposits: { XBt: 3000000 } });
+    await rest(owner, 'POST', 'position/leverage', null, { symbol: 'XBTUSD', leverage: 50 });
+    await rest(owner, 'POST', 'order', null, { symbol: 'XBTUSD', side: 'Buy', orderQty: 1000, ordType: 'Market' });
+    const pos = (await rest(owner, 'GET', 'position', { filter: JSON.stringify({ symbol: 'XBTUSD' }) }))[0];
+    assert.equal(pos.currentQty, 1000);
+    await admin('POST', 'index', { symbol: '.BXBT', price: Math.round(pos.liquidationPrice * 0.97) });
+    const ex = (await rest(owner, 'GET', 'execution', { filter: JSON.stringify({ execType: 'Liquidation' }) }))[0];
+    assert.ok(ex, 'the owner was liquidated');
+    const x = await (await fetch(`${BASE}/explain/v1/liquidation?execID=${ex.execID}`)).json();
+    const card = page.locator(`#liquidations article[data-exec-id="${ex.execID}"]`);
+    await until('its card on the page', async () => (await card.count()) === 1, 15000);
+    const text = await card.textContent();
+    const px = (v) => Number(v).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    for (const want of [`Account ${owner.account}, isolated XBTUSD`, `bankruptcy price ${px(pos.bankruptPrice)}`,
+        `Taken over by the liquidator: 1,000 XBTUSD at the bankruptcy price ${px(ex.lastPx)}`,
+        `mark ${px(x.trigger.markPriceBefore)} → ${px(x.trigger.markPrice)}`]) {
+        assert.ok(text.includes(want), `the card says "${want}": ${text}`);
+    }
+    return `takeover at ${px(ex.lastPx)}`;
 });
 
 await step('a restore of the exchange: the page reconnects to the restored book', async () => {

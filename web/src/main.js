@@ -331,11 +331,89 @@ function logout() {
   renderOrders();
 }
 
+// ---- liquidations, explained ------------------------------------------------------------
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text != null) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+// One step of a liquidation, in words with its numbers.
+function stepText(t, cur) {
+  const px = (v) => fmt(v, 2);
+  switch (t.step) {
+    case 'orderCanceled':
+      return `Order ${t.orderID.slice(-6)} canceled: ${t.side} ${fmt(t.leavesQty)} ${t.symbol}${t.price ? ' @ ' + px(t.price) : ''}`;
+    case 'riskLimitDown':
+      return `Risk limit stepped down on ${t.symbol}: ${money(cur, t.fromRiskLimit)} → ${money(cur, t.toRiskLimit)}`;
+    case 'reduced':
+      return `Reduced at the step's bankruptcy price: ${t.side} ${fmt(t.qty)} @ ${px(t.price)}`;
+    case 'takeover':
+      return `Taken over by the liquidator: ${fmt(t.qty)} ${t.symbol} at the bankruptcy price ${px(t.bankruptPrice)}; ` +
+        `the owner's wallet ${money(cur, t.walletChange)} → ${money(cur, t.walletBalance)}`;
+    case 'liquidatorFill':
+      return `Liquidator's order filled in the book: ${t.side} ${fmt(t.qty)} @ ${px(t.price)}`;
+    case 'insuranceFund':
+      return `Insurance fund ${t.change >= 0 ? '+' : ''}${money(cur, t.change)} → ${money(cur, t.balance)}`;
+    case 'deleverage':
+      return `Auto-deleveraged: account ${t.account} closed ${fmt(t.qty)} ${t.symbol} @ ${px(t.price)}`;
+    default:
+      return t.step;
+  }
+}
+
+function liqCard(x) {
+  const c = el('article', null, 'liq');
+  c.dataset.liqId = String(x.id);
+  const take = x.steps.find((t) => t.step === 'takeover');
+  if (take) c.dataset.execId = take.execID;
+  const p = x.position;
+  const cur = x.currency;
+  c.append(
+    el('h4', `Account ${x.account}, ${x.marginMode} ${x.symbol} — ${isoTime(Date.parse(x.timestamp))} UTC (command ${x.seq})`),
+    el('p', `Trigger: ${x.trigger.command} — mark ${fmt(x.trigger.markPriceBefore, 2)} → ${fmt(x.trigger.markPrice, 2)} ` +
+      `(index ${fmt(x.trigger.indexPrice, 2)}).`),
+    el('p', x.trigger.why, 'why'),
+    el('p', `Position: ${fmt(p.currentQty)} @ ${fmt(p.avgEntryPrice, 2)}, liquidation price ${fmt(p.liquidationPrice, 2)}, ` +
+      `bankruptcy price ${fmt(p.bankruptPrice, 2)}.`),
+    el('p', `Equity ${money(cur, x.check.equity)} < maintenance margin ${money(cur, x.check.maintMargin)}: ` +
+      `short by ${money(cur, x.check.shortfall)}.`, 'check'),
+    el('p', x.check.rule, 'why'),
+  );
+  const ol = el('ol');
+  for (const t of x.steps) {
+    const li = el('li', stepText(t, cur));
+    li.dataset.step = t.step;
+    if (t.why) li.append(el('div', t.why, 'why'));
+    ol.append(li);
+  }
+  c.append(ol);
+  c.append(el('p', `Insurance fund: ${money(cur, x.insuranceFund.before)} → ${money(cur, x.insuranceFund.after)} ` +
+    `(${x.insuranceFund.change >= 0 ? '+' : ''}${money(cur, x.insuranceFund.change)}).`, 'fund'));
+  return c;
+}
+
+let liqLoading = false;
+async function loadLiquidations() {
+  if (liqLoading) return;
+  liqLoading = true;
+  try {
+    const rows = await (await fetch('/explain/v1/liquidation?count=10')).json();
+    if (Array.isArray(rows)) $('liquidations').replaceChildren(...rows.map(liqCard));
+  } catch {
+    /* the server restarting: the next turn tries again */
+  } finally {
+    liqLoading = false;
+  }
+}
+
 // ---- wiring ---------------------------------------------------------------------------
 
 const chart = new PriceChart($('chart'));
 
-const PUBLIC = ['orderBookL2_25', 'trade', 'instrument'];
+const PUBLIC = ['orderBookL2_25', 'trade', 'instrument', 'liquidation'];
 const PRIVATE = ['order', 'execution', 'position', 'margin'];
 
 const rt = new Realtime({
@@ -347,6 +425,7 @@ const rt = new Realtime({
     state.trades = [];
     chart.reset();
     loadBins();
+    loadLiquidations();
     renderAccount();
     renderOrders();
   },
@@ -358,6 +437,7 @@ const rt = new Realtime({
     if (msg.table === 'orderBookL2_25') renderBook(table);
     else if (msg.table === 'trade') onTrades(msg);
     else if (msg.table === 'instrument') onInstrument(msg);
+    else if (msg.table === 'liquidation') loadLiquidations();
     else if (msg.table === 'order') renderOrders();
     else if (PRIVATE.includes(msg.table)) renderAccount();
   },
@@ -374,6 +454,7 @@ async function loadBins() {
   }
 }
 
+let ticks = 0;
 async function start() {
   await syncTime();
   setInterval(async () => {
@@ -381,6 +462,7 @@ async function start() {
       state.engineMs = await syncTime(); /* as it is: a restore may have taken it back */
       renderClock();
       renderStats();
+      if (++ticks % 5 === 0) loadLiquidations(); /* others' liquidations, in any instrument */
     } catch {
       /* the server restarting: the WebSocket says so */
     }
