@@ -35,13 +35,8 @@ static const char *trigger_name(uint8_t kind)
     case CMD_SET_INDEX: return "index";
     case CMD_CLOCK: return "clock";
     case CMD_SET_FUNDING: return "fundingRate";
-    case CMD_NEW_ORDER: return "order";
-    case CMD_AMEND: return "amend";
-    case CMD_CANCEL: case CMD_CANCEL_ALL: return "cancel";
     case CMD_SET_LEVERAGE: return "leverage";
     case CMD_SET_RISK_LIMIT: return "riskLimit";
-    case CMD_TRANSFER_MARGIN: return "transferMargin";
-    case CMD_WITHDRAW: return "withdrawal";
     default: return "other";
     }
 }
@@ -98,8 +93,11 @@ static cJSON *step_json(const struct exch_config *cfg, const struct liq_step *s)
         cJSON_AddStringToObject(o, "side", side_name(s->side));
         cJSON_AddNumberToObject(o, "qty", (double)s->qty);
         cJSON_AddNumberToObject(o, "price", px_of(s->px));
-        cJSON_AddStringToObject(o, "why", "a FillOrKill at the bankruptcy price sold the part above the next lower "
-                                          "risk step (M6 a)");
+        if (s->limit_px)
+            cJSON_AddNumberToObject(o, "limitPrice", px_of(s->limit_px));
+        cJSON_AddStringToObject(o, "why", "a FillOrKill ReduceOnly order limited at the step's bankruptcy price, "
+                                          "filled at or better than it, sold the part above the next lower risk "
+                                          "step (M6 a)");
         break;
     case LS_TAKEOVER:
         cJSON_AddStringToObject(o, "step", "takeover");
@@ -134,6 +132,7 @@ static cJSON *step_json(const struct exch_config *cfg, const struct liq_step *s)
         idstr(o, "execID", ID_EXEC, s->id);
         cJSON_AddNumberToObject(o, "account", (double)s->account);
         cJSON_AddStringToObject(o, "symbol", symbol);
+        cJSON_AddStringToObject(o, "side", side_name(s->side));
         cJSON_AddNumberToObject(o, "qty", (double)s->qty);
         cJSON_AddNumberToObject(o, "price", px_of(s->px));
         cJSON_AddStringToObject(o, "why", "what the book could not take was auto-deleveraged: the top of the opposite "
@@ -168,24 +167,29 @@ static cJSON *liq_json(const struct exch_config *cfg, const struct liq_explain *
     cJSON_AddStringToObject(c, "rule", x->cross ? "cross equity (wallet - isolated margins + cross unrealised PnL) "
                                                   "< the cross positions' maintenance margin (M6)"
                                                 : "isolated margin + unrealised PnL < maintenance margin (M6)");
-    const struct exch_position *p = &x->before;
     cJSON *ps = cJSON_AddObjectToObject(o, "position");
-    cJSON_AddNumberToObject(ps, "currentQty", (double)p->qty);
-    if (p->avg_entry_px)
-        cJSON_AddNumberToObject(ps, "avgEntryPrice", px_of(p->avg_entry_px));
-    if (p->liq_px)
-        cJSON_AddNumberToObject(ps, "liquidationPrice", px_of(p->liq_px));
-    if (p->bankrupt_px)
-        cJSON_AddNumberToObject(ps, "bankruptPrice", px_of(p->bankrupt_px));
-    if (p->mark_px)
-        cJSON_AddNumberToObject(ps, "markPrice", px_of(p->mark_px));
-    money(ps, "maintMargin", p->maint);
-    money(ps, "posMargin", p->pos_margin);
-    money(ps, "unrealisedPnl", p->unrealised_pnl);
-    money(ps, "riskLimit", x->cross ? p->risk_limit : x->risk_limit);
+    cJSON_AddNumberToObject(ps, "currentQty", (double)x->qty);
+    if (x->avg_entry_px)
+        cJSON_AddNumberToObject(ps, "avgEntryPrice", px_of(x->avg_entry_px));
+    if (x->liq_px)
+        cJSON_AddNumberToObject(ps, "liquidationPrice", px_of(x->liq_px));
+    if (x->bankrupt_px)
+        cJSON_AddNumberToObject(ps, "bankruptPrice", px_of(x->bankrupt_px));
+    if (x->pos_mark_px)
+        cJSON_AddNumberToObject(ps, "markPrice", px_of(x->pos_mark_px));
+    money(ps, "maintMargin", x->pos_maint);
+    money(ps, "posMargin", x->pos_margin);
+    money(ps, "unrealisedPnl", x->upnl);
+    money(ps, "riskLimit", x->risk_limit);
+    if (x->takeover_exec)
+        idstr(o, "execID", ID_EXEC, x->takeover_exec);
+    cJSON_AddNumberToObject(o, "ordersCanceled", (double)x->canceled);
+    cJSON_AddNumberToObject(o, "ordersCanceledQty", (double)x->canceled_qty);
     cJSON *steps = cJSON_AddArrayToObject(o, "steps");
     for (uint32_t k = 0; k < x->nsteps; k++)
         cJSON_AddItemToArray(steps, step_json(cfg, &x->steps[k]));
+    if (x->canceled > EXPLAIN_CANCELS_MAX)
+        cJSON_AddNumberToObject(o, "canceledNotListed", (double)(x->canceled - EXPLAIN_CANCELS_MAX));
     if (x->dropped)
         cJSON_AddNumberToObject(o, "stepsNotShown", (double)x->dropped);
     cJSON *f = cJSON_AddObjectToObject(o, "insuranceFund");
@@ -228,8 +232,9 @@ void explain_liquidation(struct req *r)
         return;
     }
     /* Copied under the view, rendered after it. */
-    struct liq_explain *v = malloc(EXPLAIN_COUNT_MAX * sizeof(*v));
-    const struct liq_explain **ptr = malloc(1024 * sizeof(*ptr));
+    uint32_t want = ge == PRM_FOUND ? 1 : (uint32_t)count;
+    struct liq_explain *v = malloc(want * sizeof(*v));
+    const struct liq_explain **ptr = malloc(EXPLAIN_KEEP * sizeof(*ptr));
     if (!v || !ptr) {
         free(v);
         free(ptr);
@@ -244,8 +249,8 @@ void explain_liquidation(struct req *r)
         if (x)
             v[n++] = *x;
     } else {
-        uint32_t got = explain_list(ex, 0, 1024, ptr);
-        got = got < 1024 ? got : 1024;
+        uint32_t got = explain_list(ex, 0, EXPLAIN_KEEP, ptr);
+        got = got < EXPLAIN_KEEP ? got : EXPLAIN_KEEP;
         for (uint32_t k = 0, seen = 0; k < got && n < (uint32_t)count; k++) {
             if (inst >= 0 && ptr[k]->inst != inst)
                 continue;

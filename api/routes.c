@@ -2643,7 +2643,9 @@ void route(struct req *r)
     } else if (strcmp(path, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
         get_metrics(r);
     } else if (strcmp(path, "/explain/v1/liquidation") == 0 && strcmp(r->method, "GET") == 0) {
-        explain_liquidation(r);
+        /* Counted as a read of the API: no one loops it for free. */
+        if (rate_limit(r, rl_cost_single(), false, false, true))
+            explain_liquidation(r);
     } else if ((strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) &&
                (r->s->web || strcmp(path, "/") == 0)) {
         serve_web(r, path);

@@ -6,20 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXPLAIN_RING 1024 /* kept: the newest */
-
-/* What a liquidation's explanation needs of a position, as last shown. */
+/* What an explanation needs of a position, as last shown. */
 struct pos_seen {
-    struct exch_position p;
+    qty_t qty;
+    px_t avg_entry_px, liq_px, bankrupt_px, mark_px;
+    sats_t maint, pos_margin, upnl, risk_limit;
 };
 
 struct explain {
     const struct exch_config *cfg;
     uint32_t naccts;
-    struct pos_seen *pos;             /* [account * INSTRUMENTS_MAX + inst] */
+    uint16_t ninst;
+    struct pos_seen *pos;             /* [account * ninst + inst] */
     px_t mark[INSTRUMENTS_MAX], index[INSTRUMENTS_MAX];
     sats_t fund[CURRENCIES_MAX];      /* the liquidator's wallet: the insurance fund */
-    struct liq_explain *ring[EXPLAIN_RING];
+    struct liq_explain *ring[EXPLAIN_KEEP];
     uint64_t total;                   /* liquidations ever */
 };
 
@@ -30,7 +31,8 @@ struct explain *explain_create(const struct exch_config *cfg, uint32_t accounts_
         return NULL;
     e->cfg = cfg;
     e->naccts = accounts_max;
-    e->pos = calloc((size_t)accounts_max * INSTRUMENTS_MAX, sizeof(*e->pos));
+    e->ninst = cfg->engine.instruments_count;
+    e->pos = calloc((size_t)accounts_max * (e->ninst ? e->ninst : 1), sizeof(*e->pos));
     if (!e->pos) {
         free(e);
         return NULL;
@@ -44,7 +46,7 @@ void explain_destroy(struct explain *e)
 {
     if (!e)
         return;
-    for (uint32_t k = 0; k < EXPLAIN_RING; k++)
+    for (uint32_t k = 0; k < EXPLAIN_KEEP; k++)
         free(e->ring[k]);
     free(e->pos);
     free(e);
@@ -52,7 +54,7 @@ void explain_destroy(struct explain *e)
 
 static struct pos_seen *seen(struct explain *e, uint32_t a, uint16_t i)
 {
-    return a < e->naccts && i < INSTRUMENTS_MAX ? &e->pos[(size_t)a * INSTRUMENTS_MAX + i] : NULL;
+    return a < e->naccts && i < e->ninst ? &e->pos[(size_t)a * e->ninst + i] : NULL;
 }
 
 static void step(struct liq_explain *x, const struct liq_step *s)
@@ -66,7 +68,7 @@ static void step(struct liq_explain *x, const struct liq_step *s)
 /* A new liquidation in the ring (the oldest dropped when full). */
 static struct liq_explain *begin(struct explain *e)
 {
-    uint32_t at = (uint32_t)(e->total % EXPLAIN_RING);
+    uint32_t at = (uint32_t)(e->total % EXPLAIN_KEEP);
     struct liq_explain *x = e->ring[at];
     if (!x) {
         x = malloc(sizeof(*x));
@@ -79,26 +81,72 @@ static struct liq_explain *begin(struct explain *e)
     return x;
 }
 
+static void take_position(struct liq_explain *x, const struct pos_seen *p)
+{
+    x->qty = p->qty;
+    x->avg_entry_px = p->avg_entry_px;
+    x->liq_px = p->liq_px;
+    x->bankrupt_px = p->bankrupt_px;
+    x->pos_mark_px = p->mark_px;
+    x->pos_maint = p->maint;
+    x->pos_margin = p->pos_margin;
+    x->upnl = p->upnl;
+    if (!x->risk_limit)
+        x->risk_limit = p->risk_limit;
+}
+
+/* The liquidation is over: its instrument (a cross one without a
+ * takeover: its first step's, else its first open position's) and the
+ * figures as they are now. */
+static void finish(struct explain *e, struct liq_explain *x, const struct pos_seen *found, const px_t *mark0)
+{
+    if (x->inst == UINT16_MAX) {
+        for (uint32_t k = 0; k < x->nsteps && x->inst == UINT16_MAX; k++)
+            if (x->steps[k].kind != LS_INSURANCE)
+                x->inst = x->steps[k].inst;
+        for (uint16_t i = 0; i < e->ninst && x->inst == UINT16_MAX; i++)
+            if (e->cfg->inst[i].currency == x->currency && found[i].qty != 0)
+                x->inst = i;
+        if (x->inst == UINT16_MAX)
+            x->inst = 0;
+        if (x->inst < e->ninst)
+            take_position(x, &found[x->inst]);
+    }
+    if (x->inst < INSTRUMENTS_MAX) {
+        x->mark_before = mark0[x->inst];
+        x->mark_after = e->mark[x->inst];
+        x->index_px = e->index[x->inst];
+    }
+    x->fund_after = x->currency < CURRENCIES_MAX ? e->fund[x->currency] : 0;
+}
+
+static qty_t qabs(qty_t q)
+{
+    return q < 0 ? -q : q;
+}
+
 void explain_record(struct explain *e, const struct core_record *r, const uint64_t *exec_ids)
 {
     const struct core_cmd *c = r->cmd;
     px_t mark0[INSTRUMENTS_MAX];
     memcpy(mark0, e->mark, sizeof(mark0));
     struct liq_explain *cur = NULL;
-    struct liq_explain *made[EXPLAIN_STEPS_MAX];
-    uint32_t nmade = 0;
-    /* cross: the owner's positions when found, for the first takeover's */
-    struct exch_position found[INSTRUMENTS_MAX];
+    /* cross: the owner's positions when found */
+    struct pos_seen found[INSTRUMENTS_MAX];
     for (uint32_t k = 0; k < r->nev; k++) {
         const struct rec_event *re = &r->ev[k];
         const struct event *ev = &re->ev;
         switch (ev->type) {
         case EV_LIQUIDATING: {
+            if (ev->u.liq.end) {
+                if (cur && ev->account == cur->account)
+                    finish(e, cur, found, mark0);
+                cur = NULL;
+                break;
+            }
             cur = begin(e);
             if (!cur)
                 break;
-            if (nmade < EXPLAIN_STEPS_MAX)
-                made[nmade++] = cur;
             cur->seq = r->seq;
             cur->ts = r->ts;
             cur->cmd_kind = c->type == CC_EXCH ? c->x.type : 0;
@@ -109,44 +157,48 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
             cur->maint = ev->u.liq.maint;
             cur->risk_limit = ev->u.liq.risk_limit;
             cur->fund_before = cur->currency < CURRENCIES_MAX ? e->fund[cur->currency] : 0;
-            cur->inst = ev->inst;
-            if (cur->cross) {
-                cur->inst = UINT16_MAX; /* the first takeover's */
-                for (uint16_t i = 0; i < INSTRUMENTS_MAX; i++) {
-                    const struct pos_seen *p = seen(e, ev->account, i);
-                    if (p)
-                        found[i] = p->p;
-                }
-            } else {
-                const struct pos_seen *p = seen(e, ev->account, ev->inst);
+            memset(found, 0, (size_t)e->ninst * sizeof(found[0]));
+            for (uint16_t i = 0; i < e->ninst; i++) {
+                const struct pos_seen *p = seen(e, ev->account, i);
                 if (p)
-                    cur->before = p->p;
+                    found[i] = *p;
             }
+            cur->inst = cur->cross ? UINT16_MAX : ev->inst;
+            if (!cur->cross && ev->inst < e->ninst)
+                take_position(cur, &found[ev->inst]);
             break;
         }
         case EV_CANCELED:
-            if (cur && ev->order.account == cur->account && ev->reason == CXL_LIQUIDATION)
-                step(cur, &(struct liq_step){LS_CANCELED, ev->order.side, ev->order.inst, cur->account, ev->order.id,
-                                             ev->order.qty - ev->order.cum, ev->order.price, 0, 0});
+            if (cur && ev->order.account == cur->account && ev->reason == CXL_LIQUIDATION) {
+                cur->canceled++;
+                cur->canceled_qty += ev->order.qty - ev->order.cum;
+                if (cur->canceled <= EXPLAIN_CANCELS_MAX)
+                    step(cur, &(struct liq_step){LS_CANCELED, ev->order.side, ev->order.inst, cur->account,
+                                                 ev->order.id, ev->order.qty - ev->order.cum, ev->order.price, 0, 0,
+                                                 0});
+            }
             break;
         case EV_POSITION: {
             struct pos_seen *p = seen(e, ev->account, ev->inst);
             if (!p)
                 break;
-            if (cur && ev->account == cur->account && p->p.risk_limit > re->x.pos.risk_limit &&
-                re->x.pos.risk_limit > 0)
-                step(cur, &(struct liq_step){LS_RISK_STEP, 0, ev->inst, cur->account, 0, re->x.pos.qty, 0,
-                                             p->p.risk_limit, re->x.pos.risk_limit});
-            p->p = re->x.pos;
+            const struct exch_position *np = &re->x.pos;
+            if (cur && ev->account == cur->account && p->risk_limit > np->risk_limit && np->risk_limit > 0)
+                step(cur, &(struct liq_step){LS_RISK_STEP, 0, ev->inst, cur->account, 0, qabs(np->qty), 0, 0,
+                                             p->risk_limit, np->risk_limit});
+            *p = (struct pos_seen){np->qty, np->avg_entry_px, np->liq_px, np->bankrupt_px, np->mark_px, np->maint,
+                                   np->pos_margin, np->unrealised_pnl, np->risk_limit};
             break;
         }
         case EV_FILL:
+            /* The owner's fills inside its liquidation are its FillOrKill
+             * ReduceOnly reductions (its other orders are canceled first). */
             if (cur && ev->order.account == cur->account)
                 step(cur, &(struct liq_step){LS_REDUCED, ev->order.side, ev->order.inst, cur->account, ev->order.id,
-                                             ev->u.fill.last_qty, ev->u.fill.last_px, 0, 0});
+                                             ev->u.fill.last_qty, ev->u.fill.last_px, ev->order.price, 0, 0});
             else if (cur && ev->order.account == EXCH_LIQUIDATOR)
                 step(cur, &(struct liq_step){LS_LIQUIDATOR, ev->order.side, ev->order.inst, EXCH_LIQUIDATOR,
-                                             ev->order.id, ev->u.fill.last_qty, ev->u.fill.last_px, 0, 0});
+                                             ev->order.id, ev->u.fill.last_qty, ev->u.fill.last_px, 0, 0, 0});
             break;
         case EV_MONEY: {
             const struct ev_money *m = &ev->u.money;
@@ -156,18 +208,20 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
                 break;
             uint64_t exec = exec_ids ? exec_ids[k] : 0;
             if (m->kind == MK_LIQUIDATION && ev->account == cur->account) {
-                if (cur->inst == UINT16_MAX && ev->inst < INSTRUMENTS_MAX) {
+                if (cur->inst == UINT16_MAX && ev->inst < e->ninst) {
                     cur->inst = ev->inst;
-                    cur->before = found[ev->inst];
+                    take_position(cur, &found[ev->inst]);
                 }
+                if (!cur->takeover_exec)
+                    cur->takeover_exec = exec;
                 step(cur, &(struct liq_step){LS_TAKEOVER, m->qty > 0 ? SIDE_SELL : SIDE_BUY, ev->inst, cur->account,
-                                             exec, m->qty, m->px, m->amount, m->balance});
+                                             exec, qabs(m->qty), m->px, 0, m->amount, m->balance});
             } else if (m->kind == MK_INSURANCE && m->currency == cur->currency) {
-                step(cur, &(struct liq_step){LS_INSURANCE, 0, ev->inst, EXCH_LIQUIDATOR, 0, 0, 0, m->amount,
+                step(cur, &(struct liq_step){LS_INSURANCE, 0, ev->inst, EXCH_LIQUIDATOR, 0, 0, 0, 0, m->amount,
                                              m->balance});
             } else if (m->kind == MK_DELEVERAGE && ev->account != cur->account) {
                 step(cur, &(struct liq_step){LS_DELEVERAGE, m->qty < 0 ? SIDE_SELL : SIDE_BUY, ev->inst, ev->account,
-                                             exec, m->qty, m->px, m->amount, m->balance});
+                                             exec, qabs(m->qty), m->px, 0, m->amount, m->balance});
             }
             break;
         }
@@ -181,23 +235,18 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
             break;
         }
     }
-    for (uint32_t k = 0; k < nmade; k++) {
-        struct liq_explain *x = made[k];
-        if (x->inst == UINT16_MAX)
-            x->inst = 0; /* a cross liquidation undone by its steps alone: no takeover */
-        x->mark_before = mark0[x->inst];
-        x->mark_after = e->mark[x->inst];
-        x->index_px = e->index[x->inst];
-        x->fund_after = x->currency < CURRENCIES_MAX ? e->fund[x->currency] : 0;
-    }
+    if (cur) /* margin/ always ends what it began: never here */
+        finish(e, cur, found, mark0);
 }
 
 uint32_t explain_list(const struct explain *e, uint32_t skip, uint32_t max, const struct liq_explain **out)
 {
-    uint64_t kept = e->total < EXPLAIN_RING ? e->total : EXPLAIN_RING;
+    if (!e)
+        return 0;
+    uint64_t kept = e->total < EXPLAIN_KEEP ? e->total : EXPLAIN_KEEP;
     uint32_t n = 0;
     for (uint64_t k = skip; k < kept && n < max; k++) {
-        const struct liq_explain *x = e->ring[(e->total - 1 - k) % EXPLAIN_RING];
+        const struct liq_explain *x = e->ring[(e->total - 1 - k) % EXPLAIN_KEEP];
         if (x)
             out[n++] = x;
     }
@@ -206,13 +255,17 @@ uint32_t explain_list(const struct explain *e, uint32_t skip, uint32_t max, cons
 
 const struct liq_explain *explain_by_exec(const struct explain *e, uint64_t exec_id)
 {
-    if (!exec_id)
+    if (!e || !exec_id)
         return NULL;
-    uint64_t kept = e->total < EXPLAIN_RING ? e->total : EXPLAIN_RING;
+    uint64_t kept = e->total < EXPLAIN_KEEP ? e->total : EXPLAIN_KEEP;
     for (uint64_t k = 0; k < kept; k++) {
-        const struct liq_explain *x = e->ring[(e->total - 1 - k) % EXPLAIN_RING];
-        for (uint32_t s = 0; x && s < x->nsteps; s++)
-            if ((x->steps[s].kind == LS_TAKEOVER || x->steps[s].kind == LS_DELEVERAGE) && x->steps[s].id == exec_id)
+        const struct liq_explain *x = e->ring[(e->total - 1 - k) % EXPLAIN_KEEP];
+        if (!x)
+            continue;
+        if (x->takeover_exec == exec_id)
+            return x;
+        for (uint32_t s = 0; s < x->nsteps; s++)
+            if (x->steps[s].kind == LS_DELEVERAGE && x->steps[s].id == exec_id)
                 return x;
     }
     return NULL;

@@ -2,10 +2,10 @@
  * explain.h - each liquidation as it happened, step by step, from the change
  * stream: the read model's teaching table (GET /explain/v1/liquidation).
  *
- * A liquidation starts at margin/'s EV_LIQUIDATING (what was found below
- * maintenance: the equity and the maintenance it is below) and takes every
- * event of the command after it, up to the next EV_LIQUIDATING, that is
- * part of it (rule M6 in margin/exchange.h, in its order):
+ * A liquidation is what margin/ puts between its two EV_LIQUIDATING events
+ * (the first: what was found below maintenance, the equity and the
+ * maintenance it is below; the second: it is over); of those events, the
+ * ones that are part of it (rule M6 in margin/exchange.h, in its order):
  *   LS_CANCELED    an open order of the owner canceled by the liquidation
  *   LS_RISK_STEP   a position's risk limit stepped down (from, to)
  *   LS_REDUCED     a fill of the owner's FillOrKill reduction at the
@@ -16,12 +16,16 @@
  *   LS_INSURANCE   the insurance fund's move (and its balance after)
  *   LS_DELEVERAGE  an opposite position closed by ADL at the bankruptcy price
  * with what the command was (an index move, a clock tick's mark or
- * funding, a trader's own command), the instrument's mark before and after,
- * and the owner's position as it was last shown before the command. Every
- * figure is the one the exchange used, none recomputed.
+ * funding, a trader's own command), the instrument's mark before the
+ * command and when the liquidation ended, and the owner's position as last
+ * shown before the liquidation began. Every figure is the one the exchange
+ * used, none recomputed.
  *
- * The table keeps the newest EXPLAIN_KEEP liquidations and at most
- * EXPLAIN_STEPS_MAX steps of each (the count of the rest is kept).
+ * The table keeps the newest EXPLAIN_KEEP liquidations, each with at most
+ * EXPLAIN_CANCELS_MAX canceled orders listed (all counted) and at most
+ * EXPLAIN_STEPS_MAX steps (the count of the rest kept); the takeover's
+ * execution is kept apart, so a liquidation is always found by it. Only the
+ * exchange's own read model keeps the table (store_explain_on).
  */
 #ifndef PERPSIM_CORE_EXPLAIN_H
 #define PERPSIM_CORE_EXPLAIN_H
@@ -30,8 +34,9 @@
 
 #include "core/record.h"
 
-#define EXPLAIN_KEEP 4096
+#define EXPLAIN_KEEP 1024
 #define EXPLAIN_STEPS_MAX 128
+#define EXPLAIN_CANCELS_MAX 16
 
 enum liq_step_kind {
     LS_CANCELED = 1,
@@ -49,8 +54,9 @@ struct liq_step {
     uint16_t inst;
     uint32_t account;    /* LS_DELEVERAGE: the counterparty; else the owner or the liquidator */
     uint64_t id;         /* LS_CANCELED: the order; LS_TAKEOVER, LS_DELEVERAGE: the execution */
-    qty_t qty;           /* contracts (leaves of a canceled order, of a fill, taken over) */
+    qty_t qty;           /* contracts, > 0 (leaves of a canceled order, of a fill, taken over, closed) */
     px_t px;             /* price (order, fill, bankruptcy) */
+    px_t limit_px;       /* LS_REDUCED: the FillOrKill's limit (the step's bankruptcy price) */
     sats_t amount;       /* LS_INSURANCE: the fund's change; LS_TAKEOVER: the owner's wallet change;
                           * LS_RISK_STEP: the risk limit before */
     sats_t balance;      /* LS_INSURANCE: the fund after; LS_RISK_STEP: the risk limit after */
@@ -62,16 +68,21 @@ struct liq_explain {
     ms_t ts;
     uint8_t cmd_kind;    /* the command: CC_EXCH's struct cmd type, or 0 */
     uint32_t account;
-    uint16_t inst;       /* isolated: the position's; cross: the first taken over */
+    uint16_t inst;       /* isolated: the position's; cross: the first taken over (else the
+                          * first step's, else the first open position's in the currency) */
     uint8_t cross, currency;
     sats_t equity, maint;
-    px_t mark_before, mark_after; /* the instrument's, before the command and after it */
-    px_t index_px;       /* the instrument's index after the command */
-    /* the position as last shown before the command (isolated: the
-     * liquidated one; cross: the instrument of the first takeover) */
-    struct exch_position before;
-    sats_t risk_limit;   /* isolated: when found */
+    px_t mark_before, mark_after; /* the instrument's, before the command and when it ended */
+    px_t index_px;       /* the instrument's index when it ended */
+    /* the position as last shown before the liquidation began */
+    qty_t qty;
+    px_t avg_entry_px, liq_px, bankrupt_px, pos_mark_px;
+    sats_t pos_maint, pos_margin, upnl;
+    sats_t risk_limit;
     sats_t fund_before, fund_after;   /* the insurance fund in its currency */
+    uint64_t takeover_exec;           /* the owner's Liquidation execution, 0 when none */
+    uint32_t canceled;                /* orders canceled (the first EXPLAIN_CANCELS_MAX listed) */
+    qty_t canceled_qty;               /* their leaves together */
     uint32_t nsteps, dropped;
     struct liq_step steps[EXPLAIN_STEPS_MAX];
 };

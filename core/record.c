@@ -351,6 +351,7 @@ static void event(struct rbuf *b, const struct rec_event *re)
         const struct ev_liq *l = &e->u.liq;
         U8(b, l->cross);
         U8(b, l->currency);
+        U8(b, l->end);
         I64(b, l->equity);
         I64(b, l->maint);
         I64(b, l->qty);

@@ -914,7 +914,7 @@ static int rebuild(struct core *c, uint64_t to, uint64_t hash, ms_t want_ts, uin
     exch_on_audit_fail(x, audit_fail, c);
     struct store *st = store_create(exch_config(x), c->cfg.exch.engine.accounts_max, c->cfg.limits);
     uint32_t nsp = 0;
-    struct span *sp = st ? path_to(c, to, &nsp) : NULL;
+    struct span *sp = st && store_explain_on(st) == 0 ? path_to(c, to, &nsp) : NULL;
     if (!sp) {
         store_destroy(st);
         exch_destroy(x);
@@ -1448,7 +1448,7 @@ struct core *core_create(const struct core_config *cfg, char *err, size_t errcap
     }
     exch_on_audit_fail(c->x, audit_fail, c);
     c->st = store_create(exch_config(c->x), c->cfg.exch.engine.accounts_max, c->cfg.limits);
-    if (!c->st) {
+    if (!c->st || store_explain_on(c->st) != 0) {
         snprintf(err, errcap, "out of memory for the read model");
         goto fail;
     }

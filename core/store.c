@@ -660,11 +660,6 @@ struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max,
         store_destroy(s);
         return NULL;
     }
-    s->ex = explain_create(cfg, accounts_max);
-    if (!s->ex) {
-        store_destroy(s);
-        return NULL;
-    }
     s->texts.cap = TEXTS_MAX;
     s->texts.s[0] = calloc(1, 1);
     s->texts.n = 1;
@@ -711,6 +706,13 @@ void store_destroy(struct store *s)
 const struct explain *store_explain(const struct store *s)
 {
     return s->ex;
+}
+
+int store_explain_on(struct store *s)
+{
+    if (!s->ex)
+        s->ex = explain_create(s->cfg, s->naccts);
+    return s->ex ? 0 : -1;
 }
 
 /* ---- event handling ------------------------------------------------------------- */
@@ -1046,7 +1048,8 @@ void store_apply(struct store *s, const struct core_record *r)
         apply_event(s, &r->ev[i]);
         s->ev_exec[i] = s->exe.total != before ? s->exe.total : 0; /* exec_push's id */
     }
-    explain_record(s->ex, r, s->ev_exec);
+    if (s->ex)
+        explain_record(s->ex, r, s->ev_exec);
     s->cmd_text = NULL;
     if (s->lim.orders)
         orders_trim(s);

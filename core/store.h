@@ -172,7 +172,10 @@ void store_apply(struct store *s, const struct core_record *r);
 uint64_t store_hash(const struct store *s, uint64_t h);
 /* Each liquidation step by step (explain.h), for GET /explain/v1/liquidation. */
 struct explain;
-const struct explain *store_explain(const struct store *s);
+const struct explain *store_explain(const struct store *s); /* NULL when off */
+/* Keeps the explanations from now on (the exchange's own read model; a
+ * WebSocket feed's copy has no use for them). -1 when memory is gone. */
+int store_explain_on(struct store *s);
 
 /* Reads (state lock held for reading). */
 /* The order, NULL if unknown or dropped. */

@@ -450,7 +450,7 @@ enum ev_type {
     EV_POSITION,     /* a position's figures changed (read it with exch_position) */
     EV_FUNDING,      /* an instrument's funding was paid (ev_funding) */
     EV_INSTRUMENT,   /* mark, fair basis, funding rates or state changed */
-    EV_LIQUIDATING,  /* an account found below maintenance: its liquidation begins (ev_liq) */
+    EV_LIQUIDATING,  /* an account found below maintenance: its liquidation begins, and ends (ev_liq) */
 };
 
 /* What moved a wallet (EV_MONEY), as BitMEX's transactType / execType. */
@@ -478,10 +478,12 @@ struct ev_money {
 /* EV_LIQUIDATING: what margin/ found (M6), before anything is done: an
  * isolated position (cross 0, the position in ev.inst) or an account's
  * cross positions in one currency (cross 1). The events of the liquidation
- * follow, up to the next EV_LIQUIDATING or the end of the command. */
+ * follow, then a second EV_LIQUIDATING with end 1 (its figures as they are
+ * then): everything in between is that liquidation's. */
 struct ev_liq {
     uint8_t cross;
     uint8_t currency;
+    uint8_t end;       /* 0: it begins; 1: it is over */
     sats_t equity;     /* isolated: isolatedMargin + unrealisedPnl; cross: the cross equity */
     sats_t maint;      /* the maintenance margin it is below */
     qty_t qty;         /* isolated: the position */

@@ -1067,11 +1067,12 @@ static px_t market_bound(void *ctx, uint32_t a, uint16_t i, uint8_t side)
  * position, then FillOrKill orders reduce it a tier at a time; whatever is
  * still below maintenance is taken over at the bankruptcy price. */
 /* EV_LIQUIDATING: what was found, before anything is done. */
-static void emit_liquidating(struct exch *x, uint32_t a, uint16_t i, uint8_t cur, int cross)
+static void emit_liquidating(struct exch *x, uint32_t a, uint16_t i, uint8_t cur, int cross, int end)
 {
     struct event ev;
     ev_init(&ev, EV_LIQUIDATING, a, i);
     ev.u.liq.cross = (uint8_t)cross;
+    ev.u.liq.end = (uint8_t)end;
     ev.u.liq.currency = cur;
     if (cross) {
         ev.u.liq.equity = cross_equity(x, a, cur);
@@ -1087,11 +1088,8 @@ static void emit_liquidating(struct exch *x, uint32_t a, uint16_t i, uint8_t cur
     emit(x, &ev);
 }
 
-static void liquidate_iso(struct exch *x, uint32_t a, uint16_t i)
+static void iso_steps(struct exch *x, uint32_t a, uint16_t i)
 {
-    if (!iso_below(x, a, i))
-        return;
-    emit_liquidating(x, a, i, I(x, i)->currency, 0);
     struct pos *p = P(x, a, i);
     step_down(x, a, i, step_for(x, i, risk_value(p)));
     if (!iso_below(x, a, i))
@@ -1106,11 +1104,17 @@ static void liquidate_iso(struct exch *x, uint32_t a, uint16_t i)
     work(x, i);
 }
 
-static void liquidate_cross(struct exch *x, uint32_t a, uint8_t cur)
+static void liquidate_iso(struct exch *x, uint32_t a, uint16_t i)
 {
-    if (!cross_below(x, a, cur))
+    if (!iso_below(x, a, i))
         return;
-    emit_liquidating(x, a, 0, cur, 1);
+    emit_liquidating(x, a, i, I(x, i)->currency, 0, 0);
+    iso_steps(x, a, i);
+    emit_liquidating(x, a, i, I(x, i)->currency, 0, 1);
+}
+
+static void cross_steps(struct exch *x, uint32_t a, uint8_t cur)
+{
     /* The same tiers as liquidate_iso, over every cross position. */
     for (uint16_t i = 0; i < x->ninst; i++)
         if (I(x, i)->currency == cur && P(x, a, i)->lev == 0)
@@ -1158,6 +1162,15 @@ static void liquidate_cross(struct exch *x, uint32_t a, uint8_t cur)
     for (uint16_t i = 0; i < x->ninst; i++)
         if (I(x, i)->currency == cur)
             work(x, i);
+}
+
+static void liquidate_cross(struct exch *x, uint32_t a, uint8_t cur)
+{
+    if (!cross_below(x, a, cur))
+        return;
+    emit_liquidating(x, a, 0, cur, 1, 0);
+    cross_steps(x, a, cur);
+    emit_liquidating(x, a, 0, cur, 1, 1);
 }
 
 static int cand_cmp(const void *pa, const void *pb)

@@ -96,15 +96,55 @@ def scenario(s, leverage, adl):
     return x
 
 
+def two_at_once(s):
+    """Two owners liquidated by one shock, one of them with more open orders
+    than are listed: each explanation holds its own steps and fund move,
+    and is found by its own Liquidation execution."""
+    maker = s.account({"XBt": 100_000_000_000})
+    for k in range(5):
+        maker.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 1000, "price": 60000 + k * 10})
+        maker.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 2000, "price": 50000 - k * 500})
+    owners = []
+    for deposit in (3_000_000, 3_500_000):
+        o = s.account({"XBt": deposit})
+        o.ok("POST", "position/leverage", {"symbol": "XBTUSD", "leverage": 50})
+        o.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 1000, "ordType": "Market"})
+        owners.append(o)
+    for k in range(20):  # more than the 16 listed
+        owners[1].ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 40000 + k})
+    liq = max(o.ok("GET", "position", params={"filter": json.dumps({"symbol": "XBTUSD"})})[0]["liquidationPrice"]
+              for o in owners)
+    s.admin("POST", "index", {"symbol": ".BXBT", "price": liq * 0.9})
+    xs = []
+    for o in owners:
+        ex = liquidation_exec(o)
+        x = explain(s, execID=ex["execID"])
+        check(x["account"] == o.account and x["execID"] == ex["execID"], f"found by its own execution: {x['account']}")
+        moves = sum(t["change"] for t in x["steps"] if t["step"] == "insuranceFund")
+        check(x["insuranceFund"]["change"] == moves, f"its own fund move only: {x['insuranceFund']} vs {moves}")
+        closed = sum(t["qty"] for t in x["steps"] if t["step"] in ("liquidatorFill", "deleverage"))
+        check(closed == 1000, f"its own fills: {closed}")
+        xs.append(x)
+    check(xs[1]["insuranceFund"]["before"] == xs[0]["insuranceFund"]["after"], "one after the other")
+    check(xs[1]["ordersCanceled"] == 20 and xs[1]["canceledNotListed"] == 4 and
+          len([t for t in xs[1]["steps"] if t["step"] == "orderCanceled"]) == 16, f"cancels: {xs[1]['ordersCanceled']}")
+    maker.ok("DELETE", "order/all", {})
+
+
 def main():
     s = Server(BIN, "--clock", "stepped", "--rate-limit", "off")
     iso = scenario(s, 50, adl=False)
     st, _, _ = s.admin("POST", "index", {"symbol": ".BXBT", "price": 60000})
     cross = scenario(s, 0, adl=True)
+    s.admin("POST", "index", {"symbol": ".BXBT", "price": 60000})
+    two_at_once(s)
+    s.admin("POST", "index", {"symbol": ".BXBT", "price": 60000})
     lst = explain(s)
-    check([x["id"] for x in lst][:2] == [cross["id"], iso["id"]], f"newest first: {[x['id'] for x in lst]}")
+    ids = [x["id"] for x in lst]
+    check(ids == sorted(ids, reverse=True) and len(ids) == 4 and ids[2:] == [cross["id"], iso["id"]],
+          f"newest first: {ids}")
     check(explain(s, symbol="ETHUSD") == [], "by symbol")
-    check(len(explain(s, count=1, start=1)) == 1 and explain(s, count=1, start=1)[0]["id"] == iso["id"], "paging")
+    check(len(explain(s, count=1, start=3)) == 1 and explain(s, count=1, start=3)[0]["id"] == iso["id"], "paging")
     for q, want in (("execID=nope", 400), ("count=0", 400), ("count=101", 400), ("symbol=NOPE", 400),
                     ("bogus=1", 400), ("execID=00000001-0000-0000-0000-0000000fffff", 404)):
         st, _, o = s.raw("GET", "/explain/v1/liquidation?" + q)

@@ -349,7 +349,7 @@ function stepText(t, cur) {
     case 'riskLimitDown':
       return `Risk limit stepped down on ${t.symbol}: ${money(cur, t.fromRiskLimit)} → ${money(cur, t.toRiskLimit)}`;
     case 'reduced':
-      return `Reduced at the step's bankruptcy price: ${t.side} ${fmt(t.qty)} @ ${px(t.price)}`;
+      return `Reduced by a FillOrKill limited at ${px(t.limitPrice)} (the step's bankruptcy price): ${t.side} ${fmt(t.qty)} @ ${px(t.price)}`;
     case 'takeover':
       return `Taken over by the liquidator: ${fmt(t.qty)} ${t.symbol} at the bankruptcy price ${px(t.bankruptPrice)}; ` +
         `the owner's wallet ${money(cur, t.walletChange)} → ${money(cur, t.walletBalance)}`;
@@ -358,7 +358,7 @@ function stepText(t, cur) {
     case 'insuranceFund':
       return `Insurance fund ${t.change >= 0 ? '+' : ''}${money(cur, t.change)} → ${money(cur, t.balance)}`;
     case 'deleverage':
-      return `Auto-deleveraged: account ${t.account} closed ${fmt(t.qty)} ${t.symbol} @ ${px(t.price)}`;
+      return `Auto-deleveraged: account ${t.account} closed ${fmt(t.qty)} ${t.symbol} (${t.side}) @ ${px(t.price)}`;
     default:
       return t.step;
   }
@@ -367,8 +367,7 @@ function stepText(t, cur) {
 function liqCard(x) {
   const c = el('article', null, 'liq');
   c.dataset.liqId = String(x.id);
-  const take = x.steps.find((t) => t.step === 'takeover');
-  if (take) c.dataset.execId = take.execID;
+  if (x.execID) c.dataset.execId = x.execID;
   const p = x.position;
   const cur = x.currency;
   c.append(
@@ -390,6 +389,7 @@ function liqCard(x) {
     ol.append(li);
   }
   c.append(ol);
+  if (x.canceledNotListed) c.append(el('p', `… and ${x.canceledNotListed} more orders canceled (${x.ordersCanceled} in all).`, 'why'));
   c.append(el('p', `Insurance fund: ${money(cur, x.insuranceFund.before)} → ${money(cur, x.insuranceFund.after)} ` +
     `(${x.insuranceFund.change >= 0 ? '+' : ''}${money(cur, x.insuranceFund.change)}).`, 'fund'));
   return c;
