@@ -4,6 +4,7 @@ stop it, requests on one keep-alive connection, the admin API, BitMEX's
 request signing (HMAC-SHA256 over verb + path + expires + body), and a
 check counter that ends the run on the first failure.
 """
+import atexit
 import hashlib
 import hmac
 import http.client
@@ -50,6 +51,8 @@ class Server:
         self.p = subprocess.Popen([*(command or [binary]), "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--no-demo",
                                    *quiet_market, *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # A test that fails (sys.exit in fail) leaves no server behind.
+        atexit.register(lambda p=self.p: p.poll() is None and p.kill())
         deadline = time.time() + start_timeout
         self.port = None
         self.banner = ""
