@@ -15,94 +15,6 @@
 
 #include "api/timefmt.h"
 
-/* BitMEX-style camelCase names of market_params' fields. */
-enum mp_kind { MP_U64, MP_MS, MP_DBL, MP_U32 };
-static const struct {
-    const char *name;
-    enum mp_kind kind;
-    size_t off;
-} fields[] = {
-    {"seed", MP_U64, offsetof(struct market_params, seed)},
-    {"indexStepMs", MP_MS, offsetof(struct market_params, index_step_ms)},
-    {"volatility", MP_DBL, offsetof(struct market_params, vol)},
-    {"jumpsPerDay", MP_DBL, offsetof(struct market_params, jumps_per_day)},
-    {"jumpSize", MP_DBL, offsetof(struct market_params, jump_pct)},
-    {"levels", MP_U32, offsetof(struct market_params, levels)},
-    {"spreadBp", MP_DBL, offsetof(struct market_params, spread_bp)},
-    {"levelBp", MP_DBL, offsetof(struct market_params, level_bp)},
-    {"sizeLots", MP_U32, offsetof(struct market_params, size_lots)},
-    {"depthImpacts", MP_DBL, offsetof(struct market_params, depth_impacts)},
-    {"skewBp", MP_DBL, offsetof(struct market_params, skew_bp)},
-    {"premiumBp", MP_DBL, offsetof(struct market_params, premium_bp)},
-    {"maxInventoryLots", MP_U32, offsetof(struct market_params, max_inventory_lots)},
-    {"noiseTraders", MP_U32, offsetof(struct market_params, noise)},
-    {"noisePerMin", MP_DBL, offsetof(struct market_params, noise_per_min)},
-    {"directionalTraders", MP_U32, offsetof(struct market_params, directional)},
-    {"directionalEveryMs", MP_MS, offsetof(struct market_params, directional_every_ms)},
-};
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
-
-int market_params_json(const cJSON *o, struct market_params *p, bool *enabled, char *err, size_t cap)
-{
-    struct market_params q = *p;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, o)
-    {
-        if (strcmp(it->string, "enabled") == 0) {
-            if (!enabled || !cJSON_IsBool(it)) {
-                snprintf(err, cap, "Invalid enabled");
-                return -1;
-            }
-            continue;
-        }
-        size_t k = 0;
-        while (k < NFIELDS && strcmp(fields[k].name, it->string) != 0)
-            k++;
-        if (k == NFIELDS) {
-            snprintf(err, cap, "Unknown market parameter: %s", it->string);
-            return -1;
-        }
-        double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
-        bool whole = d >= 0 && d < 1.8e19 && d == (double)(uint64_t)d; /* range first: the cast */
-        char *at = (char *)&q + fields[k].off;
-        switch (fields[k].kind) {
-        case MP_DBL:
-            if (!cJSON_IsNumber(it) || d < 0)
-                goto bad;
-            memcpy(at, &d, sizeof(d));
-            break;
-        case MP_U32:
-            if (!whole || d > 4294967295.0)
-                goto bad;
-            *(uint32_t *)(void *)at = (uint32_t)d;
-            break;
-        case MP_MS:
-            if (!whole || d > 9.2e18)
-                goto bad;
-            *(ms_t *)(void *)at = (ms_t)d;
-            break;
-        case MP_U64:
-            if (!whole || d < 1 || d > 9007199254740992.0)
-                goto bad;
-            *(uint64_t *)(void *)at = (uint64_t)d;
-            break;
-        }
-        continue;
-    bad:
-        snprintf(err, cap, "Invalid %s", it->string);
-        return -1;
-    }
-    const char *e = market_params_check(&q);
-    if (e) {
-        snprintf(err, cap, "%s", e);
-        return -1;
-    }
-    if (enabled && (it = cJSON_GetObjectItemCaseSensitive(o, "enabled")))
-        *enabled = cJSON_IsTrue(it);
-    *p = q;
-    return 0;
-}
-
 static cJSON *market_json(struct srv *s)
 {
     cJSON *o = cJSON_CreateObject();
@@ -110,17 +22,7 @@ static cJSON *market_json(struct srv *s)
     struct market_params p = s->cfg.market;
     if (s->market)
         market_params_get(s->market, &p);
-    for (size_t k = 0; k < NFIELDS; k++) {
-        const char *at = (const char *)&p + fields[k].off;
-        double d = 0;
-        switch (fields[k].kind) {
-        case MP_DBL: memcpy(&d, at, sizeof(d)); break;
-        case MP_U32: d = *(const uint32_t *)(const void *)at; break;
-        case MP_MS: d = (double)*(const ms_t *)(const void *)at; break;
-        case MP_U64: d = (double)*(const uint64_t *)(const void *)at; break;
-        }
-        cJSON_AddNumberToObject(o, fields[k].name, d);
-    }
+    market_params_add_json(&p, o);
     if (s->market) {
         struct market_stats st;
         market_stats(s->market, &st);

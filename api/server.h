@@ -115,13 +115,6 @@ const char *srv_web(const struct srv *s, uint32_t *files);
  * one sequence, applied before this returns. 0 on success. */
 int srv_create_account(struct srv *s, const sats_t *deposits, uint32_t *account, char *key,
                        char *secret);
-/* The fields of o (the names of GET /admin/v1/market; the config file's
- * "market" object) into *p, checked; "enabled" into *enabled when given
- * and enabled is not NULL. 0, or -1 with a message and *p unchanged. */
-struct cJSON;
-int market_params_json(const struct cJSON *o, struct market_params *p, bool *enabled, char *err,
-                       size_t cap);
-
 /* Starts the living market (market/) with cfg.market: the agents' accounts
  * are made now, after any made before (the demo account keeps number 1).
  * 0 on success, else -1 with a message. */

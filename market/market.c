@@ -59,59 +59,6 @@ struct market {
     uint32_t nmade;
 };
 
-void market_params_default(struct market_params *p)
-{
-    memset(p, 0, sizeof(*p));
-    p->seed = 1;
-    p->index_step_ms = 1000;
-    p->vol = 0.6;
-    p->jumps_per_day = 2;
-    p->jump_pct = 0.04;
-    p->levels = 12;
-    p->spread_bp = 4;
-    p->level_bp = 2;
-    p->size_lots = 50;
-    p->skew_bp = 10;
-    p->premium_bp = 8;
-    p->depth_impacts = 2;
-    p->max_inventory_lots = 5000;
-    p->noise = 12;
-    p->noise_per_min = 30;
-    p->directional = 6;
-    p->directional_every_ms = 10 * 60 * 1000;
-}
-
-const char *market_params_check(const struct market_params *p)
-{
-    if (p->index_step_ms < 100 || p->index_step_ms > 3600 * 1000)
-        return "indexStepMs must be 100 to 3600000";
-    if (!(p->vol >= 0 && p->vol <= 10))
-        return "volatility must be 0 to 10 (annual, 0.6 = 60%)";
-    if (!(p->jumps_per_day >= 0 && p->jumps_per_day <= 1000))
-        return "jumpsPerDay must be 0 to 1000";
-    if (!(p->jump_pct >= 0 && p->jump_pct <= 0.5))
-        return "jumpSize must be 0 to 0.5";
-    if (p->levels < 1 || p->levels > MARKET_LEVELS_MAX)
-        return "levels must be 1 to 50";
-    if (!(p->spread_bp > 0 && p->spread_bp <= 1000) || !(p->level_bp > 0 && p->level_bp <= 1000))
-        return "spreadBp and levelBp must be above 0 and at most 1000";
-    if (p->size_lots < 1 || p->size_lots > 100000)
-        return "sizeLots must be 1 to 100000";
-    if (!(p->premium_bp >= 0 && p->premium_bp <= 1000))
-        return "premiumBp must be 0 to 1000";
-    if (!(p->depth_impacts >= 0 && p->depth_impacts <= 100))
-        return "depthImpacts must be 0 to 100";
-    if (!(p->skew_bp >= 0 && p->skew_bp <= 1000) || p->max_inventory_lots < 1)
-        return "skewBp must be 0 to 1000 and maxInventoryLots at least 1";
-    if (p->noise > MARKET_NOISE_MAX || p->directional > MARKET_DIRECTIONAL_MAX)
-        return "at most 64 noise and 32 directional traders";
-    if (!(p->noise_per_min == 0 || (p->noise_per_min >= 0.001 && p->noise_per_min <= 6000)))
-        return "noisePerMin must be 0 or 0.001 to 6000";
-    if (p->directional_every_ms < 1000 || p->directional_every_ms > 30LL * 24 * 3600 * 1000)
-        return "directionalEveryMs must be 1000 to 2592000000 (30 days)";
-    return NULL;
-}
-
 /* ---- seeded draws ---------------------------------------------------------------- */
 
 static uint64_t rnd(struct market *m)

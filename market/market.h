@@ -87,6 +87,14 @@ struct market_params {
 void market_params_default(struct market_params *p);
 /* Checks p; NULL when valid, else a static message naming the field. */
 const char *market_params_check(const struct market_params *p);
+/* The fields of o (the names of GET /admin/v1/market; the config file's
+ * "market" object) into *p, checked; "enabled" into *enabled when given
+ * and enabled is not NULL. 0, or -1 with a message and *p unchanged. */
+struct cJSON;
+int market_params_json(const struct cJSON *o, struct market_params *p, bool *enabled, char *err,
+                       size_t cap);
+/* The fields of p added to the object o under those names. */
+void market_params_add_json(const struct market_params *p, struct cJSON *o);
 
 struct market;
 

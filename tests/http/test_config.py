@@ -30,8 +30,11 @@ import httpkit  # noqa: E402
 
 def write_config(name, cfg):
     path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        json.dump(cfg, f)
+    with open(path, "wb" if isinstance(cfg, bytes) else "w") as f:
+        if isinstance(cfg, bytes):
+            f.write(cfg)  # raw text, as a hand-edited file may be
+        else:
+            json.dump(cfg, f)
     return path
 
 
@@ -312,6 +315,9 @@ def run_bad_configs():
     expect_refused("scratch-partial", {"defaultInstruments": False, "instruments": [{"symbol": "XBTUSD",
                                                                                       "tickSize": 1}]},
                    "XBTUSD", "missing type")
+    # The file is the one object: text after it or a NUL inside is refused, not cut off.
+    expect_refused("trailing-text", b'{"demo": false} {"adminToken": "x"}', "not a JSON object")
+    expect_refused("nul-byte", b'{"demo": false}\x00{"adminToken": 5}', "NUL")
 
 
 if __name__ == "__main__":
