@@ -227,7 +227,7 @@ void explain_liquidation(struct req *r)
         return;
     }
     int inst = -1;
-    if (gy != PRM_ABSENT && (gy != PRM_FOUND || (inst = inst_find(cfg, symbol)) < 0)) {
+    if (gy != PRM_ABSENT && (gy != PRM_FOUND || (inst = exch_config_find(cfg, symbol)) < 0)) {
         reply_error(r, 400, "ValidationError", "Invalid symbol");
         return;
     }

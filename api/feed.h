@@ -73,6 +73,13 @@ struct ft_info {
 };
 
 const struct ft_info *ft_info(int table);
+/* A table's partial: its info and the JSON text of its keys, types,
+ * foreignKeys and attributes. */
+struct ft_def {
+    struct ft_info info;
+    const char *keys, *types, *foreign, *attrs;
+};
+const struct ft_def *ft_def(int table);
 /* The table named (case-sensitive, as BitMEX), -1 if none. */
 int ft_find(const char *name);
 

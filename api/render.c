@@ -23,16 +23,6 @@ const char *sym(const struct exch_config *cfg, uint16_t inst)
     return cfg->engine.instruments[inst].symbol;
 }
 
-int inst_find(const struct exch_config *cfg, const char *symbol)
-{
-    if (!symbol)
-        return -1;
-    for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
-        if (strcasecmp(sym(cfg, i), symbol) == 0)
-            return i;
-    return -1;
-}
-
 int currency_find(const struct exch_config *cfg, const char *name)
 {
     if (!name)

@@ -107,7 +107,7 @@ static uint64_t symbol_mask(const struct exch_config *x, const char *symbol)
     uint64_t all = n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
     if (!symbol || !*symbol)
         return all;
-    int i = inst_find(x, symbol);
+    int i = exch_config_find(x, symbol);
     if (i >= 0)
         return UINT64_C(1) << i;
     char root[16] = "", series[24] = "";
@@ -217,7 +217,7 @@ static void get_l2(struct req *r)
         reply_error(r, 400, VALIDATION, "'symbol' is a required arg.");
         return;
     }
-    int i = inst_find(s->x, symbol);
+    int i = exch_config_find(s->x, symbol);
     if (i < 0) {
         reply_error(r, 400, VALIDATION, "Invalid symbol");
         return;
@@ -329,7 +329,7 @@ static void get_bucketed(struct req *r)
     if (bad_param(r, prm_bool(r->params, "partial", &partial), "partial"))
         return;
     const char *symbol = str_param(r->params, "symbol");
-    int inst = inst_find(s->x, symbol);
+    int inst = exch_config_find(s->x, symbol);
     if (!symbol || inst < 0) {
         reply_error(r, 400, VALIDATION, symbol ? "Invalid symbol" : "'symbol' is a required arg.");
         return;
@@ -919,7 +919,7 @@ static bool symbol_param(struct req *r, const cJSON *p, uint16_t *inst)
         reply_error(r, 400, VALIDATION, "'symbol' is a required arg.");
         return false;
     }
-    int i = inst_find(r->s->x, y);
+    int i = exch_config_find(r->s->x, y);
     if (i < 0) {
         reply_error(r, 400, VALIDATION, "Invalid symbol");
         return false;
@@ -1349,7 +1349,7 @@ static void delete_all(struct req *r)
     uint16_t inst = INST_ALL;
     const cJSON *yv = cJSON_GetObjectItemCaseSensitive(r->params, "symbol");
     if (yv && !cJSON_IsNull(yv)) {
-        int i = cJSON_IsString(yv) ? inst_find(s->x, yv->valuestring) : -1;
+        int i = cJSON_IsString(yv) ? exch_config_find(s->x, yv->valuestring) : -1;
         if (i < 0) {
             reply_error(r, 400, VALIDATION, "Invalid symbol");
             return;
@@ -1380,7 +1380,7 @@ static void delete_all(struct req *r)
             }
             side = (uint8_t)sd;
         } else if (strcmp(it->string, "symbol") == 0) {
-            int i = cJSON_IsString(it) ? inst_find(s->x, it->valuestring) : -1;
+            int i = cJSON_IsString(it) ? exch_config_find(s->x, it->valuestring) : -1;
             if (i < 0 || (inst != INST_ALL && inst != (uint16_t)i)) {
                 bad = i < 0 ? "filter symbol is not a symbol" : "filter symbol differs from symbol";
                 break;
@@ -1935,7 +1935,7 @@ static void admin_funding(struct req *r)
     if (!only_known(r, r->params, known))
         return;
     const char *y = str_param(r->params, "symbol");
-    int inst = y ? inst_find(s->x, y) : -1;
+    int inst = y ? exch_config_find(s->x, y) : -1;
     if (inst < 0) {
         reply_error(r, 400, VALIDATION, y ? "Invalid symbol" : "'symbol' is a required arg.");
         return;

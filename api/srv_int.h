@@ -155,7 +155,6 @@ void route(struct req *r);
 /* ---- render.c -------------------------------------------------------------------------- */
 
 const char *sym(const struct exch_config *cfg, uint16_t inst);
-int inst_find(const struct exch_config *cfg, const char *symbol); /* -1 if unknown; case-insensitive */
 int currency_find(const struct exch_config *cfg, const char *name);
 void id_format(char out[37], uint32_t tag, uint64_t id);
 bool id_parse(const char *text, uint32_t tag, uint64_t *id);

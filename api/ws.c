@@ -29,6 +29,7 @@
 #include "api/params.h"
 #include "api/srv_int.h"
 #include "api/timefmt.h"
+#include "api/wsmsg.h"
 
 #define WS_VERSION "perpsim-0.1.0"
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -507,12 +508,7 @@ static void send_json(struct ws *w, struct conn *c, cJSON *o)
 static void send_error(struct ws *w, struct conn *c, int status, const char *error, const cJSON *request,
                        cJSON *meta)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "status", status);
-    cJSON_AddStringToObject(o, "error", error);
-    cJSON_AddItemToObject(o, "meta", meta ? meta : cJSON_CreateObject());
-    cJSON_AddItemToObject(o, "request", request ? cJSON_Duplicate(request, true) : cJSON_CreateObject());
-    send_json(w, c, o);
+    send_json(w, c, ws_error_json(status, error, request, meta));
 }
 
 /* ---- the feed's fan-out ----------------------------------------------------------------------------- */
@@ -599,40 +595,14 @@ static const char *const locked_note =
 /* One topic of a subscribe or unsubscribe: its ack and partial, or its error. */
 static void topic_op(struct ws *w, struct conn *c, const char *topic, bool subscribe, const cJSON *request)
 {
-    char name[64];
-    const char *colon = strchr(topic, ':');
-    size_t n = colon ? (size_t)(colon - topic) : strlen(topic);
     char msg[160];
-    if (n >= sizeof(name)) {
-        snprintf(msg, sizeof(msg), "Unknown table: %.40s", topic);
+    struct ws_topic t;
+    if (ws_topic_read(topic, w->s->x, &t, msg, sizeof(msg)) != 0) {
         send_error(w, c, 400, msg, request, NULL);
         return;
     }
-    memcpy(name, topic, n);
-    name[n] = 0;
-    int table = ft_find(name);
-    if (table < 0) {
-        snprintf(msg, sizeof(msg), "Unknown table: %s", name);
-        send_error(w, c, 400, msg, request, NULL);
-        return;
-    }
-    const struct ft_info *info = ft_info(table);
-    int inst = FT_ALL;
-    if (colon && strcmp(colon + 1, "*") != 0 && colon[1]) {
-        if (!info->symbol) {
-            snprintf(msg, sizeof(msg), "Table %s does not take a symbol filter: %.40s", name, topic);
-            send_error(w, c, 400, msg, request, NULL);
-            return;
-        }
-        inst = inst_find(w->s->x, colon + 1);
-        if (inst < 0) {
-            snprintf(msg, sizeof(msg), "Unknown or expired symbol: %.40s", colon + 1);
-            send_error(w, c, 400, msg, request, NULL);
-            return;
-        }
-        inst = inst_find(w->s->x, colon + 1);
-    }
-    if (info->priv && !c->authed) {
+    int table = t.table, inst = t.inst;
+    if (ft_info(table)->priv && !c->authed) {
         cJSON *meta = cJSON_CreateObject();
         cJSON_AddStringToObject(meta, "note", locked_note);
         send_error(w, c, 401,
@@ -657,14 +627,9 @@ static void topic_op(struct ws *w, struct conn *c, const char *topic, bool subsc
         send_error(w, c, 400, msg, request, NULL);
         return;
     }
-    char canon[96];
-    if (inst == FT_ALL)
-        snprintf(canon, sizeof(canon), "%s", name);
-    else
-        snprintf(canon, sizeof(canon), "%s:%s", name, w->s->x->engine.instruments[inst].symbol);
     cJSON *ack = cJSON_CreateObject();
     cJSON_AddBoolToObject(ack, "success", true);
-    cJSON_AddStringToObject(ack, subscribe ? "subscribe" : "unsubscribe", canon);
+    cJSON_AddStringToObject(ack, subscribe ? "subscribe" : "unsubscribe", t.canon);
     cJSON_AddItemToObject(ack, "request", cJSON_Duplicate(request, true));
     send_json(w, c, ack);
     if (!subscribe) {
@@ -801,25 +766,14 @@ static void set_auth(struct ws *w, struct conn *c, const struct key_rec *k)
 
 static void op_auth(struct ws *w, struct conn *c, const cJSON *args, const cJSON *request)
 {
-    if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) != 3 || !cJSON_IsString(cJSON_GetArrayItem(args, 0)) ||
-        !cJSON_IsString(cJSON_GetArrayItem(args, 2))) {
-        send_error(w, c, 400, "authKeyExpires takes [apiKey, expires, signature]", request, NULL);
-        return;
-    }
-    const cJSON *e = cJSON_GetArrayItem(args, 1);
-    char expires[32];
-    if (cJSON_IsNumber(e) && e->valuedouble > 0 && e->valuedouble < 9e15)
-        snprintf(expires, sizeof(expires), "%" PRId64, (int64_t)e->valuedouble);
-    else if (cJSON_IsString(e) && strlen(e->valuestring) < sizeof(expires))
-        snprintf(expires, sizeof(expires), "%s", e->valuestring);
-    else {
-        send_error(w, c, 400, "expires must be a number", request, NULL);
+    const char *key_id, *sig;
+    char expires[WS_EXPIRES_LEN], msg[200];
+    if (ws_auth_args(args, &key_id, expires, &sig, msg, sizeof(msg)) != 0) {
+        send_error(w, c, 400, msg, request, NULL);
         return;
     }
     struct key_rec k;
-    char msg[200];
-    int st = ws_auth(w->s, cJSON_GetArrayItem(args, 0)->valuestring, expires,
-                     cJSON_GetArrayItem(args, 2)->valuestring, c->ip4, &k, msg, sizeof(msg));
+    int st = ws_auth(w->s, key_id, expires, sig, c->ip4, &k, msg, sizeof(msg));
     if (st) {
         send_error(w, c, st, msg, request, NULL);
         return;
@@ -888,10 +842,10 @@ static void op_cancel_after(struct ws *w, struct conn *c, const cJSON *args, con
         send_error(w, c, 403, "This key does not have the order permission.", request, NULL);
         return;
     }
-    const cJSON *t = cJSON_IsArray(args) ? cJSON_GetArrayItem(args, 0) : args;
-    if (!cJSON_IsNumber(t) || t->valuedouble < 0 || t->valuedouble > 9e15 ||
-        (double)(int64_t)t->valuedouble != t->valuedouble) {
-        send_error(w, c, 400, "Invalid timeout: a whole number of milliseconds >= 0", request, NULL);
+    int64_t after_ms;
+    char msg[128];
+    if (ws_after_args(args, &after_ms, msg, sizeof(msg)) != 0) {
+        send_error(w, c, 400, msg, request, NULL);
         return;
     }
     struct srv *s = w->s;
@@ -899,7 +853,6 @@ static void op_cancel_after(struct ws *w, struct conn *c, const cJSON *args, con
         struct rl_request q = {c->key.id, true, true, true, rl_cost_single()};
         struct rl_status st;
         if (rl_charge(s->rl, &q, wall_ms(), &st) == RL_REFUSED) {
-            char msg[128];
             rl_format_429(st.retry_after_s, msg, sizeof(msg));
             send_error(w, c, 429, msg, request, NULL);
             return;
@@ -914,7 +867,7 @@ static void op_cancel_after(struct ws *w, struct conn *c, const cJSON *args, con
         return;
     }
     j->cmds[0].type = CMD_CANCEL_ALL_AFTER;
-    j->cmds[0].u.cancel_after_ms = (int64_t)t->valuedouble;
+    j->cmds[0].u.cancel_after_ms = after_ms;
     *x = (struct caa){w, c->id, cJSON_Duplicate(request, true)};
     j->done = caa_done;
     j->ctx = x;
@@ -966,32 +919,17 @@ static void on_text(struct ws *w, struct conn *c, const char *text, size_t len)
         }
         return;
     }
-    if (len == 4 && memcmp(text, "ping", 4) == 0) {
-        send_text(w, c, "pong", 4);
-        return;
-    }
-    if (len == 4 && memcmp(text, "help", 4) == 0)
-        text = "{\"op\":\"help\"}", len = strlen(text);
-    cJSON *req = cJSON_ParseWithLength(text, len);
-    if (!req || !cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        send_error(w, c, 400, unrecognized, NULL, NULL);
-        return;
-    }
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
+    cJSON *req;
+    enum ws_op op = ws_msg_read(text, len, &req);
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
-    const char *o = cJSON_IsString(op) ? op->valuestring : "";
-    if (strcmp(o, "subscribe") == 0 || strcmp(o, "unsubscribe") == 0)
-        topics_op(w, c, args, o[0] == 's', req);
-    else if (strcmp(o, "authKeyExpires") == 0)
-        op_auth(w, c, args, req);
-    else if (strcmp(o, "authKey") == 0)
-        send_error(w, c, 400, "authKey (nonce) is not supported: use authKeyExpires", req, NULL);
-    else if (strcmp(o, "cancelAllAfter") == 0)
-        op_cancel_after(w, c, args, req);
-    else if (strcmp(o, "ping") == 0)
-        send_text(w, c, "pong", 4);
-    else if (strcmp(o, "help") == 0) {
+    switch (op) {
+    case WS_OP_SUBSCRIBE:
+    case WS_OP_UNSUBSCRIBE: topics_op(w, c, args, op == WS_OP_SUBSCRIBE, req); break;
+    case WS_OP_AUTH: op_auth(w, c, args, req); break;
+    case WS_OP_AUTHKEY: send_error(w, c, 400, "authKey (nonce) is not supported: use authKeyExpires", req, NULL); break;
+    case WS_OP_CANCEL_AFTER: op_cancel_after(w, c, args, req); break;
+    case WS_OP_PING: send_text(w, c, "pong", 4); break;
+    case WS_OP_HELP: {
         cJSON *h = cJSON_CreateObject();
         cJSON_AddStringToObject(h, "info", "See the docs for the table names and the ops.");
         const char *ops[] = {"authKeyExpires", "cancelAllAfter", "subscribe", "unsubscribe", "ping"};
@@ -1003,8 +941,11 @@ static void on_text(struct ws *w, struct conn *c, const char *text, size_t len)
         cJSON_AddItemToObject(subj, "public", pub);
         cJSON_AddItemToObject(subj, "authenticationRequired", priv);
         send_json(w, c, h);
-    } else
-        send_error(w, c, 400, unrecognized, req, NULL);
+        break;
+    }
+    case WS_OP_MALFORMED: send_error(w, c, 400, unrecognized, NULL, NULL); break;
+    case WS_OP_UNKNOWN: send_error(w, c, 400, unrecognized, req, NULL); break;
+    }
     cJSON_Delete(req);
 }
 

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define USD(x) ((px_t)(x) * PX_SCALE)
 #define RATE(num, den) ((rate_t)(MF_RATE_SCALE * (num) / (den)))
@@ -272,4 +273,14 @@ void exch_config_default(struct exch_config *cfg, ms_t expiry_ms)
     char sym[SYMBOL_LEN_MAX + 1];
     snprintf(sym, sizeof(sym), "XBT%c%02d", "FGHJKMNQUVXZ"[m - 1], y % 100);
     add(cfg, sym, USD(1) / 2, USD(1000000), 100, 10000000, &fut);
+}
+
+int exch_config_find(const struct exch_config *cfg, const char *symbol)
+{
+    if (!symbol)
+        return -1;
+    for (uint16_t i = 0; i < cfg->engine.instruments_count; i++)
+        if (strcasecmp(cfg->engine.instruments[i].symbol, symbol) == 0)
+            return i;
+    return -1;
 }

@@ -331,6 +331,8 @@ ms_t exch_next_quarter_expiry(ms_t now);
  * XBTUSD, ETHUSD, XBTUSDT and the quarterly XBT future expiring at
  * expiry_ms (its symbol from the date: XBTH27 for March 2027). */
 void exch_config_default(struct exch_config *cfg, ms_t expiry_ms);
+/* The instrument named symbol (case-insensitive, as BitMEX), -1 if none. */
+int exch_config_find(const struct exch_config *cfg, const char *symbol);
 /* Adds an instrument (or replaces the one with the same symbol, compared
  * without case) after checking it; *in's contract tick and lot are taken
  * from tick and lot, its currency and index must already be in cfg, and an

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) names+=("$1"); shift ;;
     esac
 done
-[ ${#names[@]} -gt 0 ] || names=(request auth numbers journal config)
+[ ${#names[@]} -gt 0 ] || names=(request auth numbers journal config wsmsg)
 command -v clang >/dev/null || { echo "fuzz: clang is missing (tools/install-deps.sh installs it)"; exit 1; }
 mkdir -p "$out"
 cflags=(-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined
@@ -33,6 +33,7 @@ declare -A srcs=(
     [auth]="api/auth.c"
     [numbers]="api/params.c api/timefmt.c"
     [journal]="core/record.c"
+    [wsmsg]="api/wsmsg.c api/feed_tables.c api/json.c margin/config.c margin/formula.c"
     [config]="app/config.c market/params.c core/config.c api/timefmt.c loadshed/loadshed.c margin/config.c margin/exchange.c margin/formula.c engine/bitidx.c engine/book.c engine/engine.c engine/idmap.c engine/stops.c"
 )
 declare -A libs=(
@@ -41,6 +42,7 @@ declare -A libs=(
     [numbers]="$(pkg-config --libs libcjson) -lm"
     [journal]=""
     [config]="$(pkg-config --libs libcjson) -lm -lpthread"
+    [wsmsg]="$(pkg-config --libs libcjson) -lwslay -lm"
 )
 status=0
 for n in "${names[@]}"; do

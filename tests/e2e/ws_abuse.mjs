@@ -362,6 +362,23 @@ await step('error: unknown symbol -> status 400 with meta and the request', asyn
     return J(m);
 });
 
+await step('error: a long symbol is quoted without cutting a character (valid UTF-8 on the wire)', async () => {
+    // Found by tests/fuzz/fuzz_wsmsg.c: the error quoted 40 bytes of the
+    // symbol, which cut the 2-byte É in half; the client then closes 1007.
+    const c = await welcomed();
+    const topic = 'orderBookL2:a' + '\u00c9'.repeat(30);
+    const req = { op: 'subscribe', args: [topic] };
+    c.send(req);
+    const m = await c.next(isErr, WAIT, 'the error');
+    assert.equal(c.closed, undefined, `the connection closed: ${J(c.closed)}`);
+    assert.equal(m.error, 'Unknown or expired symbol: a' + '\u00c9'.repeat(19));
+    assert.deepEqual(m.request, req);
+    c.send('ping');
+    await c.next((x) => x === 'pong', WAIT, '"pong" after the error');
+    c.close();
+    return J(m);
+});
+
 await step('error: malformed JSON -> status 400, the connection stays usable', async () => {
     const c = await welcomed();
     c.send('{"op": "subscribe", "args": [');
