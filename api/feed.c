@@ -565,8 +565,8 @@ void feed_apply(struct feed *f, const struct core_record *r, feed_want_fn want, 
     for (uint32_t k = 0; k < r->nev; k++) {
         const struct rec_event *re = &r->ev[k];
         const struct event *e = &re->ev;
-        if (order_event(e->type))
-            list_order(f, e->order.id, e->type == EV_NEW);
+        if (order_event(e->type) || store_rejected_new(r, e))
+            list_order(f, e->order.id, e->type == EV_NEW || e->type == EV_REJECTED);
         switch (e->type) {
         case EV_LEVEL: {
             if (e->inst >= f->ninst)

@@ -266,12 +266,19 @@ static void order_fields(const struct exch_config *cfg, cJSON *o, const struct o
     cJSON_AddBoolToObject(o, "workingIndicator", v->working != 0);
 }
 
+/* ordRejReason: "" unless rejected (the reject's message). */
+static const char *rej_reason(uint8_t rej)
+{
+    int status;
+    return rej == REJ_NONE ? "" : reject_message((enum reject)rej, &status);
+}
+
 cJSON *render_order(const struct exch_config *cfg, const struct ord_rec *r)
 {
     cJSON *o = cJSON_CreateObject();
     add_id(o, "orderID", ID_ORDER, r->v.id);
     order_fields(cfg, o, &r->v, r->clordid, r->clordlinkid);
-    cJSON_AddStringToObject(o, "ordRejReason", "");
+    cJSON_AddStringToObject(o, "ordRejReason", rej_reason(r->v.status == ST_REJECTED ? r->rej_reason : REJ_NONE));
     cJSON_AddNullToObject(o, "simpleLeavesQty");
     add_int(o, "leavesQty", r->v.leaves);
     cJSON_AddNullToObject(o, "simpleCumQty");
@@ -316,7 +323,7 @@ cJSON *render_exec_st(const struct exch_config *cfg, const struct store *st, con
     add_px(o, "lastPx", e->last_px);
     cJSON_AddStringToObject(o, "lastLiquidityInd", name_of(&names_liquidity, e->liq));
     cJSON_AddStringToObject(o, "execType", name_of(&names_exec_type, e->type));
-    cJSON_AddStringToObject(o, "ordRejReason", "");
+    cJSON_AddStringToObject(o, "ordRejReason", rej_reason(e->type == EX_REJECTED ? e->reason : REJ_NONE));
     add_int(o, "leavesQty", e->v.leaves);
     add_int(o, "cumQty", e->type == EX_TRADE || e->order_id ? e->v.cum : e->last_qty);
     if (e->avg_px > 0)

@@ -1133,7 +1133,11 @@ static cJSON *rejected_row(struct req *r, const struct cmd *c, enum reject rej)
 static void finish_one(struct req *r)
 {
     struct core_job *j = r->job;
-    if (j->rej[0] != REJ_NONE && !(j->cmds[0].type == CMD_NEW_ORDER && j->rows[0].v.id)) {
+    /* A refused order is an error (BitMEX's 400), though history keeps it
+     * Rejected (store.h); one the engine took and then ended (post-only,
+     * say) is its row. */
+    if (j->rej[0] != REJ_NONE &&
+        !(j->cmds[0].type == CMD_NEW_ORDER && j->rows[0].v.id && j->rows[0].v.status != ST_REJECTED)) {
         reject_reply(r, &j->cmds[0], j->rej[0]);
         return;
     }

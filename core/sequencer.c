@@ -516,6 +516,43 @@ static uint32_t accounts_made(const struct core *c)
     return c->rebuilding ? c->rb_next_account : atomic_load(&c->next_account);
 }
 
+/* A new order refused: its EV_REJECTED carries the order as it was asked
+ * (ordType and timeInForce derived as the engine does) and the next
+ * Rejected id, so the read models keep it (store.h). Not for a command
+ * that names no instrument or comes out of sequence. */
+static void name_rejected(struct core *c, const struct cmd *x, int32_t res)
+{
+    if (res == REJ_BAD_SEQUENCE || res == REJ_UNKNOWN_COMMAND || res == REJ_UNKNOWN_SYMBOL ||
+        res == REJ_UNKNOWN_ACCOUNT || res >= REJ_COUNT || x->inst >= c->cfg.exch.engine.instruments_count)
+        return;
+    struct event *ev = NULL;
+    for (uint32_t k = 0; k < c->nev; k++)
+        if (c->ev[k].ev.type == EV_REJECTED)
+            ev = &c->ev[k].ev;
+    if (!ev)
+        return;
+    const struct cmd_new_order *n = &x->u.new_order;
+    struct order_view *v = &ev->order;
+    memset(v, 0, sizeof(*v));
+    v->id = store_next_rejected_id(c->st);
+    v->slot = ENGINE_NIL;
+    v->account = x->account;
+    v->inst = x->inst;
+    v->side = n->side != SIDE_NONE ? n->side : n->qty < 0 ? SIDE_SELL : SIDE_BUY;
+    engine_order_defaults(n, &v->ord_type, &v->tif);
+    v->peg_type = n->peg_type;
+    v->contingency = n->contingency;
+    v->exec_inst = n->exec_inst;
+    v->status = ST_REJECTED;
+    v->qty = !(n->has & HAS_QTY) ? 0 : n->qty < 0 ? -n->qty : n->qty;
+    v->display_qty = (n->has & HAS_DISPLAY_QTY) ? n->display_qty : -1;
+    v->price = (n->has & HAS_PRICE) ? n->price : 0;
+    v->stop_px = (n->has & HAS_STOP_PX) ? n->stop_px : 0;
+    v->peg_offset_px = (n->has & HAS_PEG_OFFSET) ? n->peg_offset_px : 0;
+    memcpy(ev->u.ids.clordid, n->clordid, sizeof(ev->u.ids.clordid));
+    memcpy(ev->u.ids.clordlinkid, n->clordlinkid, sizeof(ev->u.ids.clordlinkid));
+}
+
 /* Applies cc at engine time c->now. */
 static int32_t apply_now(struct core *c, struct core_cmd *cc)
 {
@@ -534,6 +571,8 @@ static int32_t apply_now(struct core *c, struct core_cmd *cc)
             break;
         }
         res = exch_apply(c->x, &cc->x);
+        if (res != REJ_NONE && cc->x.type == CMD_NEW_ORDER)
+            name_rejected(c, &cc->x, res);
         close_positions(c);
         close_instruments(c);
         break;
@@ -597,6 +636,14 @@ static uint64_t new_order_of(const struct core *c, uint32_t account)
 {
     for (uint32_t k = 0; k < c->nev; k++)
         if (c->ev[k].ev.type == EV_NEW && c->ev[k].ev.order.account == account)
+            return c->ev[k].ev.order.id;
+    return 0;
+}
+
+static uint64_t rejected_order_of(const struct core *c)
+{
+    for (uint32_t k = 0; k < c->nev; k++)
+        if (c->ev[k].ev.type == EV_REJECTED && c->ev[k].ev.order.id >= STORE_REJECTED_ID_BASE)
             return c->ev[k].ev.order.id;
     return 0;
 }
@@ -1099,6 +1146,8 @@ static void run_job(struct core *c, struct core_job *j)
             j->rej[i] = (enum reject)apply_exch(c, x, j->texts[i]);
             if (j->kind == J_ORDERS) {
                 uint64_t show = x->type == CMD_NEW_ORDER ? new_order_of(c, j->account) : j->target[i];
+                if (x->type == CMD_NEW_ORDER && !show)
+                    show = rejected_order_of(c);
                 const struct ord_rec *o = store_order(c->st, show);
                 if (o)
                     j->rows[i] = *o;

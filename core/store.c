@@ -100,7 +100,8 @@ struct store {
     VEC(struct oslot) slab;
     VEC(uint32_t) free_slots;
     struct omap omap;
-    uint64_t ord_n;            /* highest id seen + 1 */
+    uint64_t ord_n;            /* highest id seen + 1 (of the engine's) */
+    uint64_t rej_next;         /* the next Rejected order's id */
     uint64_t nterm;            /* terminal orders kept */
     uint64_t orders_dropped;
     RING(uint64_t) term;       /* terminal order ids, oldest to become terminal first
@@ -122,6 +123,7 @@ struct store {
     uint32_t cmd_account;
     const char *cmd_text;
     bool text_given;
+    bool cmd_new_order;  /* the command is a new order (an EV_REJECTED may name it) */
     uint64_t text_hash;  /* folds each order's id and text as it is given */
     ms_t now;
     ms_t opened;               /* command 1's time: when the exchange opened */
@@ -395,7 +397,7 @@ static struct oslot *ord_at(struct store *s, uint64_t id)
         k = s->slab.n - 1;
     }
     omap_put(s, id, k);
-    if (id + 1 > s->ord_n)
+    if (id < STORE_REJECTED_ID_BASE && id + 1 > s->ord_n)
         s->ord_n = id + 1;
     return &s->slab.v[k];
 }
@@ -664,6 +666,7 @@ struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max,
     s->texts.s[0] = calloc(1, 1);
     s->texts.n = 1;
     s->ord_n = 1; /* ids start at 1 */
+    s->rej_next = STORE_REJECTED_ID_BASE + 1;
     return s;
 }
 
@@ -773,6 +776,43 @@ static void order_update(struct store *s, const struct event *ev, uint8_t type)
     e->avg_px = avg_px(r);
 }
 
+/* The command's text goes to its account's first new order. */
+static void give_text(struct store *s, struct ord_rec *r, uint64_t id, uint32_t a)
+{
+    if (a == s->cmd_account && !s->text_given && s->cmd_text) {
+        s->text_given = true;
+        r->text = s->texts.s[intern(s, s->cmd_text, a)];
+        s->text_hash = hash_str(hash_u64(s->text_hash, id), r->text);
+    }
+}
+
+/* A new order refused, named by the sequencer (store.h): kept Rejected,
+ * with an execution of execType Rejected. */
+static void on_rejected(struct store *s, const struct event *ev)
+{
+    uint64_t id = ev->order.id;
+    uint32_t a = ev->order.account;
+    s->rej_next = id + 1;
+    if (a >= s->naccts || s->acct[a].no_rows)
+        return;
+    struct oslot *o = ord_at(s, id);
+    struct ord_rec *r = &o->r;
+    memset(r, 0, sizeof(*r));
+    r->text = "";
+    r->v = ev->order;
+    r->rej_reason = ev->reason;
+    memcpy(r->clordid, ev->u.ids.clordid, sizeof(r->clordid));
+    memcpy(r->clordlinkid, ev->u.ids.clordlinkid, sizeof(r->clordlinkid));
+    r->created_ms = r->updated_ms = ev->ts;
+    give_text(s, r, id, a);
+    ilist_push(&s->acct[a].orders, (uint32_t)id);
+    o->listed = 1;
+    s->acct[a].insts |= UINT64_C(1) << ev->order.inst;
+    ord_status(s, o);
+    struct exe_rec *e = exec_push(s, ev, EX_REJECTED, a);
+    e->order_id = id;
+}
+
 static void on_new(struct store *s, const struct event *ev)
 {
     uint64_t id = ev->order.id;
@@ -785,12 +825,7 @@ static void on_new(struct store *s, const struct event *ev)
     memcpy(r->clordlinkid, ev->u.ids.clordlinkid, sizeof(r->clordlinkid));
     r->created_ms = r->updated_ms = ev->ts;
     uint32_t a = ev->order.account;
-    if (a == s->cmd_account && !s->text_given && s->cmd_text) {
-        /* The command's text goes to its account's first new order. */
-        s->text_given = true;
-        r->text = s->texts.s[intern(s, s->cmd_text, a)];
-        s->text_hash = hash_str(hash_u64(s->text_hash, id), r->text);
-    }
+    give_text(s, r, id, a);
     if (a < s->naccts) {
         ilist_push(&s->acct[a].orders, (uint32_t)id);
         o->listed = 1;
@@ -982,6 +1017,10 @@ static void apply_event(struct store *s, const struct rec_event *re)
     case EV_FILL:
         on_fill(s, re);
         break;
+    case EV_REJECTED:
+        if (s->cmd_new_order && ev->order.id >= STORE_REJECTED_ID_BASE)
+            on_rejected(s, ev);
+        break;
     case EV_TRADE:
         on_trade(s, ev);
         break;
@@ -1031,6 +1070,7 @@ void store_apply(struct store *s, const struct core_record *r)
         s->acct[c->account].no_rows = true;
     s->term_fresh = 0;
     s->cmd_account = c->type == CC_EXCH ? c->x.account : UINT32_MAX;
+    s->cmd_new_order = c->type == CC_EXCH && c->x.type == CMD_NEW_ORDER;
     s->cmd_text = c->type == CC_EXCH && c->text && *c->text ? c->text : NULL;
     s->text_given = false;
     if (r->nev > s->cap_ev_exec) {
@@ -1060,6 +1100,7 @@ uint64_t store_hash(const struct store *s, uint64_t h)
     /* Rows ever added, dropped ones included: the same figures whatever
      * the limits (and the same as before there were limits). */
     h = hash_u64(h, s->ord_n);
+    h = hash_u64(h, s->rej_next);
     h = hash_u64(h, s->exe.total);
     for (int i = 0; i < INSTRUMENTS_MAX; i++) {
         h = hash_u64(h, s->trades[i].total);
@@ -1082,6 +1123,17 @@ const struct ord_rec *store_order(const struct store *s, uint64_t id)
 {
     const struct oslot *o = ord_get(s, id);
     return o && o->r.v.id == id ? &o->r : NULL;
+}
+
+uint64_t store_next_rejected_id(const struct store *s)
+{
+    return s->rej_next;
+}
+
+bool store_rejected_new(const struct core_record *r, const struct event *ev)
+{
+    return ev->type == EV_REJECTED && ev->order.id >= STORE_REJECTED_ID_BASE && r->cmd->type == CC_EXCH &&
+           r->cmd->x.type == CMD_NEW_ORDER;
 }
 
 uint64_t store_orders_count(const struct store *s)

@@ -12,8 +12,8 @@
  * account, public trades and their time buckets, funding, insurance,
  * liquidation and settlement rows, and the wallet history.
  *
- * Ids are dense (orders: the engine's ids 1, 2, 3, ...; executions: 1, 2,
- * 3, ... in stream order). Lookups are O(1): orders by id through a hash
+ * Ids are dense (orders: the engine's ids 1, 2, 3, ..., and Rejected ones
+ * from STORE_REJECTED_ID_BASE; executions: 1, 2, 3, ... in stream order). Lookups are O(1): orders by id through a hash
  * of the orders kept, executions by their index in the stream.
  *
  * Limits (struct store_limits): order history, executions and public
@@ -72,6 +72,7 @@ struct ord_rec {
     char clordlinkid[CLORDID_LEN_MAX + 1];
     const char *text;    /* the user's text, interned: valid while the store lives ("" = none) */
     uint8_t cancel_reason; /* enum cancel_reason once canceled */
+    uint8_t rej_reason;    /* enum reject: a Rejected order's ordRejReason */
     ms_t created_ms, updated_ms;
     i128 fill_px_qty;    /* sum of px * qty over fills, for avgPx */
 };
@@ -158,6 +159,16 @@ struct store_stats {
 };
 
 struct store;
+
+/* A new order the engine or the margin core refused is kept too, Rejected
+ * with its ordRejReason: the sequencer names it (the EV_REJECTED's
+ * order.id) from STORE_REJECTED_ID_BASE up, in sequence order, from
+ * store_next_rejected_id() (so a replay names it the same). Its id is never
+ * an engine id (those stay below) and it takes no clOrdID. */
+#define STORE_REJECTED_ID_BASE UINT64_C(0x80000000)
+uint64_t store_next_rejected_id(const struct store *s);
+/* Whether ev (of record r) is such a refused new order, named. */
+bool store_rejected_new(const struct core_record *r, const struct event *ev);
 
 struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max,
                            struct store_limits limits);

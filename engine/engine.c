@@ -53,6 +53,25 @@ static inline int has_price_type(uint8_t t)
     return t == ORD_LIMIT || t == ORD_STOP_LIMIT || t == ORD_LIMIT_IF_TOUCHED || t == ORD_PEGGED;
 }
 
+void engine_order_defaults(const struct cmd_new_order *n, uint8_t *ord_type, uint8_t *tif)
+{
+    uint8_t t = n->ord_type;
+    if (t == ORD_NONE) {
+        if (n->peg_type == PEG_PRIMARY || n->peg_type == PEG_MARKET)
+            t = ORD_PEGGED;
+        else if ((n->has & HAS_PRICE) && (n->has & HAS_STOP_PX))
+            t = ORD_STOP_LIMIT;
+        else if (n->has & HAS_STOP_PX)
+            t = ORD_STOP;
+        else if (n->has & HAS_PRICE)
+            t = ORD_LIMIT;
+        else
+            t = ORD_MARKET;
+    }
+    *ord_type = t;
+    *tif = n->tif == TIF_NONE ? (is_market_type(t) ? TIF_IOC : TIF_GTC) : n->tif;
+}
+
 /* Fires when the reference rises to stop_px (buy Stop, sell if-touched). */
 static inline int fires_up(uint8_t side, uint8_t t)
 {
@@ -1096,19 +1115,8 @@ static enum reject validate_new(struct engine *e, const struct cmd *c, struct or
     o->qty = o->leaves = qty;
 
     /* ordType from the fields given */
-    uint8_t t = n->ord_type;
-    if (t == ORD_NONE) {
-        if (n->peg_type == PEG_PRIMARY || n->peg_type == PEG_MARKET)
-            t = ORD_PEGGED;
-        else if ((n->has & HAS_PRICE) && (n->has & HAS_STOP_PX))
-            t = ORD_STOP_LIMIT;
-        else if (n->has & HAS_STOP_PX)
-            t = ORD_STOP;
-        else if (n->has & HAS_PRICE)
-            t = ORD_LIMIT;
-        else
-            t = ORD_MARKET;
-    }
+    uint8_t t, tif;
+    engine_order_defaults(n, &t, &tif);
     if (t > ORD_PEGGED)
         return REJ_UNSUPPORTED_ORD_TYPE;
     o->ord_type = t;
@@ -1177,11 +1185,8 @@ static enum reject validate_new(struct engine *e, const struct cmd *c, struct or
     }
 
     /* timeInForce */
-    uint8_t tif = n->tif;
     if (tif > TIF_DAY)
         return REJ_UNSUPPORTED_TIF;
-    if (tif == TIF_NONE)
-        tif = is_market_type(t) ? TIF_IOC : TIF_GTC;
     if (is_market_type(t) && tif != TIF_IOC)
         return REJ_UNSUPPORTED_TIF;
     o->tif = tif;

@@ -596,6 +596,11 @@ struct engine;
 
 /* Checks the config; returns NULL with *err set when it is invalid or memory
  * cannot be had. All memory is taken here. */
+/* A new order's ordType and timeInForce as rule 2 derives them from the
+ * fields given (values out of range are passed through, for the engine to
+ * refuse). */
+void engine_order_defaults(const struct cmd_new_order *n, uint8_t *ord_type, uint8_t *tif);
+
 struct engine *engine_create(const struct engine_config *cfg, engine_sink_fn sink, void *sink_ctx,
                              const struct engine_hooks *hooks, const char **err);
 void engine_destroy(struct engine *e);

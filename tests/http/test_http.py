@@ -326,6 +326,44 @@ def run_main(s):
     check(audit_totals(s) == audit_ok, "audit unchanged after bad input")
     check(audit0[0][2] == audit_ok[0][2], "no deposit or withdrawal between the two audits")
 
+    # A bulk row the engine refuses gets an id and stays in the history,
+    # Rejected with its ordRejReason and an execution of execType Rejected,
+    # as on BitMEX (issue 19); its clOrdID stays free. A single POST /order
+    # refused is still BitMEX's 400, and kept the same way.
+    poor = s.account(deposits={"XBt": 5000})
+    rows = poor.ok("POST", "order/bulk", {"orders": [
+        {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50000, "clOrdID": "fits"},
+        {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100000, "price": 50000, "clOrdID": "too-big", "text": "mine"},
+        {"symbol": "XBTUSD", "orderQty": -200000, "price": 70000}]})
+    zero = "00000000-0000-0000-0000-000000000000"
+    check(rows[0]["ordStatus"] == "New", f"bulk row that fits: {rows[0]}")
+    for r in rows[1:]:
+        check(r["ordStatus"] == "Rejected" and r["orderID"] != zero and "insufficient" in r["ordRejReason"]
+              and r["ordRejReason"] == r.get("error") and r["workingIndicator"] is False, f"rejected bulk row: {r}")
+    check(rows[1]["orderID"] != rows[2]["orderID"] and rows[1]["clOrdID"] == "too-big" and rows[1]["text"] == "mine"
+          and rows[1]["orderQty"] == 100000 and rows[1]["price"] == 50000 and rows[1]["ordType"] == "Limit",
+          f"rejected row as asked: {rows[1]}")
+    check(rows[2]["side"] == "Sell" and rows[2]["orderQty"] == 200000 and rows[2]["timeInForce"] == "GoodTillCancel",
+          f"rejected row's side from the sign, defaults derived: {rows[2]}")
+    hist = {o["orderID"]: o for o in poor.ok("GET", "order", params={"reverse": "true"})}
+    for r in rows[1:]:
+        h = hist.get(r["orderID"])
+        check(h and h["ordStatus"] == "Rejected" and h["ordRejReason"] == r["ordRejReason"]
+              and h["clOrdID"] == r["clOrdID"], f"rejected order in GET /order: {h}")
+    rex = [e for e in poor.ok("GET", "execution") if e["execType"] == "Rejected"]
+    check(sorted(e["orderID"] for e in rex) == sorted(r["orderID"] for r in rows[1:])
+          and all(e["ordRejReason"] and e["ordStatus"] == "Rejected" for e in rex), f"Rejected executions: {rex}")
+    cx = poor.ok("DELETE", "order", {"orderID": rows[1]["orderID"]})
+    check("Unable to cancel order due to existing state: Rejected" in cx[0].get("error", ""), f"cancel a rejected order: {cx}")
+    again = poor.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 49000, "clOrdID": "too-big"})
+    check(again["ordStatus"] == "New", f"a rejected order's clOrdID is free: {again}")
+    error_is(poor.req("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100000, "price": 50000}),
+             400, "insufficient", "single order refused")
+    hist2 = poor.ok("GET", "order", params={"reverse": "true"})
+    check(hist2[0]["ordStatus"] == "Rejected" and hist2[0]["orderQty"] == 100000 and len(hist2) == len(hist) + 2,
+          f"the refused single order is kept Rejected: {hist2[:1]}")
+    poor.ok("DELETE", "order/all", {})
+
     # ---- permissions and keys ----------------------------------------------------------------
     ro = s.account(permissions=["read"])
     check(ro.ok("GET", "user/margin")["currency"] == "XBt", "read-only key reads")
