@@ -879,6 +879,7 @@ const char *reject_message(enum reject r, int *status)
     case REJ_LIQUIDATION_IN_PROGRESS: return "Account is in liquidation";
     case REJ_INVALID_FUNDING: return "Invalid funding rate";
     case REJ_TOO_MANY_CONTINGENT: return "Too many contingent orders";
+    case REJ_SPAM_POST_ONLY: return "Spam account: a Post-Only order below the minimum value is rejected";
     default: *status = 500; return "Server Error";
     }
 }

@@ -1978,6 +1978,74 @@ static void admin_funding(struct req *r)
     submit_job(r, j, LS_KIND_OTHER, true, finish_funding);
 }
 
+/* {"account", "spam", "smallOrders"} of an account, and the rule's
+ * figures. */
+static cJSON *spam_json(struct req *r, uint32_t account)
+{
+    struct srv *s = r->s;
+    uint32_t small = 0;
+    view_open(r);
+    int marked = cv_spam(r->v, account, &small);
+    view_close(r);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "account", account);
+    cJSON_AddBoolToObject(o, "spam", marked == 1);
+    cJSON_AddNumberToObject(o, "smallOrders", small);
+    cJSON_AddNumberToObject(o, "spamOrders", s->x->spam_orders);
+    cJSON *v = cJSON_AddObjectToObject(o, "spamValue");
+    for (uint8_t c = 0; c < s->x->currencies_count; c++)
+        cJSON_AddNumberToObject(v, s->x->currency[c], (double)s->x->spam_value[c]);
+    return o;
+}
+
+static void finish_spam(struct req *r)
+{
+    struct core_job *j = r->job;
+    if (j->rej[0] != REJ_NONE) {
+        reject_reply(r, &j->cmds[0], j->rej[0]);
+        return;
+    }
+    reply_json(r, 200, spam_json(r, j->cmds[0].account));
+}
+
+/* The spam rule (exch_config.spam_orders): GET ?account=N shows whether
+ * the account is marked and how many small orders it has working; POST
+ * {"account": N, "spam": true|false} marks or clears it at once (the daily
+ * review at 00:00 UTC decides again). */
+static void admin_spam(struct req *r)
+{
+    static const char *const known[] = {"account", "spam", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    int64_t account = 0;
+    if (prm_int(r->params, "account", &account) != PRM_FOUND) {
+        reply_error(r, 400, VALIDATION, "'account' is a required arg.");
+        return;
+    }
+    if (account <= 0 || account > UINT32_MAX || !core_account_exists(r->s->core, (uint32_t)account)) {
+        reply_error(r, 400, VALIDATION, "Invalid account");
+        return;
+    }
+    if (strcmp(r->method, "GET") == 0) {
+        reply_json(r, 200, spam_json(r, (uint32_t)account));
+        return;
+    }
+    bool on = false;
+    if (prm_bool(r->params, "spam", &on) != PRM_FOUND) {
+        reply_error(r, 400, VALIDATION, "'spam' must be true or false");
+        return;
+    }
+    struct core_job *j = core_job_new(J_MONEY, (uint32_t)account, 1);
+    if (!j) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    j->cmds[0].type = CMD_SET_SPAM;
+    j->cmds[0].account = (uint32_t)account;
+    j->cmds[0].u.spam = on;
+    submit_job(r, j, LS_KIND_OTHER, true, finish_spam);
+}
+
 static void admin_audit(struct req *r)
 {
     struct srv *s = r->s;
@@ -2552,6 +2620,8 @@ static const struct route admin_routes[] = {
     {"POST", "index", admin_index, false},
     {"POST", "funding", admin_funding, false},
     {"GET", "audit", admin_audit, false},
+    {"GET", "spam", admin_spam, false},
+    {"POST", "spam", admin_spam, false},
     {"GET", "state", admin_state, false},
     {"GET", "report", admin_report, false},
     {"GET", "market", admin_market, false},

@@ -342,6 +342,7 @@ int cv_position(const struct core_view *v, uint32_t account, uint16_t inst, stru
 int cv_margin(const struct core_view *v, uint32_t account, uint8_t cur, struct exch_margin *out);
 void cv_instrument(const struct core_view *v, uint16_t inst, struct exch_instrument_state *out);
 rate_t cv_adl(const struct core_view *v, uint32_t account, uint16_t inst);
+int cv_spam(const struct core_view *v, uint32_t account, uint32_t *small_orders); /* exch_spam */
 uint32_t cv_levels(const struct core_view *v, uint16_t inst, enum side side, uint32_t max, px_t *px,
                    qty_t *size);
 int cv_audit(const struct core_view *v, struct exch_audit *out);

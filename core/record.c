@@ -150,6 +150,9 @@ static void cmd(struct rbuf *b, const struct cmd *c)
         I64(b, c->u.set_funding.for_ms);
         U8(b, c->u.set_funding.has_indicative);
         break;
+    case CMD_SET_SPAM:
+        U8(b, c->u.spam);
+        break;
     default: /* CMD_CLOCK, CMD_SET_CROSS: no arguments */
         break;
     }
@@ -204,6 +207,13 @@ static void config(struct rbuf *b, const struct exch_config *c, const struct sto
     U32(b, l ? l->orders : 0);
     U32(b, l ? l->execs : 0);
     U32(b, l ? l->trades : 0);
+    /* The spam rule, absent when off: journals from before it read the
+     * same (the rule off, as they ran). */
+    if (c->spam_orders) {
+        U32(b, c->spam_orders);
+        for (uint8_t k = 0; k < c->currencies_count; k++)
+            I64(b, c->spam_value[k]);
+    }
 }
 
 static void key(struct rbuf *b, const struct key_rec *k)
@@ -573,6 +583,9 @@ static void gcmd(struct rd *r, struct cmd *c)
         c->u.set_funding.for_ms = G64(r);
         c->u.set_funding.has_indicative = G8(r);
         break;
+    case CMD_SET_SPAM:
+        c->u.spam = G8(r);
+        break;
     case CMD_CLOCK:
     case CMD_SET_CROSS:
         break;
@@ -643,6 +656,13 @@ static void gconfig(struct rd *r, struct exch_config *c, struct store_limits *l)
     l->orders = G32(r);
     l->execs = G32(r);
     l->trades = G32(r);
+    if (r->at < r->n) {
+        c->spam_orders = G32(r);
+        if (c->spam_orders == 0 || c->currencies_count > CURRENCIES_MAX)
+            r->bad = true; /* the encoder writes no zero */
+        for (uint8_t k = 0; k < c->currencies_count && !r->bad; k++)
+            c->spam_value[k] = G64(r);
+    }
 }
 
 static void gkey(struct rd *r, struct key_rec *k)

@@ -1720,6 +1720,11 @@ rate_t cv_adl(const struct core_view *v, uint32_t account, uint16_t inst)
     return exch_adl_percentile(v->c->x, account, inst);
 }
 
+int cv_spam(const struct core_view *v, uint32_t account, uint32_t *small_orders)
+{
+    return exch_spam(v->c->x, account, small_orders);
+}
+
 uint32_t cv_levels(const struct core_view *v, uint16_t inst, enum side side, uint32_t max, px_t *px,
                    qty_t *size)
 {

@@ -2054,6 +2054,7 @@ static const char *const reject_names[REJ_COUNT] = {
     [REJ_LIQUIDATION_IN_PROGRESS] = "liquidation_in_progress",
     [REJ_INVALID_FUNDING] = "invalid_funding",
     [REJ_TOO_MANY_CONTINGENT] = "too_many_contingent",
+    [REJ_SPAM_POST_ONLY] = "spam_post_only",
 };
 
 static const char *const cancel_names[CXL_COUNT] = {

@@ -274,6 +274,7 @@ enum reject {
     REJ_LIQUIDATION_IN_PROGRESS, /* the account is being liquidated */
     REJ_INVALID_FUNDING,     /* a funding rate for a future, beyond +-10%, or not for the next funding */
     REJ_TOO_MANY_CONTINGENT, /* ENGINE_CONTINGENT_MAX live contingent orders already */
+    REJ_SPAM_POST_ONLY,      /* a spam account's post-only order below the spam value */
     REJ_COUNT
 };
 
@@ -341,7 +342,9 @@ enum cmd_type {
     CMD_TRANSFER_MARGIN, /* position/transferMargin: signed amount */
     CMD_SET_INDEX,       /* an index price; margin/ derives every mark from it */
     CMD_SET_FUNDING,     /* a perpetual's announced funding rate (history's data, an admin) */
+    CMD_SET_SPAM,        /* mark an account as spam (or lift it): an admin's */
 };
+#define CMD_TYPE_LAST CMD_SET_SPAM
 
 /* Which optional fields of a new order were given (no sentinels). */
 enum new_has {
@@ -428,6 +431,7 @@ struct cmd {
          * (refused unless that is the next one; 0: the next, whenever), and
          * the indicative rate of the interval after when has_indicative */
         struct { int64_t rate_e8, indicative_e8; ms_t for_ms; uint8_t has_indicative; } set_funding;
+        uint8_t spam;           /* SET_SPAM: 1 marks the account, 0 lifts the mark */
     } u;
 };
 
@@ -594,13 +598,13 @@ struct engine_hooks {
 
 struct engine;
 
-/* Checks the config; returns NULL with *err set when it is invalid or memory
- * cannot be had. All memory is taken here. */
 /* A new order's ordType and timeInForce as rule 2 derives them from the
  * fields given (values out of range are passed through, for the engine to
  * refuse). */
 void engine_order_defaults(const struct cmd_new_order *n, uint8_t *ord_type, uint8_t *tif);
 
+/* Checks the config; returns NULL with *err set when it is invalid or memory
+ * cannot be had. All memory is taken here. */
 struct engine *engine_create(const struct engine_config *cfg, engine_sink_fn sink, void *sink_ctx,
                              const struct engine_hooks *hooks, const char **err);
 void engine_destroy(struct engine *e);

@@ -226,6 +226,11 @@ void exch_config_default(struct exch_config *cfg, ms_t expiry_ms)
     snprintf(cfg->index[1], sizeof(cfg->index[1]), ".BETH");
     cfg->insurance_initial[0] = INT64_C(1000000000);   /* 10 XBT */
     cfg->insurance_initial[1] = INT64_C(100000000000); /* 100,000 USDT */
+    /* Spam: BitMEX's 0.0025 XBT (in USDT at 60,000); how many small orders
+     * make a spam account BitMEX does not say: 50 here. */
+    cfg->spam_orders = 50;
+    cfg->spam_value[0] = 250000;       /* 0.0025 XBT */
+    cfg->spam_value[1] = 150000000;    /* 150 USDT */
 
     /* XBTUSD: inverse perpetual, 2022 parameters. */
     struct exch_instrument xbtusd = {

@@ -140,6 +140,8 @@ struct exch {
     struct cand *cand;
     uint32_t ncand;
     struct rank *rank;
+    uint32_t *small; /* per account: working orders worth less than the spam value */
+    uint8_t *spam;   /* per account: marked spam */
     uint32_t liq_owner; /* account + 1 whose liquidation order is being sent, else 0 */
     struct { uint16_t inst; qty_t q; px_t px; sats_t v; } vmemo; /* value_memo's */
 };
@@ -579,6 +581,12 @@ static void order_track(struct exch *x, const struct order_view *o)
     } else {
         p->sq += new_q - old_q;
         p->sv += new_v - old_v;
+    }
+    if (x->cfg.spam_orders && o->account < x->naccts) {
+        sats_t thr = x->cfg.spam_value[I(x, o->inst)->currency];
+        int was = old_q > 0 && (old_v < 0 ? -old_v : old_v) < thr;
+        int is = new_q > 0 && (new_v < 0 ? -new_v : new_v) < thr;
+        x->small[o->account] += (uint32_t)(is - was);
     }
     r->id = o->id;
     r->leaves = new_q;
@@ -1474,6 +1482,64 @@ static ms_t first_funding_after(ms_t t, ms_t interval)
     return base;
 }
 
+/* ---- the spam rule (exch_config.spam_orders) ---------------------------------- */
+
+/* The day's review: marked with spam_orders small working orders or more,
+ * cleared below. */
+static void spam_review(struct exch *x)
+{
+    if (!x->cfg.spam_orders)
+        return;
+    for (uint32_t a = 1; a < x->acct_hi; a++)
+        x->spam[a] = x->small[a] >= x->cfg.spam_orders;
+}
+
+/* A new order of a spam account worth less than the spam value: a resting
+ * type made hidden (in *h, returned), a Post-Only one refused (NULL).
+ * Otherwise c itself. */
+static const struct cmd *spam_gate(struct exch *x, const struct cmd *c, struct cmd *h)
+{
+    const struct cmd_new_order *n = &c->u.new_order;
+    if (!x->cfg.spam_orders || c->account >= x->naccts || !x->spam[c->account] || c->inst >= x->ninst ||
+        !(n->has & HAS_QTY) || n->qty == 0)
+        return c;
+    px_t px = (n->has & HAS_PRICE) ? n->price : (n->has & HAS_STOP_PX) ? n->stop_px : x->is[c->inst].mark;
+    sats_t v;
+    if (px <= 0 || mf_value(&I(x, c->inst)->contract, n->qty < 0 ? -n->qty : n->qty, px, &v) != MF_OK)
+        return c; /* the engine refuses what cannot be valued */
+    if ((v < 0 ? -v : v) >= x->cfg.spam_value[I(x, c->inst)->currency])
+        return c;
+    if (n->exec_inst & EXEC_POST_ONLY)
+        return NULL;
+    uint8_t t, tif;
+    engine_order_defaults(n, &t, &tif);
+    if (!(t == ORD_LIMIT || t == ORD_STOP_LIMIT || t == ORD_LIMIT_IF_TOUCHED) || !(tif == TIF_GTC || tif == TIF_DAY))
+        return c;
+    *h = *c;
+    h->u.new_order.has |= HAS_DISPLAY_QTY;
+    h->u.new_order.display_qty = 0;
+    return h;
+}
+
+static enum reject cmd_spam(struct exch *x, const struct cmd *c)
+{
+    if (c->account == EXCH_LIQUIDATOR || c->account >= x->naccts)
+        return reject(x, c, REJ_UNKNOWN_ACCOUNT);
+    if (c->u.spam > 1)
+        return reject(x, c, REJ_INVALID_AMOUNT);
+    x->spam[c->account] = c->u.spam;
+    return REJ_NONE;
+}
+
+int exch_spam(const struct exch *x, uint32_t a, uint32_t *small_orders)
+{
+    if (a == EXCH_LIQUIDATOR || a >= x->naccts)
+        return -1;
+    if (small_orders)
+        *small_orders = x->small[a];
+    return x->spam[a];
+}
+
 static ms_t next_time_event(const struct exch *x)
 {
     ms_t t = x->next_minute;
@@ -1538,6 +1604,8 @@ static void time_work(struct exch *x, ms_t ts)
                 sample_minute(x, i);
                 mark_from_index(x, i, 0);
             }
+            if (t % MS_PER_DAY == 0)
+                spam_review(x);
             x->next_minute += 60000;
         }
     }
@@ -1840,7 +1908,7 @@ static void audit_now(struct exch *x)
 
 static int is_margin_cmd(uint8_t t)
 {
-    return t >= CMD_DEPOSIT && t <= CMD_SET_FUNDING;
+    return t >= CMD_DEPOSIT && t <= CMD_TYPE_LAST;
 }
 
 enum reject exch_apply(struct exch *x, const struct cmd *c)
@@ -1858,9 +1926,13 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
     if (!x->started)
         time_start(x, c->ts);
     enum reject r;
-    if (!is_margin_cmd(c->type) && c->ts < x->next_event) {
+    struct cmd hidden;
+    const struct cmd *ec = c->type == CMD_NEW_ORDER ? spam_gate(x, c, &hidden) : c;
+    if (!ec) {
+        r = reject(x, c, REJ_SPAM_POST_ONLY);
+    } else if (!is_margin_cmd(c->type) && c->ts < x->next_event) {
         x->now = c->ts;
-        r = engine_apply(x->eng, c);
+        r = engine_apply(x->eng, ec);
     } else {
         struct cmd clk;
         memset(&clk, 0, sizeof(clk));
@@ -1870,13 +1942,15 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
         engine_apply(x->eng, &clk);
         time_work(x, c->ts);
         if (!is_margin_cmd(c->type))
-            r = engine_apply_within(x->eng, c);
+            r = engine_apply_within(x->eng, ec);
         else if (c->type == CMD_DEPOSIT || c->type == CMD_WITHDRAW)
             r = cmd_money(x, c);
         else if (c->type == CMD_SET_INDEX)
             r = cmd_index(x, c);
         else if (c->type == CMD_SET_FUNDING)
             r = cmd_funding(x, c);
+        else if (c->type == CMD_SET_SPAM)
+            r = cmd_spam(x, c);
         else
             r = cmd_position(x, c);
     }
@@ -2070,6 +2144,9 @@ uint64_t exch_hash(const struct exch *x)
             h = hmix(h, (uint64_t)w->dep);
             h = hmix(h, (uint64_t)w->wd);
         }
+    for (uint32_t a = 0; a < x->acct_hi; a++)
+        if (x->spam[a] || x->small[a])
+            h = hmix(hmix(hmix(h, a), x->spam[a]), x->small[a]);
     for (uint16_t i = 0; i < x->ninst; i++) {
         const struct ist *s = &x->is[i];
         h = hmix(h, (uint64_t)s->mark);
@@ -2219,8 +2296,12 @@ const char *exch_verify(const struct exch *x)
     /* Order aggregates from the engine's live orders. */
     size_t cells = (size_t)x->naccts * x->ninst;
     qty_t *q = calloc(cells * 2, sizeof(qty_t));
-    if (!q)
+    uint32_t *small = calloc(x->naccts, sizeof(*small));
+    if (!q || !small) {
+        free(q);
+        free(small);
         return NULL;
+    }
     const struct engine_config *ec = engine_config(x->eng);
     uint32_t seen = 0, live = engine_orders_live(x->eng);
     for (uint32_t s = 0; s < ec->orders_max && seen < live; s++) {
@@ -2231,11 +2312,18 @@ const char *exch_verify(const struct exch *x)
         if (!engine_order(x->eng, r->id, &v) || !v.working || v.leaves != r->leaves ||
             v.price != r->px) {
             free(q);
+            free(small);
             return "an order's margin record differs from the engine's order";
         }
         q[((size_t)v.inst * x->naccts + v.account) * 2 + (v.side == SIDE_SELL)] += v.leaves;
+        if (x->cfg.spam_orders && (r->sv < 0 ? -r->sv : r->sv) < x->cfg.spam_value[I(x, v.inst)->currency])
+            small[v.account]++;
     }
     const char *bad = NULL;
+    for (uint32_t a = 0; a < x->naccts && !bad; a++)
+        if (small[a] != x->small[a])
+            bad = "the count of small orders differs from the orders";
+    free(small);
     for (size_t k = 0; k < cells && !bad; k++)
         if (q[k * 2] != x->p[k].bq || q[k * 2 + 1] != x->p[k].sq)
             bad = "order aggregates differ from the records";
@@ -2323,7 +2411,9 @@ struct exch *exch_create(const struct exch_config *cfg, engine_sink_fn sink, voi
     x->os = zalloc_lines(cfg->engine.orders_max, sizeof(*x->os), &x->os_mem);
     x->cand = calloc((size_t)x->naccts * (x->ninst ? x->ninst : 1), sizeof(*x->cand));
     x->rank = calloc(x->naccts, sizeof(*x->rank));
-    int ok = x->w && x->bal && x->p && x->os && x->cand && x->rank;
+    x->small = calloc(x->naccts, sizeof(*x->small));
+    x->spam = calloc(x->naccts, sizeof(*x->spam));
+    int ok = x->w && x->bal && x->p && x->os && x->cand && x->rank && x->small && x->spam;
     for (uint16_t i = 0; ok && i < x->ninst; i++) {
         x->is[i].list = calloc(x->naccts, sizeof(uint32_t));
         ok = x->is[i].list != NULL;
@@ -2369,5 +2459,7 @@ void exch_destroy(struct exch *x)
     free(x->os_mem);
     free(x->cand);
     free(x->rank);
+    free(x->small);
+    free(x->spam);
     free(x);
 }

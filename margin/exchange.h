@@ -209,6 +209,16 @@ struct exch_config {
     uint16_t indices_count;
     char index[INDICES_MAX][SYMBOL_LEN_MAX + 1];         /* ".BXBT" */
     sats_t insurance_initial[CURRENCIES_MAX]; /* booked as the liquidator's deposit */
+    /* The spam rule (BitMEX's order minimum size): at each day's review
+     * (00:00 UTC) an account with at least spam_orders working orders each
+     * worth less than spam_value[its contract's currency] is marked spam,
+     * and one with fewer is cleared (an admin's CMD_SET_SPAM marks or
+     * clears at once). A spam account's new Limit, StopLimit or
+     * LimitIfTouched order worth less than that becomes hidden (displayQty
+     * 0: out of the book, the taker fee when it fills); a Post-Only one is
+     * rejected (REJ_SPAM_POST_ONLY). spam_orders 0: no review, no rule. */
+    uint32_t spam_orders;
+    sats_t spam_value[CURRENCIES_MAX];
 };
 
 /* A position as BitMEX's Position table reports it (figures at the mark). */
@@ -293,6 +303,9 @@ sats_t exch_insurance(const struct exch *x, uint8_t currency);
 /* 0..1 in 1e-8 units: the position's place in its side's ADL queue
  * (1 = first to be deleveraged), BitMEX's deleveragePercentile. -1 flat. */
 rate_t exch_adl_percentile(const struct exch *x, uint32_t account, uint16_t inst);
+/* Whether the account is marked spam (1, 0; -1 for no such account), and
+ * how many of its working orders are worth less than the spam value. */
+int exch_spam(const struct exch *x, uint32_t account, uint32_t *small_orders);
 
 /* The money audit now (M9); fills *out, returns out->ok. O(accounts). */
 int exch_audit(const struct exch *x, struct exch_audit *out);

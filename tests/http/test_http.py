@@ -364,6 +364,43 @@ def run_main(s):
           f"the refused single order is kept Rejected: {hist2[:1]}")
     poor.ok("DELETE", "order/all", {})
 
+    # The spam rule (issue 19): an admin marks an account; its Limit order
+    # worth less than 0.0025 XBT becomes hidden (displayQty 0, not in the
+    # book), its small Post-Only order is Rejected; cleared, a small order
+    # shows again. XBTUSD: 100 contracts at 50,500 are 0.00198 XBT.
+    def level(px):
+        st, _, full = s.raw("GET", "/api/v1/orderBook/L2?symbol=XBTUSD&depth=0")
+        return sum(l["size"] for l in full if l["price"] == px)
+    sp = s.account()
+    st, _, g = s.admin("GET", f"spam?account={sp.account}")
+    check(st == 200 and g["spam"] is False and g["smallOrders"] == 0 and g["spamValue"]["XBt"] == 250000
+          and g["spamOrders"] == 50, f"spam rule before: {st} {g}")
+    st, _, g = s.admin("POST", "spam", {"account": sp.account, "spam": True})
+    check(st == 200 and g["spam"] is True, f"mark an account spam: {st} {g}")
+    hid = sp.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50500})
+    check(hid["displayQty"] == 0 and hid["ordStatus"] == "New" and level(50500) == 0, f"small order hidden: {hid}")
+    big = sp.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 1000, "price": 50500})
+    check(big["displayQty"] is None and level(50500) == 1000, f"large order shown: {big} {level(50500)}")
+    po = sp.ok("POST", "order/bulk", {"orders": [{"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50400,
+                                                  "execInst": "ParticipateDoNotInitiate"}]})
+    check(po[0]["ordStatus"] == "Rejected" and "Spam" in po[0]["ordRejReason"] and level(50400) == 0,
+          f"small post-only rejected: {po}")
+    error_is(sp.req("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50400,
+                                      "execInst": "ParticipateDoNotInitiate"}), 400, "Spam", "single small post-only")
+    st, _, g = s.admin("GET", f"spam?account={sp.account}")
+    check(g["spam"] is True and g["smallOrders"] == 1, f"one small order working: {g}")
+    st, _, g = s.admin("POST", "spam", {"account": sp.account, "spam": False})
+    check(st == 200 and g["spam"] is False, f"clear the mark: {st} {g}")
+    shown = sp.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 50300})
+    check(shown["displayQty"] is None and level(50300) == 100, f"small order shown once cleared: {shown}")
+    for bad in ({"account": sp.account, "spam": "yes"}, {"account": 999999, "spam": True}, {"spam": True},
+                {"account": sp.account, "spam": True, "extra": 1}):
+        st, _, g = s.admin("POST", "spam", bad)
+        check(st == 400, f"bad spam request {bad}: {st} {g}")
+    st, _, g = s.admin("GET", f"spam?account={sp.account}")
+    check(g["spam"] is False, f"bad requests changed nothing: {g}")
+    sp.ok("DELETE", "order/all", {})
+
     # ---- permissions and keys ----------------------------------------------------------------
     ro = s.account(permissions=["read"])
     check(ro.ok("GET", "user/margin")["currency"] == "XBt", "read-only key reads")

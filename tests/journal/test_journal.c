@@ -387,7 +387,7 @@ static void codec_commands(struct codec_set *s)
     c->ts = T0 + 1;
     c->config = &dflt.exch;
     c->limits = &dflt.limits;
-    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_SET_FUNDING; t++) {
+    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_TYPE_LAST; t++) {
         for (int variant = 0; variant < 2; variant++) {
             c = &s->cmd[s->n];
             c->type = CC_EXCH;
@@ -473,6 +473,9 @@ static void codec_commands(struct codec_set *s)
                 x->u.set_funding.indicative_e8 = variant ? 0 : -INT64_C(2500);
                 x->u.set_funding.has_indicative = (uint8_t)!variant;
                 x->u.set_funding.for_ms = variant ? 0 : INT64_C(1705291200000);
+                break;
+            case CMD_SET_SPAM:
+                x->u.spam = (uint8_t)!variant;
                 break;
             default: /* CMD_CLOCK, CMD_SET_CROSS: no arguments */
                 break;
@@ -602,7 +605,9 @@ START_TEST(codec_round_trip)
             for (uint8_t i = 0; i < c->config->currencies_count; i++) {
                 ck_assert_str_eq(b->config.currency[i], c->config->currency[i]);
                 ck_assert_int_eq(b->config.insurance_initial[i], c->config->insurance_initial[i]);
+                ck_assert_int_eq(b->config.spam_value[i], c->config->spam_value[i]);
             }
+            ck_assert_uint_eq(b->config.spam_orders, c->config->spam_orders);
             ck_assert_uint_eq(b->config.indices_count, c->config->indices_count);
             for (uint16_t i = 0; i < c->config->indices_count; i++)
                 ck_assert_str_eq(b->config.index[i], c->config->index[i]);
@@ -672,9 +677,13 @@ START_TEST(codec_round_trip)
          * account's without its flags byte: that is the account of a
          * journal from before flags (a record's length is framed, so the
          * byte cannot be lost unnoticed). */
+        /* Likewise a config without the spam rule: a journal from before it. */
+        size_t spam_bytes = c->type == CC_CONFIG && c->config->spam_orders
+                                ? 4 + 8 * (size_t)c->config->currencies_count : 0;
         for (size_t len = 0; len < e1.len; len++) {
             bool old_account = c->type == CC_ACCOUNT && c->account_flags && len == e1.len - 1;
-            ck_assert_msg(decode_exact(e1.p, len, b) == (old_account ? 0 : -1),
+            bool old_config = spam_bytes && len == e1.len - spam_bytes;
+            ck_assert_msg(decode_exact(e1.p, len, b) == (old_account || old_config ? 0 : -1),
                           "command %u: a prefix of %zu of %zu bytes decoded", k, len, e1.len);
         }
         for (int extra = 0; extra < 256; extra += 85) {
@@ -690,7 +699,7 @@ START_TEST(codec_round_trip)
     }
     /* Every kind and every command type was there. */
     ck_assert_uint_eq(kinds_seen, (1u << CC_CONFIG) | (1u << CC_EXCH) | (1u << CC_ACCOUNT) | (1u << CC_KEY) | (1u << CC_CHECKPOINT) | (1u << CC_RESTORE));
-    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_SET_FUNDING; t++)
+    for (uint8_t t = CMD_NEW_ORDER; t <= CMD_TYPE_LAST; t++)
         ck_assert_msg(types_seen & (1u << t), "command type %u not covered", t);
     /* An unknown kind and an unknown command type are refused. */
     struct rbuf e = {0};
@@ -700,7 +709,7 @@ START_TEST(codec_round_trip)
     e.p[16] = CC_KEY + 1;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     e.p[16] = CC_EXCH;
-    e.p[17] = CMD_SET_FUNDING + 1;
+    e.p[17] = CMD_TYPE_LAST + 1;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     e.p[17] = 0;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
@@ -773,7 +782,7 @@ START_TEST(codec_never_reads_outside)
         if (n > 16)
             buf[16] = (unsigned char)range(&g, CC_CONFIG, CC_KEY);
         if (n > 17)
-            buf[17] = (unsigned char)range(&g, CMD_NEW_ORDER, CMD_SET_FUNDING);
+            buf[17] = (unsigned char)range(&g, CMD_NEW_ORDER, CMD_TYPE_LAST);
         /* short strings now and then, so that some get through */
         for (size_t k = 18; k + 1 < n; k += (size_t)range(&g, 1, 40))
             if (range(&g, 0, 3) == 0)

@@ -29,6 +29,8 @@ static int n_money[16];
 static sats_t money_sum[16][16]; /* [kind][account] */
 static struct ev_funding last_funding;
 static int n_xbtusd_funding;
+static struct order_view last_new; /* the last EV_NEW's order */
+static uint32_t g_spam_orders;     /* the spam rule's count, when set */
 
 static void sink(void *ctx, const struct event *ev)
 {
@@ -39,6 +41,8 @@ static void sink(void *ctx, const struct event *ev)
         if (ev->account < 16)
             money_sum[ev->u.money.kind][ev->account] += ev->u.money.amount;
     }
+    if (ev->type == EV_NEW)
+        last_new = ev->order;
     if (ev->type == EV_FUNDING && ev->inst == XBTUSD) {
         n_xbtusd_funding++;
         last_funding = ev->u.funding;
@@ -59,6 +63,8 @@ static void setup_with(sats_t insurance)
     cfg.engine.orders_max = 4096;
     cfg.engine.stops_max = 256;
     cfg.insurance_initial[0] = insurance;
+    if (g_spam_orders)
+        cfg.spam_orders = g_spam_orders;
     const char *err = NULL;
     memset(n_ev, 0, sizeof(n_ev));
     memset(n_money, 0, sizeof(n_money));
@@ -77,6 +83,7 @@ static void teardown(void)
     exch_destroy(X);
     X = NULL;
     g_risk_limit = g_risk_step = 0;
+    g_spam_orders = 0;
 }
 
 static enum reject run(struct cmd *c)
@@ -834,6 +841,84 @@ END_TEST
 
 /* ---- bad input: named rejects, nothing changes ---------------------------------------- */
 
+static enum reject set_spam(uint32_t a, uint8_t on)
+{
+    struct cmd c = {.type = CMD_SET_SPAM, .account = a};
+    c.u.spam = on;
+    return run(&c);
+}
+
+/* BitMEX's spam rule: a spam account's orders worth less than 0.0025 XBT
+ * become hidden, its small Post-Only orders are rejected; the daily review
+ * (00:00 UTC) marks an account with spam_orders small working orders and
+ * clears one with fewer. XBTUSD: q contracts at px are worth q / px XBT. */
+START_TEST(spam_accounts_get_small_orders_hidden_and_post_only_rejected)
+{
+    teardown();
+    g_spam_orders = 3;
+    setup();
+    ck_assert_int_eq(deposit(1, XBT, 100000000), REJ_NONE);
+    ck_assert_int_eq(deposit(2, XBT, 100000000), REJ_NONE);
+    uint32_t small = 99;
+    ck_assert_int_eq(exch_spam(X, 1, &small), 0);
+    ck_assert_uint_eq(small, 0);
+    /* Not marked: a small order shows. */
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(50000)), REJ_NONE); /* 0.002 XBT */
+    ck_assert_int_eq(last_new.display_qty, -1);
+    uint64_t first = last_new.id;
+    ck_assert_int_eq(set_spam(1, 1), REJ_NONE);
+    ck_assert_int_eq(exch_spam(X, 1, &small), 1);
+    ck_assert_uint_eq(small, 1);
+    /* Marked: a small Limit becomes hidden, a large one does not. */
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(49000)), REJ_NONE);
+    ck_assert_int_eq(last_new.display_qty, 0);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 1000, USD(50000)), REJ_NONE); /* 0.02 XBT */
+    ck_assert_int_eq(last_new.display_qty, -1);
+    ck_assert_int_eq(exch_spam(X, 1, &small), 1);
+    ck_assert_uint_eq(small, 2);
+    /* A small Post-Only is rejected and changes nothing. */
+    uint64_t h = exch_hash(X);
+    struct cmd po = {.type = CMD_NEW_ORDER, .account = 1, .inst = XBTUSD};
+    po.u.new_order.has = HAS_QTY | HAS_PRICE;
+    po.u.new_order.side = SIDE_BUY;
+    po.u.new_order.qty = 100;
+    po.u.new_order.price = USD(48000);
+    po.u.new_order.exec_inst = EXEC_POST_ONLY;
+    ck_assert_int_eq(run(&po), REJ_SPAM_POST_ONLY);
+    ck_assert_uint_eq(exch_hash(X), h);
+    ck_assert_str_eq(engine_reject_name(REJ_SPAM_POST_ONLY), "spam_post_only");
+    /* Another account is untouched. */
+    ck_assert_int_eq(order(2, XBTUSD, SIDE_BUY, 100, USD(47000)), REJ_NONE);
+    ck_assert_int_eq(last_new.display_qty, -1);
+    /* Cleared by the admin: shows again. */
+    ck_assert_int_eq(set_spam(1, 0), REJ_NONE);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(46000)), REJ_NONE);
+    ck_assert_int_eq(last_new.display_qty, -1);
+    ck_assert_int_eq(exch_spam(X, 1, &small), 0);
+    ck_assert_uint_eq(small, 3);
+    /* The review at the next 00:00 UTC marks account 1 (3 small orders),
+     * not account 2 (1). */
+    NOW = T0 - T0 % MS_PER_DAY + MS_PER_DAY + 1;
+    ck_assert_int_eq(deposit(2, XBT, 1), REJ_NONE);
+    ck_assert_int_eq(exch_spam(X, 1, NULL), 1);
+    ck_assert_int_eq(exch_spam(X, 2, NULL), 0);
+    /* Below the count at the next review: cleared. */
+    struct cmd cx = {.type = CMD_CANCEL, .account = 1, .inst = XBTUSD};
+    cx.u.cancel.order_id = first;
+    ck_assert_int_eq(run(&cx), REJ_NONE);
+    ck_assert_int_eq(exch_spam(X, 1, &small), 1);
+    ck_assert_uint_eq(small, 2);
+    NOW += MS_PER_DAY;
+    ck_assert_int_eq(deposit(2, XBT, 1), REJ_NONE);
+    ck_assert_int_eq(exch_spam(X, 1, NULL), 0);
+    /* The liquidator and unknown accounts are not accounts to mark. */
+    ck_assert_int_eq(set_spam(0, 1), REJ_UNKNOWN_ACCOUNT);
+    ck_assert_int_eq(exch_spam(X, 0, NULL), -1);
+    ck_assert_int_eq(exch_spam(X, 99, NULL), -1);
+    ck_assert_ptr_null(exch_verify(X));
+}
+END_TEST
+
 START_TEST(bad_margin_commands_are_refused_and_change_nothing)
 {
     ck_assert_int_eq(deposit(1, XBT, 100000000), REJ_NONE);
@@ -907,6 +992,7 @@ static Suite *suite(void)
     tcase_add_test(t, an_announced_funding_rate_is_paid_and_marks_at_once);
     tcase_add_test(t, settlement_closes_everything);
     tcase_add_test(t, bad_margin_commands_are_refused_and_change_nothing);
+    tcase_add_test(t, spam_accounts_get_small_orders_hidden_and_post_only_rejected);
     suite_add_tcase(s, t);
     return s;
 }
