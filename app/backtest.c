@@ -199,6 +199,7 @@ int backtest_main(int argc, char **argv)
     /* The history account holds the whole historical book: BitMEX's 200
      * open orders per account and contract would cut a deep book. */
     cfg.exch.engine.open_orders_max = 100000;
+    cfg.exch.spam_orders = 0; /* the history account's many small orders are the book, not spam */
     /* Builds with -Dchecks=true audit the money after every command; the
      * walk of every pool (a million order slots) every 1,000th is enough
      * for a run of millions of commands. */

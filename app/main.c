@@ -203,6 +203,7 @@ int main(int argc, char **argv)
         /* As `perpsim backtest` (docs/backtest.md): the history account
          * holds the whole book. */
         cfg.core.exch.engine.open_orders_max = 100000;
+        cfg.core.exch.spam_orders = 0; /* the history's small orders are the book, not spam */
         cfg.core.exch.engine.verify_every = 1000;
         cfg.attach = served_attach;
         cfg.attach_ctx = served;
