@@ -1,16 +1,23 @@
 /*
- * explain_api.c - GET /explain/v1/liquidation: each liquidation step by step
- * (core/explain.h), as the web page's teaching view and anyone else reads it.
+ * explain_api.c - the teaching tables (core/explain.h), as the web page and
+ * anyone else reads them.
  *
+ * GET /explain/v1/liquidation: each liquidation step by step.
  *   ?execID=<the owner's Liquidation execution, or an ADL close>  that one
  *   ?count=N&start=K  the newest N (1..100, default 20) from the K-th newest
  *   &symbol=XBTUSD    only that instrument's
+ *
+ * GET /explain/v1/funding?symbol=XBTUSD[&count=N&start=K]: a perpetual's
+ * next funding as it forms (countdown, the premium mean so far, the
+ * indicative rate) and its newest N fundings (1..20, default 5), each with
+ * BitMEX's formula filled in and every position's payment.
  *
  * Every figure is the exchange's own (minor units for money, prices as
  * prices), with the rule that made it; nothing is recomputed here.
  */
 #include "api/srv_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,15 +210,8 @@ void explain_liquidation(struct req *r)
 {
     const struct exch_config *cfg = r->s->x;
     static const char *const known[] = {"execID", "count", "start", "symbol", NULL};
-    for (const cJSON *it = r->params ? r->params->child : NULL; it; it = it->next) {
-        bool ok = false;
-        for (int k = 0; known[k]; k++)
-            ok = ok || strcmp(it->string, known[k]) == 0;
-        if (!ok) {
-            reply_error(r, 400, "ValidationError", "Unknown parameter: %s", it->string);
-            return;
-        }
-    }
+    if (!only_known(r, r->params, known))
+        return;
     const char *exec = NULL, *symbol = NULL;
     int64_t count = 20, start = 0;
     enum prm_get ge = prm_str(r->params, "execID", &exec);
@@ -270,5 +270,174 @@ void explain_liquidation(struct req *r)
         for (uint32_t k = 0; k < n; k++)
             cJSON_AddItemToArray(out, liq_json(cfg, &v[k]));
     free(v);
+    reply_json(r, 200, out);
+}
+
+/* ---- funding ------------------------------------------------------------------------------- */
+
+#define FUNDING_COUNT_MAX 20
+
+/* A rate as a percentage, exact (1e-8 is 0.000001%): 0.010000%. */
+static void pct(char *b, size_t cap, rate_t r)
+{
+    uint64_t a = r < 0 ? 0 - (uint64_t)r : (uint64_t)r;
+    snprintf(b, cap, "%s%" PRIu64 ".%06" PRIu64 "%%", r < 0 ? "-" : "", a / 1000000, a % 1000000);
+}
+
+/* F = P + clamp(I - P, -0.05%, +0.05%), capped at 0.75 x (IM - MM), with
+ * the numbers: {"premiumIndex","interestRate","clampedDifference","cap",
+ * "fundingRate","formula"}. */
+static cJSON *rate_formula(const struct exch_instrument *in, rate_t p, rate_t f)
+{
+    rate_t d = in->funding_interest_e8 - p;
+    rate_t dc = d > MF_FUNDING_CLAMP_E8 ? MF_FUNDING_CLAMP_E8 : d < -MF_FUNDING_CLAMP_E8 ? -MF_FUNDING_CLAMP_E8 : d;
+    rate_t cap = (in->im_e8 - in->mm_e8) * 3 / 4;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "premiumIndex", (double)p / 1e8);
+    cJSON_AddNumberToObject(o, "interestRate", (double)in->funding_interest_e8 / 1e8);
+    cJSON_AddNumberToObject(o, "clampedDifference", (double)dc / 1e8);
+    cJSON_AddNumberToObject(o, "cap", (double)cap / 1e8);
+    cJSON_AddNumberToObject(o, "fundingRate", (double)f / 1e8);
+    char sp[32], si[32], sd[32], sf[32], sc[32], sim[32], smm[32], text[640];
+    pct(sp, sizeof(sp), p);
+    pct(si, sizeof(si), in->funding_interest_e8);
+    pct(sd, sizeof(sd), dc);
+    pct(sf, sizeof(sf), f);
+    pct(sc, sizeof(sc), cap);
+    pct(sim, sizeof(sim), in->im_e8);
+    pct(smm, sizeof(smm), in->mm_e8);
+    snprintf(text, sizeof(text),
+             "F = P + clamp(I - P, -0.05%%, 0.05%%) = %s + clamp(%s - %s, -0.05%%, 0.05%%) = %s + %s; "
+             "|F| <= 0.75 x (IM - MM) = 0.75 x (%s - %s) = %s; F = %s",
+             sp, si, sp, sp, sd, sim, smm, sc, sf);
+    cJSON_AddStringToObject(o, "formula", text);
+    return o;
+}
+
+static cJSON *funding_json(const struct exch_config *cfg, const struct fund_explain *f)
+{
+    const struct exch_instrument *in = &cfg->inst[f->inst];
+    cJSON *o = cJSON_CreateObject();
+    add_time(o, "timestamp", f->ts);
+    cJSON_AddStringToObject(o, "symbol", sym(cfg, f->inst));
+    cJSON_AddNumberToObject(o, "fundingRate", (double)f->rate_e8 / 1e8);
+    cJSON_AddNumberToObject(o, "markPrice", px_of(f->mark_px));
+    cJSON_AddNumberToObject(o, "indexPrice", px_of(f->index_px));
+    static const char *const origins[] = {"opening", "premium", "announced"};
+    cJSON_AddStringToObject(o, "rateFrom", origins[f->origin <= FO_ANNOUNCED ? f->origin : 0]);
+    if (f->origin == FO_PREMIUM) {
+        cJSON *h = rate_formula(in, f->formed_premium_e8, f->rate_e8);
+        add_time(h, "formedAt", f->formed_ms);
+        cJSON_AddNumberToObject(h, "samples", (double)f->formed_samples);
+        cJSON_AddItemToObject(o, "rate", h);
+    }
+    cJSON_AddStringToObject(o, "why",
+                            f->origin == FO_PREMIUM    ? "the rate formed at the previous funding from that interval's "
+                                                         "mean premium index, one sample a minute (M7)"
+                            : f->origin == FO_ANNOUNCED ? "the rate was announced (an instructor's, or a backtest's "
+                                                          "data), in place of the one the premium formed"
+                                                        : "the opening rate: the interest rate I, no premium yet");
+    cJSON_AddStringToObject(o, "payment", f->rate_e8 >= 0 ? "longs pay shorts: payment = value at the mark x rate, "
+                                                            "payer rounded up, receiver down"
+                                                          : "shorts pay longs: payment = value at the mark x |rate|, "
+                                                            "payer rounded up, receiver down");
+    cJSON *ps = cJSON_AddArrayToObject(o, "payments");
+    for (uint32_t k = 0; k < f->listed; k++) {
+        const struct fund_payment *p = &f->payments[k];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "account", p->account);
+        cJSON_AddNumberToObject(x, "currentQty", (double)p->qty);
+        sats_t v = 0;
+        if (mf_value(&in->contract, p->qty, f->mark_px, &v) == MF_OK)
+            money(x, "markValue", v);
+        money(x, "walletChange", p->amount);
+        if (p->exec)
+            idstr(x, "execID", ID_EXEC, p->exec);
+        cJSON_AddItemToArray(ps, x);
+    }
+    cJSON_AddNumberToObject(o, "paymentsCount", f->npayments);
+    money(o, "paid", f->paid);
+    money(o, "received", f->received);
+    money(o, "rounding", f->paid - f->received);
+    cJSON_AddStringToObject(o, "currency", cfg->currency[in->currency]);
+    cJSON *n = rate_formula(in, f->premium_e8, f->next_rate_e8);
+    cJSON_AddNumberToObject(n, "samples", (double)f->samples);
+    cJSON_AddItemToObject(o, "nextRate", n);
+    return o;
+}
+
+void explain_funding(struct req *r)
+{
+    const struct exch_config *cfg = r->s->x;
+    static const char *const known[] = {"symbol", "count", "start", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    const char *symbol = NULL;
+    int64_t count = 5, start = 0;
+    enum prm_get gy = prm_str(r->params, "symbol", &symbol);
+    enum prm_get gc = prm_int(r->params, "count", &count);
+    enum prm_get gs = prm_int(r->params, "start", &start);
+    int inst = gy == PRM_FOUND ? exch_config_find(cfg, symbol) : -1;
+    if (inst < 0 || !cfg->inst[inst].perpetual) {
+        reply_error(r, 400, "ValidationError", gy == PRM_ABSENT ? "'symbol' is a required arg."
+                                                                : "Invalid symbol: funding is a perpetual's");
+        return;
+    }
+    if ((gc != PRM_ABSENT && (gc != PRM_FOUND || count < 1 || count > FUNDING_COUNT_MAX)) ||
+        (gs != PRM_ABSENT && (gs != PRM_FOUND || start < 0 || start > EXPLAIN_FUNDING_KEEP))) {
+        reply_error(r, 400, "ValidationError", "Invalid count (1 to %d) or start", FUNDING_COUNT_MAX);
+        return;
+    }
+    /* Copied under the view (payments too), rendered after it. */
+    struct fund_explain v[FUNDING_COUNT_MAX];
+    const struct fund_explain *ptr[FUNDING_COUNT_MAX];
+    struct exch_instrument_state st;
+    bool oom = false;
+    const struct core_view *view = core_view_begin(r->s->core);
+    uint32_t kept = explain_fundings(store_explain(cv_store(view)), (uint16_t)inst, (uint32_t)start,
+                                     (uint32_t)count, ptr);
+    uint32_t n = kept > (uint64_t)start ? kept - (uint32_t)start : 0;
+    n = n < (uint32_t)count ? n : (uint32_t)count;
+    for (uint32_t k = 0; k < n; k++) {
+        v[k] = *ptr[k];
+        v[k].payments = v[k].listed ? malloc(v[k].listed * sizeof(*v[k].payments)) : NULL;
+        if (v[k].listed && !v[k].payments) {
+            v[k].listed = 0;
+            oom = true;
+        } else if (v[k].listed) {
+            memcpy(v[k].payments, ptr[k]->payments, v[k].listed * sizeof(*v[k].payments));
+        }
+    }
+    cv_instrument(view, (uint16_t)inst, &st);
+    ms_t now = cv_now(view);
+    core_view_end(view);
+    if (oom) {
+        for (uint32_t k = 0; k < n; k++)
+            free(v[k].payments);
+        reply_error(r, 500, "HTTPError", "Server Error");
+        return;
+    }
+    const struct exch_instrument *in = &cfg->inst[inst];
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "symbol", sym(cfg, (uint16_t)inst));
+    add_time(out, "timestamp", now);
+    cJSON *nx = cJSON_AddObjectToObject(out, "next");
+    add_time(nx, "fundingTimestamp", st.next_funding_ms);
+    cJSON_AddNumberToObject(nx, "msUntil", (double)(st.next_funding_ms > now ? st.next_funding_ms - now : 0));
+    cJSON_AddNumberToObject(nx, "fundingInterval", (double)in->funding_interval_ms / 3600000.0);
+    cJSON_AddNumberToObject(nx, "fundingRate", (double)st.funding_rate_e8 / 1e8);
+    cJSON_AddNumberToObject(nx, "markPrice", px_of(st.mark_px));
+    cJSON_AddNumberToObject(nx, "indexPrice", px_of(st.index_px));
+    cJSON *ind = rate_formula(in, st.premium_e8, st.indicative_rate_e8);
+    cJSON_AddNumberToObject(ind, "samples", (double)st.premium_samples);
+    cJSON_AddStringToObject(ind, "why", "the indicative rate: the formula on the premium samples of this interval "
+                                        "so far; at the funding it becomes the next interval's rate");
+    cJSON_AddItemToObject(nx, "indicative", ind);
+    cJSON_AddNumberToObject(out, "fundingsKept", kept);
+    cJSON *fs = cJSON_AddArrayToObject(out, "fundings");
+    for (uint32_t k = 0; k < n; k++) {
+        cJSON_AddItemToArray(fs, funding_json(cfg, &v[k]));
+        free(v[k].payments);
+    }
     reply_json(r, 200, out);
 }

@@ -64,7 +64,7 @@ static bool need_perm(struct req *r, uint32_t perms)
 
 /* Parameters a write accepts; anything else is refused (a typo must not be
  * silently ignored when money is at stake). */
-static bool only_known(struct req *r, const cJSON *obj, const char *const *known)
+bool only_known(struct req *r, const cJSON *obj, const char *const *known)
 {
     const cJSON *it;
     cJSON_ArrayForEach(it, obj)
@@ -2720,6 +2720,9 @@ void route(struct req *r)
         /* Counted as a read of the API: no one loops it for free. */
         if (rate_limit(r, rl_cost_single(), false, false, true))
             explain_liquidation(r);
+    } else if (strcmp(path, "/explain/v1/funding") == 0 && strcmp(r->method, "GET") == 0) {
+        if (rate_limit(r, rl_cost_single(), false, false, true))
+            explain_funding(r);
     } else if ((strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) &&
                (r->s->web || strcmp(path, "/") == 0)) {
         serve_web(r, path);

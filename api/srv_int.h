@@ -166,6 +166,9 @@ void notional(const struct exch_config *cfg, uint16_t inst, qty_t q, px_t px, do
 void add_time(cJSON *o, const char *name, ms_t ms);
 /* GET /explain/v1/liquidation (explain_api.c). */
 void explain_liquidation(struct req *r);
+void explain_funding(struct req *r);
+/* Every key of obj is one of known, else a 400 naming it (false). */
+bool only_known(struct req *r, const cJSON *obj, const char *const *known);
 /* Renderers of copies take the config; those of live state a view. */
 cJSON *render_order(const struct exch_config *cfg, const struct ord_rec *r);
 cJSON *render_exec(const struct core_view *v, const struct exe_rec *e);

@@ -22,6 +22,12 @@ struct explain {
     sats_t fund[CURRENCIES_MAX];      /* the liquidator's wallet: the insurance fund */
     struct liq_explain *ring[EXPLAIN_KEEP];
     uint64_t total;                   /* liquidations ever */
+    struct fund_explain *fring[EXPLAIN_FUNDING_KEEP];
+    uint64_t ftotal;                  /* fundings ever */
+    struct fund_explain *last_fund[INSTRUMENTS_MAX]; /* each instrument's newest, if kept */
+    /* the record's Funding payments not yet claimed by their EV_FUNDING */
+    struct { uint16_t inst; struct fund_payment p; } *pend;
+    uint32_t npend, cap_pend;
 };
 
 struct explain *explain_create(const struct exch_config *cfg, uint32_t accounts_max)
@@ -48,6 +54,12 @@ void explain_destroy(struct explain *e)
         return;
     for (uint32_t k = 0; k < EXPLAIN_KEEP; k++)
         free(e->ring[k]);
+    for (uint32_t k = 0; k < EXPLAIN_FUNDING_KEEP; k++)
+        if (e->fring[k]) {
+            free(e->fring[k]->payments);
+            free(e->fring[k]);
+        }
+    free(e->pend);
     free(e->pos);
     free(e);
 }
@@ -125,8 +137,85 @@ static qty_t qabs(qty_t q)
     return q < 0 ? -q : q;
 }
 
+/* A Funding payment, kept until its instrument's EV_FUNDING. */
+static void fund_pay(struct explain *e, const struct event *ev, uint64_t exec)
+{
+    if (e->npend == e->cap_pend) {
+        uint32_t nc = e->cap_pend ? e->cap_pend * 2 : 64;
+        void *p = realloc(e->pend, (size_t)nc * sizeof(*e->pend));
+        if (!p)
+            return; /* the payment is counted by no one: the table is a view, the wallet has it */
+        e->pend = p;
+        e->cap_pend = nc;
+    }
+    e->pend[e->npend].inst = ev->inst;
+    e->pend[e->npend++].p = (struct fund_payment){ev->account, ev->u.money.qty, ev->u.money.amount, exec};
+}
+
+/* A funding: its entry, with the payments of its instrument before it. */
+static void fund_done(struct explain *e, const struct core_record *r, const struct event *ev)
+{
+    uint16_t i = ev->inst;
+    struct fund_explain *f = calloc(1, sizeof(*f));
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < e->npend; k++)
+        n += e->pend[k].inst == i;
+    uint32_t listed = n < EXPLAIN_PAYMENTS_MAX ? n : EXPLAIN_PAYMENTS_MAX;
+    if (f && listed && !(f->payments = malloc((size_t)listed * sizeof(*f->payments)))) {
+        free(f);
+        f = NULL;
+    }
+    if (f) {
+        const struct ev_funding *u = &ev->u.funding;
+        f->id = e->ftotal + 1;
+        f->seq = r->seq;
+        f->ts = ev->ts;
+        f->inst = i;
+        f->mark_px = u->mark_px;
+        f->index_px = u->index_px;
+        f->rate_e8 = u->rate_e8;
+        const struct fund_explain *prev = i < INSTRUMENTS_MAX ? e->last_fund[i] : NULL;
+        if (prev && prev->next_rate_e8 == u->rate_e8) {
+            f->origin = FO_PREMIUM;
+            f->formed_ms = prev->ts;
+            f->formed_premium_e8 = prev->premium_e8;
+            f->formed_samples = prev->samples;
+        } else {
+            f->origin = prev || (i < e->ninst && u->rate_e8 != e->cfg->inst[i].funding_interest_e8) ? FO_ANNOUNCED
+                                                                                                   : FO_OPENING;
+        }
+        f->next_rate_e8 = u->next_rate_e8;
+        f->premium_e8 = u->premium_e8;
+        f->samples = u->samples;
+        f->paid = u->paid;
+        f->received = u->received;
+        f->npayments = n;
+        for (uint32_t k = 0; k < e->npend && f->listed < listed; k++)
+            if (e->pend[k].inst == i)
+                f->payments[f->listed++] = e->pend[k].p;
+        struct fund_explain **slot = &e->fring[e->ftotal % EXPLAIN_FUNDING_KEEP];
+        if (*slot) {
+            for (uint16_t k = 0; k < INSTRUMENTS_MAX; k++)
+                if (e->last_fund[k] == *slot)
+                    e->last_fund[k] = NULL;
+            free((*slot)->payments);
+            free(*slot);
+        }
+        *slot = f;
+        e->ftotal++;
+        if (i < INSTRUMENTS_MAX)
+            e->last_fund[i] = f;
+    }
+    uint32_t m = 0; /* the other instruments' payments wait for theirs */
+    for (uint32_t k = 0; k < e->npend; k++)
+        if (e->pend[k].inst != i)
+            e->pend[m++] = e->pend[k];
+    e->npend = m;
+}
+
 void explain_record(struct explain *e, const struct core_record *r, const uint64_t *exec_ids)
 {
+    e->npend = 0;
     const struct core_cmd *c = r->cmd;
     px_t mark0[INSTRUMENTS_MAX];
     memcpy(mark0, e->mark, sizeof(mark0));
@@ -204,6 +293,8 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
             const struct ev_money *m = &ev->u.money;
             if (ev->account == EXCH_LIQUIDATOR && m->currency < CURRENCIES_MAX)
                 e->fund[m->currency] = m->balance;
+            if (m->kind == MK_FUNDING)
+                fund_pay(e, ev, exec_ids ? exec_ids[k] : 0);
             if (!cur)
                 break;
             uint64_t exec = exec_ids ? exec_ids[k] : 0;
@@ -225,6 +316,9 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
             }
             break;
         }
+        case EV_FUNDING:
+            fund_done(e, r, ev);
+            break;
         case EV_INSTRUMENT:
             if (ev->inst < INSTRUMENTS_MAX) {
                 e->mark[ev->inst] = re->x.inst.mark_px;
@@ -269,4 +363,22 @@ const struct liq_explain *explain_by_exec(const struct explain *e, uint64_t exec
                 return x;
     }
     return NULL;
+}
+
+uint32_t explain_fundings(const struct explain *e, uint16_t inst, uint32_t skip, uint32_t max,
+                          const struct fund_explain **out)
+{
+    if (!e)
+        return 0;
+    uint64_t kept = e->ftotal < EXPLAIN_FUNDING_KEEP ? e->ftotal : EXPLAIN_FUNDING_KEEP;
+    uint32_t n = 0, of = 0;
+    for (uint64_t k = 0; k < kept; k++) {
+        const struct fund_explain *f = e->fring[(e->ftotal - 1 - k) % EXPLAIN_FUNDING_KEEP];
+        if (!f || f->inst != inst)
+            continue;
+        if (of >= skip && n < max)
+            out[n++] = f;
+        of++;
+    }
+    return of;
 }

@@ -87,6 +87,48 @@ struct liq_explain {
     struct liq_step steps[EXPLAIN_STEPS_MAX];
 };
 
+/* Each funding of a perpetual, from its EV_FUNDING and the Funding
+ * payments (EV_MONEY, MK_FUNDING) before it in the same record: the rate
+ * paid and where it came from (the previous funding's premium mean, an
+ * announcement, or the opening rate), every position's payment, and the
+ * next interval's rate with its inputs. The newest EXPLAIN_FUNDING_KEEP,
+ * each listing at most EXPLAIN_PAYMENTS_MAX payments (all counted). */
+#define EXPLAIN_FUNDING_KEEP 512
+#define EXPLAIN_PAYMENTS_MAX 4096
+
+enum fund_origin {
+    FO_OPENING = 0,   /* the instrument's opening rate: no funding before it here */
+    FO_PREMIUM,       /* formed at the previous funding from that interval's premium */
+    FO_ANNOUNCED,     /* announced since (an admin's, a backtest's data) */
+};
+
+struct fund_payment {
+    uint32_t account;
+    qty_t qty;        /* the position (currentQty) */
+    sats_t amount;    /* the wallet's change: < 0 paid, > 0 received */
+    uint64_t exec;    /* its Funding execution, 0 when none */
+};
+
+struct fund_explain {
+    uint64_t id;      /* 1, 2, ... */
+    uint64_t seq;
+    ms_t ts;
+    uint16_t inst;
+    px_t mark_px, index_px;
+    rate_t rate_e8;   /* paid now */
+    uint8_t origin;   /* enum fund_origin */
+    /* FO_PREMIUM: the previous funding's time, premium mean and samples */
+    ms_t formed_ms;
+    rate_t formed_premium_e8;
+    int64_t formed_samples;
+    /* the next interval's rate, formed now, and its inputs */
+    rate_t next_rate_e8, premium_e8;
+    int64_t samples;
+    sats_t paid, received;
+    uint32_t npayments, listed;
+    struct fund_payment *payments; /* listed of them */
+};
+
 struct explain;
 
 struct explain *explain_create(const struct exch_config *cfg, uint32_t accounts_max);
@@ -99,5 +141,9 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
 uint32_t explain_list(const struct explain *e, uint32_t skip, uint32_t max, const struct liq_explain **out);
 /* The liquidation whose takeover (or an ADL close) is execution exec_id. */
 const struct liq_explain *explain_by_exec(const struct explain *e, uint64_t exec_id);
+/* The fundings of inst kept, newest first from skip, at most max; how many
+ * are kept in all. */
+uint32_t explain_fundings(const struct explain *e, uint16_t inst, uint32_t skip, uint32_t max,
+                          const struct fund_explain **out);
 
 #endif

@@ -501,6 +501,11 @@ struct ev_funding {
     int64_t next_rate_e8;
     sats_t paid;       /* sum paid by the paying side */
     sats_t received;   /* sum received: paid - received went to the rounding account */
+    /* next_rate_e8 = P + clamp(I - P, -0.05%, 0.05%), capped at 0.75 x
+     * (IM - MM): P the mean of the interval's minute premium samples */
+    int64_t premium_e8;
+    int64_t samples;
+    px_t index_px;     /* the index at the funding */
 };
 
 /* The public state of an order, as the Order table shows it. */

@@ -1417,6 +1417,7 @@ static void funding(struct exch *x, uint16_t i)
     }
     /* The rate for the next interval: from the samples of the one ended. */
     rate_t p = s->prem_n ? (rate_t)(s->prem_sum / s->prem_n) : 0;
+    int64_t n_samples = s->prem_n;
     must(mf_funding_rate(p, in->funding_interest_e8, in->im_e8, in->mm_e8, &s->rate),
          "funding rate");
     s->indicative = s->rate;
@@ -1430,6 +1431,9 @@ static void funding(struct exch *x, uint16_t i)
     ev.u.funding.next_rate_e8 = s->rate;
     ev.u.funding.paid = paid;
     ev.u.funding.received = received;
+    ev.u.funding.premium_e8 = p;
+    ev.u.funding.samples = n_samples;
+    ev.u.funding.index_px = x->index_px[in->index];
     emit(x, &ev);
     for (uint32_t k = 0; k < s->n; k++)
         pos_remark(x, s->list[k], i);
@@ -2093,6 +2097,8 @@ void exch_instrument_state(const struct exch *x, uint16_t i, struct exch_instrum
     else
         out->fair_basis_rate_e8 = s->basis_annual;
     out->next_funding_ms = in->perpetual ? s->next_funding : 0;
+    out->premium_e8 = in->perpetual && s->prem_n ? (rate_t)(s->prem_sum / s->prem_n) : 0;
+    out->premium_samples = in->perpetual ? s->prem_n : 0;
     out->settled = s->settled;
     out->settled_px = s->settled_px;
     for (uint32_t k = 0; k < s->n; k++) {

@@ -264,6 +264,8 @@ struct exch_instrument_state {
     rate_t indicative_rate_e8;   /* for the interval after */
     rate_t fair_basis_rate_e8;
     ms_t next_funding_ms;
+    rate_t premium_e8;           /* perpetuals: the mean premium index of the interval so far */
+    int64_t premium_samples;     /* minute samples in it */
     int settled;
     px_t settled_px;
     qty_t open_interest;

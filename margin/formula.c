@@ -608,8 +608,6 @@ enum mf_err mf_liq_px(const struct mf_contract *c, qty_t qty, px_t entry_px, rat
 
 /* ---- funding rate ---------------------------------------------------------------------- */
 
-/* The clamp on I - P, 0.05% (BitMEX's funding formula). */
-#define FUNDING_CLAMP_E8 INT64_C(50000)
 
 enum mf_err mf_funding_interest(rate_t quote_daily_e8, rate_t base_daily_e8, ms_t interval_ms,
                                 rate_t *interest_e8)
@@ -658,10 +656,10 @@ enum mf_err mf_funding_rate(rate_t premium_e8, rate_t interest_e8, rate_t im_e8,
         return MF_ERR_RANGE;
     /* F = P + clamp(I - P, -0.05%, +0.05%). */
     i128 d = (i128)interest_e8 - premium_e8;
-    if (d > FUNDING_CLAMP_E8)
-        d = FUNDING_CLAMP_E8;
-    if (d < -FUNDING_CLAMP_E8)
-        d = -FUNDING_CLAMP_E8;
+    if (d > MF_FUNDING_CLAMP_E8)
+        d = MF_FUNDING_CLAMP_E8;
+    if (d < -MF_FUNDING_CLAMP_E8)
+        d = -MF_FUNDING_CLAMP_E8;
     i128 f = premium_e8 + d;
     /* Cap |F| <= 0.75 x (IM - MM); x3/4 rounded DOWN (cap >= 0). */
     i128 cap = div_floor(((i128)im_e8 - mm_e8) * 3, 4);

@@ -205,6 +205,9 @@ enum mf_err mf_order_init_margin(const struct mf_contract *c, qty_t qty, px_t pr
 enum mf_err mf_close_comm_reserve(sats_t cost_sats, sats_t pos_init_sats, rate_t taker_e8,
                                   sats_t *comm_sats);
 
+/* The clamp on I - P in the funding rate, 0.05% (BitMEX's formula). */
+#define MF_FUNDING_CLAMP_E8 INT64_C(50000)
+
 /*
  * Funding payment of a position: |value(qty, mark)| x |rate|,
  * signed: > 0 the position pays, < 0 it receives. Positive rate: longs pay,

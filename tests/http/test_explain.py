@@ -13,12 +13,20 @@ lastPx and qty), the liquidator's fills and ADL closes adding up to it, and
 the insurance fund's move equal to GET /insurance's. A cross liquidation
 (the same at cross margin, with ADL) is explained too; the list is newest
 first, filters by symbol, and bad parameters are refused.
+
+Each funding explained (GET /explain/v1/funding): before it, the countdown
+and the indicative rate; after it, the rate paid (the opening rate, then
+the one the previous funding formed from its premium mean, then an
+instructor's announced rate), the formula's numbers giving the rate, and
+each position's payment equal to its wallet's Funding row, the payer's
+value x rate rounded up and the receiver's down.
 """
 import json
 import sys
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/perpsim"
 import httpkit
+import test_clock
 from httpkit import Server, check
 
 
@@ -131,6 +139,82 @@ def two_at_once(s):
     maker.ok("DELETE", "order/all", {})
 
 
+def funding_of(s, **params):
+    return s.get("/explain/v1/funding?" + httpkit.qs(dict(symbol="XBTUSD", **params)))
+
+
+def formula_gives(f):
+    """F = P + clamp(I - P, -0.05%, 0.05%), |F| <= cap: from the numbers shown."""
+    p, i, cap = f["premiumIndex"], f["interestRate"], f["cap"]
+    want = p + min(max(i - p, -0.0005), 0.0005)
+    want = min(max(want, -cap), cap)
+    return abs(want - f["fundingRate"]) < 1e-9 and abs(f["clampedDifference"] - min(max(i - p, -0.0005), 0.0005)) < 1e-9
+
+
+def funding_explained(s):
+    s.client_class = test_clock.EngineTimeClient  # the clock moves hours ahead of the wall's
+    maker = s.account({"XBt": 10_000_000_000})
+    long_, short = s.account(), s.account()
+    maker.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 1000, "price": 59000})
+    maker.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 2000, "price": 58900})
+    long_.ok("POST", "order", {"symbol": "XBTUSD", "side": "Buy", "orderQty": 1000, "price": 59000})
+    short.ok("POST", "order", {"symbol": "XBTUSD", "side": "Sell", "orderQty": 1000, "price": 58900})
+    before = funding_of(s)
+    nx = before["next"]
+    check(before["symbol"] == "XBTUSD" and before["fundingsKept"] == 0 and before["fundings"] == []
+          and nx["msUntil"] > 0 and nx["fundingInterval"] == 8 and formula_gives(nx["indicative"]),
+          f"before the first funding: {before}")
+    inst = s.get("/api/v1/instrument?symbol=XBTUSD")[0]
+    check(nx["fundingTimestamp"] == inst["fundingTimestamp"] and nx["fundingRate"] == inst["fundingRate"],
+          f"next funding as the instrument says: {nx} {inst}")
+    seen = []
+    for round_ in range(3):
+        if round_ == 2:
+            st, _, _ = s.admin("POST", "funding", {"symbol": "XBTUSD", "fundingRate": 0.001})
+            check(st == 200, "an instructor announces 0.1%")
+        rate = s.get("/api/v1/instrument?symbol=XBTUSD")[0]["fundingRate"]
+        due = funding_of(s)["next"]["fundingTimestamp"]
+        test_clock.advance(s, to=due)
+        got = funding_of(s)
+        f = got["fundings"][0]
+        check(got["fundingsKept"] == round_ + 1 and f["timestamp"] == due and f["fundingRate"] == rate,
+              f"funding {round_}: {f['timestamp']} {f['fundingRate']} want {due} {rate}")
+        pub = [x for x in s.get("/api/v1/funding?symbol=XBTUSD&reverse=true") if x["timestamp"] == due]
+        check(pub and pub[0]["fundingRate"] == f["fundingRate"], f"GET /funding agrees: {pub}")
+        want_from = ["opening", "premium", "announced"][round_]
+        check(f["rateFrom"] == want_from, f"funding {round_} rate from {f['rateFrom']}, want {want_from}")
+        if want_from == "premium":
+            prev = seen[-1]
+            check(f["rate"]["formedAt"] == prev["timestamp"] and f["rate"]["premiumIndex"] == prev["nextRate"]["premiumIndex"]
+                  and f["fundingRate"] == prev["nextRate"]["fundingRate"] and formula_gives(f["rate"]),
+                  f"formed from the previous premium: {f['rate']} {prev['nextRate']}")
+        check(formula_gives(f["nextRate"]) and f["nextRate"]["samples"] > 0,
+              f"the next rate's formula: {f['nextRate']}")
+        check(s.get("/api/v1/instrument?symbol=XBTUSD")[0]["fundingRate"] == f["nextRate"]["fundingRate"],
+              "the next rate announced on the instrument")
+        pays = {p["account"]: p for p in f["payments"]}
+        check(f["paymentsCount"] == len(f["payments"]) and sum(p["walletChange"] for p in f["payments"])
+              == f["received"] - f["paid"] and f["rounding"] == f["paid"] - f["received"] >= 0,
+              f"payments add up: {f['paid']} {f['received']} {f['rounding']}")
+        for c, qty in ((long_, 1000), (short, -1000)):
+            p = pays.get(c.account)
+            check(p and p["currentQty"] == qty, f"account {c.account}'s payment: {p}")
+            hist = [h for h in c.ok("GET", "user/walletHistory", params={"currency": "XBt", "count": 100})
+                    if h["text"] == "Funding" and h["transactTime"] == due]
+            check(len(hist) == 1 and hist[0]["amount"] == p["walletChange"], f"wallet's Funding row: {hist} {p}")
+            n = abs(p["markValue"]) * abs(round(f["fundingRate"] * 1e8))
+            pays_ = (qty > 0) == (f["fundingRate"] > 0)
+            want = -(-n // 100_000_000) if pays_ else n // 100_000_000  # payer: ceiling
+            check(p["walletChange"] == (-want if pays_ else want), f"value x rate, rounded against the trader: {p} {f['fundingRate']}")
+        seen.append(f)
+    check(funding_of(s, count=1, start=2)["fundings"][0]["timestamp"] == seen[0]["timestamp"], "paging")
+    for q, want in (("symbol=XBTH27", 400), ("count=0", 400), ("count=21", 400), ("bogus=1", 400), ("symbol=NOPE", 400)):
+        st, _, o = s.raw("GET", "/explain/v1/funding?" + (q if q.startswith("symbol") else "symbol=XBTUSD&" + q))
+        check(st == want, f"{q}: {st} {o}")
+    st, _, o = s.raw("GET", "/explain/v1/funding")
+    check(st == 400, f"no symbol: {st} {o}")
+
+
 def main():
     s = Server(BIN, "--clock", "stepped", "--rate-limit", "off")
     iso = scenario(s, 50, adl=False)
@@ -149,6 +233,7 @@ def main():
                     ("bogus=1", 400), ("execID=00000001-0000-0000-0000-0000000fffff", 404)):
         st, _, o = s.raw("GET", "/explain/v1/liquidation?" + q)
         check(st == want, f"{q}: {st} {o}")
+    funding_explained(s)
     s.audit()
     s.stop()
     print(f"explain: {httpkit.checks} checks passed")
