@@ -48,10 +48,12 @@ async function stop() {
     return server.stop();
 }
 
-// A REST client of the test's own, to check what the page did.
+// A REST client of the test's own, to check what the page did. It signs
+// with the exchange's time, as the page does (a stepped clock runs ahead).
 async function rest(acct, verb, path, params, body) {
     const target = '/api/v1/' + path + (params ? '?' + new URLSearchParams(params) : '');
-    const expires = String(Math.floor(Date.now() / 1000) + 60);
+    const now = (await (await fetch(BASE + '/api/v1')).json()).timestamp;
+    const expires = String(Math.floor(now / 1000) + 60);
     const data = body ? JSON.stringify(body) : '';
     const sig = createHmac('sha256', acct.apiSecret).update(verb + target + expires + data).digest('hex');
     const headers = { 'api-key': acct.apiKey, 'api-expires': expires, 'api-signature': sig };
@@ -237,6 +239,34 @@ await step('on a stepped clock, a restore takes the page\'s clock back with it',
     const want = cp.time.replace('T', ' ').slice(0, 19);
     await until(`the page's clock back at ${want}`, async () => (await shownClock()).startsWith(want), 10000);
     return want;
+});
+
+await step('funding is explained on the page: the countdown, then the rate paid, its formula and my payment', async () => {
+    const countdown = () => page.locator('#funding-countdown').textContent();
+    await until('the countdown', async () => (await countdown()).startsWith('Next funding in'));
+    const before = await (await fetch(`${BASE}/explain/v1/funding?symbol=XBTUSD`)).json();
+    await admin('POST', 'clock/advance', { to: before.next.fundingTimestamp });
+    const x = await (await fetch(`${BASE}/explain/v1/funding?symbol=XBTUSD&count=1`)).json();
+    const f = x.fundings[0];
+    assert.equal(f.timestamp, before.next.fundingTimestamp);
+    const mine = f.payments.find((p) => p.account === acct.account);
+    assert.ok(mine && mine.currentQty === -1000, `my short paid or received: ${JSON.stringify(f.payments)}`);
+    const hist = (await rest(acct, 'GET', 'user/walletHistory', { currency: 'XBt', count: 50 }))
+        .filter((h) => h.text === 'Funding' && h.transactTime === f.timestamp);
+    assert.equal(hist.length, 1);
+    assert.equal(hist[0].amount, mine.walletChange);
+    const card = page.locator(`#funding article[data-funding-ts="${f.timestamp}"]`);
+    await until('its card on the page', async () => (await card.count()) === 1, 15000);
+    const text = await card.textContent();
+    const row = await card.locator(`tr[data-account="${acct.account}"]`).textContent();
+    const xbt = (v) => `${(v / 1e8).toLocaleString('en-US', { minimumFractionDigits: 8, maximumFractionDigits: 8 })} XBT`;
+    for (const want of [`funding ${(f.fundingRate * 100).toFixed(6)}%`, f.nextRate.formula, `Paid ${xbt(f.paid)}`]) {
+        assert.ok(text.includes(want), `the card says "${want}": ${text}`);
+    }
+    assert.ok(row.includes(`${acct.account} (you)`) && row.includes(xbt(mine.walletChange)), `my row: ${row}`);
+    await until('the countdown to the funding after', async () =>
+        (await countdown()).includes(new Date(Date.parse(f.timestamp) + 8 * 3600000).toISOString().replace('T', ' ').slice(0, 19)));
+    return `${(f.fundingRate * 100).toFixed(6)}%, mine ${mine.walletChange}`;
 });
 
 await step('no console error or page error all along', async () => {

@@ -15,6 +15,7 @@ const state = {
   symbol: sessionStorage.getItem('symbol') || 'XBTUSD',
   instruments: new Map(), // symbol -> instrument row (REST, then WebSocket updates)
   creds: null,
+  account: null, // the logged-in key's account number
   trades: [],
   engineMs: 0,
 };
@@ -304,7 +305,8 @@ async function placeOrder(side) {
 async function login(key, secret) {
   const creds = { key: key.trim(), secret: secret.trim() };
   try {
-    await signed(creds, 'GET', 'user/margin', null, { currency: 'all' });
+    const m = await signed(creds, 'GET', 'user/margin', null, { currency: 'all' });
+    state.account = m[0]?.account ?? null;
   } catch (e) {
     $('who').textContent = e instanceof ApiError ? e.message : String(e);
     return false;
@@ -321,6 +323,7 @@ async function login(key, secret) {
 
 function logout() {
   state.creds = null;
+  state.account = null;
   sessionStorage.removeItem('creds');
   $('who').textContent = '';
   $('order-form').hidden = true;
@@ -409,6 +412,81 @@ async function loadLiquidations() {
   }
 }
 
+// ---- funding, explained -----------------------------------------------------------------
+
+const pctOf = (r) => `${(r * 100).toFixed(6)}%`;
+
+function formulaBlock(f) {
+  const d = el('div');
+  d.append(el('p', `Premium index P = ${pctOf(f.premiumIndex)} (mean of ${fmt(f.samples)} minute samples), ` +
+    `interest I = ${pctOf(f.interestRate)}`), el('p', f.formula, 'formula'));
+  return d;
+}
+
+function fundCard(x, cur) {
+  const c = el('article', null, 'fund');
+  c.dataset.fundingTs = x.timestamp;
+  const who = x.fundingRate >= 0 ? 'longs paid shorts' : 'shorts paid longs';
+  c.append(el('h4', `${isoTime(Date.parse(x.timestamp))} UTC: ${x.symbol} funding ${pctOf(x.fundingRate)} — ${who}, ` +
+    `mark ${fmt(x.markPrice, 2)}, index ${fmt(x.indexPrice, 2)}`));
+  c.append(el('p', x.why, 'why'));
+  if (x.rate) c.append(formulaBlock(x.rate));
+  c.append(el('p', `${x.payment}. Paid ${money(cur, x.paid)}, received ${money(cur, x.received)}, ` +
+    `rounding ${money(cur, x.rounding)}; ${fmt(x.paymentsCount)} positions.`));
+  const t = el('table');
+  const head = el('tr');
+  for (const h of ['Account', 'Position', 'Value at mark', 'Wallet change']) head.append(el('th', h));
+  t.append(head);
+  const mine = x.payments.filter((p) => p.account === state.account);
+  const shown = [...mine, ...x.payments.filter((p) => p.account !== state.account).slice(0, 8)];
+  for (const p of shown) {
+    const tr = el('tr', null, p.account === state.account ? 'mine' : null);
+    tr.dataset.account = String(p.account);
+    tr.append(el('td', p.account === state.account ? `${p.account} (you)` : String(p.account)), el('td', fmt(p.currentQty)),
+      el('td', money(cur, p.markValue)), el('td', money(cur, p.walletChange)));
+    t.append(tr);
+  }
+  c.append(t);
+  c.append(el('p', `Next interval's rate, formed now from this interval's premium:`, 'why'), formulaBlock(x.nextRate));
+  return c;
+}
+
+let fundLoading = false;
+async function loadFunding() {
+  const inst = state.instruments.get(state.symbol);
+  if (!inst || inst.fundingRate == null) {
+    $('funding').replaceChildren(el('p', `${state.symbol} is not a perpetual: it pays no funding.`, 'muted'));
+    return;
+  }
+  if (fundLoading) return;
+  fundLoading = true;
+  try {
+    const x = await (await fetch(`/explain/v1/funding?symbol=${encodeURIComponent(state.symbol)}&count=3`)).json();
+    if (!x.next) return;
+    const cur = x.fundings[0]?.currency || 'XBt';
+    const n = x.next;
+    const head = el('article', null, 'fund');
+    head.dataset.next = n.fundingTimestamp;
+    const cd = el('h4', null);
+    cd.id = 'funding-countdown';
+    cd.dataset.at = String(Date.parse(n.fundingTimestamp));
+    head.append(cd, el('p', `It will pay ${pctOf(n.fundingRate)} (${n.fundingRate >= 0 ? 'longs pay shorts' : 'shorts pay longs'}), ` +
+      `every ${fmt(n.fundingInterval)} hours; mark ${fmt(n.markPrice, 2)}, index ${fmt(n.indexPrice, 2)}.`),
+    el('p', `Forming now: ${n.indicative.why}`, 'why'), formulaBlock(n.indicative));
+    $('funding').replaceChildren(head, ...x.fundings.map((f) => fundCard(f, cur)));
+    renderFundingClock();
+  } catch {
+    /* the server restarting: the next turn tries again */
+  } finally {
+    fundLoading = false;
+  }
+}
+
+function renderFundingClock() {
+  const cd = $('funding-countdown');
+  if (cd) cd.textContent = `Next funding in ${countdown(Number(cd.dataset.at))} at ${isoTime(Number(cd.dataset.at))} UTC`;
+}
+
 // ---- wiring ---------------------------------------------------------------------------
 
 const chart = new PriceChart($('chart'));
@@ -426,6 +504,7 @@ const rt = new Realtime({
     chart.reset();
     loadBins();
     loadLiquidations();
+    loadFunding();
     renderAccount();
     renderOrders();
   },
@@ -462,7 +541,11 @@ async function start() {
       state.engineMs = await syncTime(); /* as it is: a restore may have taken it back */
       renderClock();
       renderStats();
-      if (++ticks % 5 === 0) loadLiquidations(); /* others' liquidations, in any instrument */
+      renderFundingClock();
+      if (++ticks % 5 === 0) {
+        loadLiquidations(); /* others' liquidations, in any instrument */
+        loadFunding(); /* the premium forming, a funding paid */
+      }
     } catch {
       /* the server restarting: the WebSocket says so */
     }
