@@ -137,7 +137,7 @@ struct feed *feed_create(const struct exch_config *cfg, uint32_t accounts_max)
     f->ninst = cfg->engine.instruments_count;
     f->accounts_max = accounts_max;
     f->st = store_create(cfg, accounts_max,
-                         (struct store_limits){FEED_KEEP_ORDERS, FEED_KEEP_EXECS, FEED_KEEP_TRADES});
+                         (struct store_limits){FEED_KEEP_ORDERS, FEED_KEEP_EXECS, FEED_KEEP_TRADES, false});
     f->acct = calloc(accounts_max, sizeof(*f->acct));
     if (!f->st || !f->acct) {
         feed_destroy(f);

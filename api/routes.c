@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "api/srv_int.h"
+#include "core/explain.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -904,7 +905,7 @@ static bool qty_param(struct req *r, const cJSON *p, const char *name, qty_t *ou
         *has |= bit;
     if (g == PRM_ABSENT)
         return true;
-    if (g != PRM_FOUND) {
+    if (g != PRM_FOUND || v == INT64_MIN) { /* no quantity negates out of range */
         reply_error(r, 400, VALIDATION, "Invalid %s", name);
         return false;
     }
@@ -1730,6 +1731,110 @@ static void finish_account(struct req *r)
     reply_json(r, 200, o);
 }
 
+/* The class table: every account's money, positions and liquidations,
+ * GET /admin/v1/accounts?start=1&count=500[&agents=true]. Copied under the
+ * view, rendered after it. */
+struct class_row {
+    uint32_t account;
+    bool agent;
+    uint32_t liqs;
+    struct exch_margin m[CURRENCIES_MAX];
+    uint16_t npos;
+    struct class_pos { uint16_t inst; qty_t qty; sats_t upnl; px_t liq_px; } pos[INSTRUMENTS_MAX];
+};
+
+#define CLASS_COUNT_MAX 1000
+
+static void admin_class(struct req *r)
+{
+    struct srv *s = r->s;
+    static const char *const known[] = {"start", "count", "agents", NULL};
+    if (!only_known(r, r->params, known))
+        return;
+    int64_t start = 1, count = 500;
+    bool agents = false;
+    enum prm_get gs = prm_int(r->params, "start", &start), gc = prm_int(r->params, "count", &count);
+    enum prm_get ga = prm_bool(r->params, "agents", &agents);
+    if ((gs != PRM_ABSENT && (gs != PRM_FOUND || start < 1 || start > UINT32_MAX)) ||
+        (gc != PRM_ABSENT && (gc != PRM_FOUND || count < 1 || count > CLASS_COUNT_MAX)) ||
+        (ga != PRM_ABSENT && ga != PRM_FOUND)) {
+        reply_error(r, 400, VALIDATION, "Invalid start (an account, from 1), count (1 to %d) or agents",
+                    CLASS_COUNT_MAX);
+        return;
+    }
+    struct class_row *rows = malloc((size_t)count * sizeof(*rows));
+    if (!rows) {
+        reply_error(r, 500, HTTP, "Server Error");
+        return;
+    }
+    uint32_t n = 0, a = (uint32_t)start;
+    view_open(r);
+    const struct store *st = cv_store(r->v);
+    uint32_t end = cv_accounts_end(r->v);
+    for (; a < end && n < (uint32_t)count; a++) {
+        bool agent = store_account_agent(st, a);
+        if (agent && !agents)
+            continue;
+        struct class_row *w = &rows[n++];
+        w->account = a;
+        w->agent = agent;
+        w->liqs = explain_liquidations_of(store_explain(st), a);
+        for (uint8_t c = 0; c < s->x->currencies_count; c++)
+            cv_margin(r->v, a, c, &w->m[c]);
+        w->npos = 0;
+        for (uint16_t i = 0; i < s->x->engine.instruments_count; i++) {
+            struct exch_position p;
+            if (cv_position(r->v, a, i, &p) == 0 && p.qty != 0)
+                w->pos[w->npos++] = (struct class_pos){i, p.qty, p.unrealised_pnl, p.liq_px};
+        }
+    }
+    view_close(r);
+    cJSON *out = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(out, "accounts");
+    for (uint32_t k = 0; k < n; k++) {
+        const struct class_row *w = &rows[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "account", w->account);
+        cJSON_AddBoolToObject(o, "agent", w->agent);
+        cJSON_AddNumberToObject(o, "liquidations", w->liqs);
+        cJSON *cs = cJSON_AddArrayToObject(o, "currencies");
+        for (uint8_t c = 0; c < s->x->currencies_count; c++) {
+            const struct exch_margin *m = &w->m[c];
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "currency", s->x->currency[c]);
+            cJSON_AddNumberToObject(x, "deposited", (double)m->deposited);
+            cJSON_AddNumberToObject(x, "withdrawn", (double)m->withdrawn);
+            cJSON_AddNumberToObject(x, "walletBalance", (double)m->wallet);
+            cJSON_AddNumberToObject(x, "marginBalance", (double)m->margin_balance);
+            cJSON_AddNumberToObject(x, "unrealisedPnl", (double)m->unrealised_pnl);
+            /* what the trading made: the wallet (realised) and the equity
+             * (with the unrealised) against what was paid in */
+            cJSON_AddNumberToObject(x, "realisedPnl", (double)(m->wallet - m->deposited + m->withdrawn));
+            cJSON_AddNumberToObject(x, "pnl", (double)(m->margin_balance - m->deposited + m->withdrawn));
+            cJSON_AddItemToArray(cs, x);
+        }
+        cJSON *ps = cJSON_AddArrayToObject(o, "positions");
+        for (uint16_t k2 = 0; k2 < w->npos; k2++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "symbol", sym(s->x, w->pos[k2].inst));
+            cJSON_AddNumberToObject(x, "currentQty", (double)w->pos[k2].qty);
+            cJSON_AddNumberToObject(x, "unrealisedPnl", (double)w->pos[k2].upnl);
+            if (w->pos[k2].liq_px)
+                cJSON_AddNumberToObject(x, "liquidationPrice", px_num(w->pos[k2].liq_px));
+            else
+                cJSON_AddNullToObject(x, "liquidationPrice");
+            cJSON_AddItemToArray(ps, x);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    if (a < end)
+        cJSON_AddNumberToObject(out, "next", a);
+    else
+        cJSON_AddNullToObject(out, "next");
+    free(rows);
+    reply_json(r, 200, out);
+}
+
 static void admin_accounts(struct req *r)
 {
     struct srv *s = r->s;
@@ -2014,9 +2119,14 @@ static void finish_spam(struct req *r)
  * review at 00:00 UTC decides again). */
 static void admin_spam(struct req *r)
 {
-    static const char *const known[] = {"account", "spam", NULL};
-    if (!only_known(r, r->params, known))
+    static const char *const known_post[] = {"account", "spam", NULL}, *const known_get[] = {"account", NULL};
+    bool get = strcmp(r->method, "GET") == 0;
+    if (!only_known(r, r->params, get ? known_get : known_post))
         return;
+    if (!r->s->x->spam_orders) {
+        reply_error(r, 400, VALIDATION, "The spam rule is off on this exchange (a backtest's, or an older journal's)");
+        return;
+    }
     int64_t account = 0;
     if (prm_int(r->params, "account", &account) != PRM_FOUND) {
         reply_error(r, 400, VALIDATION, "'account' is a required arg.");
@@ -2026,7 +2136,7 @@ static void admin_spam(struct req *r)
         reply_error(r, 400, VALIDATION, "Invalid account");
         return;
     }
-    if (strcmp(r->method, "GET") == 0) {
+    if (get) {
         reply_json(r, 200, spam_json(r, (uint32_t)account));
         return;
     }
@@ -2615,6 +2725,7 @@ static const struct route api_routes[] = {
 
 static const struct route admin_routes[] = {
     {"POST", "accounts", admin_accounts, false},
+    {"GET", "accounts", admin_class, false},
     {"POST", "deposit", a_deposit, false},
     {"POST", "withdraw", a_withdraw, false},
     {"POST", "index", admin_index, false},

@@ -154,7 +154,7 @@ static double run_core(uint32_t n, uint32_t keep, bool with_encode, struct enc *
     struct core_config cfg;
     config(&cfg, &clk);
     if (keep)
-        cfg.limits = (struct store_limits){keep, keep, keep};
+        cfg.limits = (struct store_limits){keep, keep, keep, true};
     cfg.index_px[0] = 60000 * PX_SCALE;
     char err[128];
     struct core *core = core_create(&cfg, err, sizeof(err));

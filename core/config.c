@@ -16,5 +16,5 @@ void core_config_default(struct core_config *c, ms_t now_ms)
     c->index_px[1] = 3000 * PX_SCALE;
     ls_config_default(&c->ls);
     c->tick_ms = CORE_TICK_MS;
-    c->limits = (struct store_limits){STORE_KEEP_ORDERS, STORE_KEEP_EXECS, STORE_KEEP_TRADES};
+    c->limits = (struct store_limits){STORE_KEEP_ORDERS, STORE_KEEP_EXECS, STORE_KEEP_TRADES, true};
 }

@@ -337,6 +337,7 @@ const struct exch_config *cv_config(const struct core_view *v);
 const struct store *cv_store(const struct core_view *v);
 uint64_t cv_seq(const struct core_view *v);
 bool cv_account_exists(const struct core_view *v, uint32_t account);
+uint32_t cv_accounts_end(const struct core_view *v); /* accounts are 1 .. this - 1 */
 ms_t cv_now(const struct core_view *v);
 int cv_position(const struct core_view *v, uint32_t account, uint16_t inst, struct exch_position *out);
 int cv_margin(const struct core_view *v, uint32_t account, uint8_t cur, struct exch_margin *out);

@@ -18,6 +18,7 @@ struct explain {
     uint32_t naccts;
     uint16_t ninst;
     struct pos_seen *pos;             /* [account * ninst + inst] */
+    uint32_t *liqs;                   /* [account]: liquidations */
     px_t mark[INSTRUMENTS_MAX], index[INSTRUMENTS_MAX];
     sats_t fund[CURRENCIES_MAX];      /* the liquidator's wallet: the insurance fund */
     struct liq_explain *ring[EXPLAIN_KEEP];
@@ -39,7 +40,10 @@ struct explain *explain_create(const struct exch_config *cfg, uint32_t accounts_
     e->naccts = accounts_max;
     e->ninst = cfg->engine.instruments_count;
     e->pos = calloc((size_t)accounts_max * (e->ninst ? e->ninst : 1), sizeof(*e->pos));
-    if (!e->pos) {
+    e->liqs = calloc(accounts_max ? accounts_max : 1, sizeof(*e->liqs));
+    if (!e->pos || !e->liqs) {
+        free(e->pos);
+        free(e->liqs);
         free(e);
         return NULL;
     }
@@ -60,6 +64,7 @@ void explain_destroy(struct explain *e)
             free(e->fring[k]);
         }
     free(e->pend);
+    free(e->liqs);
     free(e->pos);
     free(e);
 }
@@ -233,6 +238,8 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
                 cur = NULL;
                 break;
             }
+            if (ev->account < e->naccts)
+                e->liqs[ev->account]++;
             cur = begin(e);
             if (!cur)
                 break;
@@ -381,4 +388,9 @@ uint32_t explain_fundings(const struct explain *e, uint16_t inst, uint32_t skip,
         of++;
     }
     return of;
+}
+
+uint32_t explain_liquidations_of(const struct explain *e, uint32_t account)
+{
+    return e && account < e->naccts ? e->liqs[account] : 0;
 }

@@ -143,6 +143,8 @@ uint32_t explain_list(const struct explain *e, uint32_t skip, uint32_t max, cons
 const struct liq_explain *explain_by_exec(const struct explain *e, uint64_t exec_id);
 /* The fundings of inst kept, newest first from skip, at most max; how many
  * are kept in all. */
+/* Liquidations of the account so far (all, not only those kept). */
+uint32_t explain_liquidations_of(const struct explain *e, uint32_t account);
 uint32_t explain_fundings(const struct explain *e, uint16_t inst, uint32_t skip, uint32_t max,
                           const struct fund_explain **out);
 

@@ -158,6 +158,10 @@ static void cmd(struct rbuf *b, const struct cmd *c)
     }
 }
 
+/* The config record's later parts (a flags byte). */
+#define CFG_SPAM_RULE 1
+#define CFG_KEEP_REJECTED 2
+
 static void config(struct rbuf *b, const struct exch_config *c, const struct store_limits *l)
 {
     const struct engine_config *e = &c->engine;
@@ -207,12 +211,16 @@ static void config(struct rbuf *b, const struct exch_config *c, const struct sto
     U32(b, l ? l->orders : 0);
     U32(b, l ? l->execs : 0);
     U32(b, l ? l->trades : 0);
-    /* The spam rule, absent when off: journals from before it read the
-     * same (the rule off, as they ran). */
-    if (c->spam_orders) {
-        U32(b, c->spam_orders);
-        for (uint8_t k = 0; k < c->currencies_count; k++)
-            I64(b, c->spam_value[k]);
+    /* What came later, absent when off: journals from before it read the
+     * same (off, as they ran). A byte of flags, then their fields. */
+    uint8_t later = (c->spam_orders ? CFG_SPAM_RULE : 0) | (l && l->keep_rejected ? CFG_KEEP_REJECTED : 0);
+    if (later) {
+        U8(b, later);
+        if (later & CFG_SPAM_RULE) {
+            U32(b, c->spam_orders);
+            for (uint8_t k = 0; k < c->currencies_count; k++)
+                I64(b, c->spam_value[k]);
+        }
     }
 }
 
@@ -657,11 +665,17 @@ static void gconfig(struct rd *r, struct exch_config *c, struct store_limits *l)
     l->execs = G32(r);
     l->trades = G32(r);
     if (r->at < r->n) {
-        c->spam_orders = G32(r);
-        if (c->spam_orders == 0 || c->currencies_count > CURRENCIES_MAX)
-            r->bad = true; /* the encoder writes no zero */
-        for (uint8_t k = 0; k < c->currencies_count && !r->bad; k++)
-            c->spam_value[k] = G64(r);
+        uint8_t later = G8(r);
+        if (later == 0 || (later & ~(CFG_SPAM_RULE | CFG_KEEP_REJECTED)))
+            r->bad = true; /* the encoder writes no zero and no unknown flag */
+        l->keep_rejected = (later & CFG_KEEP_REJECTED) != 0;
+        if (later & CFG_SPAM_RULE) {
+            c->spam_orders = G32(r);
+            if (c->spam_orders == 0)
+                r->bad = true;
+            for (uint8_t k = 0; k < c->currencies_count && !r->bad; k++)
+                c->spam_value[k] = G64(r);
+        }
     }
 }
 

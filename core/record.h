@@ -86,6 +86,9 @@ struct store_limits {
     uint32_t orders; /* terminal orders kept (live ones are always kept) */
     uint32_t execs;  /* executions kept, all accounts together */
     uint32_t trades; /* public trades kept per instrument */
+    /* A refused new order gets an id and is kept, Rejected (store.h);
+     * off in journals from before it, as they ran. */
+    bool keep_rejected;
 };
 
 struct core_cmd {

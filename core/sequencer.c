@@ -522,19 +522,19 @@ static uint32_t accounts_made(const struct core *c)
  * that names no instrument or comes out of sequence. */
 static void name_rejected(struct core *c, const struct cmd *x, int32_t res)
 {
-    if (res == REJ_BAD_SEQUENCE || res == REJ_UNKNOWN_COMMAND || res == REJ_UNKNOWN_SYMBOL ||
-        res == REJ_UNKNOWN_ACCOUNT || res >= REJ_COUNT || x->inst >= c->cfg.exch.engine.instruments_count)
+    if (!c->cfg.limits.keep_rejected || res == REJ_BAD_SEQUENCE || res == REJ_UNKNOWN_COMMAND ||
+        res == REJ_UNKNOWN_SYMBOL || res == REJ_UNKNOWN_ACCOUNT || res >= REJ_COUNT ||
+        x->inst >= c->cfg.exch.engine.instruments_count)
         return;
-    struct event *ev = NULL;
-    for (uint32_t k = 0; k < c->nev; k++)
-        if (c->ev[k].ev.type == EV_REJECTED)
-            ev = &c->ev[k].ev;
-    if (!ev)
+    /* The command's own: a refusal emits one EV_REJECTED of its account,
+     * and changes nothing, so it is the record's last event. */
+    struct event *ev = c->nev ? &c->ev[c->nev - 1].ev : NULL;
+    if (!ev || ev->type != EV_REJECTED || ev->account != x->account || ev->order.id)
         return;
     const struct cmd_new_order *n = &x->u.new_order;
     struct order_view *v = &ev->order;
     memset(v, 0, sizeof(*v));
-    v->id = store_next_rejected_id(c->st);
+    v->id = exch_take_order_id(c->x);
     v->slot = ENGINE_NIL;
     v->account = x->account;
     v->inst = x->inst;
@@ -544,7 +544,7 @@ static void name_rejected(struct core *c, const struct cmd *x, int32_t res)
     v->contingency = n->contingency;
     v->exec_inst = n->exec_inst;
     v->status = ST_REJECTED;
-    v->qty = !(n->has & HAS_QTY) ? 0 : n->qty < 0 ? -n->qty : n->qty;
+    v->qty = !(n->has & HAS_QTY) ? 0 : n->qty == INT64_MIN ? INT64_MAX : n->qty < 0 ? -n->qty : n->qty;
     v->display_qty = (n->has & HAS_DISPLAY_QTY) ? n->display_qty : -1;
     v->price = (n->has & HAS_PRICE) ? n->price : 0;
     v->stop_px = (n->has & HAS_STOP_PX) ? n->stop_px : 0;
@@ -583,6 +583,8 @@ static int32_t apply_now(struct core *c, struct core_cmd *cc)
             break;
         }
         cc->account = a;
+        if (cc->account_flags & CORE_ACCOUNT_NO_ROWS)
+            exch_spam_exempt(c->x, a); /* an agent's ladder is liquidity, not spam */
         if (c->rebuilding)
             c->rb_next_account = a + 1;
         else
@@ -642,10 +644,8 @@ static uint64_t new_order_of(const struct core *c, uint32_t account)
 
 static uint64_t rejected_order_of(const struct core *c)
 {
-    for (uint32_t k = 0; k < c->nev; k++)
-        if (c->ev[k].ev.type == EV_REJECTED && c->ev[k].ev.order.id >= STORE_REJECTED_ID_BASE)
-            return c->ev[k].ev.order.id;
-    return 0;
+    const struct event *ev = c->nev ? &c->ev[c->nev - 1].ev : NULL; /* name_rejected's */
+    return ev && ev->type == EV_REJECTED ? ev->order.id : 0;
 }
 
 static void canceled_rows(struct core *c, struct core_job *j)
@@ -1145,9 +1145,11 @@ static void run_job(struct core *c, struct core_job *j)
             struct cmd *x = &j->cmds[i];
             j->rej[i] = (enum reject)apply_exch(c, x, j->texts[i]);
             if (j->kind == J_ORDERS) {
-                uint64_t show = x->type == CMD_NEW_ORDER ? new_order_of(c, j->account) : j->target[i];
-                if (x->type == CMD_NEW_ORDER && !show)
-                    show = rejected_order_of(c);
+                /* A refused order's row is its Rejected one (never another
+                 * new order in the record: a liquidation's, say). */
+                uint64_t show = x->type != CMD_NEW_ORDER ? j->target[i]
+                                : j->rej[i] != REJ_NONE  ? rejected_order_of(c)
+                                                         : new_order_of(c, j->account);
                 const struct ord_rec *o = store_order(c->st, show);
                 if (o)
                     j->rows[i] = *o;
@@ -1688,6 +1690,11 @@ const struct store *cv_store(const struct core_view *v)
 bool cv_account_exists(const struct core_view *v, uint32_t account)
 {
     return core_account_exists(v->c, account);
+}
+
+uint32_t cv_accounts_end(const struct core_view *v)
+{
+    return atomic_load(&((struct core *)(uintptr_t)v->c)->next_account);
 }
 
 uint64_t cv_seq(const struct core_view *v)

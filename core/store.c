@@ -100,8 +100,7 @@ struct store {
     VEC(struct oslot) slab;
     VEC(uint32_t) free_slots;
     struct omap omap;
-    uint64_t ord_n;            /* highest id seen + 1 (of the engine's) */
-    uint64_t rej_next;         /* the next Rejected order's id */
+    uint64_t ord_n;            /* highest id seen + 1 */
     uint64_t nterm;            /* terminal orders kept */
     uint64_t orders_dropped;
     RING(uint64_t) term;       /* terminal order ids, oldest to become terminal first
@@ -397,7 +396,7 @@ static struct oslot *ord_at(struct store *s, uint64_t id)
         k = s->slab.n - 1;
     }
     omap_put(s, id, k);
-    if (id < STORE_REJECTED_ID_BASE && id + 1 > s->ord_n)
+    if (id + 1 > s->ord_n)
         s->ord_n = id + 1;
     return &s->slab.v[k];
 }
@@ -666,7 +665,6 @@ struct store *store_create(const struct exch_config *cfg, uint32_t accounts_max,
     s->texts.s[0] = calloc(1, 1);
     s->texts.n = 1;
     s->ord_n = 1; /* ids start at 1 */
-    s->rej_next = STORE_REJECTED_ID_BASE + 1;
     return s;
 }
 
@@ -792,7 +790,6 @@ static void on_rejected(struct store *s, const struct event *ev)
 {
     uint64_t id = ev->order.id;
     uint32_t a = ev->order.account;
-    s->rej_next = id + 1;
     if (a >= s->naccts || s->acct[a].no_rows)
         return;
     struct oslot *o = ord_at(s, id);
@@ -1018,7 +1015,7 @@ static void apply_event(struct store *s, const struct rec_event *re)
         on_fill(s, re);
         break;
     case EV_REJECTED:
-        if (s->cmd_new_order && ev->order.id >= STORE_REJECTED_ID_BASE)
+        if (s->cmd_new_order && ev->order.id)
             on_rejected(s, ev);
         break;
     case EV_TRADE:
@@ -1100,7 +1097,6 @@ uint64_t store_hash(const struct store *s, uint64_t h)
     /* Rows ever added, dropped ones included: the same figures whatever
      * the limits (and the same as before there were limits). */
     h = hash_u64(h, s->ord_n);
-    h = hash_u64(h, s->rej_next);
     h = hash_u64(h, s->exe.total);
     for (int i = 0; i < INSTRUMENTS_MAX; i++) {
         h = hash_u64(h, s->trades[i].total);
@@ -1125,14 +1121,9 @@ const struct ord_rec *store_order(const struct store *s, uint64_t id)
     return o && o->r.v.id == id ? &o->r : NULL;
 }
 
-uint64_t store_next_rejected_id(const struct store *s)
-{
-    return s->rej_next;
-}
-
 bool store_rejected_new(const struct core_record *r, const struct event *ev)
 {
-    return ev->type == EV_REJECTED && ev->order.id >= STORE_REJECTED_ID_BASE && r->cmd->type == CC_EXCH &&
+    return ev->type == EV_REJECTED && ev->order.id && r->cmd->type == CC_EXCH &&
            r->cmd->x.type == CMD_NEW_ORDER;
 }
 
@@ -1220,6 +1211,11 @@ const struct idx_vec *store_account_wallet(const struct store *s, uint32_t a)
 const struct idx_vec *store_liquidations(const struct store *s)
 {
     return &s->liq.view;
+}
+
+bool store_account_agent(const struct store *s, uint32_t account)
+{
+    return account < s->naccts && s->acct[account].no_rows;
 }
 
 uint64_t store_account_insts(const struct store *s, uint32_t a)

@@ -12,8 +12,8 @@
  * account, public trades and their time buckets, funding, insurance,
  * liquidation and settlement rows, and the wallet history.
  *
- * Ids are dense (orders: the engine's ids 1, 2, 3, ..., and Rejected ones
- * from STORE_REJECTED_ID_BASE; executions: 1, 2, 3, ... in stream order). Lookups are O(1): orders by id through a hash
+ * Ids are dense (orders: the engine's ids 1, 2, 3, ..., Rejected ones
+ * among them; executions: 1, 2, 3, ... in stream order). Lookups are O(1): orders by id through a hash
  * of the orders kept, executions by their index in the stream.
  *
  * Limits (struct store_limits): order history, executions and public
@@ -161,12 +161,10 @@ struct store_stats {
 struct store;
 
 /* A new order the engine or the margin core refused is kept too, Rejected
- * with its ordRejReason: the sequencer names it (the EV_REJECTED's
- * order.id) from STORE_REJECTED_ID_BASE up, in sequence order, from
- * store_next_rejected_id() (so a replay names it the same). Its id is never
- * an engine id (those stay below) and it takes no clOrdID. */
-#define STORE_REJECTED_ID_BASE UINT64_C(0x80000000)
-uint64_t store_next_rejected_id(const struct store *s);
+ * with its ordRejReason, when the sequencer names it (store_limits.
+ * keep_rejected): its EV_REJECTED then carries the order and the next
+ * engine order id (engine_take_order_id, so a replay names it the same).
+ * It takes no clOrdID. */
 /* Whether ev (of record r) is such a refused new order, named. */
 bool store_rejected_new(const struct core_record *r, const struct event *ev);
 
@@ -220,6 +218,8 @@ const struct idx_vec *store_account_wallet(const struct store *s, uint32_t accou
 const struct idx_vec *store_liquidations(const struct store *s);
 /* Instruments the account has had an order or position in (bit i). */
 uint64_t store_account_insts(const struct store *s, uint32_t account);
+/* An account made with CORE_ACCOUNT_NO_ROWS (the living market's agents). */
+bool store_account_agent(const struct store *s, uint32_t account);
 /* The last trade's price and tick direction, 0 if none. */
 px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir);
 ms_t store_now(const struct store *s); /* the last event's time */

@@ -1768,6 +1768,8 @@ px_t engine_best(const struct engine *e, uint16_t inst, enum side side)
 
 uint32_t engine_orders_live(const struct engine *e) { return e->live; }
 
+uint64_t engine_take_order_id(struct engine *e) { return e->next_order_id++; }
+
 uint32_t engine_levels(const struct engine *e, uint16_t inst, enum side side, uint32_t max, px_t *px,
                        qty_t *size)
 {

@@ -627,6 +627,9 @@ px_t engine_price(const struct engine *e, uint16_t inst, enum price_source src);
 /* Best price with any resting quantity (hidden included); 0 when empty. */
 px_t engine_best(const struct engine *e, uint16_t inst, enum side side);
 uint32_t engine_orders_live(const struct engine *e);
+/* Takes the next order id for an order that will never live (a refused new
+ * order the read model keeps, Rejected): ids stay one sequence. */
+uint64_t engine_take_order_id(struct engine *e);
 /* Visible (orderBookL2) levels from the best outwards: fills up to max
  * (px, size) pairs, returns how many. */
 uint32_t engine_levels(const struct engine *e, uint16_t inst, enum side side, uint32_t max,

@@ -1488,6 +1488,10 @@ static ms_t first_funding_after(ms_t t, ms_t interval)
 
 /* ---- the spam rule (exch_config.spam_orders) ---------------------------------- */
 
+/* x->spam's bits. */
+#define SPAM_MARKED 1
+#define SPAM_EXEMPT 2 /* never reviewed (exch_spam_exempt) */
+
 /* The day's review: marked with spam_orders small working orders or more,
  * cleared below. */
 static void spam_review(struct exch *x)
@@ -1495,7 +1499,8 @@ static void spam_review(struct exch *x)
     if (!x->cfg.spam_orders)
         return;
     for (uint32_t a = 1; a < x->acct_hi; a++)
-        x->spam[a] = x->small[a] >= x->cfg.spam_orders;
+        if (!(x->spam[a] & SPAM_EXEMPT))
+            x->spam[a] = x->small[a] >= x->cfg.spam_orders ? SPAM_MARKED : 0;
 }
 
 /* A new order of a spam account worth less than the spam value: a resting
@@ -1504,21 +1509,26 @@ static void spam_review(struct exch *x)
 static const struct cmd *spam_gate(struct exch *x, const struct cmd *c, struct cmd *h)
 {
     const struct cmd_new_order *n = &c->u.new_order;
-    if (!x->cfg.spam_orders || c->account >= x->naccts || !x->spam[c->account] || c->inst >= x->ninst ||
-        !(n->has & HAS_QTY) || n->qty == 0)
+    if (!x->cfg.spam_orders || c->account >= x->naccts || !(x->spam[c->account] & SPAM_MARKED) ||
+        c->inst >= x->ninst || !(n->has & HAS_QTY) || n->qty == 0 || n->qty == INT64_MIN)
+        return c;
+    /* Only an order that could rest (the engine refuses the rest, with
+     * its own reason), with no displayQty or a valid one. */
+    uint8_t t, tif;
+    engine_order_defaults(n, &t, &tif);
+    qty_t q = n->qty < 0 ? -n->qty : n->qty;
+    qty_t lot = I(x, c->inst)->contract.lot_qty;
+    if (!(t == ORD_LIMIT || t == ORD_STOP_LIMIT || t == ORD_LIMIT_IF_TOUCHED) || !(tif == TIF_GTC || tif == TIF_DAY) ||
+        ((n->has & HAS_DISPLAY_QTY) && (n->display_qty < 0 || n->display_qty > q || (lot > 0 && n->display_qty % lot))))
         return c;
     px_t px = (n->has & HAS_PRICE) ? n->price : (n->has & HAS_STOP_PX) ? n->stop_px : x->is[c->inst].mark;
     sats_t v;
-    if (px <= 0 || mf_value(&I(x, c->inst)->contract, n->qty < 0 ? -n->qty : n->qty, px, &v) != MF_OK)
+    if (px <= 0 || mf_value(&I(x, c->inst)->contract, q, px, &v) != MF_OK)
         return c; /* the engine refuses what cannot be valued */
     if ((v < 0 ? -v : v) >= x->cfg.spam_value[I(x, c->inst)->currency])
         return c;
     if (n->exec_inst & EXEC_POST_ONLY)
         return NULL;
-    uint8_t t, tif;
-    engine_order_defaults(n, &t, &tif);
-    if (!(t == ORD_LIMIT || t == ORD_STOP_LIMIT || t == ORD_LIMIT_IF_TOUCHED) || !(tif == TIF_GTC || tif == TIF_DAY))
-        return c;
     *h = *c;
     h->u.new_order.has |= HAS_DISPLAY_QTY;
     h->u.new_order.display_qty = 0;
@@ -1527,12 +1537,19 @@ static const struct cmd *spam_gate(struct exch *x, const struct cmd *c, struct c
 
 static enum reject cmd_spam(struct exch *x, const struct cmd *c)
 {
+    if (!x->cfg.spam_orders)
+        return reject(x, c, REJ_UNKNOWN_COMMAND); /* the rule is off */
     if (c->account == EXCH_LIQUIDATOR || c->account >= x->naccts)
         return reject(x, c, REJ_UNKNOWN_ACCOUNT);
     if (c->u.spam > 1)
         return reject(x, c, REJ_INVALID_AMOUNT);
-    x->spam[c->account] = c->u.spam;
+    x->spam[c->account] = (uint8_t)((x->spam[c->account] & SPAM_EXEMPT) | (c->u.spam ? SPAM_MARKED : 0));
     return REJ_NONE;
+}
+
+uint64_t exch_take_order_id(struct exch *x)
+{
+    return engine_take_order_id(x->eng);
 }
 
 int exch_spam(const struct exch *x, uint32_t a, uint32_t *small_orders)
@@ -1541,7 +1558,13 @@ int exch_spam(const struct exch *x, uint32_t a, uint32_t *small_orders)
         return -1;
     if (small_orders)
         *small_orders = x->small[a];
-    return x->spam[a];
+    return (x->spam[a] & SPAM_MARKED) != 0;
+}
+
+void exch_spam_exempt(struct exch *x, uint32_t a)
+{
+    if (a < x->naccts)
+        x->spam[a] |= SPAM_EXEMPT;
 }
 
 static ms_t next_time_event(const struct exch *x)
@@ -1930,14 +1953,10 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
     if (!x->started)
         time_start(x, c->ts);
     enum reject r;
-    struct cmd hidden;
-    const struct cmd *ec = c->type == CMD_NEW_ORDER ? spam_gate(x, c, &hidden) : c;
-    if (!ec) {
-        r = reject(x, c, REJ_SPAM_POST_ONLY);
-    } else if (!is_margin_cmd(c->type) && c->ts < x->next_event) {
-        x->now = c->ts;
-        r = engine_apply(x->eng, ec);
-    } else {
+    int timed = is_margin_cmd(c->type) || c->ts >= x->next_event;
+    if (timed) {
+        /* What is due first (funding, the minute, the spam review...),
+         * then the command at its time. */
         struct cmd clk;
         memset(&clk, 0, sizeof(clk));
         clk.type = CMD_CLOCK;
@@ -1945,9 +1964,15 @@ enum reject exch_apply(struct exch *x, const struct cmd *c)
         clk.ts = c->ts;
         engine_apply(x->eng, &clk);
         time_work(x, c->ts);
-        if (!is_margin_cmd(c->type))
-            r = engine_apply_within(x->eng, ec);
-        else if (c->type == CMD_DEPOSIT || c->type == CMD_WITHDRAW)
+    } else {
+        x->now = c->ts;
+    }
+    if (!is_margin_cmd(c->type)) {
+        struct cmd hidden;
+        const struct cmd *ec = c->type == CMD_NEW_ORDER ? spam_gate(x, c, &hidden) : c;
+        r = !ec ? reject(x, c, REJ_SPAM_POST_ONLY) : timed ? engine_apply_within(x->eng, ec) : engine_apply(x->eng, ec);
+    } else {
+        if (c->type == CMD_DEPOSIT || c->type == CMD_WITHDRAW)
             r = cmd_money(x, c);
         else if (c->type == CMD_SET_INDEX)
             r = cmd_index(x, c);

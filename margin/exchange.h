@@ -308,6 +308,11 @@ rate_t exch_adl_percentile(const struct exch *x, uint32_t account, uint16_t inst
 /* Whether the account is marked spam (1, 0; -1 for no such account), and
  * how many of its working orders are worth less than the spam value. */
 int exch_spam(const struct exch *x, uint32_t account, uint32_t *small_orders);
+/* The daily review leaves the account alone (the living market's agents:
+ * their ladders are liquidity, not spam). An admin may still mark it. */
+void exch_spam_exempt(struct exch *x, uint32_t account);
+/* engine_take_order_id's. */
+uint64_t exch_take_order_id(struct exch *x);
 
 /* The money audit now (M9); fills *out, returns out->ok. O(accounts). */
 int exch_audit(const struct exch *x, struct exch_audit *out);

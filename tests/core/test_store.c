@@ -57,7 +57,7 @@ static struct env *env_new(uint32_t orders, uint32_t execs, uint32_t trades)
     cfg.exch.engine.orders_max = 4096;
     cfg.exch.engine.stops_max = 64;
     cfg.exch.engine.verify_every = 1000;
-    cfg.limits = (struct store_limits){orders, execs, trades};
+    cfg.limits = (struct store_limits){orders, execs, trades, true};
     cfg.clock = (struct core_clock){env_now, E, NULL};
     char err[128];
     E->core = core_create(&cfg, err, sizeof(err));

@@ -215,6 +215,29 @@ def funding_explained(s):
     check(st == 400, f"no symbol: {st} {o}")
 
 
+def class_table(s, liquidated):
+    """GET /admin/v1/accounts: each account's money, positions and liquidations,
+    as the ordinary API and the explanations say."""
+    st, _, t = s.admin("GET", "accounts")
+    check(st == 200 and t["next"] is None and t["accounts"], f"the class table: {st} {t}")
+    rows = {a["account"]: a for a in t["accounts"]}
+    check(sorted(rows) == list(range(1, max(rows) + 1)) and not any(a["agent"] for a in rows.values()),
+          f"every account, none an agent: {sorted(rows)}")
+    for acct, n in liquidated.items():
+        check(rows[acct]["liquidations"] == n, f"account {acct}: {rows[acct]['liquidations']} liquidations, want {n}")
+    check(sum(a["liquidations"] for a in rows.values()) == sum(liquidated.values()), "no other liquidations")
+    for a in rows.values():
+        for c in a["currencies"]:
+            check(c["pnl"] == c["marginBalance"] - c["deposited"] + c["withdrawn"]
+                  and c["realisedPnl"] == c["walletBalance"] - c["deposited"] + c["withdrawn"]
+                  and c["marginBalance"] == c["walletBalance"] + c["unrealisedPnl"], f"account {a['account']}: {c}")
+    st, _, page = s.admin("GET", "accounts?start=2&count=2")
+    check([a["account"] for a in page["accounts"]] == [2, 3] and page["next"] == 4, f"paging: {page}")
+    for q in ("count=0", "count=1001", "start=0", "agents=maybe", "bogus=1"):
+        st, _, o = s.admin("GET", "accounts?" + q)
+        check(st == 400, f"accounts?{q}: {st} {o}")
+
+
 def main():
     s = Server(BIN, "--clock", "stepped", "--rate-limit", "off")
     iso = scenario(s, 50, adl=False)
@@ -233,6 +256,10 @@ def main():
                     ("bogus=1", 400), ("execID=00000001-0000-0000-0000-0000000fffff", 404)):
         st, _, o = s.raw("GET", "/explain/v1/liquidation?" + q)
         check(st == want, f"{q}: {st} {o}")
+    liquidated = {}
+    for x in lst:
+        liquidated[x["account"]] = liquidated.get(x["account"], 0) + 1
+    class_table(s, liquidated)
     funding_explained(s)
     s.audit()
     s.stop()

@@ -362,6 +362,11 @@ def run_main(s):
     hist2 = poor.ok("GET", "order", params={"reverse": "true"})
     check(hist2[0]["ordStatus"] == "Rejected" and hist2[0]["orderQty"] == 100000 and len(hist2) == len(hist) + 2,
           f"the refused single order is kept Rejected: {hist2[:1]}")
+    for q in (-9223372036854775808, "-9223372036854775808"):  # no quantity negates out of range
+        error_is(poor.req("POST", "order", {"symbol": "XBTUSD", "orderQty": q, "price": 50000}), 400,
+                 "Invalid orderQty", f"orderQty {q!r}")
+        error_is(poor.req("POST", "order/bulk", {"orders": [{"symbol": "XBTUSD", "orderQty": q, "price": 50000}]}),
+                 400, "Invalid orderQty", f"bulk orderQty {q!r}")
     poor.ok("DELETE", "order/all", {})
 
     # The spam rule (issue 19): an admin marks an account; its Limit order
@@ -397,6 +402,8 @@ def run_main(s):
                 {"account": sp.account, "spam": True, "extra": 1}):
         st, _, g = s.admin("POST", "spam", bad)
         check(st == 400, f"bad spam request {bad}: {st} {g}")
+    st, _, g = s.admin("GET", f"spam?account={sp.account}&spam=true")
+    check(st == 400, f"GET takes no spam: {st} {g}")
     st, _, g = s.admin("GET", f"spam?account={sp.account}")
     check(g["spam"] is False, f"bad requests changed nothing: {g}")
     sp.ok("DELETE", "order/all", {})

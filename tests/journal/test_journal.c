@@ -371,7 +371,7 @@ static void codec_commands(struct codec_set *s)
     s->cfg.exch.engine.stp = STP_CANCEL_TAKER;
     s->cfg.exch.insurance_initial[0] = 123456789;
     s->cfg.exch.insurance_initial[1] = -5; /* any value round-trips */
-    s->cfg.limits = (struct store_limits){11, 22, 33};
+    s->cfg.limits = (struct store_limits){11, 22, 33, true};
     struct core_cmd *c = &s->cmd[s->n++];
     c->type = CC_CONFIG;
     c->seq = 1;
@@ -608,6 +608,7 @@ START_TEST(codec_round_trip)
                 ck_assert_int_eq(b->config.spam_value[i], c->config->spam_value[i]);
             }
             ck_assert_uint_eq(b->config.spam_orders, c->config->spam_orders);
+            ck_assert_int_eq(b->limits.keep_rejected, c->limits->keep_rejected);
             ck_assert_uint_eq(b->config.indices_count, c->config->indices_count);
             for (uint16_t i = 0; i < c->config->indices_count; i++)
                 ck_assert_str_eq(b->config.index[i], c->config->index[i]);
@@ -678,8 +679,9 @@ START_TEST(codec_round_trip)
          * journal from before flags (a record's length is framed, so the
          * byte cannot be lost unnoticed). */
         /* Likewise a config without the spam rule: a journal from before it. */
-        size_t spam_bytes = c->type == CC_CONFIG && c->config->spam_orders
-                                ? 4 + 8 * (size_t)c->config->currencies_count : 0;
+        size_t spam_bytes = 0; /* the flags byte and the spam rule's fields */
+        if (c->type == CC_CONFIG && (c->config->spam_orders || c->limits->keep_rejected))
+            spam_bytes = 1 + (c->config->spam_orders ? 4 + 8 * (size_t)c->config->currencies_count : 0);
         for (size_t len = 0; len < e1.len; len++) {
             bool old_account = c->type == CC_ACCOUNT && c->account_flags && len == e1.len - 1;
             bool old_config = spam_bytes && len == e1.len - spam_bytes;

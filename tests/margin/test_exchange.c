@@ -896,18 +896,41 @@ START_TEST(spam_accounts_get_small_orders_hidden_and_post_only_rejected)
     ck_assert_int_eq(last_new.display_qty, -1);
     ck_assert_int_eq(exch_spam(X, 1, &small), 0);
     ck_assert_uint_eq(small, 3);
-    /* The review at the next 00:00 UTC marks account 1 (3 small orders),
-     * not account 2 (1). */
+    /* Marked, an invalid order keeps its own reason: a displayQty above the
+     * quantity, a Post-Only Market order. */
+    ck_assert_int_eq(set_spam(1, 1), REJ_NONE);
+    struct cmd bad = po;
+    bad.u.new_order.exec_inst = 0;
+    bad.u.new_order.has |= HAS_DISPLAY_QTY;
+    bad.u.new_order.display_qty = 200;
+    ck_assert_int_eq(run(&bad), REJ_INVALID_DISPLAY_QTY);
+    bad = po;
+    bad.u.new_order.has = HAS_QTY;
+    ck_assert_int_eq(run(&bad), REJ_INVALID_EXEC_INST);
+    ck_assert_int_eq(set_spam(1, 0), REJ_NONE);
+    /* Account 3, exempt (an agent's), with 3 small orders too. */
+    ck_assert_int_eq(deposit(3, XBT, 100000000), REJ_NONE);
+    exch_spam_exempt(X, 3);
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(order(3, XBTUSD, SIDE_BUY, 100, USD(45000 - 100 * k)), REJ_NONE);
+    /* The review at the next 00:00 UTC runs before the command that brings
+     * the time: account 1 (3 small orders) is marked, and that very order
+     * is hidden; not account 2 (1 small order), nor the exempt account 3. */
     NOW = T0 - T0 % MS_PER_DAY + MS_PER_DAY + 1;
-    ck_assert_int_eq(deposit(2, XBT, 1), REJ_NONE);
-    ck_assert_int_eq(exch_spam(X, 1, NULL), 1);
+    ck_assert_int_eq(order(1, XBTUSD, SIDE_BUY, 100, USD(44000)), REJ_NONE);
+    ck_assert_int_eq(last_new.display_qty, 0);
+    ck_assert_int_eq(exch_spam(X, 1, &small), 1);
+    ck_assert_uint_eq(small, 4);
     ck_assert_int_eq(exch_spam(X, 2, NULL), 0);
+    ck_assert_int_eq(exch_spam(X, 3, NULL), 0);
     /* Below the count at the next review: cleared. */
     struct cmd cx = {.type = CMD_CANCEL, .account = 1, .inst = XBTUSD};
     cx.u.cancel.order_id = first;
     ck_assert_int_eq(run(&cx), REJ_NONE);
     ck_assert_int_eq(exch_spam(X, 1, &small), 1);
-    ck_assert_uint_eq(small, 2);
+    ck_assert_uint_eq(small, 3);
+    cx.u.cancel.order_id = last_new.id;
+    ck_assert_int_eq(run(&cx), REJ_NONE);
     NOW += MS_PER_DAY;
     ck_assert_int_eq(deposit(2, XBT, 1), REJ_NONE);
     ck_assert_int_eq(exch_spam(X, 1, NULL), 0);
