@@ -269,6 +269,83 @@ await step('funding is explained on the page: the countdown, then the rate paid,
     return `${(f.fundingRate * 100).toFixed(6)}%, mine ${mine.walletChange}`;
 });
 
+// ---------------------------------------------------------------- the instructor's panel
+
+const indexNow = async () => (await (await fetch(BASE + '/api/v1/instrument?symbol=XBTUSD')).json())[0];
+
+await step('the instructor unlocks the panel with the admin token and creates three students', async () => {
+    await page.fill('#admin-token', server.token);
+    await page.click('#admin-unlock');
+    await until('the panel', async () => !(await page.locator('#teach').isHidden()));
+    await page.fill('#st-n', '3');
+    await page.fill('#st-xbt', '0.5');
+    await page.click('#st-make');
+    await until('three students\' keys', async () => (await rows('#st-keys tr')) === 4);
+    const made = await page.locator('#st-keys tr').evaluateAll((trs) =>
+        trs.slice(1).map((tr) => [...tr.children].map((td) => td.textContent)));
+    const cls = await admin('GET', 'accounts');
+    for (const [account, apiKey, apiSecret] of made) {
+        const a = cls.accounts.find((x) => x.account === Number(account));
+        assert.ok(a, `student ${account} in GET /admin/v1/accounts`);
+        assert.equal(a.currencies.find((c) => c.currency === 'XBt').walletBalance, 50000000);
+        const m = await rest({ apiKey, apiSecret }, 'GET', 'user/margin', { currency: 'XBt' });
+        assert.equal(m.walletBalance, 50000000, 'the student\'s key works');
+        await until(`student ${account} in the class table`, async () => {
+            const row = page.locator(`#class tbody tr[data-account="${account}"]`);
+            return (await row.count()) === 1 && (await row.textContent()).includes('0.50000000 XBT');
+        });
+    }
+    return made.map((m) => m[0]).join(', ');
+});
+
+await step('from the panel: a shock, the clock sped up, paused and stepped, a checkpoint and its restore', async () => {
+    const before = await indexNow();
+    await page.selectOption('#shock-index', '.BXBT');
+    await page.fill('#shock-move', '-2');
+    await page.click('#shock');
+    const want = Math.trunc(before.indicativeSettlePrice * 0.98 * 1e8) / 1e8;
+    await until('the index 2% down', async () => Math.abs((await indexNow()).indicativeSettlePrice - want) < 1e-6);
+    await page.fill('#clk-speed', '60');
+    await page.click('#clk-fast');
+    await until('an accelerated clock', async () => (await admin('GET', 'clock')).mode === 'accelerated');
+    assert.equal((await admin('GET', 'clock')).speed, 60);
+    await page.click('#clk-pause');
+    await until('a stepped clock', async () => (await page.locator('#clock-mode').getAttribute('data-mode')) === 'stepped');
+    const c0 = Date.parse((await admin('GET', 'clock')).time);
+    await page.click('.clk-step[data-ms="3600000"]');
+    await until('an hour later', async () => Date.parse((await admin('GET', 'clock')).time) === c0 + 3600000);
+    await page.fill('#cp-name', 'class-1');
+    await page.click('#cp-make');
+    const li = page.locator('#cp-list li[data-name="class-1"]');
+    await until('the checkpoint listed', async () => (await li.count()) === 1);
+    const cp = (await admin('GET', 'checkpoint')).find((c) => c.name === 'class-1');
+    await page.fill('#shock-move', '-3');
+    await page.click('#shock');
+    await until('the state moved on', async () => (await admin('GET', 'state')).hash !== cp.hash);
+    await li.locator('button').click();
+    await until('the exchange back at the checkpoint', async () => (await admin('GET', 'state')).hash === cp.hash, 15000);
+    return `checkpoint ${cp.hash}`;
+});
+
+await step('from the panel: the market makers paused and resumed, a fault on and off', async () => {
+    const was = (await admin('GET', 'market')).enabled;
+    if (await page.locator('#mk-on').isChecked() !== was) await page.click('#mk-on');
+    await page.click('#mk-on');
+    await page.fill('#mk-spread', '6');
+    await page.click('#mk-apply');
+    await until('the market toggled', async () => (await admin('GET', 'market')).enabled === !was);
+    assert.equal((await admin('GET', 'market')).spreadBp, 6);
+    await page.click('#mk-on');
+    await page.click('#mk-apply');
+    await until('the market back', async () => (await admin('GET', 'market')).enabled === was);
+    await page.fill('#ft-overload', '0.25');
+    await page.click('#ft-overload-on');
+    await until('the overload fault on', async () => (await admin('GET', 'faults')).faults.overload?.share === 0.25);
+    await until('the panel says so', async () => (await page.locator('#ft-state').getAttribute('data-on')) === 'overload');
+    await page.click('#ft-off');
+    await until('every fault off', async () => Object.keys((await admin('GET', 'faults')).faults).length === 0);
+});
+
 await step('no console error or page error all along', async () => {
     if (process.env.WEB_SCREENSHOT) await page.screenshot({ path: process.env.WEB_SCREENSHOT });
     assert.deepEqual(problems, []);

@@ -67,3 +67,11 @@ export async function wsAuthArgs(creds) {
   const expires = Math.floor((await syncTime()) / 1000) + 60;
   return [creds.key, expires, await hmacHex(creds.secret, 'GET/realtime' + expires)];
 }
+
+// The admin API (an instructor's): the token as a bearer, never stored
+// beyond the tab's session.
+export async function admin(token, verb, path, body) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body) headers['Content-Type'] = 'application/json';
+  return parse(await fetch('/admin/v1/' + path, { method: verb, headers, body: body ? JSON.stringify(body) : undefined }));
+}

@@ -3,7 +3,7 @@
 // (signed here, never sent), the private tables and order entry: the page
 // is a client like any other.
 import './style.css';
-import { ApiError, engineNow, get, signed, syncTime, wsAuthArgs } from './api.js';
+import { admin, ApiError, engineNow, get, signed, syncTime, wsAuthArgs } from './api.js';
 import { PriceChart } from './chart.js';
 import { Realtime } from './realtime.js';
 
@@ -487,6 +487,171 @@ function renderFundingClock() {
   if (cd) cd.textContent = `Next funding in ${countdown(Number(cd.dataset.at))} at ${isoTime(Number(cd.dataset.at))} UTC`;
 }
 
+// ---- the instructor's panel (the admin API) ----------------------------------------------
+
+const teach = { token: null, students: [] };
+const A = (verb, path, body) => admin(teach.token, verb, path, body);
+
+async function teachAct(what, fn) {
+  try {
+    const r = await fn();
+    notice(`${what}: done`);
+    await refreshTeach();
+    return r;
+  } catch (e) {
+    notice(`${what}: ${e.message}`, true);
+    return null;
+  }
+}
+
+async function unlock(token) {
+  teach.token = token;
+  try {
+    await A('GET', 'clock');
+  } catch (e) {
+    teach.token = null;
+    $('admin-who').textContent = e instanceof ApiError ? e.message : String(e);
+    return false;
+  }
+  sessionStorage.setItem('adminToken', token);
+  $('teach').hidden = false;
+  $('admin-lock').hidden = false;
+  $('admin-unlock').hidden = true;
+  $('admin-who').textContent = 'unlocked';
+  const sel = $('shock-index');
+  const indices = [...new Set([...state.instruments.values()].map((i) => i.referenceSymbol).filter(Boolean))];
+  sel.replaceChildren(...indices.map((x) => Object.assign(document.createElement('option'), { value: x, textContent: x })));
+  try {
+    const m = await A('GET', 'market');
+    $('mk-on').checked = m.enabled;
+    $('mk-vol').value = m.volatility;
+    $('mk-spread').value = m.spreadBp;
+    $('mk-levels').value = m.levels;
+    $('mk-size').value = m.sizeLots;
+  } catch {
+    $('mk-on').disabled = true; /* --no-market: nothing to steer */
+  }
+  await refreshTeach();
+  return true;
+}
+
+function lock() {
+  teach.token = null;
+  sessionStorage.removeItem('adminToken');
+  $('teach').hidden = true;
+  $('admin-lock').hidden = true;
+  $('admin-unlock').hidden = false;
+  $('admin-who').textContent = '';
+}
+
+let teachLoading = false;
+async function refreshTeach() {
+  if (!teach.token || teachLoading) return;
+  teachLoading = true;
+  try {
+    const [clk, cps, faults, cls] = await Promise.all([
+      A('GET', 'clock'),
+      A('GET', 'checkpoint').catch(() => []),
+      A('GET', 'faults'),
+      A('GET', 'accounts'),
+    ]);
+    $('clock-mode').textContent = `(${clk.mode}${clk.mode === 'accelerated' ? ' ' + clk.speed + 'x' : ''})`;
+    $('clock-mode').dataset.mode = clk.mode;
+    $('cp-list').replaceChildren(...cps.map((c) => {
+      const li = el('li', `${c.name} — ${isoTime(Date.parse(c.time))} (command ${c.seq}) `);
+      li.dataset.name = c.name;
+      const b = el('button', 'Restore');
+      b.type = 'button';
+      b.addEventListener('click', () => teachAct(`restore ${c.name}`, () => A('POST', 'restore', { name: c.name })));
+      li.append(b);
+      return li;
+    }));
+    const on = Object.keys(faults.faults || {});
+    $('ft-state').textContent = on.length ? `(on: ${on.join(', ')})` : '(none)';
+    $('ft-state').dataset.on = on.join(',');
+    renderClass(cls.accounts);
+  } catch {
+    /* the server restarting, or maintenance: the next turn tries again */
+  } finally {
+    teachLoading = false;
+  }
+}
+
+function renderClass(accounts) {
+  const body = $('class').querySelector('tbody');
+  body.replaceChildren(...accounts.map((a) => {
+    const x = a.currencies.find((c) => c.currency === 'XBt') || a.currencies[0];
+    const tr = el('tr', null, a.liquidations ? 'liquidated' : null);
+    tr.dataset.account = String(a.account);
+    const pos = a.positions.map((p) => `${p.symbol} ${fmt(p.currentQty)}`).join(', ');
+    tr.append(el('td', String(a.account)), el('td', money(x.currency, x.walletBalance)),
+      el('td', money(x.currency, x.marginBalance)), el('td', money(x.currency, x.unrealisedPnl)),
+      el('td', money(x.currency, x.pnl)), el('td', pos), el('td', String(a.liquidations)));
+    return tr;
+  }));
+}
+
+async function makeStudents() {
+  const n = Math.max(1, Math.min(100, Number($('st-n').value) || 0));
+  const sats = Math.round(Number($('st-xbt').value) * 1e8);
+  await teachAct(`${n} student accounts`, async () => {
+    for (let k = 0; k < n; k++) teach.students.push(await A('POST', 'accounts', { deposits: { XBt: sats } }));
+  });
+  const t = $('st-keys');
+  const head = el('tr');
+  for (const h of ['Account', 'API key', 'API secret']) head.append(el('th', h));
+  t.replaceChildren(head, ...teach.students.map((s) => {
+    const tr = el('tr');
+    tr.append(el('td', String(s.account)), el('td', s.apiKey), el('td', s.apiSecret));
+    return tr;
+  }));
+  $('st-csv').hidden = teach.students.length === 0;
+}
+
+function studentsCsv() {
+  const lines = ['account,apiKey,apiSecret', ...teach.students.map((s) => `${s.account},${s.apiKey},${s.apiSecret}`)];
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }));
+  a.download = 'perpsim-students.csv';
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function wireTeach() {
+  $('admin-login').addEventListener('submit', (e) => {
+    e.preventDefault();
+    unlock($('admin-token').value.trim());
+  });
+  $('admin-lock').addEventListener('click', lock);
+  $('shock').addEventListener('click', () =>
+    teachAct('shock', () => A('POST', 'index', { symbol: $('shock-index').value, move: Number($('shock-move').value) / 100 })));
+  $('clk-pause').addEventListener('click', () => teachAct('pause', () => A('POST', 'clock', { mode: 'stepped' })));
+  $('clk-real').addEventListener('click', () => teachAct('real time', () => A('POST', 'clock', { mode: 'real' })));
+  $('clk-fast').addEventListener('click', () =>
+    teachAct('accelerate', () => A('POST', 'clock', { mode: 'accelerated', speed: Number($('clk-speed').value) })));
+  for (const b of document.querySelectorAll('.clk-step'))
+    b.addEventListener('click', () => teachAct(`step ${b.textContent}`, () => A('POST', 'clock/advance', { ms: Number(b.dataset.ms) })));
+  $('cp-make').addEventListener('click', () =>
+    teachAct('checkpoint', () => A('POST', 'checkpoint', { name: $('cp-name').value.trim() })));
+  $('mk-apply').addEventListener('click', () =>
+    teachAct('market', () => A('POST', 'market', {
+      enabled: $('mk-on').checked,
+      volatility: Number($('mk-vol').value),
+      spreadBp: Number($('mk-spread').value),
+      levels: Number($('mk-levels').value),
+      sizeLots: Number($('mk-size').value),
+    })));
+  $('ft-overload-on').addEventListener('click', () =>
+    teachAct('overload', () => A('POST', 'faults', { overload: Number($('ft-overload').value) })));
+  $('ft-latency-on').addEventListener('click', () =>
+    teachAct('latency', () => A('POST', 'faults', { latencyMs: Number($('ft-latency').value) })));
+  $('ft-maint').addEventListener('click', () =>
+    teachAct('maintenance', () => A('POST', 'faults', { maintenance: true, durationMs: 30000 })));
+  $('ft-off').addEventListener('click', () => teachAct('faults off', () => A('DELETE', 'faults')));
+  $('st-make').addEventListener('click', makeStudents);
+  $('st-csv').addEventListener('click', studentsCsv);
+}
+
 // ---- wiring ---------------------------------------------------------------------------
 
 const chart = new PriceChart($('chart'));
@@ -542,6 +707,7 @@ async function start() {
       renderClock();
       renderStats();
       renderFundingClock();
+      if (ticks % 2 === 0) refreshTeach();
       if (++ticks % 5 === 0) {
         loadLiquidations(); /* others' liquidations, in any instrument */
         loadFunding(); /* the premium forming, a funding paid */
@@ -570,6 +736,12 @@ async function start() {
     login($('key').value, $('secret').value);
   });
   $('logout').addEventListener('click', logout);
+  wireTeach();
+  const tok = sessionStorage.getItem('adminToken');
+  if (tok) {
+    $('admin-token').value = tok;
+    unlock(tok);
+  }
   $('buy').addEventListener('click', () => placeOrder('Buy'));
   $('sell').addEventListener('click', () => placeOrder('Sell'));
   const saved = sessionStorage.getItem('creds');
