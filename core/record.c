@@ -724,7 +724,7 @@ int core_cmd_decode(const void *p, size_t n, struct core_cmd_buf *out)
         c->account = G32(&r);
         if (r.at < r.n) {
             c->account_flags = G8(&r);
-            if (c->account_flags == 0 || (c->account_flags & ~CORE_ACCOUNT_NO_ROWS))
+            if (c->account_flags == 0 || (c->account_flags & ~CORE_ACCOUNT_FLAGS))
                 r.bad = true; /* the encoder writes no zero and no unknown flag */
         }
         break;

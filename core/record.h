@@ -73,7 +73,11 @@ enum core_account_flag {
      * history account, whose millions of book orders no one can read (its
      * key is disabled). Journaled, so a replay keeps the same rows. */
     CORE_ACCOUNT_NO_ROWS = 1u << 0,
+    /* One of the living market's agents: its ladders are liquidity, so the
+     * spam review leaves it alone, and the class table lists it apart. */
+    CORE_ACCOUNT_AGENT = 1u << 1,
 };
+#define CORE_ACCOUNT_FLAGS (CORE_ACCOUNT_NO_ROWS | CORE_ACCOUNT_AGENT)
 
 /* Rejects of the core's own commands, after margin's (enum reject). */
 #define REJ_CORE_ACCOUNTS_FULL 200 /* CC_ACCOUNT: accounts_max reached */

@@ -583,7 +583,7 @@ static int32_t apply_now(struct core *c, struct core_cmd *cc)
             break;
         }
         cc->account = a;
-        if (cc->account_flags & CORE_ACCOUNT_NO_ROWS)
+        if (cc->account_flags & (CORE_ACCOUNT_NO_ROWS | CORE_ACCOUNT_AGENT))
             exch_spam_exempt(c->x, a); /* an agent's ladder is liquidity, not spam */
         if (c->rebuilding)
             c->rb_next_account = a + 1;

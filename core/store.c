@@ -86,6 +86,7 @@ struct acct {
     uint64_t insts;
     uint32_t texts;   /* distinct texts this account added (TEXTS_PER_ACCOUNT) */
     bool no_rows;     /* CORE_ACCOUNT_NO_ROWS: no order or execution rows kept */
+    bool agent;       /* the history's account or a market agent's (CORE_ACCOUNT_AGENT) */
 };
 
 struct store {
@@ -1062,9 +1063,10 @@ void store_apply(struct store *s, const struct core_record *r)
         }
         return;
     }
-    if (c->type == CC_ACCOUNT && r->result == 0 && (c->account_flags & CORE_ACCOUNT_NO_ROWS) &&
-        c->account < s->naccts)
-        s->acct[c->account].no_rows = true;
+    if (c->type == CC_ACCOUNT && r->result == 0 && c->account < s->naccts) {
+        s->acct[c->account].no_rows = (c->account_flags & CORE_ACCOUNT_NO_ROWS) != 0;
+        s->acct[c->account].agent = (c->account_flags & (CORE_ACCOUNT_NO_ROWS | CORE_ACCOUNT_AGENT)) != 0;
+    }
     s->term_fresh = 0;
     s->cmd_account = c->type == CC_EXCH ? c->x.account : UINT32_MAX;
     s->cmd_new_order = c->type == CC_EXCH && c->x.type == CMD_NEW_ORDER;
@@ -1215,7 +1217,7 @@ const struct idx_vec *store_liquidations(const struct store *s)
 
 bool store_account_agent(const struct store *s, uint32_t account)
 {
-    return account < s->naccts && s->acct[account].no_rows;
+    return account < s->naccts && s->acct[account].agent;
 }
 
 uint64_t store_account_insts(const struct store *s, uint32_t a)

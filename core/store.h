@@ -218,7 +218,8 @@ const struct idx_vec *store_account_wallet(const struct store *s, uint32_t accou
 const struct idx_vec *store_liquidations(const struct store *s);
 /* Instruments the account has had an order or position in (bit i). */
 uint64_t store_account_insts(const struct store *s, uint32_t account);
-/* An account made with CORE_ACCOUNT_NO_ROWS (the living market's agents). */
+/* An account made with CORE_ACCOUNT_AGENT or CORE_ACCOUNT_NO_ROWS (the
+ * living market's agents, a backtest's history account). */
 bool store_account_agent(const struct store *s, uint32_t account);
 /* The last trade's price and tick direction, 0 if none. */
 px_t store_last_px(const struct store *s, uint16_t inst, uint8_t *tick_dir);

@@ -151,6 +151,7 @@ uint32_t market_account_jobs(struct market *m, struct core_job **jobs, uint32_t 
          * so nobody can sign as a maker. */
         j->key.perms = PERM_ORDER;
         j->key.enabled = false;
+        j->account_flags = CORE_ACCOUNT_AGENT;
         for (uint8_t c = 0; c < m->cfg->currencies_count; c++) {
             /* XBt and USDt as minor units: makers 1,000 XBT / 50M USDT,
              * noise 20 XBT / 1M USDT, directional 0.5 XBT / 30k USDT. */

@@ -269,6 +269,24 @@ await step('funding is explained on the page: the countdown, then the rate paid,
     return `${(f.fundingRate * 100).toFixed(6)}%, mine ${mine.walletChange}`;
 });
 
+await step('the mechanics drawn: the insurance fund, the fair basis, inverse against linear PnL, ADL lights', async () => {
+    const fund = page.locator('#fund-chart');
+    const ins = (await (await fetch(BASE + '/api/v1/insurance?currency=XBt&reverse=true&count=1')).json())[0];
+    await until('the fund chart at the fund now', async () =>
+        Number(await fund.getAttribute('data-points')) >= 2 && Number(await fund.getAttribute('data-last')) === ins.walletBalance / 1e8, 15000);
+    await until('fair basis points', async () => Number(await page.locator('#basis-chart').getAttribute('data-points')) >= 1, 15000);
+    // The account's short of 1,000 XBTUSD: a 20% fall gains 25% on the inverse contract, 20% on a linear one.
+    const curves = page.locator('#pnl-curves');
+    await until('the curves of the short', async () => (await curves.getAttribute('data-inverse-at80')) === '0.2500');
+    assert.equal(await curves.getAttribute('data-linear-at80'), '0.2000');
+    assert.ok((await curves.textContent()).includes('XBTUSD short'), await curves.textContent());
+    const pos = (await rest(acct, 'GET', 'position', { filter: JSON.stringify({ symbol: 'XBTUSD' }) }))[0];
+    const want = String(Math.max(1, Math.ceil(pos.deleveragePercentile * 5)));
+    await until(`ADL lights ${want}`, async () =>
+        (await page.locator('#positions tbody tr .adl').getAttribute('data-lights')) === want, 15000);
+    return `fund ${ins.walletBalance}, ADL ${pos.deleveragePercentile} -> ${want} lights`;
+});
+
 // ---------------------------------------------------------------- the instructor's panel
 
 const indexNow = async () => (await (await fetch(BASE + '/api/v1/instrument?symbol=XBTUSD')).json())[0];
@@ -284,6 +302,9 @@ await step('the instructor unlocks the panel with the admin token and creates th
     const made = await page.locator('#st-keys tr').evaluateAll((trs) =>
         trs.slice(1).map((tr) => [...tr.children].map((td) => td.textContent)));
     const cls = await admin('GET', 'accounts');
+    const all = await admin('GET', 'accounts?agents=true');
+    assert.ok(!cls.accounts.some((a) => a.agent) && all.accounts.some((a) => a.agent),
+        'the market\'s agents listed apart (agents=true)');
     for (const [account, apiKey, apiSecret] of made) {
         const a = cls.accounts.find((x) => x.account === Number(account));
         assert.ok(a, `student ${account} in GET /admin/v1/accounts`);
@@ -347,7 +368,7 @@ await step('from the panel: the market makers paused and resumed, a fault on and
 });
 
 await step('no console error or page error all along', async () => {
-    if (process.env.WEB_SCREENSHOT) await page.screenshot({ path: process.env.WEB_SCREENSHOT });
+    if (process.env.WEB_SCREENSHOT) await page.screenshot({ path: process.env.WEB_SCREENSHOT, fullPage: true });
     assert.deepEqual(problems, []);
 });
 

@@ -726,6 +726,9 @@ START_TEST(codec_round_trip)
     rbuf_put(&e, &fl, 1);
     ck_assert_int_eq(decode_exact(e.p, e.len, b), 0);
     ck_assert_uint_eq(b->cmd.account_flags, CORE_ACCOUNT_NO_ROWS);
+    e.p[e.len - 1] = CORE_ACCOUNT_AGENT;
+    ck_assert_int_eq(decode_exact(e.p, e.len, b), 0);
+    ck_assert_uint_eq(b->cmd.account_flags, CORE_ACCOUNT_AGENT);
     e.p[e.len - 1] = 0;
     ck_assert_int_eq(decode_exact(e.p, e.len, b), -1);
     e.p[e.len - 1] = 0x80;

@@ -4,6 +4,7 @@
 // is a client like any other.
 import './style.css';
 import { admin, ApiError, engineNow, get, signed, syncTime, wsAuthArgs } from './api.js';
+import { BasisChart, FundChart, pnlCurves } from './teaching.js';
 import { PriceChart } from './chart.js';
 import { Realtime } from './realtime.js';
 
@@ -16,6 +17,7 @@ const state = {
   instruments: new Map(), // symbol -> instrument row (REST, then WebSocket updates)
   creds: null,
   account: null, // the logged-in key's account number
+  adl: new Map(), // symbol -> deleveragePercentile of the user's position (REST: not in the feed's rows)
   trades: [],
   engineMs: 0,
 };
@@ -161,6 +163,7 @@ function onInstrument(msg) {
       const ms = Date.parse(i.timestamp);
       chart.markAt(ms, i.markPrice);
       chart.indexAt(ms, i.indicativeSettlePrice);
+      if (i.fundingRate != null) basisChart.add(ms, i.fairBasis);
     }
   }
   renderStats();
@@ -194,10 +197,12 @@ function renderAccount() {
       cell(tr, fmt(p.bankruptPrice, dp));
       cell(tr, money(p.currency, p.unrealisedPnl));
       cell(tr, money(p.currency, p.maintMargin));
+      tr.append(adlLights(state.adl.get(p.symbol)));
       return tr;
     }),
   );
   chart.positionLines(pos.find((p) => p.symbol === state.symbol));
+  renderPnl(pos.find((p) => p.symbol === state.symbol));
   const fills = rt
     .table('execution')
     .values()
@@ -409,6 +414,52 @@ async function loadLiquidations() {
     /* the server restarting: the next turn tries again */
   } finally {
     liqLoading = false;
+  }
+}
+
+// ---- the mechanics, drawn ------------------------------------------------------------------
+
+// Five lights: the position's place in the auto-deleveraging queue (its
+// deleveragePercentile: 1 = the front, the first to be closed by ADL).
+function adlLights(pct) {
+  const td = document.createElement('td');
+  const span = el('span', null, 'adl');
+  const on = pct == null ? 0 : Math.max(1, Math.ceil(pct * 5));
+  for (let k = 0; k < 5; k++) span.append(el('i', null, k < on ? 'on' : null));
+  span.dataset.lights = String(on);
+  span.title = pct == null ? 'no position' : `deleveragePercentile ${pct}`;
+  td.append(span);
+  return td;
+}
+
+async function loadAdl() {
+  if (!state.creds) return;
+  try {
+    const rows = await signed(state.creds, 'GET', 'position');
+    state.adl = new Map(rows.filter((p) => p.currentQty).map((p) => [p.symbol, p.deleveragePercentile]));
+    renderAccount();
+  } catch {
+    /* the next turn tries again */
+  }
+}
+
+function renderPnl(p) {
+  const inst = state.instruments.get(state.symbol);
+  const mark = inst?.markPrice;
+  if (p && p.avgEntryPrice) {
+    pnlCurves($('pnl-curves'), { side: p.currentQty > 0 ? 'Buy' : 'Sell', entry: p.avgEntryPrice, mark: p.markPrice,
+      liq: p.liquidationPrice, symbol: p.symbol });
+  } else if (mark) {
+    pnlCurves($('pnl-curves'), { side: 'Buy', entry: mark, mark, liq: null, symbol: `${state.symbol} (a long at the mark, for example)` });
+  }
+}
+
+async function loadFund() {
+  try {
+    const rows = await get('insurance', { currency: 'XBt', count: 500, reverse: true });
+    fundChart.set(rows, 1e8);
+  } catch {
+    /* the next turn tries again */
   }
 }
 
@@ -655,6 +706,8 @@ function wireTeach() {
 // ---- wiring ---------------------------------------------------------------------------
 
 const chart = new PriceChart($('chart'));
+const fundChart = new FundChart($('fund-chart'));
+const basisChart = new BasisChart($('basis-chart'));
 
 const PUBLIC = ['orderBookL2_25', 'trade', 'instrument', 'liquidation'];
 const PRIVATE = ['order', 'execution', 'position', 'margin'];
@@ -667,6 +720,8 @@ const rt = new Realtime({
     // (a restore may have rewound all of them).
     state.trades = [];
     chart.reset();
+    basisChart.reset();
+    loadFund();
     loadBins();
     loadLiquidations();
     loadFunding();
@@ -711,6 +766,9 @@ async function start() {
       if (++ticks % 5 === 0) {
         loadLiquidations(); /* others' liquidations, in any instrument */
         loadFunding(); /* the premium forming, a funding paid */
+        loadFund();
+        loadAdl();
+        if (!rt.table('position').values().some((p) => p.currentQty && p.symbol === state.symbol)) renderPnl(null);
       }
     } catch {
       /* the server restarting: the WebSocket says so */
