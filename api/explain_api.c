@@ -428,10 +428,22 @@ void explain_funding(struct req *r)
     cJSON_AddNumberToObject(nx, "fundingRate", (double)st.funding_rate_e8 / 1e8);
     cJSON_AddNumberToObject(nx, "markPrice", px_of(st.mark_px));
     cJSON_AddNumberToObject(nx, "indexPrice", px_of(st.index_px));
-    cJSON *ind = rate_formula(in, st.premium_e8, st.indicative_rate_e8);
+    /* The formula on the samples so far (none yet: P = 0); the exchange's
+     * indicative rate differs from it only until the next minute's sample,
+     * after a funding (the rate just formed) or an announcement. */
+    rate_t formed = 0;
+    if (mf_funding_rate(st.premium_e8, in->funding_interest_e8, in->im_e8, in->mm_e8, &formed) != MF_OK)
+        formed = st.indicative_rate_e8;
+    cJSON *ind = rate_formula(in, st.premium_e8, formed);
     cJSON_AddNumberToObject(ind, "samples", (double)st.premium_samples);
-    cJSON_AddStringToObject(ind, "why", "the indicative rate: the formula on the premium samples of this interval "
-                                        "so far; at the funding it becomes the next interval's rate");
+    cJSON_AddNumberToObject(ind, "indicativeFundingRate", (double)st.indicative_rate_e8 / 1e8);
+    cJSON_AddStringToObject(ind, "why",
+                            formed == st.indicative_rate_e8
+                                ? "the indicative rate: the formula on the premium samples of this interval so far; "
+                                  "at the funding it becomes the next interval's rate"
+                                : "the formula on the premium samples of this interval so far; the indicative rate "
+                                  "shown on the instrument is still the one formed at the funding or announced, until "
+                                  "the next minute's sample");
     cJSON_AddItemToObject(nx, "indicative", ind);
     cJSON_AddNumberToObject(out, "fundingsKept", kept);
     cJSON *fs = cJSON_AddArrayToObject(out, "fundings");

@@ -3,6 +3,7 @@
  */
 #include "core/explain.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,8 @@ struct explain {
     uint64_t total;                   /* liquidations ever */
     struct fund_explain *fring[EXPLAIN_FUNDING_KEEP];
     uint64_t ftotal;                  /* fundings ever */
-    struct fund_explain *last_fund[INSTRUMENTS_MAX]; /* each instrument's newest, if kept */
+    /* each instrument's last funding, by value (its entry may be gone) */
+    struct fund_last { bool have; ms_t ts; rate_t next_rate, premium; int64_t samples; } lastf[INSTRUMENTS_MAX];
     /* the record's Funding payments not yet claimed by their EV_FUNDING */
     struct { uint16_t inst; struct fund_payment p; } *pend;
     uint32_t npend, cap_pend;
@@ -179,12 +181,12 @@ static void fund_done(struct explain *e, const struct core_record *r, const stru
         f->mark_px = u->mark_px;
         f->index_px = u->index_px;
         f->rate_e8 = u->rate_e8;
-        const struct fund_explain *prev = i < INSTRUMENTS_MAX ? e->last_fund[i] : NULL;
-        if (prev && prev->next_rate_e8 == u->rate_e8) {
+        bool prev = i < INSTRUMENTS_MAX && e->lastf[i].have;
+        if (prev && e->lastf[i].next_rate == u->rate_e8) {
             f->origin = FO_PREMIUM;
-            f->formed_ms = prev->ts;
-            f->formed_premium_e8 = prev->premium_e8;
-            f->formed_samples = prev->samples;
+            f->formed_ms = e->lastf[i].ts;
+            f->formed_premium_e8 = e->lastf[i].premium;
+            f->formed_samples = e->lastf[i].samples;
         } else {
             f->origin = prev || (i < e->ninst && u->rate_e8 != e->cfg->inst[i].funding_interest_e8) ? FO_ANNOUNCED
                                                                                                    : FO_OPENING;
@@ -200,17 +202,15 @@ static void fund_done(struct explain *e, const struct core_record *r, const stru
                 f->payments[f->listed++] = e->pend[k].p;
         struct fund_explain **slot = &e->fring[e->ftotal % EXPLAIN_FUNDING_KEEP];
         if (*slot) {
-            for (uint16_t k = 0; k < INSTRUMENTS_MAX; k++)
-                if (e->last_fund[k] == *slot)
-                    e->last_fund[k] = NULL;
             free((*slot)->payments);
             free(*slot);
         }
         *slot = f;
         e->ftotal++;
-        if (i < INSTRUMENTS_MAX)
-            e->last_fund[i] = f;
     }
+    if (i < INSTRUMENTS_MAX) /* kept even when the entry could not be */
+        e->lastf[i] = (struct fund_last){true, ev->ts, ev->u.funding.next_rate_e8, ev->u.funding.premium_e8,
+                                            ev->u.funding.samples};
     uint32_t m = 0; /* the other instruments' payments wait for theirs */
     for (uint32_t k = 0; k < e->npend; k++)
         if (e->pend[k].inst != i)

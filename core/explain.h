@@ -141,10 +141,10 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
 uint32_t explain_list(const struct explain *e, uint32_t skip, uint32_t max, const struct liq_explain **out);
 /* The liquidation whose takeover (or an ADL close) is execution exec_id. */
 const struct liq_explain *explain_by_exec(const struct explain *e, uint64_t exec_id);
-/* The fundings of inst kept, newest first from skip, at most max; how many
- * are kept in all. */
 /* Liquidations of the account so far (all, not only those kept). */
 uint32_t explain_liquidations_of(const struct explain *e, uint32_t account);
+/* The fundings of inst kept, newest first from skip, at most max; how many
+ * are kept in all. */
 uint32_t explain_fundings(const struct explain *e, uint16_t inst, uint32_t skip, uint32_t max,
                           const struct fund_explain **out);
 

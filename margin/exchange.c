@@ -2176,8 +2176,8 @@ uint64_t exch_hash(const struct exch *x)
             h = hmix(h, (uint64_t)w->wd);
         }
     for (uint32_t a = 0; a < x->acct_hi; a++)
-        if (x->spam[a] || x->small[a])
-            h = hmix(hmix(hmix(h, a), x->spam[a]), x->small[a]);
+        if ((x->spam[a] & SPAM_MARKED) || x->small[a]) /* not the exempt bit: it follows the journaled account flag */
+            h = hmix(hmix(hmix(h, a), x->spam[a] & SPAM_MARKED), x->small[a]);
     for (uint16_t i = 0; i < x->ninst; i++) {
         const struct ist *s = &x->is[i];
         h = hmix(h, (uint64_t)s->mark);

@@ -188,6 +188,7 @@ def funding_explained(s):
             check(f["rate"]["formedAt"] == prev["timestamp"] and f["rate"]["premiumIndex"] == prev["nextRate"]["premiumIndex"]
                   and f["fundingRate"] == prev["nextRate"]["fundingRate"] and formula_gives(f["rate"]),
                   f"formed from the previous premium: {f['rate']} {prev['nextRate']}")
+        check(formula_gives(got["next"]["indicative"]), f"the forming rate's formula: {got['next']['indicative']}")
         check(formula_gives(f["nextRate"]) and f["nextRate"]["samples"] > 0,
               f"the next rate's formula: {f['nextRate']}")
         check(s.get("/api/v1/instrument?symbol=XBTUSD")[0]["fundingRate"] == f["nextRate"]["fundingRate"],

@@ -17,6 +17,7 @@ const state = {
   instruments: new Map(), // symbol -> instrument row (REST, then WebSocket updates)
   creds: null,
   account: null, // the logged-in key's account number
+  fundingAt: null, // the selected perpetual's next funding, as the feed last said
   adl: new Map(), // symbol -> deleveragePercentile of the user's position (REST: not in the feed's rows)
   trades: [],
   engineMs: 0,
@@ -164,6 +165,10 @@ function onInstrument(msg) {
       chart.markAt(ms, i.markPrice);
       chart.indexAt(ms, i.indicativeSettlePrice);
       if (i.fundingRate != null) basisChart.add(ms, i.fairBasis);
+      if (r.fundingTimestamp && r.fundingTimestamp !== state.fundingAt) {
+        state.fundingAt = r.fundingTimestamp; /* a funding was paid: its card */
+        loadFunding();
+      }
     }
   }
   renderStats();
@@ -317,6 +322,7 @@ async function login(key, secret) {
     return false;
   }
   state.creds = creds;
+  state.adl = new Map();
   sessionStorage.setItem('creds', JSON.stringify(creds));
   $('who').textContent = `key ${creds.key}`;
   $('order-form').hidden = false;
@@ -329,6 +335,7 @@ async function login(key, secret) {
 function logout() {
   state.creds = null;
   state.account = null;
+  state.adl = new Map();
   sessionStorage.removeItem('creds');
   $('who').textContent = '';
   $('order-form').hidden = true;
@@ -502,18 +509,22 @@ function fundCard(x, cur) {
   return c;
 }
 
-let fundLoading = false;
+let fundLoading = false, fundAgain = false;
 async function loadFunding() {
   const inst = state.instruments.get(state.symbol);
   if (!inst || inst.fundingRate == null) {
     $('funding').replaceChildren(el('p', `${state.symbol} is not a perpetual: it pays no funding.`, 'muted'));
     return;
   }
-  if (fundLoading) return;
+  if (fundLoading) {
+    fundAgain = true; /* once this one is done: the symbol or the funding changed */
+    return;
+  }
   fundLoading = true;
   try {
-    const x = await (await fetch(`/explain/v1/funding?symbol=${encodeURIComponent(state.symbol)}&count=3`)).json();
-    if (!x.next) return;
+    const sym = state.symbol;
+    const x = await (await fetch(`/explain/v1/funding?symbol=${encodeURIComponent(sym)}&count=3`)).json();
+    if (!x.next || sym !== state.symbol) return; /* another symbol chosen meanwhile: its own load follows */
     const cur = x.fundings[0]?.currency || 'XBt';
     const n = x.next;
     const head = el('article', null, 'fund');
@@ -530,6 +541,10 @@ async function loadFunding() {
     /* the server restarting: the next turn tries again */
   } finally {
     fundLoading = false;
+    if (fundAgain) {
+      fundAgain = false;
+      loadFunding();
+    }
   }
 }
 
@@ -588,6 +603,10 @@ async function unlock(token) {
 
 function lock() {
   teach.token = null;
+  teach.students = [];
+  $('st-keys').replaceChildren();
+  $('st-csv').hidden = true;
+  $('admin-token').value = '';
   sessionStorage.removeItem('adminToken');
   $('teach').hidden = true;
   $('admin-lock').hidden = true;
@@ -736,7 +755,10 @@ const rt = new Realtime({
     if (msg.table === 'orderBookL2_25') renderBook(table);
     else if (msg.table === 'trade') onTrades(msg);
     else if (msg.table === 'instrument') onInstrument(msg);
-    else if (msg.table === 'liquidation') loadLiquidations();
+    else if (msg.table === 'liquidation') {
+      loadLiquidations();
+      loadFund();
+    }
     else if (msg.table === 'order') renderOrders();
     else if (PRIVATE.includes(msg.table)) renderAccount();
   },
@@ -763,12 +785,17 @@ async function start() {
       renderStats();
       renderFundingClock();
       if (ticks % 2 === 0) refreshTeach();
-      if (++ticks % 5 === 0) {
-        loadLiquidations(); /* others' liquidations, in any instrument */
-        loadFunding(); /* the premium forming, a funding paid */
-        loadFund();
-        loadAdl();
+      // The public explain and insurance reads count against the address's
+      // rate limit (30 a minute by default): every 30 s, and when the feed
+      // says a liquidation happened or a funding was paid.
+      if (ticks % 5 === 0) {
+        loadAdl(); /* signed: the key's own limit */
         if (!rt.table('position').values().some((p) => p.currentQty && p.symbol === state.symbol)) renderPnl(null);
+      }
+      if (++ticks % 30 === 0) {
+        loadLiquidations(); /* others' liquidations, in any instrument */
+        loadFunding(); /* the premium forming */
+        loadFund();
       }
     } catch {
       /* the server restarting: the WebSocket says so */

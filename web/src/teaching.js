@@ -23,7 +23,9 @@ export class FundChart {
 
   set(rows, scale) {
     const by = new Map();
-    for (const r of rows) by.set(Math.floor(Date.parse(r.timestamp) / 1000), r.walletBalance / scale);
+    // Oldest first, so that of rows in one second the last one stands.
+    const sorted = [...rows].reverse().sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+    for (const r of sorted) by.set(Math.floor(Date.parse(r.timestamp) / 1000), r.walletBalance / scale);
     const data = [...by.entries()].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value }));
     this.series.setData(data);
     this.el.dataset.points = String(data.length);
