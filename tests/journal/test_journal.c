@@ -1994,6 +1994,10 @@ static int32_t cp_job(struct core *c, enum job_kind kind, const char *name, stru
     snprintf(j->cp->name, sizeof(j->cp->name), "%s", name);
     core_run(c, j);
     int32_t st = j->status;
+    /* As the API answers a checkpoint: once the journal has it (a restore
+     * of one not yet on disk is refused, REJ_CORE_NOT_DURABLE). */
+    if (kind == J_CHECKPOINT && st == REJ_NONE)
+        core_wait_durable(c, j->cp->seq);
     if (out)
         *out = *j->cp;
     core_job_free(j);
