@@ -70,7 +70,7 @@ static void money(cJSON *o, const char *name, sats_t v)
     cJSON_AddNumberToObject(o, name, (double)v);
 }
 
-static cJSON *step_json(const struct exch_config *cfg, const struct liq_step *s)
+static cJSON *step_json(const struct exch_config *cfg, const struct liq_step *s, uint32_t rank)
 {
     cJSON *o = cJSON_CreateObject();
     const char *symbol = s->inst < cfg->engine.instruments_count ? sym(cfg, s->inst) : "";
@@ -142,8 +142,13 @@ static cJSON *step_json(const struct exch_config *cfg, const struct liq_step *s)
         cJSON_AddStringToObject(o, "side", side_name(s->side));
         cJSON_AddNumberToObject(o, "qty", (double)s->qty);
         cJSON_AddNumberToObject(o, "price", px_of(s->px));
-        cJSON_AddStringToObject(o, "why", "what the book could not take was auto-deleveraged: the top of the opposite "
-                                          "side's ADL queue closed at the bankruptcy price (M6 d)");
+        money(o, "walletChange", s->amount);
+        cJSON_AddNumberToObject(o, "rank", (double)rank);
+        cJSON_AddNumberToObject(o, "score", (double)s->score_e8 / 1e8);
+        cJSON_AddStringToObject(o, "why", "what the book could not take was auto-deleveraged: the opposite side's "
+                                          "positions ranked by score (PNL% x effective leverage when in profit, "
+                                          "PNL% / effective leverage when not), highest first, each closed at the "
+                                          "bankruptcy price (M6 d)");
         break;
     default:
         break;
@@ -193,8 +198,11 @@ static cJSON *liq_json(const struct exch_config *cfg, const struct liq_explain *
     cJSON_AddNumberToObject(o, "ordersCanceled", (double)x->canceled);
     cJSON_AddNumberToObject(o, "ordersCanceledQty", (double)x->canceled_qty);
     cJSON *steps = cJSON_AddArrayToObject(o, "steps");
-    for (uint32_t k = 0; k < x->nsteps; k++)
-        cJSON_AddItemToArray(steps, step_json(cfg, &x->steps[k]));
+    uint32_t rank = 0; /* the deleverage steps come in the ADL queue's order */
+    for (uint32_t k = 0; k < x->nsteps; k++) {
+        rank += x->steps[k].kind == LS_DELEVERAGE;
+        cJSON_AddItemToArray(steps, step_json(cfg, &x->steps[k], rank));
+    }
     if (x->canceled > EXPLAIN_CANCELS_MAX)
         cJSON_AddNumberToObject(o, "canceledNotListed", (double)(x->canceled - EXPLAIN_CANCELS_MAX));
     if (x->dropped)

@@ -271,7 +271,7 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
                 if (cur->canceled <= EXPLAIN_CANCELS_MAX)
                     step(cur, &(struct liq_step){LS_CANCELED, ev->order.side, ev->order.inst, cur->account,
                                                  ev->order.id, ev->order.qty - ev->order.cum, ev->order.price, 0, 0,
-                                                 0});
+                                                 0, 0});
             }
             break;
         case EV_POSITION: {
@@ -281,7 +281,7 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
             const struct exch_position *np = &re->x.pos;
             if (cur && ev->account == cur->account && p->risk_limit > np->risk_limit && np->risk_limit > 0)
                 step(cur, &(struct liq_step){LS_RISK_STEP, 0, ev->inst, cur->account, 0, qabs(np->qty), 0, 0,
-                                             p->risk_limit, np->risk_limit});
+                                             p->risk_limit, np->risk_limit, 0});
             *p = (struct pos_seen){np->qty, np->avg_entry_px, np->liq_px, np->bankrupt_px, np->mark_px, np->maint,
                                    np->pos_margin, np->unrealised_pnl, np->risk_limit};
             break;
@@ -291,10 +291,10 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
              * ReduceOnly reductions (its other orders are canceled first). */
             if (cur && ev->order.account == cur->account)
                 step(cur, &(struct liq_step){LS_REDUCED, ev->order.side, ev->order.inst, cur->account, ev->order.id,
-                                             ev->u.fill.last_qty, ev->u.fill.last_px, ev->order.price, 0, 0});
+                                             ev->u.fill.last_qty, ev->u.fill.last_px, ev->order.price, 0, 0, 0});
             else if (cur && ev->order.account == EXCH_LIQUIDATOR)
                 step(cur, &(struct liq_step){LS_LIQUIDATOR, ev->order.side, ev->order.inst, EXCH_LIQUIDATOR,
-                                             ev->order.id, ev->u.fill.last_qty, ev->u.fill.last_px, 0, 0, 0});
+                                             ev->order.id, ev->u.fill.last_qty, ev->u.fill.last_px, 0, 0, 0, 0});
             break;
         case EV_MONEY: {
             const struct ev_money *m = &ev->u.money;
@@ -313,13 +313,13 @@ void explain_record(struct explain *e, const struct core_record *r, const uint64
                 if (!cur->takeover_exec)
                     cur->takeover_exec = exec;
                 step(cur, &(struct liq_step){LS_TAKEOVER, m->qty > 0 ? SIDE_SELL : SIDE_BUY, ev->inst, cur->account,
-                                             exec, qabs(m->qty), m->px, 0, m->amount, m->balance});
+                                             exec, qabs(m->qty), m->px, 0, m->amount, m->balance, 0});
             } else if (m->kind == MK_INSURANCE && m->currency == cur->currency) {
                 step(cur, &(struct liq_step){LS_INSURANCE, 0, ev->inst, EXCH_LIQUIDATOR, 0, 0, 0, 0, m->amount,
-                                             m->balance});
+                                             m->balance, 0});
             } else if (m->kind == MK_DELEVERAGE && ev->account != cur->account) {
                 step(cur, &(struct liq_step){LS_DELEVERAGE, m->qty < 0 ? SIDE_SELL : SIDE_BUY, ev->inst, ev->account,
-                                             exec, qabs(m->qty), m->px, 0, m->amount, m->balance});
+                                             exec, qabs(m->qty), m->px, 0, m->amount, m->balance, m->rate_e8});
             }
             break;
         }

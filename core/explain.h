@@ -60,6 +60,7 @@ struct liq_step {
     sats_t amount;       /* LS_INSURANCE: the fund's change; LS_TAKEOVER: the owner's wallet change;
                           * LS_RISK_STEP: the risk limit before */
     sats_t balance;      /* LS_INSURANCE: the fund after; LS_RISK_STEP: the risk limit after */
+    int64_t score_e8;    /* LS_DELEVERAGE: the counterparty's ADL score x 1e8 (steps in the queue's order) */
 };
 
 struct liq_explain {

@@ -218,12 +218,14 @@ static void sink(void *ctx, const struct event *ev)
         /* A liquidation, deleverage or settlement changes the account's
          * position at the event's price: its execCost. margin/ gives the
          * position closed for a liquidation or settlement (a long's is
-         * > 0, closed by a sell), the change itself for a deleverage. */
+         * > 0, closed by a sell), the change itself for a deleverage,
+         * whose execCost is what margin/ booked: its share of the bankrupt
+         * position's cost, within a satoshi of the price's value. */
         const struct ev_money *m = &ev->u.money;
-        if ((m->kind == MK_LIQUIDATION || m->kind == MK_DELEVERAGE || m->kind == MK_SETTLEMENT) &&
-            ev->account != EXCH_LIQUIDATOR) {
-            qty_t change = m->kind == MK_DELEVERAGE ? m->qty : -m->qty;
-            if (mf_value(&cfg->inst[ev->inst].contract, change, m->px, &re->x.cost) != MF_OK)
+        if (m->kind == MK_DELEVERAGE && ev->account != EXCH_LIQUIDATOR) {
+            re->x.cost = m->cost;
+        } else if ((m->kind == MK_LIQUIDATION || m->kind == MK_SETTLEMENT) && ev->account != EXCH_LIQUIDATOR) {
+            if (mf_value(&cfg->inst[ev->inst].contract, -m->qty, m->px, &re->x.cost) != MF_OK)
                 re->x.cost = 0;
         }
         break;

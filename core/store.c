@@ -960,7 +960,7 @@ static void on_money(struct store *s, const struct rec_event *re)
         struct exe_rec *e = exec_push(s, &e2, money_exec[m->kind], a);
         e->last_qty = change < 0 ? -change : change;
         e->last_px = m->px;
-        e->commission_e8 = m->rate_e8;
+        e->commission_e8 = m->kind == MK_DELEVERAGE ? 0 : m->rate_e8; /* a deleverage's is its ADL score */
         e->currency = m->currency;
         /* Funding: execComm is what the account paid (a receipt is < 0);
          * the others carry their execCost. */

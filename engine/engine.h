@@ -476,7 +476,10 @@ struct ev_money {
     sats_t balance;    /* the wallet after */
     qty_t qty;         /* contracts involved (funding: the position) */
     px_t px;           /* mark, settlement or bankruptcy price */
-    int64_t rate_e8;   /* funding rate, settlement fee rate */
+    int64_t rate_e8;   /* funding rate, settlement fee rate; MK_DELEVERAGE: the
+                        * counterparty's ADL score x 1e8 (mf_adl_score) */
+    sats_t cost;       /* MK_DELEVERAGE: the change of the account's position cost,
+                        * its share of the bankrupt position's (its execCost) */
 };
 
 /* EV_LIQUIDATING: what margin/ found (M6), before anything is done: an

@@ -263,8 +263,8 @@ static void emit_simple(struct exch *x, uint8_t type, uint32_t account, uint16_t
     emit(x, &ev);
 }
 
-static void emit_money(struct exch *x, uint32_t account, uint16_t inst, uint8_t kind, uint8_t cur,
-                       sats_t amount, qty_t qty, px_t px, rate_t rate)
+static void emit_money_cost(struct exch *x, uint32_t account, uint16_t inst, uint8_t kind, uint8_t cur,
+                            sats_t amount, qty_t qty, px_t px, rate_t rate, sats_t cost)
 {
     struct event ev;
     ev_init(&ev, EV_MONEY, account, inst);
@@ -275,7 +275,14 @@ static void emit_money(struct exch *x, uint32_t account, uint16_t inst, uint8_t 
     ev.u.money.qty = qty;
     ev.u.money.px = px;
     ev.u.money.rate_e8 = rate;
+    ev.u.money.cost = cost;
     emit(x, &ev);
+}
+
+static void emit_money(struct exch *x, uint32_t account, uint16_t inst, uint8_t kind, uint8_t cur,
+                       sats_t amount, qty_t qty, px_t px, rate_t rate)
+{
+    emit_money_cost(x, account, inst, kind, cur, amount, qty, px, rate, 0);
 }
 
 static enum reject reject(struct exch *x, const struct cmd *c, enum reject why)
@@ -892,7 +899,8 @@ static void adl(struct exch *x, uint16_t i)
         book(x, a, i, -dq, share, 0);
         engine_pos_sync(x, EXCH_LIQUIDATOR, i);
         engine_pos_sync(x, a, i);
-        emit_money(x, a, i, MK_DELEVERAGE, cur, *BAL(x, a, cur) - before, -dq, px, 0);
+        emit_money_cost(x, a, i, MK_DELEVERAGE, cur, *BAL(x, a, cur) - before, -dq, px, x->rank[k].score,
+                        share);
     }
 }
 
@@ -1616,6 +1624,10 @@ static void time_work(struct exch *x, ms_t ts)
             if (s->settled)
                 continue;
             if (I(x, i)->perpetual && s->next_funding == t) {
+                /* Paid on the mark of the funding instant, whose fair basis
+                 * (rate x time until funding) is 0: the index's price, not
+                 * the last minute's mark. */
+                mark_from_index(x, i, 0);
                 funding(x, i);
                 funded = 1;
             } else if (!I(x, i)->perpetual && I(x, i)->expiry_ms == t) {
