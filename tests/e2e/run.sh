@@ -20,7 +20,9 @@
 #   6. web_page.mjs      - the web page (web/dist, built by tools/build-web.sh)
 #                          in Debian's Chromium driven by playwright-core: the
 #                          market, order entry signed in the browser, a
-#                          restore (a server of its own, market on)
+#                          restore (a server of its own, market on); then
+#                          bench/bench_web.mjs --small (bundle, first paint,
+#                          frames: that it runs, not its figures)
 #   7. GET /admin/v1/audit, which must say {"ok":true}
 # and finally stops the server with SIGTERM, which must exit 0.
 # Exit status 0 only when all of it passed. E2E_KEEP_GOING=1 makes every
@@ -156,6 +158,8 @@ elif ! "$HERE/../../tools/build-web.sh"; then
     status=1; echo "e2e: the web page did not build"
 else
     (cd "$HERE" && PERPSIM_BIN="$BIN" node web_page.mjs) || { status=1; echo "e2e: web page FAILED"; }
+    echo "== the web page's benchmark, small mode (bench/bench_web.mjs)"
+    node "$HERE/../../bench/bench_web.mjs" --small --bin "$BIN" || { status=1; echo "e2e: bench_web FAILED"; }
 fi
 
 # ------------------------------------------------------------ audit

@@ -10,9 +10,10 @@
 //     REST's GET /order; amended from its row, REST has the new price;
 //     canceled, it is gone from the page and Canceled in REST; a market
 //     order opens a position whose row and liquidation line show;
-//   - a trader liquidated by a shock: the page's "Liquidations, explained"
-//     shows it with the numbers of GET /explain/v1/liquidation and of the
-//     trader's own position and Liquidation execution;
+//   - a trader liquidated by the instructor panel's index shock: the page's
+//     "Liquidations, explained" shows it with the numbers of GET
+//     /explain/v1/liquidation (bankruptcy price, the insurance fund's
+//     change) and of the trader's own position and Liquidation execution;
 //   - a restore of the exchange (checkpoint, orders, restore) closes the
 //     page's WebSocket: it reconnects by itself to the restored book and
 //     account; on a stepped clock the page's clock goes back with it.
@@ -109,6 +110,22 @@ await step('the market shows: >= 10 levels a side, trades, candles, mark and fun
     return `mark ${mark}, funding ${funding}, ${await rows('#trades tbody tr')} trades`;
 });
 
+await step('the feed is drawn once per animation frame: 50 book messages in one task, one draw', async () => {
+    const got = await page.evaluate(() => new Promise((done) => {
+        const { rt, frames } = window.perpsim;
+        const book = rt.table('orderBookL2_25');
+        const b0 = frames.book;
+        for (let k = 0; k < 50; k++) rt.onMessage({ table: 'orderBookL2_25', action: 'update', data: [] }, book);
+        const queued = frames.book - b0;
+        // Registered after the page's own frame callback: runs in the same frame, just after it.
+        requestAnimationFrame(() => done({ queued, drawn: frames.book - b0, messages: frames.messages, draws: frames.draws }));
+    }));
+    assert.equal(got.queued, 0, 'nothing drawn while the messages come');
+    assert.equal(got.drawn, 1, `one draw for the 50 messages: ${JSON.stringify(got)}`);
+    assert.ok(got.draws < got.messages, `fewer draws than feed messages so far: ${JSON.stringify(got)}`);
+    return `${got.messages} messages, ${got.draws} draws so far`;
+});
+
 await step('with the market paused, the ladder is REST\'s book level for level', async () => {
     await admin('POST', 'market', { enabled: false });
     const shown = async (sel) => (await page.locator(sel).evaluateAll((trs) =>
@@ -179,28 +196,6 @@ await step('a market sell opens a position: its row, its liquidation line on the
     return `liquidation ${row[4]}`;
 });
 
-await step('a liquidation is explained on the page with the exchange\'s numbers', async () => {
-    const owner = await admin('POST', 'accounts', { deposits: { XBt: 3000000 } });
-    await rest(owner, 'POST', 'position/leverage', null, { symbol: 'XBTUSD', leverage: 50 });
-    await rest(owner, 'POST', 'order', null, { symbol: 'XBTUSD', side: 'Buy', orderQty: 1000, ordType: 'Market' });
-    const pos = (await rest(owner, 'GET', 'position', { filter: JSON.stringify({ symbol: 'XBTUSD' }) }))[0];
-    assert.equal(pos.currentQty, 1000);
-    await admin('POST', 'index', { symbol: '.BXBT', price: Math.round(pos.liquidationPrice * 0.97) });
-    const ex = (await rest(owner, 'GET', 'execution', { filter: JSON.stringify({ execType: 'Liquidation' }) }))[0];
-    assert.ok(ex, 'the owner was liquidated');
-    const x = await (await fetch(`${BASE}/explain/v1/liquidation?execID=${ex.execID}`)).json();
-    const card = page.locator(`#liquidations article[data-exec-id="${ex.execID}"]`);
-    await until('its card on the page', async () => (await card.count()) === 1, 15000);
-    const text = await card.textContent();
-    const px = (v) => Number(v).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-    for (const want of [`Account ${owner.account}, isolated XBTUSD`, `bankruptcy price ${px(pos.bankruptPrice)}`,
-        `Taken over by the liquidator: 1,000 XBTUSD at the bankruptcy price ${px(ex.lastPx)}`,
-        `mark ${px(x.trigger.markPriceBefore)} → ${px(x.trigger.markPrice)}`]) {
-        assert.ok(text.includes(want), `the card says "${want}": ${text}`);
-    }
-    return `takeover at ${px(ex.lastPx)}`;
-});
-
 await step('a restore of the exchange: the page reconnects to the restored book', async () => {
     const connections = await page.evaluate(() => window.perpsim.rt.connections);
     const cp = await admin('POST', 'checkpoint', { name: 'web' });
@@ -269,24 +264,6 @@ await step('funding is explained on the page: the countdown, then the rate paid,
     return `${(f.fundingRate * 100).toFixed(6)}%, mine ${mine.walletChange}`;
 });
 
-await step('the mechanics drawn: the insurance fund, the fair basis, inverse against linear PnL, ADL lights', async () => {
-    const fund = page.locator('#fund-chart');
-    const ins = (await (await fetch(BASE + '/api/v1/insurance?currency=XBt&reverse=true&count=1')).json())[0];
-    await until('the fund chart at the fund now', async () =>
-        Number(await fund.getAttribute('data-points')) >= 2 && Number(await fund.getAttribute('data-last')) === ins.walletBalance / 1e8, 15000);
-    await until('fair basis points', async () => Number(await page.locator('#basis-chart').getAttribute('data-points')) >= 1, 15000);
-    // The account's short of 1,000 XBTUSD: a 20% fall gains 25% on the inverse contract, 20% on a linear one.
-    const curves = page.locator('#pnl-curves');
-    await until('the curves of the short', async () => (await curves.getAttribute('data-inverse-at80')) === '0.2500');
-    assert.equal(await curves.getAttribute('data-linear-at80'), '0.2000');
-    assert.ok((await curves.textContent()).includes('XBTUSD short'), await curves.textContent());
-    const pos = (await rest(acct, 'GET', 'position', { filter: JSON.stringify({ symbol: 'XBTUSD' }) }))[0];
-    const want = String(Math.max(1, Math.ceil(pos.deleveragePercentile * 5)));
-    await until(`ADL lights ${want}`, async () =>
-        (await page.locator('#positions tbody tr .adl').getAttribute('data-lights')) === want, 15000);
-    return `fund ${ins.walletBalance}, ADL ${pos.deleveragePercentile} -> ${want} lights`;
-});
-
 // ---------------------------------------------------------------- the instructor's panel
 
 const indexNow = async () => (await (await fetch(BASE + '/api/v1/instrument?symbol=XBTUSD')).json())[0];
@@ -317,6 +294,60 @@ await step('the instructor unlocks the panel with the admin token and creates th
         });
     }
     return made.map((m) => m[0]).join(', ');
+});
+
+await step('the instructor\'s shock liquidates a prepared account: explained on the page with the exchange\'s numbers', async () => {
+    const owner = await admin('POST', 'accounts', { deposits: { XBt: 3000000 } });
+    await rest(owner, 'POST', 'position/leverage', null, { symbol: 'XBTUSD', leverage: 50 });
+    await rest(owner, 'POST', 'order', null, { symbol: 'XBTUSD', side: 'Buy', orderQty: 1000, ordType: 'Market' });
+    const pos = (await rest(owner, 'GET', 'position', { filter: JSON.stringify({ symbol: 'XBTUSD' }) }))[0];
+    assert.equal(pos.currentQty, 1000);
+    // The panel's shock, a whole percent at least 1% past the liquidation price.
+    const idx = (await indexNow()).indicativeSettlePrice;
+    const move = Math.floor((pos.liquidationPrice / idx - 1) * 100 - 1);
+    await page.selectOption('#shock-index', '.BXBT');
+    await page.fill('#shock-move', String(move));
+    await page.click('#shock');
+    const ex = await until('the owner\'s liquidation', async () =>
+        (await rest(owner, 'GET', 'execution', { filter: JSON.stringify({ execType: 'Liquidation' }) }))[0]);
+    const x = await (await fetch(`${BASE}/explain/v1/liquidation?execID=${ex.execID}`)).json();
+    assert.equal(x.trigger.command, 'index', 'set off by the index move');
+    const card = page.locator(`#liquidations article[data-exec-id="${ex.execID}"]`);
+    await until('its card on the page', async () => (await card.count()) === 1, 15000);
+    const text = await card.textContent();
+    const px = (v) => Number(v).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    const xbt = (v) => (v / 1e8).toLocaleString('en-US', { minimumFractionDigits: 8, maximumFractionDigits: 8 }) + ' XBT';
+    const f = x.insuranceFund;
+    for (const want of [`Account ${owner.account}, isolated XBTUSD`, `bankruptcy price ${px(pos.bankruptPrice)}`,
+        `Taken over by the liquidator: 1,000 XBTUSD at the bankruptcy price ${px(ex.lastPx)}`,
+        `mark ${px(x.trigger.markPriceBefore)} → ${px(x.trigger.markPrice)}`,
+        `Insurance fund: ${xbt(f.before)} → ${xbt(f.after)} (${f.change >= 0 ? '+' : ''}${xbt(f.change)})`]) {
+        assert.ok(text.includes(want), `the card says "${want}": ${text}`);
+    }
+    assert.equal(x.position.bankruptPrice, pos.bankruptPrice, 'the bankruptcy price GET /position showed');
+    const ins = (await (await fetch(`${BASE}/api/v1/insurance?currency=XBt&reverse=true&count=1`)).json())[0];
+    assert.ok(f.change !== 0 && f.after === f.before + f.change, `the fund moved: ${JSON.stringify(f)}`);
+    assert.ok(ins.walletBalance === f.after || x.id < (await (await fetch(`${BASE}/explain/v1/liquidation?count=1`)).json())[0].id,
+        `GET /insurance's balance is the explanation's (unless a later liquidation moved it): ${ins.walletBalance} vs ${f.after}`);
+    return `shock ${move}%, takeover at ${px(ex.lastPx)}, fund ${f.change >= 0 ? '+' : ''}${f.change} XBt`;
+});
+
+await step('the mechanics drawn: the insurance fund, the fair basis, inverse against linear PnL, ADL lights', async () => {
+    const fund = page.locator('#fund-chart');
+    const ins = (await (await fetch(BASE + '/api/v1/insurance?currency=XBt&reverse=true&count=1')).json())[0];
+    await until('the fund chart at the fund now', async () =>
+        Number(await fund.getAttribute('data-points')) >= 2 && Number(await fund.getAttribute('data-last')) === ins.walletBalance / 1e8, 15000);
+    await until('fair basis points', async () => Number(await page.locator('#basis-chart').getAttribute('data-points')) >= 1, 15000);
+    // The account's short of 1,000 XBTUSD: a 20% fall gains 25% on the inverse contract, 20% on a linear one.
+    const curves = page.locator('#pnl-curves');
+    await until('the curves of the short', async () => (await curves.getAttribute('data-inverse-at80')) === '0.2500');
+    assert.equal(await curves.getAttribute('data-linear-at80'), '0.2000');
+    assert.ok((await curves.textContent()).includes('XBTUSD short'), await curves.textContent());
+    const pos = (await rest(acct, 'GET', 'position', { filter: JSON.stringify({ symbol: 'XBTUSD' }) }))[0];
+    const want = String(Math.max(1, Math.ceil(pos.deleveragePercentile * 5)));
+    await until(`ADL lights ${want}`, async () =>
+        (await page.locator('#positions tbody tr .adl').getAttribute('data-lights')) === want, 15000);
+    return `fund ${ins.walletBalance}, ADL ${pos.deleveragePercentile} -> ${want} lights`;
 });
 
 await step('from the panel: a shock, the clock sped up, paused and stepped, a checkpoint and its restore', async () => {

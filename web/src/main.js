@@ -132,6 +132,25 @@ function renderBook(table) {
   }
 }
 
+// The feed's tables change many times a frame when the market is busy: the
+// book, the tape, the orders and the account are drawn at most once per
+// animation frame, whatever came in between (counted, for the browser test).
+const frames = { asked: false, todo: new Set(), messages: 0, draws: 0, book: 0 };
+function later(draw) {
+  frames.todo.add(draw);
+  if (frames.asked) return;
+  frames.asked = true;
+  requestAnimationFrame(() => {
+    frames.asked = false;
+    const todo = [...frames.todo];
+    frames.todo.clear();
+    for (const f of todo) {
+      frames.draws++;
+      f();
+    }
+  });
+}
+
 function onTrades(msg) {
   if (msg.action === 'partial') state.trades = [];
   for (const t of msg.data) {
@@ -141,6 +160,10 @@ function onTrades(msg) {
   }
   state.trades.sort((a, b) => Date.parse(b.timestamp) - Date.parse(a.timestamp));
   state.trades.length = Math.min(state.trades.length, TRADES_KEPT);
+  later(renderTape);
+}
+
+function renderTape() {
   const dp = tickDp(state.instruments.get(state.symbol));
   const tb = $('trades').tBodies[0];
   tb.replaceChildren(
@@ -373,7 +396,8 @@ function stepText(t, cur) {
     case 'insuranceFund':
       return `Insurance fund ${t.change >= 0 ? '+' : ''}${money(cur, t.change)} → ${money(cur, t.balance)}`;
     case 'deleverage':
-      return `Auto-deleveraged: account ${t.account} closed ${fmt(t.qty)} ${t.symbol} (${t.side}) @ ${px(t.price)}`;
+      return `Auto-deleveraged, ADL rank ${t.rank} (score ${fmt(t.score, 4)}): account ${t.account} closed ` +
+        `${fmt(t.qty)} ${t.symbol} (${t.side}) @ ${px(t.price)}; its wallet ${t.walletChange >= 0 ? '+' : ''}${money(cur, t.walletChange)}`;
     default:
       return t.step;
   }
@@ -731,6 +755,10 @@ const basisChart = new BasisChart($('basis-chart'));
 const PUBLIC = ['orderBookL2_25', 'trade', 'instrument', 'liquidation'];
 const PRIVATE = ['order', 'execution', 'position', 'margin'];
 
+const drawBook = () => {
+  frames.book++;
+  renderBook(rt.table('orderBookL2_25'));
+};
 const rt = new Realtime({
   topics: () => [...PUBLIC.map((t) => `${t}:${state.symbol}`), ...(state.creds ? PRIVATE : [])],
   auth: () => (state.creds ? wsAuthArgs(state.creds) : null),
@@ -751,16 +779,17 @@ const rt = new Realtime({
     $('status').textContent = s;
     $('status').dataset.state = s.split(' ')[0];
   },
-  onMessage: (msg, table) => {
-    if (msg.table === 'orderBookL2_25') renderBook(table);
+  onMessage: (msg) => {
+    frames.messages++;
+    if (msg.table === 'orderBookL2_25') later(drawBook);
     else if (msg.table === 'trade') onTrades(msg);
     else if (msg.table === 'instrument') onInstrument(msg);
     else if (msg.table === 'liquidation') {
       loadLiquidations();
       loadFund();
     }
-    else if (msg.table === 'order') renderOrders();
-    else if (PRIVATE.includes(msg.table)) renderAccount();
+    else if (msg.table === 'order') later(renderOrders);
+    else if (PRIVATE.includes(msg.table)) later(renderAccount);
   },
 });
 
@@ -844,4 +873,4 @@ start().catch((e) => {
 });
 
 // For tests and the curious: the page's tables as the WebSocket built them.
-window.perpsim = { state, rt, chart, engineNow };
+window.perpsim = { state, rt, chart, engineNow, frames };
