@@ -23,9 +23,17 @@ const state = {
   engineMs: 0,
 };
 
+// Number.toLocaleString builds a formatter per call, most of the page's
+// script time on a busy feed: one Intl.NumberFormat per precision instead.
+const formats = new Map();
 function fmt(v, dp) {
   if (v == null || Number.isNaN(v)) return '';
-  return Number(v).toLocaleString('en-US', { minimumFractionDigits: dp ?? 0, maximumFractionDigits: dp ?? 8 });
+  let f = formats.get(dp);
+  if (!f) {
+    f = new Intl.NumberFormat('en-US', { minimumFractionDigits: dp ?? 0, maximumFractionDigits: dp ?? 8 });
+    formats.set(dp, f);
+  }
+  return f.format(Number(v));
 }
 
 function tickDp(inst) {
