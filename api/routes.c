@@ -399,11 +399,15 @@ static void get_insurance(struct req *r)
     struct q_collect c;
     if (!table_open(r, &spec, &o, NULL, &c))
         return;
+    /* BitMEX's `symbol` here names the fund's currency (XBt, any case);
+     * a symbol that is none matches no row. */
+    const char *want = str_param(r->params, "symbol");
+    int cur = want ? currency_find(s->x, want) : -1;
     uint32_t n = 0;
     const struct insurance_rec *f = store_insurance(cv_store(r->v), &n);
     WALK(k, n, o.reverse)
     {
-        if (!q_time_ok(&o, f[k].ts))
+        if (!q_time_ok(&o, f[k].ts) || (want && f[k].currency != cur))
             continue;
         cJSON *row = render_insurance(s->x, &f[k]);
         if (!q_offer(&c, row, f[k].ts))

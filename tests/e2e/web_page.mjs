@@ -17,7 +17,8 @@
 //   - a restore of the exchange (checkpoint, orders, restore) closes the
 //     page's WebSocket: it reconnects by itself to the restored book and
 //     account; on a stepped clock the page's clock goes back with it.
-// A screenshot goes to $WEB_SCREENSHOT when set.
+// A screenshot of the whole page goes to $WEB_SCREENSHOT when set, one of
+// each view to the directory $WEB_SHOTS (docs/img holds the README's).
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -30,6 +31,7 @@ import { makeSteps, ownServer, sleep } from './lib.mjs';
 const BIN = process.env.PERPSIM_BIN;
 const WEB = process.env.PERPSIM_WEB_DIR || resolve(import.meta.dirname, '../../web/dist');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.WEB_SHOTS; /* a directory for a screenshot of each view */
 if (!BIN) {
     console.error('web_page: set PERPSIM_BIN (run.sh does)');
     process.exit(2);
@@ -193,6 +195,15 @@ await step('a market sell opens a position: its row, its liquidation line on the
     await until('the fill', async () => (await rows('#fills tbody tr')) >= 1);
     const lines = await page.evaluate(() => window.perpsim.chart.lines.length);
     assert.ok(lines >= 2, `price lines on the chart: ${lines}`);
+    if (SHOTS) {
+        // The trader's view, header to account, for the docs.
+        await page.evaluate(() => window.scrollTo(0, 0)); /* boxes in the page's coordinates */
+        const box = async (sel) => page.locator(sel).boundingBox();
+        const top = await box('header');
+        const acct = await box('#account-pane');
+        await page.screenshot({ path: join(SHOTS, 'web-trader.png'), fullPage: true,
+            clip: { x: 0, y: top.y, width: 1400, height: acct.y + acct.height - top.y } });
+    }
     return `liquidation ${row[4]}`;
 });
 
@@ -325,7 +336,10 @@ await step('the instructor\'s shock liquidates a prepared account: explained on 
         assert.ok(text.includes(want), `the card says "${want}": ${text}`);
     }
     assert.equal(x.position.bankruptPrice, pos.bankruptPrice, 'the bankruptcy price GET /position showed');
-    const ins = (await (await fetch(`${BASE}/api/v1/insurance?currency=XBt&reverse=true&count=1`)).json())[0];
+    const mark = `liq #${x.id}: long 1,000 @ bankruptcy ${Number(pos.bankruptPrice).toLocaleString('en-US', { maximumFractionDigits: 2 })}`;
+    await until('its marker on the price chart', async () =>
+        (await page.evaluate(() => window.perpsim.chart.liqMarkers.map((m) => m.text))).includes(mark));
+    const ins = (await (await fetch(`${BASE}/api/v1/insurance?symbol=XBt&reverse=true&count=1`)).json())[0];
     assert.ok(f.change !== 0 && f.after === f.before + f.change, `the fund moved: ${JSON.stringify(f)}`);
     assert.ok(ins.walletBalance === f.after || x.id < (await (await fetch(`${BASE}/explain/v1/liquidation?count=1`)).json())[0].id,
         `GET /insurance's balance is the explanation's (unless a later liquidation moved it): ${ins.walletBalance} vs ${f.after}`);
@@ -334,10 +348,11 @@ await step('the instructor\'s shock liquidates a prepared account: explained on 
 
 await step('the mechanics drawn: the insurance fund, the fair basis, inverse against linear PnL, ADL lights', async () => {
     const fund = page.locator('#fund-chart');
-    const ins = (await (await fetch(BASE + '/api/v1/insurance?currency=XBt&reverse=true&count=1')).json())[0];
+    const ins = (await (await fetch(BASE + '/api/v1/insurance?symbol=XBt&reverse=true&count=1')).json())[0];
     await until('the fund chart at the fund now', async () =>
         Number(await fund.getAttribute('data-points')) >= 2 && Number(await fund.getAttribute('data-last')) === ins.walletBalance / 1e8, 15000);
     await until('fair basis points', async () => Number(await page.locator('#basis-chart').getAttribute('data-points')) >= 1, 15000);
+    await until('funding rate points', async () => Number(await page.locator('#rate-chart').getAttribute('data-points')) >= 1, 15000);
     // The account's short of 1,000 XBTUSD: a 20% fall gains 25% on the inverse contract, 20% on a linear one.
     const curves = page.locator('#pnl-curves');
     await until('the curves of the short', async () => (await curves.getAttribute('data-inverse-at80')) === '0.2500');
@@ -402,6 +417,18 @@ await step('no console error or page error all along', async () => {
     if (process.env.WEB_SCREENSHOT) await page.screenshot({ path: process.env.WEB_SCREENSHOT, fullPage: true });
     assert.deepEqual(problems, []);
 });
+
+// WEB_SHOTS=DIR: a picture of each teaching view as the run left it (the
+// trader's view was taken with the position open); docs/img holds the README's.
+if (SHOTS) {
+    await step('a screenshot of each teaching view', async () => {
+        for (const [sel, name] of [['#liq-pane', 'liquidations'], ['#funding-pane', 'funding'],
+            ['#charts-pane', 'mechanics'], ['#teach-pane', 'instructor']]) {
+            await page.locator(sel).screenshot({ path: join(SHOTS, `web-${name}.png`) });
+        }
+        return SHOTS;
+    });
+}
 
 const rc = await stop();
 await step('the server stops cleanly', async () => assert.equal(rc, 0, server.log().slice(-2000)));

@@ -145,6 +145,11 @@ def run_main(s):
         check(st == 200 and isinstance(rows, list), f"{path}: {st} {rows}")
     st, _, ins = s.raw("GET", "/api/v1/insurance")
     check(ins and ins[0]["currency"] in ("XBt", "USDt"), f"insurance rows: {ins}")
+    # BitMEX's symbol names the fund's currency, any case; anything else matches nothing.
+    for sym, want in (("XBt", {"XBt"}), ("usdt", {"USDt"}), ("XBTUSD", set())):
+        st, _, rows = s.raw("GET", "/api/v1/insurance?symbol=" + sym)
+        check(st == 200 and {r["currency"] for r in rows} == want and (rows or not want),
+              f"insurance?symbol={sym}: {st} {rows}")
 
     # ---- private reads ---------------------------------------------------------------
     m = tr.ok("GET", "user/margin")

@@ -1,6 +1,7 @@
-// Candles with the index, mark and last price, and the user's position's
-// liquidation and bankruptcy prices: TradingView's lightweight-charts.
-import { CandlestickSeries, ColorType, LineSeries, LineStyle, createChart } from 'lightweight-charts';
+// Candles with the index, mark and last price, the user's position's
+// liquidation and bankruptcy prices, and a marker at each liquidation in
+// the instrument: TradingView's lightweight-charts.
+import { CandlestickSeries, ColorType, LineSeries, LineStyle, createChart, createSeriesMarkers } from 'lightweight-charts';
 
 const MIN = 60;
 
@@ -23,6 +24,28 @@ export class PriceChart {
     this.marks = [];
     this.indices = [];
     this.lines = [];
+    this.markers = createSeriesMarkers(this.candles, []);
+    this.liqMarkers = [];
+  }
+
+  // GET /explain/v1/liquidation rows of this instrument: a marker at the
+  // minute of each, where the position was taken over and at what price.
+  liquidations(rows) {
+    const dp = (v) => Number(v).toLocaleString('en-US', { maximumFractionDigits: 2 });
+    this.liqMarkers = rows
+      .map((x) => {
+        const long = x.position.currentQty > 0;
+        return {
+          time: Math.floor(Date.parse(x.timestamp) / 1000 / MIN) * MIN,
+          position: long ? 'aboveBar' : 'belowBar',
+          shape: long ? 'arrowDown' : 'arrowUp',
+          color: '#f85149',
+          text: `liq #${x.id}: ${long ? 'long' : 'short'} ${dp(Math.abs(x.position.currentQty))} @ bankruptcy ${dp(x.position.bankruptPrice)}`,
+        };
+      })
+      .sort((a, b) => a.time - b.time);
+    this.markers.setMarkers(this.liqMarkers);
+    this.el.dataset.liqMarkers = String(this.liqMarkers.length);
   }
 
   // Bins from GET /trade/bucketed (timestamp: the bin's end).
@@ -86,6 +109,7 @@ export class PriceChart {
     this.marks = [];
     this.indices = [];
     this.candles.setData([]);
+    this.liquidations([]);
     this.mark.setData([]);
     this.index.setData([]);
     this.el.dataset.bars = '0';

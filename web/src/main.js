@@ -4,7 +4,7 @@
 // is a client like any other.
 import './style.css';
 import { admin, ApiError, engineNow, get, signed, syncTime, wsAuthArgs } from './api.js';
-import { BasisChart, FundChart, pnlCurves } from './teaching.js';
+import { FundChart, MinuteLines, pnlCurves } from './teaching.js';
 import { PriceChart } from './chart.js';
 import { Realtime } from './realtime.js';
 
@@ -195,7 +195,10 @@ function onInstrument(msg) {
       const ms = Date.parse(i.timestamp);
       chart.markAt(ms, i.markPrice);
       chart.indexAt(ms, i.indicativeSettlePrice);
-      if (i.fundingRate != null) basisChart.add(ms, i.fairBasis);
+      if (i.fundingRate != null) {
+        basisChart.add(ms, i.fairBasis);
+        rateChart.add(ms, i.indicativeFundingRate * 100, i.fundingRate * 100);
+      }
       if (r.fundingTimestamp && r.fundingTimestamp !== state.fundingAt) {
         state.fundingAt = r.fundingTimestamp; /* a funding was paid: its card */
         loadFunding();
@@ -448,7 +451,10 @@ async function loadLiquidations() {
   liqLoading = true;
   try {
     const rows = await (await fetch('/explain/v1/liquidation?count=10')).json();
-    if (Array.isArray(rows)) $('liquidations').replaceChildren(...rows.map(liqCard));
+    if (Array.isArray(rows)) {
+      $('liquidations').replaceChildren(...rows.map(liqCard));
+      chart.liquidations(rows.filter((x) => x.symbol === state.symbol));
+    }
   } catch {
     /* the server restarting: the next turn tries again */
   } finally {
@@ -495,7 +501,7 @@ function renderPnl(p) {
 
 async function loadFund() {
   try {
-    const rows = await get('insurance', { currency: 'XBt', count: 500, reverse: true });
+    const rows = await get('insurance', { symbol: 'XBt', count: 500, reverse: true });
     fundChart.set(rows, 1e8);
   } catch {
     /* the next turn tries again */
@@ -758,7 +764,9 @@ function wireTeach() {
 
 const chart = new PriceChart($('chart'));
 const fundChart = new FundChart($('fund-chart'));
-const basisChart = new BasisChart($('basis-chart'));
+const basisChart = new MinuteLines($('basis-chart'), [{ color: '#a371f7', title: 'fair basis' }]);
+const rateChart = new MinuteLines($('rate-chart'),
+  [{ color: '#e3b341', title: 'indicative %' }, { color: '#3fb950', title: 'next funding %' }], 4);
 
 const PUBLIC = ['orderBookL2_25', 'trade', 'instrument', 'liquidation'];
 const PRIVATE = ['order', 'execution', 'position', 'margin'];
@@ -776,6 +784,7 @@ const rt = new Realtime({
     state.trades = [];
     chart.reset();
     basisChart.reset();
+    rateChart.reset();
     loadFund();
     loadBins();
     loadLiquidations();

@@ -3,22 +3,28 @@
 // against a linear one (plain SVG: a price axis, not a time axis).
 import { ColorType, LineSeries, createChart } from 'lightweight-charts';
 
-function smallChart(el, color, title) {
-  const chart = createChart(el, {
+function smallChart(el) {
+  return createChart(el, {
     autoSize: true,
     layout: { background: { type: ColorType.Solid, color: '#11161d' }, textColor: '#c9d1d9' },
     grid: { vertLines: { color: '#1c232c' }, horzLines: { color: '#1c232c' } },
     timeScale: { timeVisible: true, secondsVisible: false },
     rightPriceScale: { borderColor: '#2b3440' },
   });
-  return chart.addSeries(LineSeries, { color, lineWidth: 2, title, priceLineVisible: false });
+}
+
+function line(chart, { color, title }, precision = 2) {
+  return chart.addSeries(LineSeries, {
+    color, lineWidth: 2, title, priceLineVisible: false,
+    priceFormat: { type: 'price', precision, minMove: 10 ** -precision },
+  });
 }
 
 // GET /insurance rows (walletBalance in minor units) as a line, one point a second.
 export class FundChart {
   constructor(el) {
     this.el = el;
-    this.series = smallChart(el, '#3fb950', 'insurance fund');
+    this.series = line(smallChart(el), { color: '#3fb950', title: 'insurance fund' }, 8); /* to the satoshi */
   }
 
   set(rows, scale) {
@@ -33,28 +39,36 @@ export class FundChart {
   }
 }
 
-// The instrument's fairBasis (mark - index) as the feed updates it, a point a minute.
-export class BasisChart {
-  constructor(el) {
+// Lines fed by the instrument table, a point a minute each (the minute's
+// last value stands): the fair basis (mark - index) decaying toward each
+// funding; the indicative funding rate as each minute's premium sample
+// moves it, beside the rate the next funding pays.
+export class MinuteLines {
+  constructor(el, lines, precision = 2) {
     this.el = el;
-    this.series = smallChart(el, '#a371f7', 'fair basis');
-    this.points = [];
+    const chart = smallChart(el);
+    this.series = lines.map((l) => line(chart, l, precision));
+    this.points = lines.map(() => []);
   }
 
   reset() {
-    this.points = [];
-    this.series.setData([]);
+    this.points = this.points.map(() => []);
+    for (const s of this.series) s.setData([]);
+    this.el.dataset.points = '0';
   }
 
-  add(ms, basis) {
-    if (basis == null) return;
+  add(ms, ...values) {
     const time = Math.floor(ms / 60000) * 60;
-    const last = this.points[this.points.length - 1];
-    if (last && last.time === time) last.value = basis;
-    else if (!last || time > last.time) this.points.push({ time, value: basis });
-    else return;
-    this.series.update(this.points[this.points.length - 1]);
-    this.el.dataset.points = String(this.points.length);
+    values.forEach((value, k) => {
+      if (value == null || Number.isNaN(value)) return;
+      const pts = this.points[k];
+      const last = pts[pts.length - 1];
+      if (last && last.time === time) last.value = value;
+      else if (!last || time > last.time) pts.push({ time, value });
+      else return;
+      this.series[k].update(pts[pts.length - 1]);
+    });
+    this.el.dataset.points = String(this.points[0].length);
   }
 }
 
