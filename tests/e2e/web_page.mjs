@@ -2,12 +2,12 @@
 // headless by playwright-core), against a perpsim of its own with the
 // living market on, as a trader uses it:
 //   - the page loads from the server's / with no console error or page error;
-//   - within seconds the book shows >= 10 levels a side, trades print, the
+//   - within seconds the book shows >= 10 levels a side and changes, trades print, the
 //     candles have bars, the instrument's mark and funding show;
 //   - with the market paused, the ladder is REST's L2 book level for level;
 //   - logged in with a key (signed in the browser, the secret never sent):
 //     the wallet shows the deposit; a limit order placed from the form is in
-//     REST's GET /order; amended from its row, REST has the new price;
+//     the ladder and in REST's GET /order; amended from its row, REST has the new price;
 //     canceled, it is gone from the page and Canceled in REST; a market
 //     order opens a position whose row and liquidation line show;
 //   - a trader liquidated by the instructor panel's index shock: the page's
@@ -103,6 +103,9 @@ await step('the page loads from / with no error', async () => {
 
 await step('the market shows: >= 10 levels a side, trades, candles, mark and funding', async () => {
     await until('10 levels a side', async () => (await rows('#asks tr')) >= 10 && (await rows('#bids tr')) >= 10);
+    const ladder = await page.locator('#book').textContent();
+    await until('the book to change (the makers requote as the index walks)', async () =>
+        (await page.locator('#book').textContent()) !== ladder, 30000);
     await until('a trade', async () => (await rows('#trades tbody tr')) >= 1, 60000);
     await until('a candle', async () => Number(await page.locator('#chart').getAttribute('data-bars')) >= 1);
     const mark = await page.locator('[data-stat="Mark"]').textContent();
@@ -147,24 +150,30 @@ await step('with the market paused, the ladder is REST\'s book level for level',
 });
 
 let orderID = null;
-await step('logged in with a key: the wallet, then a limit order from the form is in REST', async () => {
+await step('logged in with a key: the wallet, then a limit order from the form is in the ladder and in REST', async () => {
     await page.fill('#key', acct.apiKey);
     await page.fill('#secret', acct.apiSecret);
     await page.click('#connect');
     await until('the wallet', async () => /1\.00000000 XBT wallet/.test(await page.locator('#margin').textContent()));
     const best = await (await fetch(BASE + '/api/v1/orderBook/L2?symbol=XBTUSD&depth=1')).json();
     const bid = best.find((r) => r.side === 'Buy').price;
+    // Between the makers' levels (12 apart) near the best bid: a level of its own in the ladder
+    // (the market is paused: nothing trades against it).
+    const price = bid - 6;
     await page.fill('#qty', '300');
-    await page.fill('#price', String(bid - 500));
+    await page.fill('#price', String(price));
     await page.click('#buy');
     await until('the order row', async () => (await rows('#orders tbody tr')) === 1);
     orderID = await page.locator('#orders tbody tr').getAttribute('data-order-id');
     const open = await rest(acct, 'GET', 'order', { filter: JSON.stringify({ open: true }) });
     assert.equal(open.length, 1);
     assert.equal(open[0].orderID, orderID);
-    assert.equal(open[0].price, bid - 500);
+    assert.equal(open[0].price, price);
     assert.equal(open[0].orderQty, 300);
-    return `${orderID} at ${bid - 500}`;
+    const level = price.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+    await until(`its level ${level} x 300 in the ladder`, async () => (await page.locator('#bids tr').evaluateAll((trs) =>
+        trs.map((tr) => [...tr.children].slice(0, 2).map((td) => td.textContent).join(' ')))).includes(`${level} 300`));
+    return `${orderID} at ${price}`;
 });
 
 await step('amended from its row: REST has the new price', async () => {
