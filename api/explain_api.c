@@ -198,10 +198,17 @@ static cJSON *liq_json(const struct exch_config *cfg, const struct liq_explain *
     cJSON_AddNumberToObject(o, "ordersCanceled", (double)x->canceled);
     cJSON_AddNumberToObject(o, "ordersCanceledQty", (double)x->canceled_qty);
     cJSON *steps = cJSON_AddArrayToObject(o, "steps");
-    uint32_t rank = 0; /* the deleverage steps come in the ADL queue's order */
+    /* The deleverage steps come in each instrument's ADL queue's order (a
+     * cross liquidation works one instrument after another). */
+    uint32_t rank = 0;
+    uint16_t rank_inst = UINT16_MAX;
     for (uint32_t k = 0; k < x->nsteps; k++) {
-        rank += x->steps[k].kind == LS_DELEVERAGE;
-        cJSON_AddItemToArray(steps, step_json(cfg, &x->steps[k], rank));
+        const struct liq_step *st = &x->steps[k];
+        if (st->kind == LS_DELEVERAGE) {
+            rank = st->inst == rank_inst ? rank + 1 : 1;
+            rank_inst = st->inst;
+        }
+        cJSON_AddItemToArray(steps, step_json(cfg, st, rank));
     }
     if (x->canceled > EXPLAIN_CANCELS_MAX)
         cJSON_AddNumberToObject(o, "canceledNotListed", (double)(x->canceled - EXPLAIN_CANCELS_MAX));

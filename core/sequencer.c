@@ -220,7 +220,8 @@ static void sink(void *ctx, const struct event *ev)
          * position closed for a liquidation or settlement (a long's is
          * > 0, closed by a sell), the change itself for a deleverage,
          * whose execCost is what margin/ booked: its share of the bankrupt
-         * position's cost, within a satoshi of the price's value. */
+         * position's cost (the price, rounded to the tick, is within one
+         * tick's value of it). */
         const struct ev_money *m = &ev->u.money;
         if (m->kind == MK_DELEVERAGE && ev->account != EXCH_LIQUIDATOR) {
             re->x.cost = m->cost;

@@ -479,7 +479,8 @@ struct ev_money {
     int64_t rate_e8;   /* funding rate, settlement fee rate; MK_DELEVERAGE: the
                         * counterparty's ADL score x 1e8 (mf_adl_score) */
     sats_t cost;       /* MK_DELEVERAGE: the change of the account's position cost,
-                        * its share of the bankrupt position's (its execCost) */
+                        * its share of the bankrupt position's (its execCost; px,
+                        * rounded to the tick, is within a tick's value of it) */
 };
 
 /* EV_LIQUIDATING: what margin/ found (M6), before anything is done: an

@@ -1445,6 +1445,9 @@ static void funding(struct exch *x, uint16_t i)
     emit(x, &ev);
     for (uint32_t k = 0; k < s->n; k++)
         pos_remark(x, s->list[k], i);
+    /* The instrument's new fundingTimestamp and rate: its row changes even
+     * when the mark does not (a new rate of 0 leaves it at the index). */
+    emit_simple(x, EV_INSTRUMENT, 0, i);
 }
 
 static void settle(struct exch *x, uint16_t i)
@@ -1639,9 +1642,11 @@ static void time_work(struct exch *x, ms_t ts)
             audit_now(x);
         }
         if (x->next_minute == t) {
+            /* The mark first, so that the premium sample's mark and the
+             * fair basis it takes out of it are of the same moment. */
             for (uint16_t i = 0; i < x->ninst; i++) {
-                sample_minute(x, i);
                 mark_from_index(x, i, 0);
+                sample_minute(x, i);
             }
             if (t % MS_PER_DAY == 0)
                 spam_review(x);

@@ -170,9 +170,15 @@ await step('logged in with a key: the wallet, then a limit order from the form i
     assert.equal(open[0].orderID, orderID);
     assert.equal(open[0].price, price);
     assert.equal(open[0].orderQty, 300);
+    // Its level in the ladder, at REST's size there (a noise trader's order may share the price).
     const level = price.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
-    await until(`its level ${level} x 300 in the ladder`, async () => (await page.locator('#bids tr').evaluateAll((trs) =>
-        trs.map((tr) => [...tr.children].slice(0, 2).map((td) => td.textContent).join(' ')))).includes(`${level} 300`));
+    await until(`its level ${level} in the ladder, with REST's size`, async () => {
+        const l2 = await (await fetch(BASE + '/api/v1/orderBook/L2?symbol=XBTUSD&depth=25')).json();
+        const size = l2.find((r) => r.side === 'Buy' && r.price === price)?.size ?? 0;
+        const shown = await page.locator('#bids tr').evaluateAll((trs) =>
+            trs.map((tr) => [...tr.children].slice(0, 2).map((td) => td.textContent).join(' ')));
+        return size >= 300 && shown.includes(`${level} ${size.toLocaleString('en-US')}`);
+    });
     return `${orderID} at ${price}`;
 });
 

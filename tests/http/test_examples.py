@@ -26,7 +26,8 @@ satoshi by its explain endpoints (issue 18).
    before the shock; GET /explain/v1/liquidation's deleverage steps (rank,
    account, qty, the price 650, the score and the wallet change, each as
    the counterparty's own execution (execType Bankruptcy) and wallet say); account
-   4 untouched; the audit exact.
+   4 untouched; the audit exact. And a cross liquidation over two
+   instruments: each instrument's queue is ranked on its own.
 """
 import json
 import sys
@@ -84,7 +85,26 @@ def guide_example():
     st, _, r = s.admin("POST", "funding", {"symbol": "XBTUSD", "fundingRate": 0.0025})
     check(st == 200, f"the instructor announces 0.25%: {st} {r}")
     due = s.get("/explain/v1/funding?symbol=XBTUSD")["next"]["fundingTimestamp"]
+    feed = httpkit.RawWebSocket(s.port)
+    feed.send_text(json.dumps({"op": "subscribe", "args": ["instrument:XBTUSD"]}))
     test_clock.advance(s, to=due)
+    # The feed's instrument row moves on to the next funding too, though the
+    # mark does not move (the next rate is 0: no basis before or after).
+    inst = s.get("/api/v1/instrument?symbol=XBTUSD")[0]
+    check(inst["fundingTimestamp"] > due and inst["fundingRate"] == 0, f"the next funding: {inst}")
+    seen = {}
+    feed.sock.settimeout(5)
+    while seen.get("fundingTimestamp") != inst["fundingTimestamp"]:
+        try:
+            _, payload = feed.recv_frame()
+        except OSError:
+            break
+        m = json.loads(payload) if payload[:1] == b"{" else {}
+        for row in m.get("data", []) if m.get("table") == "instrument" else []:
+            seen.update(row)
+    feed.close()
+    check(seen.get("fundingTimestamp") == inst["fundingTimestamp"] and seen.get("fundingRate") == 0,
+          f"the feed's instrument row after the funding: {seen.get('fundingTimestamp')} {seen.get('fundingRate')}")
     f = s.get("/explain/v1/funding?symbol=XBTUSD")["fundings"][0]
     check(f["timestamp"] == due and f["fundingRate"] == 0.0025 and f["rateFrom"] == "announced",
           f"the funding at 0.25%: {f['timestamp']} {f['fundingRate']} {f['rateFrom']}")
@@ -178,9 +198,32 @@ def adl_example():
     return [t["score"] for t in adl]
 
 
+def adl_two_queues():
+    """A cross liquidation over two instruments with nothing in either book:
+    each instrument's ADL queue is its own, ranked from 1."""
+    s = server(600)
+    fut = [i["symbol"] for i in s.get("/api/v1/instrument/active") if i["typ"] == "FFCCSX"][0]
+    owner = s.account({"XBt": XBT // 2})
+    b, c = s.account({"XBt": 100 * XBT}), s.account({"XBt": 100 * XBT})
+    for sym, other in (("XBTUSD", b), (fut, c)):
+        owner.ok("POST", "order", {"symbol": sym, "side": "Buy", "orderQty": 1000, "price": 600})
+        other.ok("POST", "order", {"symbol": sym, "side": "Sell", "orderQty": 1000, "ordType": "Market"})
+    check(position(owner)["currentQty"] == 1000, "the owner's cross longs")
+    s.admin("POST", "index", {"symbol": ".BXBT", "price": 450})
+    ex = owner.ok("GET", "execution", params={"filter": json.dumps({"execType": "Liquidation"})})
+    check(len(ex) == 2, f"both taken over: {ex}")
+    x = s.get("/explain/v1/liquidation?execID=" + ex[0]["execID"])
+    adl = [(t["symbol"], t["rank"], t["account"]) for t in x["steps"] if t["step"] == "deleverage"]
+    check(sorted(adl) == sorted([("XBTUSD", 1, b.account), (fut, 1, c.account)]),
+          f"each instrument's queue from rank 1: {adl}")
+    s.audit()
+    s.stop()
+
+
 def main():
     gross = guide_example()
     scores = adl_example()
+    adl_two_queues()
     print(f"examples: {httpkit.checks} checks passed (the guide's {gross} XBt; ADL scores {scores})")
 
 

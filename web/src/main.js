@@ -154,7 +154,11 @@ function later(draw) {
     frames.todo.clear();
     for (const f of todo) {
       frames.draws++;
-      f();
+      try {
+        f();
+      } catch (e) {
+        console.error(e); /* the other draws of the frame still run */
+      }
     }
   });
 }
