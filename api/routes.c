@@ -2592,7 +2592,7 @@ static void get_metrics(struct req *r)
 {
     struct srv *s = r->s;
     size_t need = ls_metrics_prometheus(core_queue(s->core), NULL, 0);
-    size_t cap = need + 8192;
+    size_t cap = need + 8192 + 80 * (size_t)s->nd;
     char *buf = malloc(cap);
     if (!buf) {
         reply_error(r, 500, HTTP, "Server Error");
@@ -2621,6 +2621,16 @@ static void get_metrics(struct req *r)
                           "perpsim_http_connections_deadline_total %" PRIu64 "\n",
                           (uint64_t)atomic_load(&s->connections),
                           (uint64_t)atomic_load(&s->connections_open), srv_connections_closed_by_deadline(s));
+    n += (size_t)snprintf(buf + n, cap - n,
+                          "# HELP perpsim_http_connections_refused_total Connections closed at once: past the per-address or total cap.\n"
+                          "# TYPE perpsim_http_connections_refused_total counter\n"
+                          "perpsim_http_connections_refused_total %" PRIu64 "\n"
+                          "# HELP perpsim_http_thread_connections Connections each HTTP thread holds now (the acceptor gives each new one to the thread with the fewest).\n"
+                          "# TYPE perpsim_http_thread_connections gauge\n",
+                          acceptor_refused(s->acc));
+    for (unsigned k = 0; k < s->nd; k++)
+        n += (size_t)snprintf(buf + n, cap - n, "perpsim_http_thread_connections{thread=\"%u\"} %" PRIu64 "\n", k,
+                              acceptor_thread_connections(s->acc, k));
     struct journal_stats js;
     if (srv_journal_stats(s, &js) == 0)
         n += (size_t)snprintf(buf + n, cap - n,

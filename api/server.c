@@ -190,6 +190,9 @@ enum conn_phase { CP_IDLE = 0, CP_HEADERS, CP_BODY, CP_BUSY, CP_UPGRADED };
 
 struct conn_ctx {
     struct conn_ctx *prev, *next;
+    unsigned thread;   /* the HTTP thread (daemon) holding it */
+    uint32_t ip4;      /* the client's address, network order */
+    bool listed;       /* in the guard's list */
     int fd;
     _Atomic int phase;
     _Atomic int64_t since_ms; /* monotonic */
@@ -367,26 +370,30 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe)
 {
-    struct srv *s = cls;
+    const struct http_thread *th = cls;
+    struct srv *s = th->s;
     struct guard *g = s->guard;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        acceptor_started();
         atomic_fetch_add(&s->connections, 1);
         atomic_fetch_add(&s->connections_open, 1);
-        struct conn_ctx *c = g ? calloc(1, sizeof(*c)) : NULL;
+        struct conn_ctx *c = calloc(1, sizeof(*c));
         if (c) {
             const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            const union MHD_ConnectionInfo *ca = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            c->thread = th->k;
+            if (ca && ca->client_addr && ca->client_addr->sa_family == AF_INET)
+                c->ip4 = ((const struct sockaddr_in *)ca->client_addr)->sin_addr.s_addr;
             c->fd = ci ? ci->connect_fd : -1;
             atomic_init(&c->phase, CP_IDLE);
             atomic_init(&c->since_ms, mono_ms());
-            if (c->fd < 0) {
-                free(c);
-                c = NULL;
-            } else {
+            if (g && c->fd >= 0) {
                 pthread_mutex_lock(&g->lock);
                 c->next = g->head.next;
                 c->prev = &g->head;
                 g->head.next->prev = c;
                 g->head.next = c;
+                c->listed = true;
                 pthread_mutex_unlock(&g->lock);
             }
         }
@@ -394,11 +401,14 @@ static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_co
     } else {
         atomic_fetch_sub(&s->connections_open, 1);
         struct conn_ctx *c = *socket_context;
-        if (c && g) {
-            pthread_mutex_lock(&g->lock);
-            c->prev->next = c->next;
-            c->next->prev = c->prev;
-            pthread_mutex_unlock(&g->lock);
+        if (c) {
+            acceptor_closed(s->acc, c->thread, c->ip4);
+            if (c->listed) {
+                pthread_mutex_lock(&g->lock);
+                c->prev->next = c->next;
+                c->next->prev = c->prev;
+                pthread_mutex_unlock(&g->lock);
+            }
             free(c);
             *socket_context = NULL;
         }
@@ -857,29 +867,43 @@ struct srv *srv_start(const struct srv_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "cannot start the connection guard");
         goto fail;
     }
-    s->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_TURBO | MHD_ALLOW_UPGRADE,
-        cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_conn, s, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(cfg->http_threads ? cfg->http_threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)(cfg->http_idle_s ? cfg->http_idle_s : 90), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->http_max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(cfg->url_max + (64u << 10)),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-        MHD_OPTION_END);
-    if (!s->d) {
-        snprintf(err, errcap, "cannot listen on %s:%u", cfg->host, cfg->port);
+    /* The listening socket is the acceptor's; each HTTP thread is a daemon
+     * of its own, given connections by count (accept.h). The caps are the
+     * acceptor's; each daemon's are only a bound. */
+    s->nd = cfg->http_threads ? cfg->http_threads : 1;
+    s->acc = acceptor_open(&addr, s->nd, cfg->http_max_per_ip, 4000, err, errcap);
+    if (!s->acc)
+        goto fail;
+    for (unsigned k = 0; k < s->nd; k++) {
+        s->th[k] = (struct http_thread){s, k};
+        s->d[k] = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                MHD_ALLOW_UPGRADE | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
+            0, NULL, NULL, on_request, s, MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED,
+            completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_conn, &s->th[k], MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)(cfg->http_idle_s ? cfg->http_idle_s : 90), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)(cfg->url_max + (64u << 10)), MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_END);
+        if (!s->d[k]) {
+            snprintf(err, errcap, "cannot start HTTP thread %u", k);
+            goto fail;
+        }
+    }
+    if (acceptor_run(s->acc, s->d) != 0) {
+        snprintf(err, errcap, "cannot start the acceptor thread");
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->port;
+    s->port = acceptor_port(s->acc);
     return s;
 fail_first:
     free(first);
 fail:
+    acceptor_stop(s->acc); /* not running: nothing was handed out */
+    for (unsigned k = 0; k < s->nd; k++)
+        if (s->d[k])
+            MHD_stop_daemon(s->d[k]);
+    acceptor_free(s->acc);
     journal_close(s->journal);
-    guard_free(s->guard); /* no daemon yet, or none made: no connection holds a context */
+    guard_free(s->guard); /* no daemon left: no connection holds a context */
     faults_destroy(s->faults);
     warm_stop(s->warm);
     market_stop(s->core, s->market);
@@ -915,8 +939,11 @@ void srv_stop(struct srv *s)
     journal_close(s->journal); /* the last replies released: every write on disk */
     faults_stop(s->faults); /* held replies resumed at once; none held after */
     ws_stop(s->ws);         /* every WebSocket closed before the daemon goes */
-    MHD_stop_daemon(s->d);
-    guard_free(s->guard); /* after the daemon: every connection's context is gone */
+    acceptor_stop(s->acc);  /* no new connection; the daemons close theirs */
+    for (unsigned k = 0; k < s->nd; k++)
+        MHD_stop_daemon(s->d[k]);
+    acceptor_free(s->acc);
+    guard_free(s->guard); /* after the daemons: every connection's context is gone */
     faults_destroy(s->faults);
     warm_stop(s->warm);
     market_stop(s->core, s->market);

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "api/accept.h"
 #include "api/auth.h"
 #include "api/faults.h"
 #include "api/params.h"
@@ -37,9 +38,19 @@ enum job_state {
 
 /* ---- the server ---------------------------------------------------------------- */
 
+/* An HTTP thread: one single-threaded libmicrohttpd daemon, fed
+ * connections by the acceptor (accept.h). */
+struct http_thread {
+    struct srv *s;
+    unsigned k;
+};
+
 struct srv {
     struct srv_config cfg;
-    struct MHD_Daemon *d;
+    struct acceptor *acc;     /* the listening socket, handing connections out */
+    struct MHD_Daemon *d[ACCEPT_THREADS_MAX];
+    struct http_thread th[ACCEPT_THREADS_MAX];
+    unsigned nd;              /* HTTP threads */
     uint16_t port;
     struct core *core;        /* the state, the sequencer, the write queue */
     struct clocksrc clk;      /* engine time */

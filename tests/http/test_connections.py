@@ -9,7 +9,8 @@ sockets against the real server with short deadlines:
   deadline; one sending a body too slowly at the body deadline;
 - a connection that sends nothing, or nothing after its last reply, is
   closed at the idle deadline (BitMEX's keep-alive: 90 s by default);
-- meanwhile a normal client is served, and /metrics counts the closes.
+- meanwhile a normal client is served, and /metrics counts the closes;
+- 32 connections opened at once are spread evenly over the HTTP threads.
 """
 import socket
 import sys
@@ -65,7 +66,45 @@ def served(port, src):
         s.close()
 
 
+def metric(srv, name):
+    """{labels: value} of a /metrics family ("" when it has no labels)."""
+    st, _, text = srv.raw("GET", "/metrics")
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            key, value = line.rsplit(" ", 1)
+            out[key[len(name):]] = int(value)
+    return out
+
+
+def spread(threads):
+    """32 keep-alive connections opened at once, as a benchmark client opens
+    them, land evenly on the HTTP threads (libmicrohttpd's own pool let one
+    thread take a whole burst); each is served; closed, they leave."""
+    srv = KitServer(BIN, "--http-threads", str(threads))
+    try:
+        socks = [connect(srv.port) for _ in range(32)]
+        for s in socks:  # each one answers: they are all being served
+            s.sendall(b"GET /api/v1/announcement HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(all(s.recv(64).startswith(b"HTTP/1.1 200") for s in socks), "each connection served")
+        per = metric(srv, "perpsim_http_thread_connections")
+        counts = sorted(per.values())
+        # the 32 and the kit's own keep-alive connection
+        check(len(counts) == threads and sum(counts) == 33 and counts[-1] - counts[0] <= 1,
+              f"33 connections over {threads} HTTP threads, evenly: {per}")
+        for s in socks:
+            s.close()
+        deadline = time.time() + 5
+        while sum(metric(srv, "perpsim_http_thread_connections").values()) != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        check(sum(metric(srv, "perpsim_http_thread_connections").values()) == 1, "closed ones leave their thread")
+    finally:
+        srv.stop()
+
+
 def main():
+    spread(2)
+    spread(3)
     srv = KitServer(BIN, "--http-max-per-ip", str(CAP), "--http-idle-s", "2", "--http-header-s", "2",
                     "--http-body-s", "2")
     port = srv.port
@@ -79,6 +118,9 @@ def main():
         for s in held + extra:
             s.close()
         time.sleep(0.3)
+        srv.conn.close()  # the kit's own was past the cap too
+        refused = metric(srv, "perpsim_http_connections_refused_total")[""]
+        check(refused >= 10, f"counted as refused: {refused}")
 
         # Slowloris: the request line, then a header a byte every 0.3 s.
         t0 = time.time()
