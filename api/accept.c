@@ -28,6 +28,15 @@ struct ip_node {
     unsigned count;
 };
 
+/* What the acceptor handed out on a descriptor, until its daemon says it
+ * closed it; a descriptor accept4 gives again while still marked was closed
+ * by the daemon without a word (a connection it could not set up). */
+struct handed {
+    uint32_t ip4;
+    uint16_t k;
+    bool live;
+};
+
 struct acceptor {
     int fd;                /* the listening socket */
     int wake;              /* eventfd: stop */
@@ -37,17 +46,15 @@ struct acceptor {
     struct MHD_Daemon *d[ACCEPT_THREADS_MAX];
     pthread_t thread;
     bool running;
-    pthread_mutex_t lock;  /* ips, open */
+    pthread_mutex_t lock;  /* ips, open, fds */
     struct ip_node *ips[IP_BUCKETS];
     unsigned open;         /* every thread's */
+    struct handed *fds;    /* by descriptor */
+    size_t nfds;
+    _Atomic bool stop;
     _Atomic uint64_t load[ACCEPT_THREADS_MAX];
     _Atomic uint64_t refused;
 };
-
-/* Whether MHD_add_connection reached the daemon's notifier in this thread
- * (it calls it at once for a connection it takes, in the caller's thread or
- * later in its own). */
-static _Thread_local bool tl_started;
 
 static unsigned ip_bucket(uint32_t ip4)
 {
@@ -86,9 +93,9 @@ static bool take(struct acceptor *a, uint32_t ip4, unsigned *k)
     return ok;
 }
 
-static void give_back(struct acceptor *a, unsigned k, uint32_t ip4)
+/* Under the lock. */
+static void give_back_locked(struct acceptor *a, unsigned k, uint32_t ip4)
 {
-    pthread_mutex_lock(&a->lock);
     struct ip_node **p = &a->ips[ip_bucket(ip4)];
     while (*p && (*p)->ip4 != ip4)
         p = &(*p)->next;
@@ -101,54 +108,93 @@ static void give_back(struct acceptor *a, unsigned k, uint32_t ip4)
         a->open--;
     if (k < a->threads && atomic_load(&a->load[k]))
         atomic_fetch_sub(&a->load[k], 1);
+}
+
+/* Under the lock: what descriptor fd held, given back if still marked. */
+static void release_fd_locked(struct acceptor *a, int fd)
+{
+    if (fd < 0 || (size_t)fd >= a->nfds || !a->fds[fd].live)
+        return;
+    a->fds[fd].live = false;
+    give_back_locked(a, a->fds[fd].k, a->fds[fd].ip4);
+}
+
+void acceptor_closed(struct acceptor *a, int fd)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    release_fd_locked(a, fd);
     pthread_mutex_unlock(&a->lock);
 }
 
-void acceptor_started(void)
+/* Marks fd as handed to thread k for ip4; false when no room to mark it. */
+static bool mark_fd(struct acceptor *a, int fd, unsigned k, uint32_t ip4)
 {
-    tl_started = true;
-}
-
-void acceptor_closed(struct acceptor *a, unsigned k, uint32_t ip4)
-{
-    if (a)
-        give_back(a, k, ip4);
+    pthread_mutex_lock(&a->lock);
+    release_fd_locked(a, fd); /* a connection the daemon dropped unannounced */
+    bool ok = true;
+    if ((size_t)fd >= a->nfds) {
+        size_t n = a->nfds ? a->nfds : 1024;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct handed *m = realloc(a->fds, n * sizeof(*m));
+        if (m) {
+            memset(m + a->nfds, 0, (n - a->nfds) * sizeof(*m));
+            a->fds = m;
+            a->nfds = n;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok)
+        a->fds[fd] = (struct handed){ip4, (uint16_t)k, true};
+    else
+        give_back_locked(a, k, ip4);
+    pthread_mutex_unlock(&a->lock);
+    return ok;
 }
 
 static void hand_off(struct acceptor *a, int c, const struct sockaddr_in *peer)
 {
     uint32_t ip4 = peer->sin_addr.s_addr;
     unsigned k;
-    if (!take(a, ip4, &k)) {
+    if (!take(a, ip4, &k) || !mark_fd(a, c, k, ip4)) {
         close(c);
         atomic_fetch_add(&a->refused, 1);
         return;
     }
-    tl_started = false;
-    if (MHD_add_connection(a->d[k], c, (const struct sockaddr *)peer, sizeof(*peer)) != MHD_YES &&
-        !tl_started)
-        give_back(a, k, ip4); /* the daemon closed it without a word */
+    /* MHD_NO: the daemon refused it and closed it, with no notice. */
+    if (MHD_add_connection(a->d[k], c, (const struct sockaddr *)peer, sizeof(*peer)) != MHD_YES) {
+        acceptor_closed(a, c);
+        atomic_fetch_add(&a->refused, 1);
+    }
 }
 
 static void *accept_main(void *arg)
 {
     struct acceptor *a = arg;
     struct pollfd p[2] = {{.fd = a->fd, .events = POLLIN}, {.fd = a->wake, .events = POLLIN}};
-    int timeout = -1;
-    for (;;) {
-        if (poll(p, 2, timeout) < 0 && errno != EINTR)
-            break;
-        if (p[1].revents)
-            break;
-        timeout = -1;
+    bool rest = false;
+    while (!atomic_load(&a->stop)) {
+        /* Resting (out of descriptors, or poll failing): only the stop is
+         * watched for 10 ms; the listening socket stays readable meanwhile. */
+        int n = rest ? poll(&p[1], 1, 10) : poll(p, 2, -1);
+        rest = false;
+        if (n < 0 && errno != EINTR) {
+            fprintf(stderr, "perpsim: accepting connections: poll: %s\n", strerror(errno));
+            rest = true;
+            continue;
+        }
         for (;;) {
+            if (atomic_load(&a->stop))
+                break;
             struct sockaddr_in peer;
             socklen_t len = sizeof(peer);
             int c = accept4(a->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (c < 0) {
-                /* Out of descriptors: try again shortly, not in a spin. */
                 if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                    timeout = 10;
+                    rest = true;
                 break;
             }
             if (len != sizeof(peer) || peer.sin_family != AF_INET) {
@@ -215,6 +261,7 @@ int acceptor_run(struct acceptor *a, struct MHD_Daemon *const *d)
         a->d[k] = d[k];
     if (pthread_create(&a->thread, NULL, accept_main, a) != 0)
         return -1;
+    pthread_setname_np(a->thread, "http-accept");
     a->running = true;
     return 0;
 }
@@ -234,6 +281,7 @@ void acceptor_stop(struct acceptor *a)
     if (!a)
         return;
     if (a->running) {
+        atomic_store(&a->stop, true);
         uint64_t one = 1;
         if (write(a->wake, &one, sizeof(one)) < 0) {
             /* an eventfd counter cannot be full here */
@@ -260,5 +308,6 @@ void acceptor_free(struct acceptor *a)
             free(n);
         }
     pthread_mutex_destroy(&a->lock);
+    free(a->fds);
     free(a);
 }

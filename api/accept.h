@@ -13,8 +13,8 @@
  * The acceptor also keeps the connection caps (per client address and in
  * all): past them a new connection is closed at once, counted in
  * acceptor_refused(). It counts a connection from its hand-off until its
- * daemon says it closed (acceptor_closed); a hand-off the daemon refuses
- * is uncounted at once.
+ * daemon says it closed (acceptor_closed, by descriptor); a hand-off the
+ * daemon refuses is uncounted at once.
  */
 #ifndef PERPSIM_API_ACCEPT_H
 #define PERPSIM_API_ACCEPT_H
@@ -38,11 +38,11 @@ uint16_t acceptor_port(const struct acceptor *a);
  * with MHD_USE_NO_LISTEN_SOCKET). 0 on success. */
 int acceptor_run(struct acceptor *a, struct MHD_Daemon *const *d);
 
-/* From a daemon's connection notifier, in the daemon's thread: a
- * connection handed to thread k has started (acceptor_started) or closed
- * (acceptor_closed, with the client's IPv4 address in network order). */
-void acceptor_started(void);
-void acceptor_closed(struct acceptor *a, unsigned k, uint32_t ip4);
+/* From a daemon's connection notifier, in the daemon's thread: the
+ * connection on descriptor fd is closing (called before the daemon closes
+ * fd). A connection a daemon drops without notice (one it cannot set up)
+ * is given back when accept4 hands out its descriptor again. */
+void acceptor_closed(struct acceptor *a, int fd);
 
 /* Connections open on thread k now; connections refused at the caps. */
 uint64_t acceptor_thread_connections(const struct acceptor *a, unsigned k);

@@ -190,8 +190,6 @@ enum conn_phase { CP_IDLE = 0, CP_HEADERS, CP_BODY, CP_BUSY, CP_UPGRADED };
 
 struct conn_ctx {
     struct conn_ctx *prev, *next;
-    unsigned thread;   /* the HTTP thread (daemon) holding it */
-    uint32_t ip4;      /* the client's address, network order */
     bool listed;       /* in the guard's list */
     int fd;
     _Atomic int phase;
@@ -374,16 +372,11 @@ static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_co
     struct srv *s = th->s;
     struct guard *g = s->guard;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        acceptor_started();
         atomic_fetch_add(&s->connections, 1);
         atomic_fetch_add(&s->connections_open, 1);
         struct conn_ctx *c = calloc(1, sizeof(*c));
         if (c) {
             const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-            const union MHD_ConnectionInfo *ca = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-            c->thread = th->k;
-            if (ca && ca->client_addr && ca->client_addr->sa_family == AF_INET)
-                c->ip4 = ((const struct sockaddr_in *)ca->client_addr)->sin_addr.s_addr;
             c->fd = ci ? ci->connect_fd : -1;
             atomic_init(&c->phase, CP_IDLE);
             atomic_init(&c->since_ms, mono_ms());
@@ -400,9 +393,12 @@ static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_co
         *socket_context = c;
     } else {
         atomic_fetch_sub(&s->connections_open, 1);
+        /* Before the daemon closes the descriptor: its place is given back. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci)
+            acceptor_closed(s->acc, ci->connect_fd);
         struct conn_ctx *c = *socket_context;
         if (c) {
-            acceptor_closed(s->acc, c->thread, c->ip4);
             if (c->listed) {
                 pthread_mutex_lock(&g->lock);
                 c->prev->next = c->next;
