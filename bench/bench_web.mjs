@@ -20,11 +20,11 @@
 //     long tasks (over 50 ms, the browser's Long Tasks API).
 // --small: 3 loads, 3 s (the test command runs it so, to show it works;
 // its figures are not a measurement). Figures go in bench/RESULTS.md.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { ownServer } from '../tests/e2e/lib.mjs';
 
 const here = import.meta.dirname;
 const args = process.argv.slice(2);
@@ -54,20 +54,9 @@ try {
 }
 
 // ---------------------------------------------------------------- the server
-const srv = spawn(BIN, ['--listen', '127.0.0.1:0', '--quiet', '--rate-limit', 'off', '--web-dir', WEB, '--seed', '7',
-    ...(SPEED !== 1 ? ['--clock', `accelerated:${SPEED}`] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
-let log = '';
-const BASE = await new Promise((ok, fail) => {
-    const on = (d) => {
-        log += d;
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-        if (m) ok(m[1]);
-    };
-    srv.stdout.on('data', on);
-    srv.stderr.on('data', on);
-    srv.on('exit', (code) => fail(new Error(`perpsim exited (${code}): ${log}`)));
-    setTimeout(() => fail(new Error(`no "listening on" line in 30 s: ${log}`)), 30000);
-});
+const srv = await ownServer(BIN, ['--quiet', '--rate-limit', 'off', '--web-dir', WEB, '--seed', '7',
+    ...(SPEED !== 1 ? ['--clock', `accelerated:${SPEED}`] : [])]);
+const BASE = srv.base;
 const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -76,7 +65,7 @@ const browser = await chromium.launch({
 });
 async function done(code) {
     await browser.close().catch(() => {});
-    srv.kill('SIGTERM');
+    await srv.stop();
     process.exit(code);
 }
 const q = (xs, p) => {
@@ -152,6 +141,6 @@ try {
     if (small) console.log('bench_web: small mode, the figures are not a measurement');
     await done(0);
 } catch (e) {
-    console.error(`bench_web: ${e.message}\n${log.slice(-2000)}`);
+    console.error(`bench_web: ${e.message}\n${srv.log().slice(-2000)}`);
     await done(1);
 }
